@@ -1,0 +1,70 @@
+# mlfactory — the two commands:  make run  (start the hub)  ·  make test  (run every test)
+# Everything lands in the repo: .venv/ (Python + the proxy), labextension/node_modules,
+# and the hub's state in $(MLFACTORY_DATA) (default .mlfactory/, git-ignored).
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+MLFACTORY_DATA ?= $(CURDIR)/.mlfactory
+CHP_VERSION := 5.3.0
+LAB := labextension
+LAB_OUT := $(LAB)/build/mlfactory
+LAB_SOURCES := $(wildcard $(LAB)/src/*.ts $(LAB)/style/* $(LAB)/schema/*.json) $(LAB)/package.json $(LAB)/tsconfig.json
+
+export MLFACTORY_DATA
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test setup lint format labextension browser wheel-check clean
+
+run: setup
+	$(BIN)/mlfactory hub
+
+test: setup browser
+	$(MAKE) lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(VENV)/.installed $(BIN)/configurable-http-proxy $(LAB_OUT)/package.json $(VENV)/.linked
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+$(BIN)/configurable-http-proxy:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/chp configurable-http-proxy@$(CHP_VERSION)
+	ln -sf ../chp/node_modules/.bin/configurable-http-proxy $@
+
+$(LAB)/node_modules/.installed: $(LAB)/package.json $(LAB)/package-lock.json
+	cd $(LAB) && npm ci --no-audit --no-fund
+	touch $@
+
+labextension: $(LAB_OUT)/package.json
+$(LAB_OUT)/package.json: $(LAB)/node_modules/.installed $(VENV)/.installed $(LAB_SOURCES)
+	cd $(LAB) && npm run build
+	touch $@
+
+# An editable install does not copy data_files: link the labextension and the
+# server-extension switch into the venv, as `jupyter labextension develop` would.
+$(VENV)/.linked: $(VENV)/.installed server_ext/jupyter_server_config.d/mlfactory.json
+	mkdir -p $(VENV)/share/jupyter/labextensions $(VENV)/etc/jupyter/jupyter_server_config.d
+	ln -sfn $(CURDIR)/$(LAB_OUT) $(VENV)/share/jupyter/labextensions/mlfactory
+	cp server_ext/jupyter_server_config.d/mlfactory.json $(VENV)/etc/jupyter/jupyter_server_config.d/
+	touch $@
+
+# Playwright drives Debian's Chromium (it cannot download its own browser here).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(VENV)/.installed $(LAB)/node_modules/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd $(LAB) && npm run --silent lint:check
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	cd $(LAB) && npm run --silent lint
+
+clean:
+	rm -rf $(VENV) $(LAB)/node_modules $(LAB)/lib $(LAB)/build build dist *.egg-info

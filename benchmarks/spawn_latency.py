@@ -1,0 +1,194 @@
+"""Spawn latency: request → server ready, mlfactory's local spawner vs vanilla JupyterHub.
+
+Starts two real hubs (real configurable-http-proxy) side by side, one with
+JupyterHub's SimpleLocalProcessSpawner and one with MLFactoryLocalSpawner, both
+starting the same JupyterLab single-user server, and alternates spawns between
+them so that machine noise hits both alike. A spawn is timed from the REST
+request (POST /hub/api/users/<u>/server) to the moment the hub reports the server
+ready; the server is then stopped. Prints medians, ranges and the ratio.
+
+    .venv/bin/python benchmarks/spawn_latency.py --spawns 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HUB_CONFIG = """
+c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
+c.JupyterHub.hub_port = {hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.JupyterHub.db_url = "sqlite:///{data}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{data}/cookie_secret"
+c.ConfigurableHTTPProxy.pid_file = "{data}/proxy.pid"
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+c.JupyterHub.services = [{{"name": "bench", "api_token": "{token}"}}]
+c.JupyterHub.load_roles = [{{"name": "bench", "scopes": ["admin:users", "admin:servers"],
+                             "services": ["bench"]}}]
+c.Spawner.default_url = "/lab"
+c.Spawner.cmd = [{python!r}, "-m", "jupyterhub.singleuser"]
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 120
+"""
+
+VARIANTS = {
+    "vanilla": """
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = "{data}/home/{{username}}"
+c.Spawner.args = {root_args!r}
+""",
+    "mlfactory": """
+c.JupyterHub.spawner_class = "mlfactory-local"
+c.MLFactoryLocalSpawner.workspace_root = "{data}/workspaces"
+c.MLFactoryLocalSpawner.log_root = "{data}/logs"
+""",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Hub:
+    def __init__(self, variant: str, workdir: Path) -> None:
+        self.variant = variant
+        self.data = workdir / variant
+        self.data.mkdir(parents=True)
+        self.port = free_port()
+        self.token = secrets.token_hex(16)
+        fields = {
+            "port": self.port,
+            "hub_port": free_port(),
+            "proxy_api_port": free_port(),
+            "data": self.data,
+            "token": self.token,
+            "python": sys.executable,
+            "root_args": ["--allow-root"] if os.geteuid() == 0 else [],
+        }
+        config = (HUB_CONFIG + VARIANTS[variant]).format(**fields)
+        (self.data / "jupyterhub_config.py").write_text(textwrap.dedent(config))
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        }
+        self.log = open(self.data / "hub.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(self.data / "jupyterhub_config.py")],
+            cwd=self.data,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def api(self, method: str, path: str) -> tuple[int, dict]:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/hub/api{path}",
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:  # noqa: S310 - local hub
+                body = r.read()
+                return r.status, json.loads(body) if body else {}
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            try:
+                return e.code, json.loads(body or b"{}")
+            except ValueError:  # the proxy's HTML error page while the hub starts
+                return e.code, {"message": body[:200].decode("utf-8", "replace")}
+
+    def wait_up(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.api("GET", "/")[0] == 200:
+                    return
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.variant} hub did not start; see {self.data / 'hub.log'}")
+
+    def spawn_once(self, user: str) -> float:
+        """Seconds from the spawn request until the hub says the server is ready."""
+        t0 = time.perf_counter()
+        status, body = self.api("POST", f"/users/{user}/server")
+        if status not in (201, 202):
+            raise RuntimeError(f"{self.variant}: spawn answered {status}: {body}")
+        while status == 202:
+            _, info = self.api("GET", f"/users/{user}")
+            server = info.get("servers", {}).get("", {})
+            if server.get("ready"):
+                break
+            if not server.get("pending") and not server.get("ready"):
+                raise RuntimeError(f"{self.variant}: spawn failed; see {self.data}")
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - t0
+        self.api("DELETE", f"/users/{user}/server")
+        while self.api("GET", f"/users/{user}")[1].get("servers"):
+            time.sleep(0.05)
+        return elapsed
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spawns", type=int, default=20, help="spawns per variant (>= 20)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed spawns per variant")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mlf-bench-") as tmp:
+        hubs = {name: Hub(name, Path(tmp)) for name in VARIANTS}
+        try:
+            for hub in hubs.values():
+                hub.wait_up()
+                hub.api("POST", "/users/bench-user")
+            for hub in hubs.values():
+                for _ in range(args.warmup):
+                    hub.spawn_once("bench-user")
+            times: dict[str, list[float]] = {name: [] for name in hubs}
+            for i in range(args.spawns):
+                order = list(hubs) if i % 2 == 0 else list(reversed(hubs))
+                for name in order:
+                    times[name].append(hubs[name].spawn_once("bench-user"))
+        finally:
+            for hub in hubs.values():
+                hub.stop()
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
+    for name, ts in times.items():
+        print(
+            f"{name:10s} n={len(ts)} median {statistics.median(ts):.3f}s "
+            f"min {min(ts):.3f}s max {max(ts):.3f}s"
+        )
+    ratio = statistics.median(times["mlfactory"]) / statistics.median(times["vanilla"])
+    print(f"ratio of medians mlfactory/vanilla: {ratio:.2f} (target <= 0.80)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The ``mlfactory`` command line: start the hub, check a platform config.
+
+``mlfactory hub`` is what the run command calls: it validates the platform
+config, makes sure the first admin can log in, prints how, and then replaces
+itself with JupyterHub running the shipped config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .hubconfig import DEFAULT_PORT, admin_username
+from .platform_config import ConfigError, data_dir, load_platform_config
+
+SHIPPED_HUB_CONFIG = Path(__file__).with_name("jupyterhub_config.py")
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_platform_config(args.file)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(
+        f"{args.file}: OK — {len(cfg.profiles)} profiles, {len(cfg.images)} images, "
+        f"{len(cfg.groups)} groups; default profile {cfg.default_profile.slug!r}"
+    )
+    return 0
+
+
+def bootstrap_admin(accounts_db_url: str, username: str, password: str | None) -> str | None:
+    """Make sure the first admin can log in. Returns a generated password to print, if any.
+
+    An explicit password (``MLFACTORY_ADMIN_PASSWORD``) is applied every time, so scripts
+    can rely on it; otherwise a random one is made only when the account is new.
+    """
+    from .account_store import AccountStore
+
+    store = AccountStore(accounts_db_url)
+    try:
+        if password:
+            if not store.ensure_admin(username, password):
+                store.set_password(username, password)
+            return None
+        generated = secrets.token_urlsafe(12)
+        return generated if store.ensure_admin(username, generated) else None
+    finally:
+        store.close()
+
+
+def _hub(args: argparse.Namespace) -> int:
+    try:
+        load_platform_config()
+    except ConfigError as e:
+        print(f"mlfactory: the platform config is invalid:\n{e}", file=sys.stderr)
+        return 2
+    data = data_dir()
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    admin = admin_username()
+    generated = bootstrap_admin(
+        f"sqlite:///{data / 'accounts.sqlite'}", admin, os.environ.get("MLFACTORY_ADMIN_PASSWORD")
+    )
+    port = os.environ.get("MLFACTORY_PORT") or DEFAULT_PORT
+    ip = os.environ.get("MLFACTORY_IP") or "127.0.0.1"
+    print(f"\n  mlfactory hub: http://{ip}:{port}/", flush=True)
+    if generated:
+        print(f"  First admin: log in as '{admin}' with password: {generated}", flush=True)
+        print("  (shown once; change it at /hub/change-password)\n", flush=True)
+    elif os.environ.get("MLFACTORY_ADMIN_PASSWORD"):
+        print(f"  Admin: '{admin}', password from MLFACTORY_ADMIN_PASSWORD\n", flush=True)
+    else:
+        print(f"  Admin: '{admin}' (password as printed when it was created)\n", flush=True)
+    # The proxy and the servers' jupyterhub-singleuser live next to this interpreter.
+    bindir = str(Path(sys.executable).parent)
+    os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
+    os.environ["MLFACTORY_DATA"] = str(data)
+    if os.environ.get("MLFACTORY_CONFIG"):
+        os.environ["MLFACTORY_CONFIG"] = str(Path(os.environ["MLFACTORY_CONFIG"]).resolve())
+    os.chdir(data)
+    argv = [
+        sys.executable,
+        "-m",
+        "jupyterhub",
+        "-f",
+        str(SHIPPED_HUB_CONFIG),
+        *args.jupyterhub_args,
+    ]
+    os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with the hub
+    return 0  # pragma: no cover
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlfactory", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    hub = sub.add_parser("hub", help="start JupyterHub with the shipped mlfactory config")
+    hub.add_argument("jupyterhub_args", nargs=argparse.REMAINDER, help="passed to jupyterhub")
+    hub.set_defaults(func=_hub)
+    config = sub.add_parser("config", help="work with the platform config file")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a platform config file")
+    check.add_argument("file", help="path to an mlfactory.yaml")
+    check.set_defaults(func=_config_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

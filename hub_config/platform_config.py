@@ -1,0 +1,296 @@
+"""The platform configuration file (``mlfactory.yaml``): its schema and loader.
+
+Pure: the schema, size parsing and error formatting do no I/O; only
+``load_platform_config`` reads the file. Errors name the file, the key path
+and what was expected, so an admin can fix the file without reading code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+PACKAGED_CONFIG = Path(__file__).with_name("mlfactory.yaml")
+
+# Kubernetes-style quantities: what KubeSpawner and the local backend both take.
+_SIZE_RE = re.compile(r"(?P<num>[0-9]+(?:\.[0-9]+)?)(?P<unit>Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?")
+_UNITS = {
+    None: 1,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+}
+_SLUG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_DURATION_RE = re.compile(r"(?P<num>[0-9]+)(?P<unit>s|m|h|d)?")
+_DURATION_UNITS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(ValueError):
+    """The platform config is unusable; ``str(err)`` is a message for the admin."""
+
+
+def parse_size(value: Any) -> int:
+    """``'16Gi'`` → bytes. Plain integers are bytes. Raises ValueError with advice."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size; use e.g. '16Gi'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{value!r} is negative; use e.g. '16Gi'")
+        return value
+    if isinstance(value, str):
+        m = _SIZE_RE.fullmatch(value.strip())
+        if m:
+            return int(float(m["num"]) * _UNITS[m["unit"]])
+    raise ValueError(f"{value!r} is not a size; use e.g. '16Gi'")
+
+
+def format_size(n_bytes: int) -> str:
+    """Bytes → the shortest exact binary quantity (``2147483648`` → ``'2Gi'``)."""
+    for unit in ("Pi", "Ti", "Gi", "Mi", "Ki"):
+        if n_bytes and n_bytes % _UNITS[unit] == 0:
+            return f"{n_bytes // _UNITS[unit]}{unit}"
+    return str(n_bytes)
+
+
+def parse_duration(value: Any) -> int:
+    """``'90m'`` / ``'1h'`` / ``3600`` → seconds."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        m = _DURATION_RE.fullmatch(value.strip())
+        if m:
+            return int(m["num"]) * _DURATION_UNITS[m["unit"]]
+    raise ValueError(f"{value!r} is not a duration; use seconds or e.g. '30m', '2h', '1d'")
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+Duration = Annotated[int, BeforeValidator(parse_duration)]
+
+
+def _check_slug(value: str) -> str:
+    if not _SLUG_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid slug; use 1-63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+Slug = Annotated[str, BeforeValidator(lambda v: _check_slug(v) if isinstance(v, str) else v)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Platform(_Strict):
+    name: str = "mlfactory"
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+
+
+class Profile(_Strict):
+    slug: Slug
+    display_name: str
+    description: str = ""
+    cpu: float = Field(gt=0, description="CPU cores (limit)")
+    memory: Size
+    gpu: int = Field(0, ge=0)
+    gpu_type: str | None = None
+    disk: Size = parse_size("10Gi")
+    price_per_hour: float = Field(ge=0)
+    default: bool = False
+
+    @model_validator(mode="after")
+    def _gpu_type_needs_gpu(self) -> Profile:
+        if self.gpu_type and not self.gpu:
+            raise ValueError("gpu_type is set but gpu is 0; set gpu to the number of GPUs")
+        return self
+
+
+class Image(_Strict):
+    slug: Slug
+    display_name: str
+    image: str = Field(description="container image for Kubernetes, e.g. 'quay.io/org/img:tag'")
+    description: str = ""
+    default: bool = False
+
+
+class Budget(_Strict):
+    monthly: float = Field(ge=0, description="currency units per calendar month")
+    alert_thresholds: tuple[float, ...] = (0.5, 0.8, 1.0)
+    hard_limit: bool = True
+
+    @field_validator("alert_thresholds")
+    @classmethod
+    def _fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        for t in v:
+            if not 0 < t <= 1.5:
+                raise ValueError(f"{t} is not a fraction of the budget; use e.g. 0.8 for 80%")
+        return tuple(sorted(v))
+
+
+class Group(_Strict):
+    name: Slug
+    description: str = ""
+    profiles: tuple[Slug, ...]
+    images: tuple[Slug, ...] = ()
+    budget: Budget | None = None
+
+
+class Culling(_Strict):
+    enabled: bool = True
+    idle_timeout: Duration = 3600
+    max_age: Duration = 0
+    warn_before: Duration = 600
+    grace_after_restart: Duration = 330
+
+
+class DataStore(_Strict):
+    name: Slug
+    kind: Literal["s3", "postgresql", "mysql", "filesystem", "http"]
+    description: str = ""
+    url: str
+    groups: tuple[Slug, ...] = ()
+
+
+class ComponentSource(_Strict):
+    name: Slug
+    url: str
+    ref: str = "main"
+
+
+class PlatformConfig(_Strict):
+    platform: Platform = Platform()
+    profiles: tuple[Profile, ...] = Field(min_length=1)
+    images: tuple[Image, ...] = Field(min_length=1)
+    groups: tuple[Group, ...] = ()
+    default_budget: Budget
+    culling: Culling = Culling()
+    data_stores: tuple[DataStore, ...] = ()
+    component_sources: tuple[ComponentSource, ...] = ()
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> PlatformConfig:
+        problems: list[str] = []
+        _unique(problems, "profiles", [p.slug for p in self.profiles])
+        _unique(problems, "images", [i.slug for i in self.images])
+        _unique(problems, "groups", [g.name for g in self.groups])
+        profile_slugs = [p.slug for p in self.profiles]
+        image_slugs = [i.slug for i in self.images]
+        group_names = [g.name for g in self.groups]
+        for gi, g in enumerate(self.groups):
+            _known(problems, f"groups[{gi}].profiles", g.profiles, profile_slugs, "profile")
+            _known(problems, f"groups[{gi}].images", g.images, image_slugs, "image")
+        for di, d in enumerate(self.data_stores):
+            _known(problems, f"data_stores[{di}].groups", d.groups, group_names, "group")
+        for key, items in (("profiles", self.profiles), ("images", self.images)):
+            defaults = [x.slug for x in items if x.default]
+            if len(defaults) > 1:
+                problems.append(f"{key}: more than one default ({', '.join(defaults)}); keep one")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def default_profile(self) -> Profile:
+        """The profile marked ``default``, else the first one."""
+        return next((p for p in self.profiles if p.default), self.profiles[0])
+
+    @property
+    def default_image(self) -> Image:
+        return next((i for i in self.images if i.default), self.images[0])
+
+    def profile(self, slug: str) -> Profile | None:
+        return next((p for p in self.profiles if p.slug == slug), None)
+
+
+def _unique(problems: list[str], key: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            problems.append(f"{key}[{i}]: {n!r} is defined twice; names must be unique")
+        seen.add(n)
+
+
+def _known(
+    problems: list[str], key: str, names: Iterable[str], defined: list[str], what: str
+) -> None:
+    for i, n in enumerate(names):
+        if n not in defined:
+            problems.append(
+                f"{key}[{i}]: {n!r} is not a defined {what}; defined: {', '.join(defined)}"
+            )
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not str(part).startswith("function-"):
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    """One line per problem: ``file: key.path: what is wrong``."""
+    lines = []
+    for e in err.errors(include_url=False):
+        where = _loc(e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see the example mlfactory.yaml)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"{source}: {where}: {msg}" if where else f"{source}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_platform_config(data: Any, source: str = "mlfactory.yaml") -> PlatformConfig:
+    """Validate already-parsed YAML; raise ConfigError naming ``source`` and key paths."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the file must hold a mapping of keys (profiles:, images:…)")
+    try:
+        return PlatformConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(source, e)) from None
+
+
+def load_platform_config(path: str | os.PathLike[str] | None = None) -> PlatformConfig:
+    """Read and validate the config file (default: ``$MLFACTORY_CONFIG`` or the example)."""
+    path = Path(path or os.environ.get("MLFACTORY_CONFIG") or PACKAGED_CONFIG)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the platform config ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    return parse_platform_config(data, str(path))
+
+
+def data_dir() -> Path:
+    """Where platform state lives: ``$MLFACTORY_DATA``, else ``./.mlfactory``."""
+    return Path(os.environ.get("MLFACTORY_DATA") or ".mlfactory").resolve()
