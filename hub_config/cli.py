@@ -38,14 +38,17 @@ def bootstrap_admin(accounts_db_url: str, username: str, password: str | None) -
 
     An explicit password (``MLFACTORY_ADMIN_PASSWORD``) is applied every time, so scripts
     can rely on it; otherwise a random one is made only when the account is new.
+    Raises ValueError when the name or the explicit password breaks the account policy.
     """
+    from . import accounts
     from .account_store import AccountStore
 
     store = AccountStore(accounts_db_url)
     try:
         if password:
             if not store.ensure_admin(username, password):
-                store.set_password(username, password)
+                store.set_password(username, accounts.hash_password(password))
+                store.authorize(username)
             return None
         generated = secrets.token_urlsafe(12)
         return generated if store.ensure_admin(username, generated) else None
@@ -62,9 +65,15 @@ def _hub(args: argparse.Namespace) -> int:
     data = data_dir()
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     admin = admin_username()
-    generated = bootstrap_admin(
-        f"sqlite:///{data / 'accounts.sqlite'}", admin, os.environ.get("MLFACTORY_ADMIN_PASSWORD")
-    )
+    try:
+        generated = bootstrap_admin(
+            f"sqlite:///{data / 'accounts.sqlite'}",
+            admin,
+            os.environ.get("MLFACTORY_ADMIN_PASSWORD"),
+        )
+    except ValueError as e:
+        print(f"mlfactory: cannot set up the admin account {admin!r}: {e}", file=sys.stderr)
+        return 2
     port = os.environ.get("MLFACTORY_PORT") or DEFAULT_PORT
     ip = os.environ.get("MLFACTORY_IP") or "127.0.0.1"
     print(f"\n  mlfactory hub: http://{ip}:{port}/", flush=True)

@@ -141,7 +141,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         return env
 
     def get_args(self) -> list[str]:
-        args = super().get_args()
+        args = list(super().get_args())  # a copy: the base may hand back self.args itself
         if self._runs_as_root() and self.allow_root:
             args.append("--allow-root")
         return args
@@ -209,12 +209,12 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             returncode = self.proc.poll()
             if returncode is not None:
                 self.clear_state()
+                cause = failure_cause(self._log_tail())
                 raise SpawnException(
-                    f"Your server stopped during start-up (exit code {returncode}): "
-                    f"{failure_cause(self._log_tail())}",
+                    f"Your server stopped during start-up (exit code {returncode}): {cause}",
                     reason="server-exited",
-                    log_message=f"Server {self.server_slug} exited with {returncode}; "
-                    f"see {self.log_path}",
+                    log_message=f"Server {self.server_slug} exited with {returncode}: {cause} "
+                    f"(log: {self.log_path})",
                     status_code=500,
                 )
             try:

@@ -1,0 +1,175 @@
+/**
+ * The mlfactory left-area panel: who is working, on which resources.
+ * Server data is fetched when the panel is first shown, never at start-up.
+ */
+import type { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import { requestAPI } from './handler';
+import { mlfactoryIcon } from './icon';
+
+/** The resource profile the user's server was started with. */
+export interface IProfileInfo {
+  slug: string;
+  display_name: string;
+  cpu: number;
+  memory: string;
+  gpu: number;
+}
+
+/** The body of `GET <base>/mlfactory/api/info`. */
+export interface IInfo {
+  version: string;
+  user: string;
+  owner: string;
+  profile: IProfileInfo | null;
+  features: string[];
+}
+
+export namespace MLFactorySidebar {
+  export interface IOptions {
+    /** Where the panel gets its data; defaults to the server extension. */
+    fetchInfo?: () => Promise<IInfo>;
+  }
+}
+
+export class MLFactorySidebar extends Widget {
+  constructor(options: MLFactorySidebar.IOptions = {}) {
+    super();
+    this._fetchInfo = options.fetchInfo ?? (() => requestAPI<IInfo>('info'));
+    this.id = 'mlfactory-sidebar';
+    this.addClass('mlfactory-Sidebar');
+    this.node.dataset.testid = 'mlfactory-sidebar';
+    this.title.icon = mlfactoryIcon;
+    this.title.caption = 'mlfactory';
+
+    const header = document.createElement('header');
+    header.className = 'mlfactory-Sidebar-header';
+    const heading = document.createElement('h2');
+    heading.textContent = 'mlfactory';
+    header.appendChild(heading);
+
+    this._body = document.createElement('div');
+    this._body.className = 'mlfactory-Sidebar-body';
+    this.node.append(header, this._body);
+  }
+
+  /** Fetch the workspace info again and re-render. */
+  refresh(): Promise<void> {
+    if (!this._pending) {
+      this._pending = this._load().finally(() => {
+        this._pending = null;
+      });
+    }
+    return this._pending;
+  }
+
+  protected override onBeforeShow(msg: Message): void {
+    super.onBeforeShow(msg);
+    if (!this._loaded) {
+      void this.refresh();
+    }
+  }
+
+  private async _load(): Promise<void> {
+    this._body.replaceChildren(paragraph('Loading…', 'mlfactory-loading'));
+    try {
+      const info = await this._fetchInfo();
+      this._loaded = true;
+      this._body.replaceChildren(renderWorkspace(info));
+    } catch (error) {
+      this._body.replaceChildren(this._renderError(error));
+    }
+  }
+
+  private _renderError(error: unknown): HTMLElement {
+    const box = document.createElement('div');
+    box.className = 'mlfactory-error';
+    box.setAttribute('role', 'alert');
+    box.textContent =
+      error instanceof Error && error.message
+        ? error.message
+        : 'Could not reach the mlfactory server extension.';
+
+    const retry = document.createElement('button');
+    retry.type = 'button';
+    retry.className = 'jp-Button jp-mod-styled jp-mod-reject';
+    retry.textContent = 'Retry';
+    retry.addEventListener('click', () => void this.refresh());
+
+    const wrapper = document.createElement('div');
+    wrapper.append(box, retry);
+    return wrapper;
+  }
+
+  private readonly _body: HTMLElement;
+  private readonly _fetchInfo: () => Promise<IInfo>;
+  private _loaded = false;
+  private _pending: Promise<void> | null = null;
+}
+
+/** "1 CPU · 2Gi memory · no GPU" */
+export function formatResources(profile: IProfileInfo): string {
+  const cpu = `${profile.cpu} CPU`;
+  const gpu =
+    profile.gpu > 0
+      ? `${profile.gpu} GPU${profile.gpu > 1 ? 's' : ''}`
+      : 'no GPU';
+  return [cpu, `${profile.memory} memory`, gpu].join(' · ');
+}
+
+function renderWorkspace(info: IInfo): HTMLElement {
+  const section = document.createElement('section');
+  section.className = 'mlfactory-Sidebar-section';
+  const title = document.createElement('h3');
+  title.textContent = 'Workspace';
+
+  const list = document.createElement('dl');
+  list.className = 'mlfactory-Sidebar-facts';
+  addFact(list, 'User', info.user, 'mlfactory-user');
+  if (info.owner && info.owner !== info.user) {
+    // A server shared through the hub: say whose workspace this is.
+    addFact(list, 'Owner', info.owner, 'mlfactory-owner');
+  }
+  if (info.profile) {
+    addFact(
+      list,
+      'Profile',
+      info.profile.display_name || info.profile.slug,
+      'mlfactory-profile'
+    );
+    addFact(
+      list,
+      'Resources',
+      formatResources(info.profile),
+      'mlfactory-resources'
+    );
+  } else {
+    addFact(list, 'Profile', 'None', 'mlfactory-profile');
+  }
+  addFact(list, 'Version', info.version, 'mlfactory-version');
+
+  section.append(title, list);
+  return section;
+}
+
+function addFact(
+  list: HTMLElement,
+  label: string,
+  value: string,
+  testid: string
+): void {
+  const term = document.createElement('dt');
+  term.textContent = label;
+  const detail = document.createElement('dd');
+  detail.textContent = value;
+  detail.dataset.testid = testid;
+  list.append(term, detail);
+}
+
+function paragraph(text: string, className: string): HTMLElement {
+  const p = document.createElement('p');
+  p.className = className;
+  p.textContent = text;
+  return p;
+}

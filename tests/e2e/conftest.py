@@ -1,0 +1,134 @@
+"""A real hub for end-to-end tests: the `mlfactory hub` command, the real proxy, real servers.
+
+Each hub gets its own data folder and free ports, so tests never touch a
+developer's running hub or the repo's .mlfactory/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ADMIN_PASSWORD = "correct-horse-battery"
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# The flags Chromium needs on these machines: root (no sandbox), no GPU, and a closed
+# network (background services would try to reach the internet).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RealHub:
+    url: str
+    data: Path
+    proc: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_hub(data: Path, *extra_args: str, timeout: float = 60) -> RealHub:
+    """Start `mlfactory hub` and return once its login page answers."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFACTORY_DATA": str(data),
+        "MLFACTORY_PORT": str(port),
+        "MLFACTORY_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
+    env.pop("MLFACTORY_CONFIG", None)
+    mlfactory = Path(sys.executable).with_name("mlfactory")
+    args = [
+        str(mlfactory),
+        "hub",
+        f"--JupyterHub.hub_port={free_port()}",
+        f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
+        *extra_args,
+    ]
+    data.mkdir(parents=True, exist_ok=True)
+    log_path = data / "hub-test.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+    hub = RealHub(url=f"http://127.0.0.1:{port}", data=data, proc=proc, log_path=log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the hub exited with {proc.returncode}:\n{hub.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{hub.url}/hub/login", timeout=5) as r:  # noqa: S310
+                if r.status == 200:
+                    return hub
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.2)  # waiting on a real process, not on the clock under test
+    stop_hub(hub)
+    raise RuntimeError(f"the hub did not answer within {timeout}s:\n{hub.log()[-3000:]}")
+
+
+def stop_hub(hub: RealHub) -> None:
+    hub.proc.terminate()
+    try:
+        hub.proc.wait(30)
+    except subprocess.TimeoutExpired:
+        hub.proc.kill()
+        hub.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def real_hub(tmp_path_factory) -> Iterator[RealHub]:
+    hub = start_hub(tmp_path_factory.mktemp("hub-data"))
+    yield hub
+    stop_hub(hub)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: the test command installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path

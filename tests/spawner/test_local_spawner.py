@@ -1,0 +1,113 @@
+"""MLFactoryLocalSpawner against an in-process hub (MockHub) and real server processes."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from jupyterhub.spawner import SpawnException
+from jupyterhub.tests.utils import add_user, api_request
+
+from mlfactory.spawner.local import MLFactoryLocalSpawner
+
+
+@pytest.fixture
+def spawner_config(tmp_path):
+    return {
+        "JupyterHub": {"spawner_class": MLFactoryLocalSpawner},
+        "MLFactoryLocalSpawner": {
+            "workspace_root": str(tmp_path / "workspaces"),
+            "log_root": str(tmp_path / "logs"),
+        },
+        "Spawner": {"start_timeout": 60, "http_timeout": 60},
+    }
+
+
+@pytest.fixture
+def server_exits_at_start(spawner_config):
+    """A real jupyterhub-singleuser that refuses its settings and exits during start-up."""
+    spawner_config["Spawner"]["args"] = ["--ServerApp.root_dir=/nonexistent/mlfactory-test"]
+    return spawner_config
+
+
+async def test_spawn_starts_real_server_in_workspace(hub_app, spawner_config, tmp_path):
+    app = await hub_app(spawner_config)
+    user = add_user(app.db, app, name="alice")
+    await user.spawn()
+    spawner = user.spawner
+    try:
+        assert await spawner.poll() is None
+        workspace = tmp_path / "workspaces" / "alice"
+        assert workspace.is_dir()
+        assert oct(workspace.stat().st_mode & 0o777) == "0o700"
+        r = await api_request(app, "users", "alice")
+        assert r.json()["servers"][""]["ready"] is True
+        # the hub reached the server through the proxy
+        r = await api_request(app, "users", "alice", "server", "progress", stream=True)
+        assert r.status_code == 200
+    finally:
+        await user.stop()
+    assert await spawner.poll() is not None
+
+
+async def test_spawn_failure_reaches_the_user_with_its_cause(hub_app, server_exits_at_start):
+    app = await hub_app(server_exits_at_start)
+    add_user(app.db, app, name="bob")
+    r = await api_request(app, "users", "bob", "server", method="post")
+    assert r.status_code == 500, r.text
+    message = r.json()["message"]
+    assert "stopped during start-up" in message
+    assert "/nonexistent/mlfactory-test" in message
+    assert "Traceback" not in message
+
+
+async def test_spawner_raises_spawn_exception_with_log_cause(hub_app, server_exits_at_start):
+    app = await hub_app(server_exits_at_start)
+    user = add_user(app.db, app, name="carol")
+    with pytest.raises(SpawnException) as info:
+        await user.spawn()
+    assert info.value.message.startswith("Your server stopped during start-up")
+
+
+async def test_refuses_root_when_disallowed(hub_app, spawner_config, monkeypatch):
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    spawner_config["MLFactoryLocalSpawner"]["allow_root"] = False
+    app = await hub_app(spawner_config)
+    user = add_user(app.db, app, name="dave")
+    with pytest.raises(SpawnException, match="allow_root = False"):
+        await user.spawn()
+
+
+def test_args_add_allow_root_only_when_running_as_root(monkeypatch):
+    spawner = MLFactoryLocalSpawner(user=_FakeUser("erin"))
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    assert "--allow-root" in spawner.get_args()
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert "--allow-root" not in spawner.get_args()
+    spawner.os_accounts = True
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    assert "--allow-root" not in spawner.get_args()
+
+
+def test_defaults_use_this_interpreter_and_open_lab():
+    spawner = MLFactoryLocalSpawner(user=_FakeUser("erin"))
+    assert spawner.cmd[0] == sys.executable
+    assert spawner.default_url == "/lab"
+
+
+def test_workspace_and_log_names_go_through_the_slug(tmp_path):
+    spawner = MLFactoryLocalSpawner(
+        user=_FakeUser("Mallory.X"), workspace_root=str(tmp_path), log_root=str(tmp_path)
+    )
+    assert spawner.workspace.parent == tmp_path
+    assert spawner.workspace.name.startswith("mallory-x---")
+    assert spawner.workspace.name != "mallory-x"
+
+
+class _FakeUser:
+    """The few User attributes the spawner reads outside a hub."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.url = f"/user/{name}/"
+        self.escaped_name = name
