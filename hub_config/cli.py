@@ -106,8 +106,12 @@ def _hub(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlfactory", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    hub = sub.add_parser("hub", help="start JupyterHub with the shipped mlfactory config")
-    hub.add_argument("jupyterhub_args", nargs=argparse.REMAINDER, help="passed to jupyterhub")
+    hub = sub.add_parser(
+        "hub",
+        help="start JupyterHub with the shipped mlfactory config",
+        description="Start JupyterHub; further arguments (e.g. --JupyterHub.hub_port=8082) "
+        "are passed on to jupyterhub.",
+    )
     hub.set_defaults(func=_hub)
     config = sub.add_parser("config", help="work with the platform config file")
     config_sub = config.add_subparsers(dest="config_command", required=True)
@@ -118,7 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "hub":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.jupyterhub_args = extra
     return args.func(args)
 
 

@@ -132,3 +132,16 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+# Playwright's sync API keeps its own event loop running in this thread; the
+# jupyter-server plugin's autouse loop fixtures would try to close it. These tests
+# use no jupyter-server fixtures, so switch those two off here.
+@pytest.fixture
+def jp_asyncio_loop():
+    return None
+
+
+@pytest.fixture
+def jp_server_cleanup():
+    return None
