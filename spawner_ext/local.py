@@ -25,6 +25,17 @@ from .slugs import safe_slug
 from .startup import failure_cause
 
 
+def spawn_error(message: str, *, reason: str, log_message: str = "", status_code: int = 400):
+    """A SpawnException whose ``message`` is exactly what the user reads.
+
+    JupyterHub's progress stream and error pages show ``exc.jupyterhub_message`` when
+    set, and ``str(exc)`` (status, class name and the log message) otherwise.
+    """
+    exc = SpawnException(message, reason=reason, log_message=log_message, status_code=status_code)
+    exc.jupyterhub_message = message
+    return exc
+
+
 def _data_dir() -> Path:
     return Path(os.environ.get("MLFACTORY_DATA") or ".mlfactory").resolve()
 
@@ -164,7 +175,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
     async def start(self) -> tuple[str, int]:
         self._events = []
         if self._runs_as_root() and not self.allow_root:
-            raise SpawnException(
+            raise spawn_error(
                 "The hub runs as root and servers would run as root too, which this hub "
                 "refuses (MLFactoryLocalSpawner.allow_root = False). Ask an admin to run "
                 "the hub as an unprivileged user or enable os_accounts.",
@@ -210,7 +221,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             if returncode is not None:
                 self.clear_state()
                 cause = failure_cause(self._log_tail())
-                raise SpawnException(
+                raise spawn_error(
                     f"Your server stopped during start-up (exit code {returncode}): {cause}",
                     reason="server-exited",
                     log_message=f"Server {self.server_slug} exited with {returncode}: {cause} "

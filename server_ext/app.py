@@ -1,0 +1,99 @@
+"""The ExtensionApp that plugs mlfactory into each user's jupyter server.
+
+It reads what the spawner handed over (profile, owner), puts it in the tornado
+settings for the handlers, and registers the route tables.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Dict, Unicode, default
+
+from .handlers import SETTINGS_KEY, default_handlers
+from .owner import owner_from_env
+
+PROFILE_ENV = "MLFACTORY_PROFILE"
+
+
+def _package_version() -> str:
+    try:
+        return version("mlfactory")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # containers run with a uid missing from /etc/passwd
+        return ""
+
+
+class MLFactoryServerApp(ExtensionApp):
+    """mlfactory's endpoints inside a single-user jupyter server."""
+
+    name = "mlfactory"
+    load_other_extensions = True
+
+    profile = Dict(
+        allow_none=True,
+        help="""The resource profile this server was started with (a JSON object).
+
+        Default: parsed from the MLFACTORY_PROFILE environment variable, which the
+        mlfactory spawner sets. Unset, empty or not a JSON object gives None (with a
+        warning for bad JSON); the panels then show no profile.
+        Example: c.MLFactoryServerApp.profile = {"name": "cpu-small", "cpu": 2, "mem_gb": 8}
+        """,
+    ).tag(config=True)
+
+    @default("profile")
+    def _default_profile(self) -> dict[str, Any] | None:
+        raw = os.environ.get(PROFILE_ENV, "").strip()
+        if not raw:
+            return None
+        try:
+            parsed = json.loads(raw)
+        except ValueError as e:
+            self.log.warning("Ignoring %s: not valid JSON (%s).", PROFILE_ENV, e)
+            return None
+        if not isinstance(parsed, dict):
+            self.log.warning(
+                "Ignoring %s: expected a JSON object, got %s.", PROFILE_ENV, type(parsed).__name__
+            )
+            return None
+        return parsed
+
+    owner = Unicode(
+        allow_none=True,
+        help="""Hub username of the server's owner, the only caller allowed owner-only
+        actions (publishing, sharing, credentials).
+
+        Default: JUPYTERHUB_USER when JupyterHub started the server ("" if the hub left it
+        unset, which nobody matches), else None. None means a standalone server: its token
+        or password is the only way in, so every authenticated caller counts as the owner.
+        Example: c.MLFactoryServerApp.owner = "alice"
+        """,
+    ).tag(config=True)
+
+    @default("owner")
+    def _default_owner(self) -> str | None:
+        return owner_from_env(os.environ)
+
+    def initialize_settings(self) -> None:
+        self.settings[SETTINGS_KEY] = {
+            "version": _package_version(),
+            "profile": self.profile,
+            "owner": self.owner,
+            # shown in /info only; a standalone server has no hub user to name
+            "owner_display": self.owner if self.owner is not None else _os_user(),
+        }
+
+    def initialize_handlers(self) -> None:
+        # ExtensionApp._prepare_handlers prefixes each pattern with base_url.
+        self.handlers.extend(default_handlers)

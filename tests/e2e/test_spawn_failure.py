@@ -1,0 +1,39 @@
+"""A server that dies during start-up: the user sees why, not a bare 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import ADMIN_PASSWORD, screenshot, start_hub, stop_hub
+
+pytestmark = [pytest.mark.hub, pytest.mark.browser]
+
+
+@pytest.fixture(scope="module")
+def hub_whose_servers_fail(tmp_path_factory):
+    """A real hub whose single-user servers refuse a missing root folder and exit."""
+    hub = start_hub(
+        tmp_path_factory.mktemp("failing-hub"),
+        "--MLFactoryLocalSpawner.args=['--ServerApp.root_dir=/nonexistent/mlfactory-e2e']",
+    )
+    yield hub
+    stop_hub(hub)
+
+
+def test_spawn_page_shows_the_cause(hub_whose_servers_fail, page):
+    hub = hub_whose_servers_fail
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("input[type=submit], button[type=submit]")
+    message = page.locator("#progress-message")
+    message.get_by_text("stopped during start-up").wait_for(timeout=60_000)
+    text = message.inner_text()
+    assert text.startswith("Spawn failed: Your server stopped during start-up (exit code 1)")
+    assert "No such directory" in text and "/nonexistent/mlfactory-e2e" in text
+    # what the user reads is the cause, not the hub's internals
+    assert "SpawnException" not in text and "/logs/" not in text
+    body = page.inner_text("body")
+    assert "InvalidStateError" not in body
+    assert "Traceback" not in body
+    screenshot(page, "spawn-failure")

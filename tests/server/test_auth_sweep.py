@@ -1,0 +1,118 @@
+"""Every mlfactory route in the running server refuses callers it cannot authenticate
+or authorize. New routes are picked up from the server's router, so they are covered
+without editing this file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from jupyter_server.auth import Authorizer
+from tornado import web
+from tornado.routing import PathMatches, RuleRouter
+
+pytestmark = pytest.mark.filterwarnings(
+    # raised when an extension route lacks @web.authenticated (or an explicit opt-out)
+    "error::jupyter_server.utils.JupyterServerAuthWarning"
+)
+
+VERBS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+_GROUP = re.compile(r"\((?:\?P<\w+>)?[^()]*\)")
+
+
+def _rules(router):
+    for rule in router.rules:
+        if isinstance(rule.target, RuleRouter):
+            yield from _rules(rule.target)
+        elif isinstance(rule.matcher, PathMatches):
+            yield rule.matcher, rule.target
+
+
+def _sample_path(matcher: PathMatches) -> str:
+    """A concrete path the pattern matches, with each regex group filled in."""
+    path = matcher.reverse(*["sample"] * (matcher._group_count or 0))
+    if path is None:  # too complex for tornado to reverse
+        path = _GROUP.sub("sample", matcher.regex.pattern).strip("^$").replace("\\", "")
+    assert matcher.regex.match(path), f"sample {path!r} does not match {matcher.regex.pattern}"
+    return path
+
+
+def mlfactory_routes(serverapp) -> dict[str, type[web.RequestHandler]]:
+    return {
+        _sample_path(matcher): handler
+        for matcher, handler in _rules(serverapp.web_app.default_router)
+        if "/mlfactory/" in matcher.regex.pattern
+    }
+
+
+def _implements(handler: type[web.RequestHandler], verb: str) -> bool:
+    return getattr(handler, verb.lower()) is not web.RequestHandler._unimplemented_method
+
+
+async def _request(client, path, verb, headers):
+    return await client.fetch(
+        path,
+        method=verb,
+        headers=headers,
+        body=None if verb in ("GET", "HEAD", "DELETE") else b"{}",
+        allow_nonstandard_methods=True,
+        follow_redirects=False,
+        raise_error=False,
+    )
+
+
+def _assert_json_refusal(response, allowed_codes):
+    where = f"{response.request.method} {response.request.url}"
+    assert response.code in allowed_codes, f"{where} answered {response.code}"
+    if response.request.method != "HEAD":
+        reply = json.loads(response.body)
+        assert set(reply) == {"message"}, f"{where}: {reply}"
+        assert "Traceback" not in reply["message"]
+
+
+def test_routes_are_found_once_under_base_url(jp_serverapp, jp_base_url):
+    routes = mlfactory_routes(jp_serverapp)
+    assert len(routes) >= 2, routes
+    for path in (f"{jp_base_url}mlfactory/api/info", f"{jp_base_url}mlfactory/api/health"):
+        assert path in routes
+    assert all(path.startswith(jp_base_url) for path in routes)
+    assert not any(path.count(jp_base_url.strip("/")) > 1 for path in routes)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "token not-the-token"}, {"Cookie": "username-localhost=forged"}],
+    ids=["no-credentials", "wrong-token", "forged-cookie"],
+)
+async def test_unauthenticated_callers_are_refused(jp_serverapp, http_server_client, headers):
+    routes = mlfactory_routes(jp_serverapp)
+    assert len(routes) >= 2, routes
+    for path in routes:
+        for verb in VERBS:
+            response = await _request(http_server_client, path, verb, headers)
+            # 403 (jupyter_server's API answer when the login is missing), never a redirect
+            _assert_json_refusal(response, {401, 403})
+
+
+class DenyAllAuthorizer(Authorizer):
+    def is_authorized(self, handler, user, action, resource):
+        return False
+
+
+@pytest.fixture
+def deny_all(jp_server_config):
+    jp_server_config["ServerApp"]["authorizer_class"] = DenyAllAuthorizer
+
+
+async def test_unauthorized_callers_are_refused(
+    deny_all, jp_serverapp, http_server_client, jp_auth_header
+):
+    routes = mlfactory_routes(jp_serverapp)
+    assert len(routes) >= 2, routes
+    for path, handler in routes.items():
+        for verb in VERBS:
+            response = await _request(http_server_client, path, verb, jp_auth_header)
+            # 403 from @authorized where the verb exists, 405 before any work where it does not
+            _assert_json_refusal(response, {403} if _implements(handler, verb) else {405})
