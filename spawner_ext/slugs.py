@@ -12,6 +12,7 @@ import re
 
 _SAFE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _HASH_SEP = "---"
+_MIN_HASHED = 1 + len(_HASH_SEP) + 8  # one stem character, the separator, the digest
 
 
 def safe_slug(name: str, max_length: int = 63) -> str:
@@ -21,6 +22,8 @@ def safe_slug(name: str, max_length: int = 63) -> str:
     trailing ``-``), fits ``max_length`` and does not contain ``---``: the
     separator of hashed slugs, so a kept name can never equal a hashed one.
     """
+    if max_length < _MIN_HASHED:
+        raise ValueError(f"max_length must be at least {_MIN_HASHED} to fit a hashed slug")
     if _SAFE_RE.fullmatch(name) and len(name) <= max_length and _HASH_SEP not in name:
         return name
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]

@@ -7,14 +7,14 @@ import sys
 import pytest
 from jupyterhub.spawner import SpawnException
 from jupyterhub.tests.utils import add_user, api_request
-
 from mlfactory.spawner.local import MLFactoryLocalSpawner
 
 
 @pytest.fixture
-def spawner_config(tmp_path):
+def spawner_config(tmp_path, mockhub_config):
     return {
-        "JupyterHub": {"spawner_class": MLFactoryLocalSpawner},
+        **mockhub_config,
+        "JupyterHub": {**mockhub_config["JupyterHub"], "spawner_class": MLFactoryLocalSpawner},
         "MLFactoryLocalSpawner": {
             "workspace_root": str(tmp_path / "workspaces"),
             "log_root": str(tmp_path / "logs"),

@@ -1,0 +1,232 @@
+"""Platform config → JupyterHub config, and the shipped jupyterhub_config.py end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from mlfactory.hub import hubconfig
+from mlfactory.hub.hubconfig import (
+    TEMPLATES,
+    apply_embedded_defaults,
+    apply_platform,
+    running_on_kubernetes,
+)
+from mlfactory.hub.platform_config import (
+    PACKAGED_CONFIG,
+    load_platform_config,
+    parse_platform_config,
+)
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+SHIPPED = Path(hubconfig.__file__).with_name("jupyterhub_config.py")
+
+
+@pytest.fixture
+def platform():
+    return load_platform_config(PACKAGED_CONFIG)
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "data"
+    monkeypatch.setenv("MLFACTORY_DATA", str(d))
+    return d
+
+
+# --- apply_platform ----------------------------------------------------------------------------
+
+
+def test_templates_dir_exists_and_has_login():
+    assert (TEMPLATES / "login.html").is_file()
+
+
+def test_apply_platform_on_fresh_config(platform):
+    c = Config()
+    apply_platform(c, platform)
+    assert c.JupyterHub.template_paths == [str(TEMPLATES)]
+    assert c.JupyterHub.template_vars == {"mlfactory_platform_name": "mlfactory"}
+    assert c.Spawner.default_url == "/lab"
+    assert c.Spawner.cpu_limit == 1
+    assert c.Spawner.mem_limit == 2 * 2**30
+
+
+def test_apply_platform_profile_environment(platform):
+    c = Config()
+    apply_platform(c, platform)
+    summary = json.loads(c.Spawner.environment["MLFACTORY_PROFILE"])
+    assert summary == {
+        "slug": "cpu-small",
+        "display_name": "CPU small",
+        "cpu": 1,
+        "memory": "2Gi",
+        "gpu": 0,
+        "disk": "10Gi",
+        "price_per_hour": 0.05,
+    }
+
+
+def test_apply_platform_keeps_earlier_settings(platform):
+    c = Config()
+    c.JupyterHub.template_paths = ["/site/templates"]
+    c.JupyterHub.template_vars = {"org": "ACME", "mlfactory_platform_name": "acme-ml"}
+    c.Spawner.environment = {"TZ": "UTC"}
+    apply_platform(c, platform)
+    assert c.JupyterHub.template_paths == [str(TEMPLATES), "/site/templates"]
+    assert c.JupyterHub.template_vars == {"org": "ACME", "mlfactory_platform_name": "acme-ml"}
+    assert c.Spawner.environment["TZ"] == "UTC"
+    assert "MLFACTORY_PROFILE" in c.Spawner.environment
+
+
+def test_apply_platform_uses_marked_default_profile(platform):
+    raw = yaml.safe_load(PACKAGED_CONFIG.read_text(encoding="utf-8"))
+    raw["profiles"][0]["default"] = False
+    raw["profiles"][3]["default"] = True
+    raw["platform"]["name"] = "acme"
+    c = Config()
+    apply_platform(c, parse_platform_config(raw))
+    assert c.Spawner.cpu_limit == 4
+    assert c.Spawner.mem_limit == 16 * 2**30
+    summary = json.loads(c.Spawner.environment["MLFACTORY_PROFILE"])
+    assert (summary["slug"], summary["memory"], summary["gpu"]) == ("gpu-t4", "16Gi", 1)
+    assert c.JupyterHub.template_vars["mlfactory_platform_name"] == "acme"
+
+
+# --- apply_embedded_defaults -------------------------------------------------------------------
+
+
+def test_embedded_defaults(data):
+    c = Config()
+    apply_embedded_defaults(c, env={})
+    assert data.is_dir()
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert c.JupyterHub.hub_ip == "127.0.0.1"
+    assert c.JupyterHub.db_url == f"sqlite:///{data.resolve() / 'jupyterhub.sqlite'}"
+    assert c.JupyterHub.cookie_secret_file == str(data.resolve() / "jupyterhub_cookie_secret")
+    assert c.ConfigurableHTTPProxy.pid_file == str(data.resolve() / "jupyterhub-proxy.pid")
+    assert c.JupyterHub.authenticator_class == "mlfactory"
+    assert c.MLFactoryAuthenticator.accounts_db_url == (
+        f"sqlite:///{data.resolve() / 'accounts.sqlite'}"
+    )
+    assert c.Authenticator.admin_users == {"admin"}
+    assert c.JupyterHub.spawner_class == "mlfactory-local"
+    assert c.MLFactoryLocalSpawner.workspace_root == str(data.resolve() / "workspaces")
+    assert c.MLFactoryLocalSpawner.log_root == str(data.resolve() / "logs" / "servers")
+    assert c.JupyterHub.template_vars["mlfactory_signup_enabled"] is True
+
+
+def test_embedded_defaults_read_the_env_mapping(data, monkeypatch):
+    # the mapping passed in wins; the process environment is not consulted for these
+    monkeypatch.setenv("MLFACTORY_PORT", "1111")
+    monkeypatch.setenv("MLFACTORY_ADMIN_USER", "root-ish")
+    c = Config()
+    env = {"MLFACTORY_PORT": "9090", "MLFACTORY_IP": "10.1.2.3", "MLFACTORY_ADMIN_USER": "boss"}
+    apply_embedded_defaults(c, env=env)
+    assert c.JupyterHub.bind_url == "http://10.1.2.3:9090"
+    assert c.Authenticator.admin_users == {"boss"}
+
+
+def test_embedded_defaults_empty_admin_user_falls_back(data):
+    c = Config()
+    apply_embedded_defaults(c, env={"MLFACTORY_ADMIN_USER": ""})
+    assert c.Authenticator.admin_users == {"admin"}
+
+
+def test_embedded_defaults_keep_template_vars(data, platform):
+    c = Config()
+    apply_platform(c, platform)
+    apply_embedded_defaults(c, env={})
+    assert c.JupyterHub.template_vars == {
+        "mlfactory_platform_name": "mlfactory",
+        "mlfactory_signup_enabled": True,
+    }
+
+
+def test_embedded_defaults_data_folder_is_private(data):
+    apply_embedded_defaults(Config(), env={})
+    assert data.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, False),
+        ({"KUBERNETES_SERVICE_HOST": ""}, False),
+        ({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, True),
+    ],
+)
+def test_running_on_kubernetes(env, expected):
+    assert running_on_kubernetes(env) is expected
+
+
+# --- the shipped jupyterhub_config.py ----------------------------------------------------------
+
+
+def load_shipped() -> Config:
+    loader = PyFileConfigLoader(SHIPPED.name, path=str(SHIPPED.parent))
+    return loader.load_config()
+
+
+@pytest.fixture
+def hub_env(data, monkeypatch):
+    for name in (
+        "MLFACTORY_CONFIG",
+        "MLFACTORY_EMBEDDED",
+        "KUBERNETES_SERVICE_HOST",
+        "MLFACTORY_PORT",
+        "MLFACTORY_IP",
+        "MLFACTORY_ADMIN_USER",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_shipped_config_refuses_bad_platform_file(hub_env, tmp_path):
+    raw = yaml.safe_load(PACKAGED_CONFIG.read_text(encoding="utf-8"))
+    raw["profiles"][2]["memory"] = "16 GB"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    hub_env.setenv("MLFACTORY_CONFIG", str(bad))
+    with pytest.raises(SystemExit) as info:
+        load_shipped()
+    message = str(info.value.code)
+    assert "refusing to start" in message
+    assert f"{bad}: profiles[2].memory: '16 GB' is not a size; use e.g. '16Gi'" in message
+
+
+def test_shipped_config_applies_embedded_defaults(hub_env, data):
+    c = load_shipped()
+    assert c.JupyterHub.template_paths[0] == str(TEMPLATES)
+    assert c.JupyterHub.spawner_class == "mlfactory-local"
+    assert c.JupyterHub.authenticator_class == "mlfactory"
+    assert c.JupyterHub.db_url == f"sqlite:///{data.resolve() / 'jupyterhub.sqlite'}"
+    assert json.loads(c.Spawner.environment["MLFACTORY_PROFILE"])["slug"] == "cpu-small"
+
+
+def test_shipped_config_reads_env_for_port_and_admin(hub_env):
+    hub_env.setenv("MLFACTORY_PORT", "8765")
+    hub_env.setenv("MLFACTORY_ADMIN_USER", "chief")
+    c = load_shipped()
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8765"
+    assert c.Authenticator.admin_users == {"chief"}
+
+
+def test_shipped_config_on_kubernetes_skips_embedded_defaults(hub_env, data):
+    hub_env.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    c = load_shipped()
+    assert c.JupyterHub.template_paths == [str(TEMPLATES)]
+    assert "MLFACTORY_PROFILE" in c.Spawner.environment
+    assert "spawner_class" not in c.JupyterHub
+    assert "authenticator_class" not in c.JupyterHub
+    assert "db_url" not in c.JupyterHub
+    assert not data.exists()
+
+
+def test_shipped_config_embedded_off(hub_env):
+    hub_env.setenv("MLFACTORY_EMBEDDED", "0")
+    c = load_shipped()
+    assert "spawner_class" not in c.JupyterHub
+    assert c.JupyterHub.template_paths == [str(TEMPLATES)]
