@@ -82,6 +82,7 @@ def apply_embedded_defaults(c: Any, env: Mapping[str, str] = os.environ) -> None
     c.Authenticator.admin_users = {admin_username(env)}
     template_vars = dict(c.JupyterHub.get("template_vars", {}))
     template_vars["mlfactory_signup_enabled"] = True
+    template_vars["mlfactory_local_accounts"] = True
     c.JupyterHub.template_vars = template_vars
 
     c.JupyterHub.spawner_class = "mlfactory-local"

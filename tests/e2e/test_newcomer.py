@@ -66,3 +66,15 @@ def test_server_extension_refuses_requests_without_credentials(real_hub):
         status, url = e.code, req.full_url
     # urllib follows the redirect to the hub's login page; it must never be the API's JSON.
     assert status in (401, 403) or "/hub/login" in url
+
+
+def test_admin_finds_signups_and_password_pages(real_hub, page):
+    page.goto(f"{real_hub.url}/hub/login?next=/hub/home")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url(re.compile(r".*/hub/home"))
+    page.click("#mlfactory-signups-link")
+    page.wait_for_url(re.compile(r".*/hub/authorize"))
+    assert page.get_by_text("Password").first.is_visible()
+    screenshot(page, "admin-signups")
