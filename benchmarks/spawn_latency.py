@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -41,7 +42,6 @@ c.JupyterHub.services = [{{"name": "bench", "api_token": "{token}"}}]
 c.JupyterHub.load_roles = [{{"name": "bench", "scopes": ["admin:users", "admin:servers"],
                              "services": ["bench"]}}]
 c.Spawner.default_url = "/lab"
-c.Spawner.cmd = [{python!r}, "-m", "jupyterhub.singleuser"]
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 """
@@ -49,6 +49,7 @@ c.Spawner.http_timeout = 120
 VARIANTS = {
     "vanilla": """
 c.JupyterHub.spawner_class = "simple"
+c.Spawner.cmd = [{python!r}, "-m", "jupyterhub.singleuser"]  # jupyterhub-singleuser
 c.SimpleLocalProcessSpawner.home_dir_template = "{data}/home/{{username}}"
 c.Spawner.args = {root_args!r}
 """,
@@ -158,8 +159,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spawns", type=int, default=20, help="spawns per variant (>= 20)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed spawns per variant")
+    parser.add_argument("--keep", action="store_true", help="keep the hubs' logs and state")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="mlf-bench-") as tmp:
+    tmp = tempfile.mkdtemp(prefix="mlf-bench-")
+    print(f"hub logs: {tmp}/<variant>/hub.log", flush=True)
+    try:
         hubs = {name: Hub(name, Path(tmp)) for name in VARIANTS}
         try:
             for hub in hubs.values():
@@ -176,6 +180,9 @@ def main() -> int:
         finally:
             for hub in hubs.values():
                 hub.stop()
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     print(
         f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}"

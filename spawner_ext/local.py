@@ -108,7 +108,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
     @default("cmd")
     def _default_cmd(self) -> list[str]:
         # The hub's own interpreter: the server gets the same installed mlfactory.
-        return [sys.executable, "-m", "jupyterhub.singleuser"]
+        return [sys.executable, "-m", "mlfactory.spawner.singleuser"]
 
     @default("default_url")
     def _default_url(self) -> str:
