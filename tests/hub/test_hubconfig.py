@@ -142,6 +142,7 @@ def test_embedded_defaults_keep_template_vars(data, platform):
     assert c.JupyterHub.template_vars == {
         "mlfactory_platform_name": "mlfactory",
         "mlfactory_signup_enabled": True,
+        "mlfactory_local_accounts": True,
     }
 
 
