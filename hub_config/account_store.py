@@ -6,7 +6,9 @@ async callers run them (and all hashing) in a worker thread.
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,6 +19,7 @@ from sqlalchemy import (
     String,
     create_engine,
     event,
+    func,
     select,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -26,6 +29,8 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from . import accounts
+
+_log = logging.getLogger(__name__)
 
 
 class AccountExists(ValueError):
@@ -109,7 +114,47 @@ def _sqlite_file(url: str) -> str | None:
     return database
 
 
-def _make_engine(url: str) -> Engine:
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _prepare_private_sqlite_file(path: str, log: logging.Logger) -> None:
+    """Make sure the SQLite file at ``path`` and its side files are readable by the owner only.
+
+    Runs before the first connection, so no file is ever group/other readable, whatever the
+    umask. The file is created with mode 0600 by ``os.open`` (not by SQLite, which would use
+    0644 minus the umask). SQLite's unix VFS gives the ``-wal``, ``-shm`` and ``-journal`` files
+    it creates later the permissions of the database file, so they are born 0600 too; that is
+    more robust than pre-creating them (SQLite deletes or truncates side files it did not
+    expect) or changing the process-wide umask in a connect hook (other threads create files
+    too). Side files left by an older version or a crash are tightened here as well.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(directory):
+        # a folder the admin made: theirs to decide, but say so if others can get in
+        mode = stat.S_IMODE(os.stat(directory).st_mode)
+        if mode & 0o077:
+            log.warning(
+                "The account database folder %s is accessible to other users (mode %o); "
+                "consider chmod 700.",
+                directory,
+                mode,
+            )
+    else:
+        # password hashes live here: keep the folder private to the hub's OS user
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file may predate this rule
+    finally:
+        os.close(fd)
+    for suffix in _SQLITE_SIDE_FILES:
+        try:
+            os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
+
+
+def _make_engine(url: str, log: logging.Logger) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
@@ -119,9 +164,7 @@ def _make_engine(url: str) -> Engine:
         # one shared in-memory database for every connection (handy in tests)
         kwargs["poolclass"] = StaticPool
     else:
-        directory = os.path.dirname(os.path.abspath(path))
-        # password hashes live here: keep the folder private to the hub's OS user
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        _prepare_private_sqlite_file(path, log)
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -139,17 +182,15 @@ class AccountStore:
     """Local accounts in the database at ``url`` (an SQLAlchemy URL).
 
     Creates the ``accounts`` table if missing. For an SQLite file, creates its folder (mode
-    0700) and makes the file readable by the owner only. Usernames are stored as given:
-    normalise and validate them before calling (the authenticator and :meth:`ensure_admin` do).
+    0700) if missing, warns if an existing folder is open to others, and keeps the file and
+    its side files readable by the owner only. Usernames are stored as given: normalise and
+    validate them before calling (the authenticator and :meth:`ensure_admin` do).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, log: logging.Logger | None = None) -> None:
         self.url = url
-        self.engine = _make_engine(url)
+        self.engine = _make_engine(url, log or _log)
         _Base.metadata.create_all(self.engine)
-        path = _sqlite_file(url)
-        if path is not None:
-            os.chmod(path, 0o600)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -255,6 +296,15 @@ class AccountStore:
                 .order_by(_AccountRow.created_at, _AccountRow.username)
             )
             return [Account._from_row(row) for row in rows]
+
+    def count_pending(self) -> int:
+        """How many accounts are waiting for approval."""
+        with self._sessions() as session:
+            return session.scalar(
+                select(func.count())
+                .select_from(_AccountRow)
+                .where(_AccountRow.is_authorized.is_(False))
+            )
 
     def ensure_admin(
         self,

@@ -10,22 +10,28 @@ import asyncio
 import enum
 import os
 import re
+import threading
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
+from jupyterhub import orm
 from jupyterhub.auth import Authenticator
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.scopes import needs_scope
+from jupyterhub.utils import new_token
 from tornado import web
 from traitlets import Bool, Callable, Dict, Integer, Unicode, default, validate
 
 from . import accounts
 from .account_store import AccountExists, AccountStore, utcnow
-
-DATA_DIR_ENV = "MLFACTORY_DATA"
+from .platform_config import data_dir
 
 _EMAIL_PATTERN = r"[^@\s]{1,64}@[^@\s]{1,255}"
+# One answer for every name that cannot be signed up for, so the reason is not revealed.
+_NAME_NOT_AVAILABLE = "This username is not available. Choose another."
+_TOO_MANY_PENDING = "Too many sign-ups are waiting for approval; try again later or ask an admin."
 
 
 class _Outcome(enum.Enum):
@@ -55,7 +61,8 @@ class MLFactoryAuthenticator(Authenticator):
 
         Default: ``sqlite:///$MLFACTORY_DATA/accounts.sqlite``, where the ``MLFACTORY_DATA``
         environment variable defaults to ``.mlfactory`` in the hub's working directory.
-        The folder is created (mode 0700) and an SQLite file is made owner-readable only.
+        A missing folder is created with mode 0700 (an existing one open to other users is
+        warned about); the SQLite file and its -wal/-shm files are owner-readable only.
 
         Example: ``c.MLFactoryAuthenticator.accounts_db_url = "sqlite:////srv/mlfactory/accounts.sqlite"``
         """,
@@ -63,8 +70,7 @@ class MLFactoryAuthenticator(Authenticator):
 
     @default("accounts_db_url")
     def _default_accounts_db_url(self) -> str:
-        data_dir = os.path.abspath(os.environ.get(DATA_DIR_ENV) or ".mlfactory")
-        return f"sqlite:///{os.path.join(data_dir, 'accounts.sqlite')}"
+        return f"sqlite:///{data_dir() / 'accounts.sqlite'}"
 
     minimum_password_length = Integer(
         accounts.MINIMUM_PASSWORD_LENGTH,
@@ -111,7 +117,7 @@ class MLFactoryAuthenticator(Authenticator):
         """,
     )
 
-    @validate("allowed_failed_logins", "lockout_seconds")
+    @validate("allowed_failed_logins", "lockout_seconds", "max_pending_signups")
     def _check_not_negative(self, proposal):
         if proposal.value < 0:
             raise ValueError(f"{proposal.trait.name} must be >= 0, got {proposal.value}")
@@ -123,10 +129,25 @@ class MLFactoryAuthenticator(Authenticator):
         help="""Let visitors create accounts at ``/hub/signup``.
 
         A new account is *pending*: it cannot log in until an admin approves it at
-        ``/hub/authorize``. Names in ``admin_users`` or ``blocked_users`` cannot be signed up
-        for. When False, ``/hub/signup`` answers 404 and the login page hides its link.
+        ``/hub/authorize``. Names in ``admin_users`` or ``blocked_users``, and names the hub
+        already has a user for, cannot be signed up for. When False, ``/hub/signup`` answers
+        404 and the login page hides its link.
 
         Example: ``c.MLFactoryAuthenticator.enable_signup = False``
+        """,
+    )
+
+    max_pending_signups = Integer(
+        100,
+        config=True,
+        help="""Most sign-ups that may wait for approval at once.
+
+        While this many accounts are pending, ``/hub/signup`` refuses new ones (HTTP 429,
+        "Too many sign-ups are waiting for approval"), before doing any password hashing, so
+        a script cannot fill the database or the approval page. Approving or discarding
+        pending accounts at ``/hub/authorize`` makes room again. 0 removes the limit.
+
+        Example: ``c.MLFactoryAuthenticator.max_pending_signups = 20``
         """,
     )
 
@@ -166,9 +187,16 @@ class MLFactoryAuthenticator(Authenticator):
         # authenticate() only accepts authorized accounts, so approval is the allow list.
         return not (self.allowed_users or self.allow_existing_users)
 
+    # How many unknown usernames the lockout remembers (see _check_unknown_name).
+    unknown_names_tracked = 10_000
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._store: AccountStore | None = None
+        self._store_lock = threading.Lock()
+        # Failure records of valid-looking names that have no account: name -> (count, last).
+        self._unknown_failures: OrderedDict[str, tuple[int, datetime]] = OrderedDict()
+        self._unknown_failures_lock = threading.Lock()
         self._dummy_hashes: dict[accounts.ScryptParams, str] = {}
         # One login attempt per username at a time: concurrent guesses must not all read
         # "not locked yet" before any of them records its failure.
@@ -182,10 +210,19 @@ class MLFactoryAuthenticator(Authenticator):
 
     @property
     def store(self) -> AccountStore:
-        """The account store, opened on first use."""
-        if self._store is None:
-            self._store = AccountStore(self.accounts_db_url)
-        return self._store
+        """The account store, opened on first use.
+
+        Opening does file and database I/O: in async code, reach the store only from a worker
+        thread (:meth:`in_store`). The lock makes two threads that race here share one store.
+        """
+        with self._store_lock:
+            if self._store is None:
+                self._store = AccountStore(self.accounts_db_url, log=self.log)
+            return self._store
+
+    async def in_store(self, call):
+        """``call(store)`` in a worker thread, where the store is also opened on first use."""
+        return await asyncio.to_thread(lambda: call(self.store))
 
     @property
     def scrypt_params(self) -> accounts.ScryptParams:
@@ -217,42 +254,65 @@ class MLFactoryAuthenticator(Authenticator):
 
     # --- login ---------------------------------------------------------------------------------
 
+    def _locked(
+        self, failed_count: int, last_failure: datetime | None, now: datetime
+    ) -> _Check | None:
+        """A LOCKED answer if this failure record is locked out at ``now``, else None."""
+        verdict = accounts.lockout_verdict(
+            failed_count, last_failure, now, self.allowed_failed_logins, self.lockout_seconds
+        )
+        return _Check(_Outcome.LOCKED, verdict.retry_after_seconds) if verdict.locked else None
+
+    def _check_unknown_name(self, username: str, password: str, now: datetime) -> _Check:
+        """Refuse a valid-looking name that has no account exactly as a real account that gets
+        a wrong password: same time, and the same lockout after the same number of failures.
+
+        The failure records live in memory only: there is nothing to protect for these names,
+        the answers just have to look the same as for a real account. The least recently
+        tried names are forgotten beyond ``unknown_names_tracked``, which bounds the memory
+        a flood of made-up names can take.
+        """
+        with self._unknown_failures_lock:
+            failed_count, last_failure = self._unknown_failures.get(username, (0, None))
+        locked = self._locked(failed_count, last_failure, now)
+        if locked:
+            return locked
+        # spend the same time as for a real account, so timing does not reveal names
+        accounts.verify_password(password, self._dummy_hash())
+        failed_count = accounts.next_failed_count(
+            failed_count, last_failure, now, self.lockout_seconds
+        )
+        with self._unknown_failures_lock:
+            self._unknown_failures[username] = (failed_count, now)
+            self._unknown_failures.move_to_end(username)
+            while len(self._unknown_failures) > self.unknown_names_tracked:
+                self._unknown_failures.popitem(last=False)
+        return self._locked(failed_count, now, now) or _Check(_Outcome.INVALID)
+
     def _check_credentials(self, username: str, password: str, now: datetime) -> _Check:
         """Verify a login attempt and record its result. Blocking: runs in a worker thread."""
         if len(password) > accounts.MAXIMUM_PASSWORD_LENGTH:
             return _Check(_Outcome.INVALID)
-        account = self.store.get(username) if accounts.is_valid_username(username) else None
-        if account is None:
-            # spend the same time as for a real account, so timing does not reveal names
+        if not accounts.is_valid_username(username):
+            # no account can have this name, so refusing it reveals nothing
             accounts.verify_password(password, self._dummy_hash())
             return _Check(_Outcome.INVALID)
+        account = self.store.get(username)
+        if account is None:
+            return self._check_unknown_name(username, password, now)
 
-        verdict = accounts.lockout_verdict(
-            account.failed_logins,
-            account.last_failed_at,
-            now,
-            self.allowed_failed_logins,
-            self.lockout_seconds,
-        )
-        if verdict.locked:
+        locked = self._locked(account.failed_logins, account.last_failed_at, now)
+        if locked:
             # refused without looking at the password: a lockout is not a guessing oracle
-            return _Check(_Outcome.LOCKED, verdict.retry_after_seconds)
+            return locked
 
         if not accounts.verify_password(password, account.password_hash):
             updated = self.store.record_failure(
                 username, now=now, lockout_seconds=self.lockout_seconds
             )
             if updated is not None:
-                verdict = accounts.lockout_verdict(
-                    updated.failed_logins,
-                    updated.last_failed_at,
-                    now,
-                    self.allowed_failed_logins,
-                    self.lockout_seconds,
-                )
-                if verdict.locked:
-                    return _Check(_Outcome.LOCKED, verdict.retry_after_seconds)
-            return _Check(_Outcome.INVALID)
+                locked = self._locked(updated.failed_logins, updated.last_failed_at, now)
+            return locked or _Check(_Outcome.INVALID)
 
         if account.failed_logins:
             self.store.record_success(username)
@@ -279,9 +339,9 @@ class MLFactoryAuthenticator(Authenticator):
         """Return the username for an authorized account with the right password.
 
         Wrong password or unknown user: None (the hub shows "Invalid username or password").
-        Locked account: HTTP 429 with the wait time. Right password but not yet approved:
-        HTTP 403 "awaiting admin approval". JupyterHub's login handler renders these
-        messages inside the login form.
+        Locked account, or a name without an account tried as often: HTTP 429 with the wait
+        time. Right password but not yet approved: HTTP 403 "awaiting admin approval".
+        JupyterHub's login handler renders these messages inside the login form.
         """
         data = data or {}
         username = self.normalize_username(str(data.get("username", "")).strip())
@@ -300,14 +360,14 @@ class MLFactoryAuthenticator(Authenticator):
 
     async def refresh_user(self, user, handler=None):
         """Sessions of accounts that were deleted or are no longer authorized must log in again."""
-        account = await asyncio.to_thread(self.store.get, user.name)
+        account = await self.in_store(lambda store: store.get(user.name))
         return account is not None and account.is_authorized
 
     async def delete_user(self, user):
         """Deleting a user in the hub (admin page, REST API) also deletes the local account,
         so the name cannot simply log in again."""
         super().delete_user(user)
-        await asyncio.to_thread(self.store.delete, user.name)
+        await self.in_store(lambda store: store.delete(user.name))
 
     def get_handlers(self, app):
         return super().get_handlers(app) + [
@@ -345,8 +405,13 @@ class SignupHandler(_AccountPage):
         if not self.accounts_auth.enable_signup:
             raise web.HTTPError(404)
 
+    async def _render_form(self, status: int = 200, **ns) -> None:
+        await self.render_page(
+            status, minimum_password_length=self.accounts_auth.minimum_password_length, **ns
+        )
+
     async def get(self):
-        await self.render_page(minimum_password_length=self.accounts_auth.minimum_password_length)
+        await self._render_form()
 
     def _problems(self, username: str, password: str, confirm: str, email: str) -> list[str]:
         auth = self.accounts_auth
@@ -354,14 +419,23 @@ class SignupHandler(_AccountPage):
         if problem:
             return [problem]
         problems = []
-        if username in auth.admin_users or username in auth.blocked_users:
-            problems.append("This username is reserved. Choose another.")
+        # A hub user without a local account (made on the admin page or the REST API, or by
+        # an earlier authenticator) must not be claimable: approval would hand over its
+        # server and files.
+        reserved = username in auth.admin_users or username in auth.blocked_users
+        if reserved or self.find_user(username) is not None:
+            problems.append(_NAME_NOT_AVAILABLE)
         problems += auth.password_problems(password, username)
         if password != confirm:
             problems.append("The two passwords do not match.")
         if email and not re.fullmatch(_EMAIL_PATTERN, email):
             problems.append("The email address does not look valid.")
         return problems
+
+    async def _too_many_pending(self) -> bool:
+        limit = self.accounts_auth.max_pending_signups
+        # Concurrent sign-ups may overshoot by the few in flight: a bound, not an exact count.
+        return limit > 0 and await self.accounts_auth.in_store(AccountStore.count_pending) >= limit
 
     async def post(self):
         auth = self.accounts_auth
@@ -370,33 +444,33 @@ class SignupHandler(_AccountPage):
         password = self.get_body_argument("password", "", strip=False)
         confirm = self.get_body_argument("password_confirm", "", strip=False)
         email = self.get_body_argument("email", "", strip=True)
+        # checked before any hashing: a full queue must cost the hub next to nothing
+        if await self._too_many_pending():
+            self.log.warning("Signup refused: %d pending sign-ups", auth.max_pending_signups)
+            await self._render_form(
+                429, problems=[_TOO_MANY_PENDING], username=raw_username, email=email
+            )
+            return
         problems = self._problems(username, password, confirm, email)
         if not problems:
             password_hash = await auth.hash_password(password)
             try:
-                await asyncio.to_thread(
-                    auth.store.create_account,
-                    username,
-                    password_hash,
-                    authorized=False,
-                    email=email or None,
-                    now=auth.clock(),
+                await auth.in_store(
+                    lambda store: store.create_account(
+                        username,
+                        password_hash,
+                        authorized=False,
+                        email=email or None,
+                        now=auth.clock(),
+                    )
                 )
             except AccountExists:
-                problems.append("That username is already taken. Choose another.")
+                problems.append(_NAME_NOT_AVAILABLE)
         if problems:
-            await self.render_page(
-                400,
-                problems=problems,
-                username=raw_username,
-                email=email,
-                minimum_password_length=auth.minimum_password_length,
-            )
+            await self._render_form(400, problems=problems, username=raw_username, email=email)
             return
         self.log.info("Signup: pending account %r created", username)
-        await self.render_page(
-            created=username, minimum_password_length=auth.minimum_password_length
-        )
+        await self._render_form(created=username)
 
 
 class AuthorizeHandler(_AccountPage):
@@ -405,7 +479,7 @@ class AuthorizeHandler(_AccountPage):
     template = "authorize.html"
 
     async def _render_list(self, status: int = 200, **ns) -> None:
-        pending = await asyncio.to_thread(self.accounts_auth.store.list_pending)
+        pending = await self.accounts_auth.in_store(AccountStore.list_pending)
         await self.render_page(status, pending=pending, **ns)
 
     @web.authenticated
@@ -416,14 +490,14 @@ class AuthorizeHandler(_AccountPage):
     @web.authenticated
     @needs_scope("admin:users")
     async def post(self):
-        store = self.accounts_auth.store
+        auth = self.accounts_auth
         username = self.get_body_argument("username", "", strip=True)
         action = self.get_body_argument("action", "")
         if action == "approve":
-            done = await asyncio.to_thread(store.authorize, username)
+            done = await auth.in_store(lambda store: store.authorize(username))
             message = f"Approved {username}." if done else None
         elif action == "discard":
-            done = await asyncio.to_thread(store.deny, username)
+            done = await auth.in_store(lambda store: store.deny(username))
             message = f"Discarded {username}." if done else None
         else:
             raise web.HTTPError(400, "action must be 'approve' or 'discard'.")
@@ -472,6 +546,33 @@ class ChangePasswordHandler(_AccountPage):
             await self._render_form(403, problems=["The current password is not correct."])
             return
         password_hash = await auth.hash_password(new)
-        await asyncio.to_thread(auth.store.set_password, username, password_hash)
-        self.log.info("Password changed for %r", username)
+        await auth.in_store(lambda store: store.set_password(username, password_hash))
+        self._end_other_sessions()
+        self.log.info("Password changed for %r; other sessions ended", username)
         await self._render_form(changed=True)
+
+    def _end_other_sessions(self) -> None:
+        """Log the user out everywhere but in this browser (a changed password is often a
+        reaction to a leak).
+
+        Hub login cookies carry the user's ``cookie_id``: a new one invalidates all of them,
+        then this browser gets a fresh cookie. Tokens that other browser sessions got for the
+        user's servers (OAuth tokens, tagged with their session id) are deleted too; this
+        session's, and API tokens made outside any session, stay.
+        """
+        user = self.current_user
+        session_id = self.get_session_cookie() or ""
+        user.orm_user.cookie_id = new_token()
+        other_sessions_tokens = self.db.query(orm.APIToken).filter(
+            orm.APIToken.user_id == user.id,
+            orm.APIToken.session_id.isnot(None),
+            orm.APIToken.session_id != session_id,
+        )
+        for token in other_sessions_tokens:
+            self.db.delete(token)
+        self.db.commit()
+        # JupyterHub logs "Invalid cookie token" once here: this request still has the old one.
+        self.set_login_cookie(user)
+        # The xsrf token is tied to the cookie_id. This request cached the old one (tornado's
+        # attribute); drop it so the form on the page rendered next carries a valid token.
+        self.__dict__.pop("_xsrf_token", None)

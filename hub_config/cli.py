@@ -51,7 +51,16 @@ def bootstrap_admin(accounts_db_url: str, username: str, password: str | None) -
                 store.authorize(username)
             return None
         generated = secrets.token_urlsafe(12)
-        return generated if store.ensure_admin(username, generated) else None
+        if store.ensure_admin(username, generated):
+            return generated
+        account = store.get(username)
+        if account is not None and not account.is_authorized:
+            raise ValueError(
+                "a sign-up with this name is waiting for approval, so it cannot be the admin; "
+                "set MLFACTORY_ADMIN_PASSWORD to take the name over, or choose another "
+                "MLFACTORY_ADMIN_USER"
+            )
+        return None
     finally:
         store.close()
 
@@ -65,11 +74,12 @@ def _hub(args: argparse.Namespace) -> int:
     data = data_dir()
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     admin = admin_username()
+    explicit = os.environ.pop("MLFACTORY_ADMIN_PASSWORD", None)  # not for the hub's children
     try:
         generated = bootstrap_admin(
             f"sqlite:///{data / 'accounts.sqlite'}",
             admin,
-            os.environ.get("MLFACTORY_ADMIN_PASSWORD"),
+            explicit,
         )
     except ValueError as e:
         print(f"mlfactory: cannot set up the admin account {admin!r}: {e}", file=sys.stderr)
@@ -80,7 +90,7 @@ def _hub(args: argparse.Namespace) -> int:
     if generated:
         print(f"  First admin: log in as '{admin}' with password: {generated}", flush=True)
         print("  (shown once; change it at /hub/change-password)\n", flush=True)
-    elif os.environ.get("MLFACTORY_ADMIN_PASSWORD"):
+    elif explicit:
         print(f"  Admin: '{admin}', password from MLFACTORY_ADMIN_PASSWORD\n", flush=True)
     else:
         print(f"  Admin: '{admin}' (password as printed when it was created)\n", flush=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException
 from jupyterhub.utils import random_port
+from mlfactory.hub.platform_config import data_dir
 from traitlets import Bool, Float, Unicode, default
 
 from .slugs import safe_slug
@@ -36,8 +37,12 @@ def spawn_error(message: str, *, reason: str, log_message: str = "", status_code
     return exc
 
 
-def _data_dir() -> Path:
-    return Path(os.environ.get("MLFACTORY_DATA") or ".mlfactory").resolve()
+def _private_dirs(path: Path) -> None:
+    """Create ``path`` and any missing parents with mode 0700 (mkdir's mode only applies
+    to the last level)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for p in reversed(missing):
+        p.mkdir(mode=0o700, exist_ok=True)
 
 
 class MLFactoryLocalSpawner(LocalProcessSpawner):
@@ -72,7 +77,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
 
     @default("workspace_root")
     def _default_workspace_root(self) -> str:
-        return str(_data_dir() / "workspaces")
+        return str(data_dir() / "workspaces")
 
     log_root = Unicode(
         config=True,
@@ -85,7 +90,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
 
     @default("log_root")
     def _default_log_root(self) -> str:
-        return str(_data_dir() / "logs" / "servers")
+        return str(data_dir() / "logs" / "servers")
 
     allow_root = Bool(
         True,
@@ -164,16 +169,25 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         self._events_changed.set()
 
     async def progress(self) -> AsyncIterator[dict]:
-        sent = 0
+        events, sent = self._events, 0
         while True:
-            while sent < len(self._events):
-                yield self._events[sent]
+            if self._events is not events:  # a new start() began: follow its events
+                events, sent = self._events, 0
+            if sent < len(events):
+                yield events[sent]
                 sent += 1
+                continue  # re-check: the list may have been replaced while we yielded
+            # No await between the checks above and clear(): nothing can slip in between.
             self._events_changed.clear()
             await self._events_changed.wait()
 
+    async def stop(self, now: bool = False) -> None:
+        self._events = []
+        await super().stop(now=now)
+
     async def start(self) -> tuple[str, int]:
         self._events = []
+        self._events_changed.set()
         if self._runs_as_root() and not self.allow_root:
             raise spawn_error(
                 "The hub runs as root and servers would run as root too, which this hub "
@@ -186,27 +200,29 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         self._emit(10, "Preparing your workspace")
         cwd = None
         if not self.os_accounts:
-            self.workspace.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _private_dirs(self.workspace)
             cwd = str(self.workspace)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        _private_dirs(self.log_path.parent)
 
         cmd = [*self.cmd, *self.get_args()]
         env = self.get_env()
         self.log.info("Spawning %s (log: %s)", shlex.join(cmd), self.log_path)
         self._emit(30, "Starting JupyterLab")
-        with open(self.log_path, "ab") as log:  # noqa: ASYNC230 - local append, no wait
+        # The log holds the user's paths and tracebacks: owner-only, like the workspace.
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "ab") as log:
             self._log_offset = log.tell()
-            self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; waiting is async
-                cmd,
-                env=env,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=self.make_preexec_fn(self.user.name),  # noqa: PLW1509
-                start_new_session=True,  # the hub's signals are not the server's
+            popen_kwargs = {
+                "cwd": cwd,
+                "stdin": subprocess.DEVNULL,
+                "stdout": log,
+                "stderr": subprocess.STDOUT,
+                "preexec_fn": self.make_preexec_fn(self.user.name),
+                "start_new_session": True,  # the hub's signals are not the server's
                 **self.popen_kwargs,
-            )
+                "env": env,  # as in LocalProcessSpawner: config may not override the env
+            }
+            self.proc = subprocess.Popen(cmd, **popen_kwargs)  # noqa: ASYNC220 - returns at once
         self.pid = self.proc.pid
         ip = self.ip or "127.0.0.1"
         self._emit(50, "Waiting for JupyterLab to accept connections")

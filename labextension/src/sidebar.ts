@@ -21,9 +21,11 @@ export interface IProfileInfo {
 export interface IInfo {
   version: string;
   user: string;
-  owner: string;
+  /** Whose server this is, for display; null when unknown. */
+  owner: string | null;
+  /** Whether the caller owns this server, as decided by the server. */
+  is_owner: boolean;
   profile: IProfileInfo | null;
-  features: string[];
 }
 
 export namespace MLFactorySidebar {
@@ -127,8 +129,10 @@ function renderWorkspace(info: IInfo): HTMLElement {
   const list = document.createElement('dl');
   list.className = 'mlfactory-Sidebar-facts';
   addFact(list, 'User', info.user, 'mlfactory-user');
-  if (info.owner && info.owner !== info.user) {
-    // A server shared through the hub: say whose workspace this is.
+  if (!info.is_owner && typeof info.owner === 'string' && info.owner) {
+    // Someone else's server (shared through the hub): say whose workspace
+    // this is. Ownership is the server's call; user and owner names need not
+    // match even for the owner (e.g. a standalone server's token user).
     addFact(list, 'Owner', info.owner, 'mlfactory-owner');
   }
   if (info.profile) {

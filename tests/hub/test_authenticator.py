@@ -4,16 +4,23 @@ bootstrap admin, and the signup/authorize/change-password pages through a real (
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import stat
+import threading
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from jupyterhub.tests.utils import AsyncSession, public_url
+from jupyterhub import orm
+from jupyterhub.tests.utils import AsyncSession, add_user, public_url
 from mlfactory.hub import accounts
+from mlfactory.hub import authenticator as authenticator_module
 from mlfactory.hub.account_store import AccountExists, AccountStore
 from mlfactory.hub.authenticator import MLFactoryAuthenticator
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from tornado import web
 from traitlets import TraitError
 
@@ -54,6 +61,55 @@ def test_store_creates_private_folder_and_file(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+def file_modes(folder: Path) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_account_files_are_never_open_to_others(tmp_path, umask_022, caplog):
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o755)
+    seen = []  # file modes at the moment each database connection opens
+
+    def spy(_dbapi_connection, _record):
+        seen.append(file_modes(folder))
+
+    event.listen(Engine, "connect", spy)
+    try:
+        with caplog.at_level(logging.WARNING):
+            store = AccountStore(f"sqlite:///{folder / 'accounts.sqlite'}")
+        add_account(store, "alice")
+        seen.append(file_modes(folder))  # the WAL and shared-memory files exist now
+        store.close()
+    finally:
+        event.remove(Engine, "connect", spy)
+    assert {"accounts.sqlite-wal", "accounts.sqlite-shm"} <= set(seen[-1])
+    assert all(mode == 0o600 for modes in seen for mode in modes.values()), seen
+    # the admin's folder is left alone, but they are told
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert "accessible to other users" in caplog.text
+
+
+def test_account_files_from_before_are_tightened(tmp_path, umask_022):
+    path = tmp_path / "accounts.sqlite"
+    path.touch(mode=0o644)  # an empty file is an empty SQLite database
+    shm = Path(f"{path}-shm")  # left behind by a crash; SQLite reuses it as it is
+    shm.write_bytes(bytes(32768))
+    shm.chmod(0o644)
+    store = AccountStore(f"sqlite:///{path}")
+    add_account(store, "alice")
+    modes = file_modes(tmp_path)
+    store.close()
+    names = ["accounts.sqlite", "accounts.sqlite-shm", "accounts.sqlite-wal"]
+    assert modes == dict.fromkeys(names, 0o600)
+
+
 @pytest.mark.parametrize(
     "trait,value",
     [
@@ -61,6 +117,7 @@ def test_store_creates_private_folder_and_file(tmp_path):
         ("allowed_failed_logins", -1),
         ("lockout_seconds", -5),
         ("password_hash_cost", {"n": 1000, "r": 8, "p": 1}),
+        ("max_pending_signups", -1),
     ],
 )
 def test_bad_settings_are_refused(trait, value):
@@ -161,6 +218,61 @@ async def test_concurrent_guesses_cannot_exceed_the_limit(make_authenticator, st
     assert results.count(None) == 4
     assert all(isinstance(r, web.HTTPError) and r.status_code == 429 for r in results if r)
     assert store.get("alice").failed_logins == 5
+
+
+async def answer(auth, name, password):
+    """What a login attempt shows: None, or (status, message, headers) of the refusal."""
+    try:
+        return await login(auth, name, password)
+    except web.HTTPError as e:
+        return e.status_code, e.log_message, e.headers
+
+
+async def test_unknown_names_lock_out_exactly_like_real_accounts(make_authenticator, store, clock):
+    add_account(store, "alice")
+    auth = make_authenticator(allowed_failed_logins=3, lockout_seconds=600)
+    for password in ("wrong-1", "wrong-2", "wrong-3", PASSWORD):
+        real = await answer(auth, "alice", password)
+        unknown = await answer(auth, "nobody", password)
+        assert real == unknown
+    assert unknown == (
+        429,
+        "Too many failed attempts; try again in 10 minutes.",
+        {"Retry-After": "600"},
+    )
+    clock.advance(599)
+    assert await answer(auth, "alice", "x") == await answer(auth, "nobody", "x")
+    clock.advance(1)
+    assert await answer(auth, "nobody", "wrong") is None  # the lockout ends the same way
+    assert store.get("nobody") is None
+
+
+async def test_unknown_name_records_are_bounded(make_authenticator):
+    auth = make_authenticator(allowed_failed_logins=2)
+    auth.unknown_names_tracked = 2
+    for name in ("ann", "ben", "cat"):
+        assert await login(auth, name, "wrong") is None
+    assert list(auth._unknown_failures) == ["ben", "cat"]  # ann, least recent, is forgotten
+    assert await login(auth, "ann", "wrong") is None  # counted afresh
+    with pytest.raises(web.HTTPError, match="Too many failed attempts"):
+        await login(auth, "cat", "wrong")
+
+
+async def test_the_store_is_opened_off_the_event_loop(make_authenticator, store, monkeypatch):
+    opened_in = []
+
+    class SpyStore(AccountStore):
+        def __init__(self, *args, **kwargs):
+            opened_in.append(threading.current_thread())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(authenticator_module, "AccountStore", SpyStore)
+    add_account(store, "alice")
+    await login(make_authenticator(), "alice")
+    await make_authenticator().refresh_user(User())
+    await make_authenticator().delete_user(User())
+    assert len(opened_in) == 3
+    assert threading.current_thread() not in opened_in
 
 
 async def test_pending_account_is_told_to_wait_only_with_the_right_password(
@@ -365,8 +477,65 @@ async def test_signup_shows_policy_errors_escaped(accounts_hub, store):
         {"username": "boss", "password": PASSWORD, "password_confirm": PASSWORD},
         status=400,
     )
-    assert "reserved" in r.text
+    assert "This username is not available." in r.text
     assert store.list_pending() == []
+
+
+async def test_signup_refuses_names_the_hub_already_has(accounts_hub, store):
+    app = await accounts_hub()
+    add_user(app.db, app, name="hubonly")  # e.g. made on the admin page, no local account
+    add_account(store, "carol")
+    s = AsyncSession()
+    for name in ("hubonly", "boss", "carol"):  # hub user, admin name, existing account
+        r = await post_form(
+            s,
+            app,
+            "signup",
+            {"username": name, "password": PASSWORD, "password_confirm": PASSWORD},
+            status=400,
+        )
+        assert "This username is not available. Choose another." in r.text
+    assert store.get("hubonly") is None
+    assert store.list_pending() == []
+
+
+async def test_signups_stop_while_too_many_wait_for_approval(accounts_hub, store):
+    add_account(store, "ann", authorized=False)
+    app = await accounts_hub(max_pending_signups=1)
+    hashed = []
+    real_hash = app.authenticator.hash_password
+
+    async def counting_hash(password):
+        hashed.append(password)
+        return await real_hash(password)
+
+    app.authenticator.hash_password = counting_hash
+    form = {"username": "dave", "password": PASSWORD, "password_confirm": PASSWORD}
+    r = await post_form(AsyncSession(), app, "signup", form, status=429)
+    assert "Too many sign-ups are waiting for approval; try again later or ask an admin." in r.text
+    assert hashed == []  # refused before any hashing
+    assert store.get("dave") is None
+
+    store.authorize("ann")
+    r = await post_form(AsyncSession(), app, "signup", form)
+    assert "must approve it" in r.text
+    assert len(hashed) == 1
+
+
+async def test_handlers_open_the_store_off_the_event_loop(accounts_hub, monkeypatch):
+    opened_in = []
+
+    class SpyStore(AccountStore):
+        def __init__(self, *args, **kwargs):
+            opened_in.append(threading.current_thread())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(authenticator_module, "AccountStore", SpyStore)
+    app = await accounts_hub()
+    form = {"username": "dave", "password": PASSWORD, "password_confirm": PASSWORD}
+    await post_form(AsyncSession(), app, "signup", form)
+    assert len(opened_in) == 1
+    assert opened_in[0] is not threading.current_thread()
 
 
 async def test_signup_approval_and_login(accounts_hub, store):
@@ -464,10 +633,19 @@ async def test_locked_account_sees_the_wait_on_the_login_page(accounts_hub, stor
     assert "Invalid username or password" in r.text
     _, r = await browser_login(app, "carol", "wrong again")
     assert r.status_code == 429
+    locked = '<p class="login_error">Too many failed attempts; try again in 2 minutes.</p>'
     _, r = await browser_login(app, "carol")
     assert r.status_code == 429
-    assert '<p class="login_error">Too many failed attempts; try again in 2 minutes.</p>' in r.text
+    assert locked in r.text
     assert r.headers["Retry-After"] == "120"
+
+    # a name without an account reads exactly the same
+    for password in ("wrong", "wrong again", PASSWORD):
+        _, r = await browser_login(app, "nobody", password)
+    assert r.status_code == 429
+    assert locked in r.text
+    assert r.headers["Retry-After"] == "120"
+
     clock.advance(120)
     _, r = await browser_login(app, "carol")
     assert r.status_code == 302
@@ -509,3 +687,49 @@ async def test_change_password(accounts_hub, store):
     assert r.status_code == 403
     _, r = await browser_login(app, "carol", new)
     assert r.status_code == 302
+
+
+async def test_changing_the_password_ends_the_other_sessions(accounts_hub, store):
+    add_account(store, "carol")
+    app = await accounts_hub()
+    here, _ = await browser_login(app, "carol")
+    elsewhere, _ = await browser_login(app, "carol")
+    page = hub_url(app, "change-password")
+    assert (await elsewhere.get(page, allow_redirects=False)).status_code == 200
+
+    # tokens for carol's servers, as OAuth hands them out per browser session
+    orm_user = orm.User.find(app.db, "carol")
+    here_token = orm_user.new_api_token(session_id=here.cookies["jupyterhub-session-id"])
+    elsewhere_token = orm_user.new_api_token(session_id=elsewhere.cookies["jupyterhub-session-id"])
+    personal_token = orm_user.new_api_token(note="made on the token page")
+
+    new = "a brand new passphrase"
+    changed = await post_form(
+        here,
+        app,
+        "change-password",
+        {"old_password": PASSWORD, "new_password": new, "new_password_confirm": new},
+    )
+    assert "Your password has been changed." in changed.text
+
+    r = await elsewhere.get(page, allow_redirects=False)
+    assert r.status_code == 302
+    assert "/hub/login" in r.headers["Location"]
+    assert orm.APIToken.find(app.db, elsewhere_token) is None
+    assert orm.APIToken.find(app.db, here_token) is not None
+    assert orm.APIToken.find(app.db, personal_token) is not None
+
+    # this browser is still logged in, and the form on the success page still posts
+    third = "a third passphrase!"
+    r = await here.post(
+        page,
+        data={
+            "_xsrf": form_xsrf(changed.text),
+            "old_password": new,
+            "new_password": third,
+            "new_password_confirm": third,
+        },
+        allow_redirects=False,
+    )
+    assert r.status_code == 200, r.text
+    assert "Your password has been changed." in r.text

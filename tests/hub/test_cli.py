@@ -90,6 +90,8 @@ def test_hub_passes_remaining_args_to_jupyterhub(hub_run, tmp_path, capsys):
     assert argv[1:5] == ["-m", "jupyterhub", "-f", str(cli.SHIPPED_HUB_CONFIG)]
     assert argv[5:] == ["--JupyterHub.hub_port=8082", "--debug"]
     assert "password from MLFACTORY_ADMIN_PASSWORD" in capsys.readouterr().out
+    # the hub and the servers it starts never see the admin's password
+    assert "MLFACTORY_ADMIN_PASSWORD" not in cli.os.environ
     account = stored(f"sqlite:///{tmp_path / 'data' / 'accounts.sqlite'}", "admin")
     assert accounts.verify_password("hub-secret-9", account.password_hash)
 
@@ -167,8 +169,9 @@ def pending_admin(db_url):
         store.close()
 
 
-def test_bootstrap_without_password_leaves_pending_account_alone(db_url, pending_admin):
-    assert bootstrap_admin(db_url, "admin", None) is None
+def test_bootstrap_without_password_refuses_a_pending_account(db_url, pending_admin):
+    with pytest.raises(ValueError, match="waiting for approval"):
+        bootstrap_admin(db_url, "admin", None)
     account = stored(db_url, "admin")
     assert not account.is_authorized
     assert accounts.verify_password("someone-elses", account.password_hash)

@@ -111,3 +111,42 @@ class _FakeUser:
         self.name = name
         self.url = f"/user/{name}/"
         self.escaped_name = name
+
+
+async def test_workspace_parents_and_log_are_private(hub_app, spawner_config, tmp_path):
+    spawner_config["MLFactoryLocalSpawner"]["workspace_root"] = str(tmp_path / "a" / "b")
+    spawner_config["MLFactoryLocalSpawner"]["log_root"] = str(tmp_path / "logs" / "servers")
+    # an admin's popen_kwargs may repeat a key the spawner sets itself
+    spawner_config["MLFactoryLocalSpawner"]["popen_kwargs"] = {"start_new_session": True}
+    app = await hub_app(spawner_config)
+    user = add_user(app.db, app, name="frank")
+    await user.spawn()
+    try:
+        for folder in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "frank"):
+            assert folder.stat().st_mode & 0o777 == 0o700, folder
+        assert (tmp_path / "logs").stat().st_mode & 0o777 == 0o700
+        log = tmp_path / "logs" / "servers" / "frank.log"
+        assert log.stat().st_mode & 0o777 == 0o600
+        assert b"Jupyter Server" in log.read_bytes()
+    finally:
+        await user.stop()
+
+
+async def test_progress_follows_the_current_start_only(tmp_path):
+    spawner = MLFactoryLocalSpawner(user=_FakeUser("gina"))
+    spawner._emit(90, "JupyterLab is ready")  # left over from an earlier start
+    stream = spawner.progress()
+    assert (await anext(stream))["message"] == "JupyterLab is ready"
+    # a new start replaces the event list; the open stream must follow it
+    spawner._events = []
+    spawner._events_changed.set()
+    spawner._emit(10, "Preparing your workspace")
+    assert (await anext(stream))["message"] == "Preparing your workspace"
+    await stream.aclose()
+
+
+async def test_stop_forgets_the_last_start_progress():
+    spawner = MLFactoryLocalSpawner(user=_FakeUser("hal"))
+    spawner._emit(90, "JupyterLab is ready")
+    await spawner.stop()
+    assert spawner._events == []
