@@ -109,23 +109,98 @@ class Platform(_Strict):
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
 
 
+class Range(_Strict):
+    """A bounded, stepped choice for a number (CPUs, GPUs)."""
+
+    min: float = Field(ge=0)
+    max: float = Field(ge=0)
+    step: float = Field(1, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+class SizeRange(_Strict):
+    """A bounded, stepped choice for a size (memory), in Kubernetes quantities."""
+
+    min: Size
+    max: Size
+    step: Size = parse_size("1Gi")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SizeRange:
+        if self.min > self.max:
+            raise ValueError(
+                f"min ({format_size(self.min)}) is above max ({format_size(self.max)})"
+            )
+        if self.step <= 0:
+            raise ValueError("step must be positive")
+        return self
+
+
+class Adjustable(_Strict):
+    """What a user may change within a profile; a missing key is fixed at the profile's value."""
+
+    cpu: Range | None = None
+    memory: SizeRange | None = None
+    gpu: Range | None = None
+
+
 class Profile(_Strict):
     slug: Slug
     display_name: str
     description: str = ""
     cpu: float = Field(gt=0, description="CPU cores (limit)")
+    cpu_guarantee: float | None = Field(None, gt=0, description="CPU cores reserved; default: cpu")
     memory: Size
+    memory_guarantee: Size | None = None
     gpu: int = Field(0, ge=0)
     gpu_type: str | None = None
     disk: Size = parse_size("10Gi")
-    price_per_hour: float = Field(ge=0)
+    price_per_hour: float | None = Field(None, ge=0, description="fixed price; else unit pricing")
+    images: tuple[Slug, ...] = ()
+    node_pool: str | None = None
+    adjustable: Adjustable | None = None
     default: bool = False
 
     @model_validator(mode="after")
-    def _gpu_type_needs_gpu(self) -> Profile:
-        if self.gpu_type and not self.gpu:
+    def _consistent(self) -> Profile:
+        if self.gpu_type and not self.gpu and not (self.adjustable and self.adjustable.gpu):
             raise ValueError("gpu_type is set but gpu is 0; set gpu to the number of GPUs")
+        if self.cpu_guarantee is not None and self.cpu_guarantee > self.cpu:
+            raise ValueError(f"cpu_guarantee ({self.cpu_guarantee}) is above cpu ({self.cpu})")
+        if self.memory_guarantee is not None and self.memory_guarantee > self.memory:
+            raise ValueError("memory_guarantee is above memory")
+        if self.adjustable and self.price_per_hour is not None:
+            raise ValueError(
+                "an adjustable profile is priced per unit: remove price_per_hour and set "
+                "pricing: (cpu_hour, memory_gib_hour, gpu_hour)"
+            )
+        for name, rng in _ranges(self.adjustable):
+            value = getattr(self, name)
+            if not rng.min <= value <= rng.max:
+                raise ValueError(
+                    f"adjustable.{name}: the profile's own {name} is outside the range"
+                )
         return self
+
+
+def _ranges(adjustable: Adjustable | None) -> list[tuple[str, Range | SizeRange]]:
+    if adjustable is None:
+        return []
+    return [(n, r) for n in ("cpu", "memory", "gpu") if (r := getattr(adjustable, n)) is not None]
+
+
+class Pricing(_Strict):
+    """Unit prices (currency per hour) for profiles without a fixed ``price_per_hour``."""
+
+    cpu_hour: float = Field(ge=0)
+    memory_gib_hour: float = Field(ge=0)
+    gpu_hour: float = Field(0, ge=0)
+    gpu_type_hour: dict[str, float] = Field(default_factory=dict)
 
 
 class Image(_Strict):
@@ -155,7 +230,18 @@ class Group(_Strict):
     description: str = ""
     profiles: tuple[Slug, ...]
     images: tuple[Slug, ...] = ()
+    default_profile: Slug | None = None
+    priority: int = Field(0, description="when a user's groups set different ranges, highest wins")
+    ranges: dict[Slug, Adjustable] = Field(default_factory=dict)
     budget: Budget | None = None
+
+
+class Project(_Strict):
+    """A cost centre users charge their servers to; ``groups`` empty means everyone."""
+
+    name: Slug
+    display_name: str
+    groups: tuple[Slug, ...] = ()
 
 
 class Culling(_Strict):
@@ -185,6 +271,11 @@ class PlatformConfig(_Strict):
     profiles: tuple[Profile, ...] = Field(min_length=1)
     images: tuple[Image, ...] = Field(min_length=1)
     groups: tuple[Group, ...] = ()
+    default_group: Slug | None = Field(
+        None, description="the group of users who are in none of the configured groups"
+    )
+    projects: tuple[Project, ...] = ()
+    pricing: Pricing | None = None
     default_budget: Budget
     culling: Culling = Culling()
     data_stores: tuple[DataStore, ...] = ()
@@ -199,9 +290,34 @@ class PlatformConfig(_Strict):
         profile_slugs = [p.slug for p in self.profiles]
         image_slugs = [i.slug for i in self.images]
         group_names = [g.name for g in self.groups]
+        _unique(problems, "projects", [p.name for p in self.projects])
+        for pi, p in enumerate(self.profiles):
+            _known(problems, f"profiles[{pi}].images", p.images, image_slugs, "image")
+            if p.price_per_hour is None and self.pricing is None:
+                problems.append(
+                    f"profiles[{pi}]: no price_per_hour and no pricing: section; set one of them"
+                )
         for gi, g in enumerate(self.groups):
             _known(problems, f"groups[{gi}].profiles", g.profiles, profile_slugs, "profile")
             _known(problems, f"groups[{gi}].images", g.images, image_slugs, "image")
+            if g.default_profile and g.default_profile not in g.profiles:
+                problems.append(
+                    f"groups[{gi}].default_profile: {g.default_profile!r} is not one of this "
+                    f"group's profiles ({', '.join(g.profiles)})"
+                )
+            for slug in g.ranges:
+                profile = self.profile(slug)
+                if slug not in g.profiles or profile is None:
+                    problems.append(f"groups[{gi}].ranges.{slug}: not one of this group's profiles")
+                elif profile.adjustable is None:
+                    problems.append(f"groups[{gi}].ranges.{slug}: the profile is not adjustable")
+        if self.default_group and self.default_group not in group_names:
+            problems.append(
+                f"default_group: {self.default_group!r} is not a defined group; "
+                f"defined: {', '.join(group_names)}"
+            )
+        for pi, p in enumerate(self.projects):
+            _known(problems, f"projects[{pi}].groups", p.groups, group_names, "group")
         for di, d in enumerate(self.data_stores):
             _known(problems, f"data_stores[{di}].groups", d.groups, group_names, "group")
         for key, items in (("profiles", self.profiles), ("images", self.images)):
@@ -223,6 +339,12 @@ class PlatformConfig(_Strict):
 
     def profile(self, slug: str) -> Profile | None:
         return next((p for p in self.profiles if p.slug == slug), None)
+
+    def image(self, slug: str) -> Image | None:
+        return next((i for i in self.images if i.slug == slug), None)
+
+    def group(self, name: str) -> Group | None:
+        return next((g for g in self.groups if g.name == name), None)
 
 
 def _unique(problems: list[str], key: str, names: list[str]) -> None:

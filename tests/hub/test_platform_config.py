@@ -119,7 +119,9 @@ def test_example_loads_with_expected_shape():
     assert len(gpu) >= 1
     assert all(p.gpu_type for p in gpu)
     assert len(cfg.groups) >= 2
-    assert all(p.price_per_hour > 0 for p in cfg.profiles)
+    # every profile has a price: fixed, or per unit from the pricing section
+    assert all(p.price_per_hour or cfg.pricing for p in cfg.profiles)
+    assert cfg.pricing.cpu_hour > 0 and cfg.pricing.memory_gib_hour > 0
     assert cfg.default_budget.monthly > 0
     assert cfg.default_budget.alert_thresholds == (0.5, 0.8, 1.0)
     assert cfg.culling.idle_timeout == 3600
