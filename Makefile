@@ -2,7 +2,9 @@
 # Everything lands in the repo: .venv/ (Python + the proxy), labextension/node_modules,
 # and the hub's state in $(MLFACTORY_DATA) (default .mlfactory/, git-ignored).
 
-PYTHON ?= python3
+# Debian's Python when present: per-user OS accounts must be able to run the servers'
+# interpreter, and a pyenv/conda Python under /root is out of their reach.
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 MLFACTORY_DATA ?= $(CURDIR)/.mlfactory

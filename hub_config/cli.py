@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .hubconfig import DEFAULT_PORT, admin_username
+from .hubconfig import DEFAULT_PORT, accounts_db_url, admin_username, prepare_data_dir
 from .platform_config import ConfigError, data_dir, load_platform_config
 
 SHIPPED_HUB_CONFIG = Path(__file__).with_name("jupyterhub_config.py")
@@ -72,12 +72,12 @@ def _hub(args: argparse.Namespace) -> int:
         print(f"mlfactory: the platform config is invalid:\n{e}", file=sys.stderr)
         return 2
     data = data_dir()
-    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    prepare_data_dir(data)
     admin = admin_username()
     explicit = os.environ.pop("MLFACTORY_ADMIN_PASSWORD", None)  # not for the hub's children
     try:
         generated = bootstrap_admin(
-            f"sqlite:///{data / 'accounts.sqlite'}",
+            accounts_db_url(data),
             admin,
             explicit,
         )

@@ -9,7 +9,6 @@ processes). The shipped ``jupyterhub_config.py`` calls both; on Kubernetes
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -17,23 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .platform_config import PlatformConfig, Profile, data_dir, format_size
+from .platform_config import PlatformConfig, data_dir
 
 TEMPLATES = Path(__file__).with_name("templates")
 DEFAULT_PORT = 8000
-
-
-def profile_summary(profile: Profile) -> dict[str, Any]:
-    """What a server is told about its own profile (``MLFACTORY_PROFILE``)."""
-    return {
-        "slug": profile.slug,
-        "display_name": profile.display_name,
-        "cpu": profile.cpu,
-        "memory": format_size(profile.memory),
-        "gpu": profile.gpu,
-        "disk": format_size(profile.disk),
-        "price_per_hour": profile.price_per_hour,
-    }
 
 
 def admin_username(env: Mapping[str, str] = os.environ) -> str:
@@ -47,13 +33,9 @@ def apply_platform(c: Any, platform: PlatformConfig) -> None:
     template_vars.setdefault("mlfactory_platform_name", platform.platform.name)
     c.JupyterHub.template_vars = template_vars
     c.Spawner.default_url = "/lab"
-    # The default profile until the resource picker chooses one per spawn.
-    profile = platform.default_profile
-    environment = dict(c.Spawner.get("environment", {}))
-    environment["MLFACTORY_PROFILE"] = json.dumps(profile_summary(profile))
-    c.Spawner.environment = environment
-    c.Spawner.cpu_limit = profile.cpu
-    c.Spawner.mem_limit = profile.memory
+    # Several workspaces per user, each with its own profile.
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 5
 
 
 def find_proxy_command() -> str | None:
@@ -65,29 +47,51 @@ def find_proxy_command() -> str | None:
 def apply_embedded_defaults(c: Any, env: Mapping[str, str] = os.environ) -> None:
     """One machine, nothing else to start: SQLite, the local proxy, local accounts."""
     data = data_dir()
-    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    hub_state = prepare_data_dir(data)
     ip = env.get("MLFACTORY_IP") or "127.0.0.1"
     port = int(env.get("MLFACTORY_PORT") or DEFAULT_PORT)
     c.JupyterHub.bind_url = f"http://{ip}:{port}"
     c.JupyterHub.hub_ip = "127.0.0.1"
-    c.JupyterHub.db_url = f"sqlite:///{data / 'jupyterhub.sqlite'}"
-    c.JupyterHub.cookie_secret_file = str(data / "jupyterhub_cookie_secret")
-    c.ConfigurableHTTPProxy.pid_file = str(data / "jupyterhub-proxy.pid")
+    c.JupyterHub.db_url = f"sqlite:///{hub_state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(hub_state / "jupyterhub_cookie_secret")
+    c.ConfigurableHTTPProxy.pid_file = str(hub_state / "jupyterhub-proxy.pid")
     proxy = find_proxy_command()
     if proxy:
         c.ConfigurableHTTPProxy.command = [proxy]
 
     c.JupyterHub.authenticator_class = "mlfactory"
-    c.MLFactoryAuthenticator.accounts_db_url = f"sqlite:///{data / 'accounts.sqlite'}"
+    c.MLFactoryAuthenticator.accounts_db_url = accounts_db_url(data)
     c.Authenticator.admin_users = {admin_username(env)}
     template_vars = dict(c.JupyterHub.get("template_vars", {}))
     template_vars["mlfactory_signup_enabled"] = True
     template_vars["mlfactory_local_accounts"] = True
-    c.JupyterHub.template_vars = template_vars
 
     c.JupyterHub.spawner_class = "mlfactory-local"
+    # Without root there are no per-user OS accounts: tell admins on every hub page.
+    template_vars["mlfactory_isolation_off"] = os.geteuid() != 0
+    c.JupyterHub.template_vars = template_vars
     c.MLFactoryLocalSpawner.workspace_root = str(data / "workspaces")
     c.MLFactoryLocalSpawner.log_root = str(data / "logs" / "servers")
+
+
+def prepare_data_dir(data: Path) -> Path:
+    """Lay out the state folder; returns the hub's private part.
+
+    ``<data>`` is traverse-only (0711) so that per-user OS accounts can reach their homes
+    under ``<data>/workspaces``; the hub's databases and secrets live in ``<data>/hub``
+    (0700) and logs in ``<data>/logs`` (0700), out of every user's reach.
+    """
+    data.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o711)  # noqa: S103 - traverse only, no listing
+    hub_state = data / "hub"
+    for private in (hub_state, data / "logs"):
+        private.mkdir(exist_ok=True, mode=0o700)
+        private.chmod(0o700)
+    return hub_state
+
+
+def accounts_db_url(data: Path) -> str:
+    return f"sqlite:///{data / 'hub' / 'accounts.sqlite'}"
 
 
 def running_on_kubernetes(env: Mapping[str, str] = os.environ) -> bool:

@@ -14,6 +14,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from .limits import current_limits
 from .owner import is_owner
 
 SETTINGS_KEY = "mlfactory_settings"
@@ -101,6 +102,7 @@ class InfoHandler(MLFactoryAPIHandler):
                     "owner": info["owner_display"],
                     "is_owner": is_owner(self.caller, info["owner"]),
                     "profile": info["profile"],
+                    "limits": current_limits(),
                 }
             )
         )

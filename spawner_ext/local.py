@@ -5,23 +5,53 @@ returns only once the server accepts connections (so the hub's randomised
 readiness backoff succeeds on its first poll), and a server that dies during
 start-up fails the spawn at once with the cause from its log, instead of the
 hub waiting out ``http_timeout`` and answering with a bare error.
+
+What a user asked for is resolved once, before anything starts
+(``run_pre_spawn_hook``), by the pure resolver in ``profiles``; everything after
+that (budget check, limits, GPUs, the server's environment) uses only the resolved
+``ResourceRequest``, never the raw ``user_options``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import pwd
 import shlex
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
-from jupyterhub.spawner import LocalProcessSpawner, SpawnException
-from jupyterhub.utils import random_port
-from mlfactory.hub.platform_config import data_dir
-from traitlets import Bool, Float, Unicode, default
+from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_setuid
+from jupyterhub.utils import maybe_future, random_port
+from mlfactory.hub.platform_config import (
+    ConfigError,
+    PlatformConfig,
+    data_dir,
+    load_platform_config,
+)
+from traitlets import Any as AnyTrait
+from traitlets import Bool, Enum, Float, Unicode, default
 
+from .cgroups import make_preexec
+from .form import picker_view
+from .gpus import NoGpuAvailable, cuda_env
+from .host import LocalHost
+from .limits import plan_limits
+from .os_accounts import ensure_os_account, interpreter_problem, os_account_name
+from .picker import form_to_options, render_picker
+from .profiles import (
+    RequestError,
+    ResourceRequest,
+    default_profile_slug,
+    profile_choices,
+    project_choices,
+    resolve_request,
+    user_access,
+)
 from .slugs import safe_slug
 from .startup import failure_cause
 
@@ -45,30 +75,84 @@ def _private_dirs(path: Path) -> None:
         p.mkdir(mode=0o700, exist_ok=True)
 
 
+def _traversable_dirs(path: Path) -> None:
+    """Create ``path`` (and parents) owned by root with mode 0711: accounts may pass
+    through to their own home but not list anyone else's."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for p in reversed(missing):
+        p.mkdir(mode=0o711, exist_ok=True)
+    os.chmod(path, 0o711)  # noqa: S103 - traverse only, no listing
+
+
+def _owned_dir(path: Path, account: pwd.struct_passwd) -> None:
+    path.mkdir(mode=0o700, exist_ok=True)
+    os.chown(path, account.pw_uid, account.pw_gid)
+
+
+_CONFIG_CACHE: dict[str, tuple[float, PlatformConfig]] = {}
+
+
+def cached_platform_config(path: str) -> PlatformConfig:
+    """The platform config, parsed again only when the file changes."""
+    resolved = str(Path(path).resolve())
+    mtime = os.stat(resolved).st_mtime
+    cached = _CONFIG_CACHE.get(resolved)
+    if cached is None or cached[0] != mtime:
+        cached = _CONFIG_CACHE[resolved] = (mtime, load_platform_config(resolved))
+    return cached[1]
+
+
+def request_error(err: RequestError) -> SpawnException:
+    return spawn_error(
+        f"Invalid choice for {err.field}: {err.message}", reason="user-options", status_code=400
+    )
+
+
 class MLFactoryLocalSpawner(LocalProcessSpawner):
-    """Start each user's server as a local process in a per-user workspace."""
+    """Start each user's server as a local process with the resources they picked."""
 
-    os_accounts = Bool(
-        False,
+    platform_config_file = Unicode(
         config=True,
-        help="""Run each server as the OS account of the same name.
+        help="""The platform config (profiles, images, groups, projects, prices) this spawner
+        offers and enforces. Re-read when the file changes.
 
-        False (the embedded default): servers run as the hub's own OS user, each in
-        its own workspace folder under ``workspace_root``; no OS accounts are needed,
-        but users are not isolated from each other at the OS level — use this for a
-        single team on one machine. True: behave like JupyterHub's
-        LocalProcessSpawner (the hub must run as root and every hub user must exist
-        as an OS account; the workspace is that account's home directory).
+        Default: ``$MLFACTORY_CONFIG``, else the example shipped with mlfactory.
+        Example: ``c.MLFactoryLocalSpawner.platform_config_file = "/etc/mlfactory/mlfactory.yaml"``
+        """,
+    )
 
-        Example: ``c.MLFactoryLocalSpawner.os_accounts = True``
+    @default("platform_config_file")
+    def _default_platform_config_file(self) -> str:
+        from mlfactory.hub.platform_config import PACKAGED_CONFIG
+
+        return os.environ.get("MLFACTORY_CONFIG") or str(PACKAGED_CONFIG)
+
+    user_accounts = Enum(
+        ["auto", "create", "existing", "none"],
+        "auto",
+        config=True,
+        help="""Which OS account each server runs as.
+
+        - ``create``: an account ``mlf-<user>`` made on first spawn (needs root), home
+          folder mode 0700 under ``workspace_root``: users cannot read each other's files
+          or the hub's state.
+        - ``existing``: the OS account with the hub user's name (JupyterHub's
+          LocalProcessSpawner behaviour; needs root).
+        - ``none``: the hub's own account, one workspace folder per user. No isolation:
+          every user can read every workspace and the hub's state. For a single trusted
+          team.
+        - ``auto`` (default): ``create`` when the hub runs as root, else ``none``.
+
+        Example: ``c.MLFactoryLocalSpawner.user_accounts = "create"``
         """,
     )
 
     workspace_root = Unicode(
         config=True,
-        help="""Folder holding one workspace folder per user (used when ``os_accounts`` is
-        False). Each user's folder is named by ``mlfactory.spawner.slugs.safe_slug`` of the
-        user name and is created on first spawn with mode 0700.
+        help="""Folder holding one home folder per user, named by
+        ``mlfactory.spawner.slugs.safe_slug`` of the user name (mode 0700, owned by the
+        user's OS account when accounts are created). Named servers open in a sub-folder of
+        their user's home.
 
         Default: ``$MLFACTORY_DATA/workspaces``.
         Example: ``c.MLFactoryLocalSpawner.workspace_root = "/srv/mlfactory/workspaces"``
@@ -81,8 +165,8 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
 
     log_root = Unicode(
         config=True,
-        help="""Folder for each server's output log (``<user>[-<server>].log``, appended).
-        The last lines of the log are shown to the user when their server fails to start.
+        help="""Folder for each server's output log (``<server>.log``, appended, mode 0600).
+        The cause of a failed start is read from it and shown to the user.
 
         Default: ``$MLFACTORY_DATA/logs/servers``.
         """,
@@ -95,9 +179,9 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
     allow_root = Bool(
         True,
         config=True,
-        help="""Allow servers to run as root when the hub itself runs as root and
-        ``os_accounts`` is False (passes ``--allow-root`` to the server). Set False to
-        refuse such spawns with a clear message instead.
+        help="""With ``user_accounts = "none"`` and a hub running as root, servers run as
+        root too; True passes ``--allow-root`` to them, False refuses such spawns with a
+        clear message.
 
         Example: ``c.MLFactoryLocalSpawner.allow_root = False``
         """,
@@ -110,6 +194,23 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         a local TCP connect, so a short interval costs little and shortens every spawn.""",
     )
 
+    nvidia_smi = Unicode(
+        "nvidia-smi",
+        config=True,
+        help="""The command that lists this host's GPUs (queried once per hub process). A
+        host without it offers no GPUs and GPU profiles are shown as unavailable.""",
+    )
+
+    budget_check = AnyTrait(
+        None,
+        config=True,
+        allow_none=True,
+        help="""Optional ``async def check(spawner, request) -> str | None``: return a message
+        to refuse the spawn (shown to the user), or None to allow it. ``request`` is the
+        resolved ``mlfactory.spawner.profiles.ResourceRequest``. Called before anything
+        starts.""",
+    )
+
     @default("cmd")
     def _default_cmd(self) -> list[str]:
         # The hub's own interpreter: the server gets the same installed mlfactory.
@@ -119,48 +220,205 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
     def _default_url(self) -> str:
         return "/lab"
 
+    @default("options_form")
+    def _default_options_form(self):
+        return MLFactoryLocalSpawner._render_options_form
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._events: list[dict] = []
         self._events_changed = asyncio.Event()
         self._log_offset = 0
+        self.resource_request: ResourceRequest | None = None
+        self._held: dict[str, Any] = {}  # what this server holds: gpus, cgroup, pinned cores
+        self._restore_pending = False
 
     # -- where things live -------------------------------------------------------------
 
     @property
     def server_slug(self) -> str:
-        name = self.user.name if not self.name else f"{self.user.name}-{self.name}"
-        return safe_slug(name)
+        # "/" never survives safe_slug, so a named server always gets a hashed slug that
+        # no user name (or other user's server) can produce.
+        return safe_slug(self.user.name if not self.name else f"{self.user.name}/{self.name}")
 
     @property
     def workspace(self) -> Path:
         return Path(self.workspace_root) / safe_slug(self.user.name)
 
     @property
+    def server_root(self) -> Path:
+        return self.workspace if not self.name else self.workspace / safe_slug(self.name)
+
+    @property
     def log_path(self) -> Path:
         return Path(self.log_root) / f"{self.server_slug}.log"
 
+    @property
+    def accounts_mode(self) -> str:
+        if self.user_accounts != "auto":
+            return self.user_accounts
+        return "create" if os.geteuid() == 0 else "none"
+
     def _runs_as_root(self) -> bool:
-        return not self.os_accounts and os.geteuid() == 0
+        return self.accounts_mode == "none" and os.geteuid() == 0
+
+    @property
+    def platform(self) -> PlatformConfig:
+        return cached_platform_config(self.platform_config_file)
+
+    # -- choosing resources ------------------------------------------------------------
+
+    def _access(self):
+        groups = [g.name for g in getattr(self.user, "groups", [])]
+        return user_access(self.platform, groups, bool(getattr(self.user, "admin", False)))
+
+    async def _render_options_form(self) -> str:
+        host = await LocalHost.get(self.nvidia_smi)
+        config, access, caps = self.platform, self._access(), host.capabilities()
+        choices = profile_choices(config, access, caps)
+        previous_options = dict(self.orm_spawner.user_options or {}) if self.orm_spawner else {}
+        previous, previous_error = None, None
+        if previous_options:
+            try:
+                previous = resolve_request(config, access, previous_options, caps)
+            except RequestError as e:
+                previous_error = e
+        view = picker_view(
+            config=config,
+            choices=choices,
+            projects=project_choices(config, access),
+            default_slug=default_profile_slug(config, access, choices),
+            previous=previous,
+            previous_error=previous_error,
+            previous_options=previous_options,
+            enforcement=host.enforcement(),
+        )
+        return render_picker(view)
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+        return form_to_options(formdata)
+
+    def _options_are_remembered(self) -> bool:
+        """True when the hub re-used the last spawn's options (no options in this request)."""
+        handler = getattr(self, "handler", None)
+        request = getattr(handler, "request", None)
+        return request is None or not request.body
+
+    async def _resolve(self) -> ResourceRequest:
+        try:
+            config = self.platform
+        except (ConfigError, OSError) as e:
+            self.log.error("Platform config unusable: %s", e)
+            raise spawn_error(
+                "The platform configuration cannot be read; ask an admin to check it.",
+                reason="config",
+                status_code=500,
+            ) from None
+        host = await LocalHost.get(self.nvidia_smi)
+        access, caps = self._access(), host.capabilities()
+        try:
+            return resolve_request(config, access, self.user_options or {}, caps)
+        except RequestError as e:
+            if not self._options_are_remembered():
+                raise request_error(e) from None
+            # A saved choice that today's config no longer allows: start the default.
+            self.log.warning("Saved options for %s no longer valid (%s)", self._log_name, e)
+            self._emit(
+                8, f"Your last choice is no longer available ({e.message}); using the default"
+            )
+            try:
+                return resolve_request(config, access, {}, caps)
+            except RequestError as e2:
+                raise request_error(e2) from None
+
+    async def run_pre_spawn_hook(self):
+        # Resolve (and refuse) before anything starts: the REST API answers 400 with the
+        # field at fault, and nothing is started or billed.
+        self._events = []
+        self._events_changed.set()
+        self._emit(5, "Checking resources")
+        self.resource_request = await self._resolve()
+        self._emit(15, "Checking budget")
+        if self.budget_check is not None:
+            refusal = await maybe_future(self.budget_check(self, self.resource_request))
+            if refusal:
+                raise spawn_error(str(refusal), reason="budget", status_code=403)
+        return await maybe_future(super().run_pre_spawn_hook())
 
     # -- process set-up ----------------------------------------------------------------
 
-    def make_preexec_fn(self, name: str):
-        return super().make_preexec_fn(name) if self.os_accounts else None
-
     def user_env(self, env: dict) -> dict:
-        if self.os_accounts:
+        if self.accounts_mode == "existing":
             return super().user_env(env)
         env["USER"] = self.user.name
         env["HOME"] = str(self.workspace)
         env["SHELL"] = "/bin/bash"
         return env
 
+    def get_env(self) -> dict:
+        env = super().get_env()
+        request = self.resource_request
+        if request is not None:
+            env["MLFACTORY_PROFILE"] = json.dumps(request.summary())
+            env["CPU_LIMIT"] = str(request.cpu_limit)
+            env["CPU_GUARANTEE"] = str(request.cpu_guarantee)
+            env["MEM_LIMIT"] = str(request.mem_limit)
+            env["MEM_GUARANTEE"] = str(request.mem_guarantee)
+        env.update(cuda_env(self._held.get("gpus", ())))
+        return env
+
     def get_args(self) -> list[str]:
         args = list(super().get_args())  # a copy: the base may hand back self.args itself
+        args.append(f"--ServerApp.root_dir={self.server_root}")
         if self._runs_as_root() and self.allow_root:
             args.append("--allow-root")
         return args
+
+    async def _prepare_account(self) -> pwd.struct_passwd | None:
+        """The OS account the server runs as (None: the hub's own), home folder ready."""
+        mode = self.accounts_mode
+        if mode == "none":
+            if self._runs_as_root() and not self.allow_root:
+                raise spawn_error(
+                    "The hub runs as root and servers would run as root too, which this hub "
+                    "refuses (MLFactoryLocalSpawner.allow_root = False). Ask an admin to set "
+                    "user_accounts = 'create'.",
+                    reason="root",
+                )
+            await asyncio.to_thread(_private_dirs, self.workspace)
+            await asyncio.to_thread(_private_dirs, self.server_root)
+            return None
+        if os.geteuid() != 0:
+            raise spawn_error(
+                f"Servers run under per-user OS accounts (user_accounts = '{mode}'), which "
+                "needs the hub to run as root. Ask an admin.",
+                reason="accounts",
+                status_code=500,
+            )
+        try:
+            if mode == "existing":
+                account = pwd.getpwnam(self.user.name)
+            else:
+                root = Path(self.workspace_root)
+                await asyncio.to_thread(_traversable_dirs, root)
+                account = await ensure_os_account(
+                    os_account_name(self.user.name),
+                    self.workspace,
+                    comment=f"mlfactory user {self.user.name}",
+                )
+        except (KeyError, OSError) as e:
+            self.log.error("No OS account for %s: %s", self._log_name, e)
+            raise spawn_error(
+                f"Your OS account could not be prepared ({e}). Ask an admin.",
+                reason="accounts",
+                status_code=500,
+            ) from None
+        problem = interpreter_problem(self.cmd[0], account.pw_uid, account.pw_gid)
+        if problem:
+            raise spawn_error(problem, reason="accounts", status_code=500)
+        if self.name:
+            await asyncio.to_thread(_owned_dir, self.server_root, account)
+        return account
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -171,7 +429,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
     async def progress(self) -> AsyncIterator[dict]:
         events, sent = self._events, 0
         while True:
-            if self._events is not events:  # a new start() began: follow its events
+            if self._events is not events:  # a new spawn began: follow its events
                 events, sent = self._events, 0
             if sent < len(events):
                 yield events[sent]
@@ -181,61 +439,132 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             self._events_changed.clear()
             await self._events_changed.wait()
 
-    async def stop(self, now: bool = False) -> None:
-        self._events = []
-        await super().stop(now=now)
-
     async def start(self) -> tuple[str, int]:
-        self._events = []
-        self._events_changed.set()
-        if self._runs_as_root() and not self.allow_root:
-            raise spawn_error(
-                "The hub runs as root and servers would run as root too, which this hub "
-                "refuses (MLFactoryLocalSpawner.allow_root = False). Ask an admin to run "
-                "the hub as an unprivileged user or enable os_accounts.",
-                reason="root",
-            )
+        request = self.resource_request or await self._resolve()
+        host = await LocalHost.get(self.nvidia_smi)
+        self._emit(25, "Preparing your workspace")
+        account = await self._prepare_account()
+        await asyncio.to_thread(_private_dirs, self.log_path.parent)
         if self.port == 0:
             self.port = random_port()
-        self._emit(10, "Preparing your workspace")
-        cwd = None
-        if not self.os_accounts:
-            _private_dirs(self.workspace)
-            cwd = str(self.workspace)
-        _private_dirs(self.log_path.parent)
+        try:
+            procs_files, cpus = await self._hold_resources(host, request)
+            then = set_user_setuid(account.pw_name, chdir=False) if account else None
+            preexec = make_preexec(procs_files, cpus, then)
+            self._emit(50, f"Starting JupyterLab ({request.display_name})")
+            self._popen(preexec)
+            self._emit(70, "Waiting for JupyterLab to accept connections")
+            await self._wait_until_listening(self.ip or "127.0.0.1", self.port)
+        except BaseException:
+            await self._release()
+            raise
+        self._emit(100, "Ready")
+        return self.ip or "127.0.0.1", self.port
 
+    async def _hold_resources(self, host: LocalHost, request: ResourceRequest):
+        """GPUs, pinned cores and cgroups for this server; recorded for release."""
+        key = self.server_slug
+        if request.gpu:
+            try:
+                self._held["gpus"] = host.allocator.allocate(key, request.gpu, request.gpu_type)
+            except NoGpuAvailable as e:
+                raise spawn_error(str(e), reason="gpu", status_code=503) from None
+        plan = plan_limits(
+            cpu_limit=request.cpu_limit,
+            cpu_guarantee=request.cpu_guarantee,
+            mem_limit=request.mem_limit,
+            mem_guarantee=request.mem_guarantee,
+            host_cpus=host.cpus,
+            cpu_load=host.cpu_load,
+        )
+        host.pin(key, plan)
+        self._held["pinned"] = True
+        procs_files = []
+        if host.cgroups is not None:
+            procs_files = await host.cgroups.create(key, plan)
+            self._held["cgroup"] = True
+        return procs_files, plan.cpus
+
+    async def _release(self) -> None:
+        """Give back what this server held (idempotent)."""
+        if not self._held:
+            return
+        host = await LocalHost.get(self.nvidia_smi)
+        key = self.server_slug
+        if self._held.pop("gpus", None) is not None:
+            host.allocator.release(key)
+        if self._held.pop("pinned", None):
+            host.unpin(key)
+        if self._held.pop("cgroup", None) and host.cgroups is not None:
+            await host.cgroups.remove(key)
+        self._held.clear()
+
+    def _popen(self, preexec) -> None:
         cmd = [*self.cmd, *self.get_args()]
         env = self.get_env()
         self.log.info("Spawning %s (log: %s)", shlex.join(cmd), self.log_path)
-        self._emit(30, "Starting JupyterLab")
         # The log holds the user's paths and tracebacks: owner-only, like the workspace.
         fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "ab") as log:
             self._log_offset = log.tell()
             popen_kwargs = {
-                "cwd": cwd,
+                "cwd": str(self.server_root),
                 "stdin": subprocess.DEVNULL,
                 "stdout": log,
                 "stderr": subprocess.STDOUT,
-                "preexec_fn": self.make_preexec_fn(self.user.name),
+                "preexec_fn": preexec,
                 "start_new_session": True,  # the hub's signals are not the server's
                 **self.popen_kwargs,
                 "env": env,  # as in LocalProcessSpawner: config may not override the env
             }
-            self.proc = subprocess.Popen(cmd, **popen_kwargs)  # noqa: ASYNC220 - returns at once
+            self.proc = subprocess.Popen(cmd, **popen_kwargs)
         self.pid = self.proc.pid
-        ip = self.ip or "127.0.0.1"
-        self._emit(50, "Waiting for JupyterLab to accept connections")
-        await self._wait_until_listening(ip, self.port)
-        self._emit(90, "JupyterLab is ready")
-        return ip, self.port
+
+    async def poll(self) -> int | None:
+        status = await super().poll()
+        if status is not None:
+            await self._release()
+        elif self._restore_pending:
+            # After a hub restart: the server still holds its GPUs; tell the allocator.
+            host = await LocalHost.get(self.nvidia_smi)
+            dropped = host.allocator.restore(self.server_slug, self._held.get("gpus", ()))
+            if dropped:
+                self.log.warning("GPUs %s of %s are gone from this host", dropped, self._log_name)
+            self._restore_pending = False
+        return status
+
+    async def stop(self, now: bool = False) -> None:
+        self._events = []
+        await super().stop(now=now)
+        await self._release()
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        if self._held:
+            state["mlfactory"] = {
+                "gpus": list(self._held.get("gpus", ())),
+                **{k: True for k in ("pinned", "cgroup") if self._held.get(k)},
+            }
+        return state
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        held = state.get("mlfactory") or {}
+        self._held = {k: v for k, v in held.items() if v}
+        self._held.pop("pinned", None)  # core pins are load bookkeeping; not restored
+        if "gpus" in self._held:
+            self._held["gpus"] = tuple(self._held["gpus"])
+            self._restore_pending = True
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.resource_request = None
 
     async def _wait_until_listening(self, ip: str, port: int) -> None:
         """Return once ``ip:port`` accepts a TCP connection; fail fast if the process exits."""
         while True:
             returncode = self.proc.poll()
             if returncode is not None:
-                self.clear_state()
                 cause = failure_cause(self._log_tail())
                 raise spawn_error(
                     f"Your server stopped during start-up (exit code {returncode}): {cause}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 from importlib.metadata import version
 
 import pytest
@@ -37,13 +38,17 @@ def profile_env(monkeypatch):
 async def test_info_on_own_hub_server(profile_env, hub_server_of_caller, jp_fetch):
     r = await jp_fetch("mlfactory", "api", "info")
     assert r.code == 200
-    assert json.loads(r.body) == {
+    info = json.loads(r.body)
+    limits = info.pop("limits")
+    assert info == {
         "version": version("mlfactory"),
         "user": CALLER,
         "owner": CALLER,
         "is_owner": True,
         "profile": PROFILE,
     }
+    # the server reports what the kernel enforces on it (this test process)
+    assert limits["cpus"] == sorted(os.sched_getaffinity(0))
 
 
 async def test_info_on_shared_server(hub_server_shared_with_caller, jp_fetch):

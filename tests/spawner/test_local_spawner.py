@@ -16,6 +16,7 @@ def spawner_config(tmp_path, mockhub_config):
         **mockhub_config,
         "JupyterHub": {**mockhub_config["JupyterHub"], "spawner_class": MLFactoryLocalSpawner},
         "MLFactoryLocalSpawner": {
+            "user_accounts": "none",
             "workspace_root": str(tmp_path / "workspaces"),
             "log_root": str(tmp_path / "logs"),
         },
@@ -78,15 +79,24 @@ async def test_refuses_root_when_disallowed(hub_app, spawner_config, monkeypatch
         await user.spawn()
 
 
-def test_args_add_allow_root_only_when_running_as_root(monkeypatch):
-    spawner = MLFactoryLocalSpawner(user=_FakeUser("erin"))
+def test_args_add_allow_root_only_when_servers_run_as_root(monkeypatch):
+    spawner = MLFactoryLocalSpawner(user=_FakeUser("erin"), user_accounts="none")
     monkeypatch.setattr("os.geteuid", lambda: 0)
     assert "--allow-root" in spawner.get_args()
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert "--allow-root" not in spawner.get_args()
-    spawner.os_accounts = True
     monkeypatch.setattr("os.geteuid", lambda: 0)
-    assert "--allow-root" not in spawner.get_args()
+    for mode in ("create", "existing", "auto"):  # auto as root creates accounts
+        spawner.user_accounts = mode
+        assert "--allow-root" not in spawner.get_args()
+
+
+def test_auto_accounts_follow_the_hub_user(monkeypatch):
+    spawner = MLFactoryLocalSpawner(user=_FakeUser("erin"))
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    assert spawner.accounts_mode == "create"
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert spawner.accounts_mode == "none"
 
 
 def test_defaults_use_this_interpreter_and_open_lab():

@@ -1,0 +1,144 @@
+"""The spawn page's data: from a user's profile choices to the picker's view model.
+
+Pure: takes what the resolver allowed, what the user chose last time and what this
+host can enforce, and returns the ``PickerView`` that ``picker.render_picker`` shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mlfactory.hub.platform_config import PlatformConfig, Project
+
+from .picker import ImageView, PickerView, ProfileCard, RangeView
+from .profiles import ProfileChoice, RequestError, ResourceRequest
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    """What this host enforces; anything else is shown to the user as advisory."""
+
+    cpu: bool
+    memory: bool
+    disk: bool = False
+
+
+def advisory_notes(enforcement: Enforcement) -> tuple[str, ...]:
+    notes = []
+    if not enforcement.cpu:
+        notes.append("CPU limit is advisory on this host")
+    if not enforcement.memory:
+        notes.append("Memory limit is advisory on this host")
+    if not enforcement.disk:
+        notes.append("Disk size is advisory on this host")
+    return tuple(notes)
+
+
+def _ranges(choice: ProfileChoice, values: Mapping[str, float]) -> dict[str, RangeView]:
+    out: dict[str, RangeView] = {}
+    if choice.ranges is None:
+        return out
+    profile = choice.profile
+    if choice.ranges.cpu:
+        r = choice.ranges.cpu
+        out["cpu"] = RangeView(r.min, r.max, r.step, values.get("cpu", profile.cpu), "cores")
+    if choice.ranges.memory:
+        r = choice.ranges.memory
+        value = values.get("memory", profile.memory / GIB)
+        out["memory"] = RangeView(r.min / GIB, r.max / GIB, r.step / GIB, value, "GiB")
+    if choice.ranges.gpu:
+        r = choice.ranges.gpu
+        out["gpu"] = RangeView(r.min, r.max, r.step, values.get("gpu", profile.gpu), "GPUs")
+    return out
+
+
+def _unit_prices(config: PlatformConfig, choice: ProfileChoice) -> dict[str, float] | None:
+    profile, pricing = choice.profile, config.pricing
+    if profile.price_per_hour is not None or pricing is None:
+        return None
+    per_gpu = pricing.gpu_type_hour.get(profile.gpu_type or "", pricing.gpu_hour)
+    return {"cpu": pricing.cpu_hour, "memory": pricing.memory_gib_hour, "gpu": per_gpu}
+
+
+def remembered_values(previous: Mapping[str, Any], slug: str) -> dict[str, float]:
+    """The cpu/memory(GiB)/gpu a user picked last time for ``slug``, as numbers."""
+    if previous.get("profile") != slug:
+        return {}
+    values: dict[str, float] = {}
+    for key in ("cpu", "gpu"):
+        try:
+            values[key] = float(previous[key])
+        except (KeyError, TypeError, ValueError):
+            pass
+    memory = str(previous.get("memory", ""))
+    if memory.endswith("Gi"):
+        try:
+            values["memory"] = float(memory[:-2])
+        except ValueError:
+            pass
+    return values
+
+
+def picker_view(
+    *,
+    config: PlatformConfig,
+    choices: Sequence[ProfileChoice],
+    projects: Sequence[Project],
+    default_slug: str | None,
+    previous: ResourceRequest | None,
+    previous_error: RequestError | None,
+    previous_options: Mapping[str, Any],
+    enforcement: Enforcement,
+    budget_text: str = "No budget set",
+) -> PickerView:
+    """Build the picker for one user.
+
+    ``previous`` is the last choice resolved again under today's rules; when that failed
+    (``previous_error``), the default is selected and the user is told why.
+    """
+    notes = advisory_notes(enforcement)
+    selected = previous.profile if previous else default_slug
+    values = remembered_values(previous.user_options(), selected) if previous else {}
+    notice = None
+    if previous_error is not None and previous_options:
+        notice = (
+            f"Your last choice is no longer available ({previous_error.message}); "
+            "the default is selected."
+        )
+    cards = []
+    for choice in choices:
+        p = choice.profile
+        cards.append(
+            ProfileCard(
+                slug=p.slug,
+                display_name=p.display_name,
+                description=p.description,
+                cpu=p.cpu,
+                memory_gib=p.memory / GIB,
+                gpu=p.gpu,
+                gpu_type=p.gpu_type,
+                disk_gib=p.disk / GIB,
+                price_per_hour=choice.price_per_hour,
+                available=choice.available,
+                reason=choice.reason,
+                ranges=_ranges(choice, values if p.slug == selected else {}),
+                unit_prices=_unit_prices(config, choice),
+                images=[ImageView(i.slug, i.display_name, i.description) for i in choice.images],
+                notes=notes,
+            )
+        )
+    return PickerView(
+        cards=cards,
+        selected_profile=selected,
+        selected_image=previous.image if previous else None,
+        selected_values=values,
+        projects=[(p.name, p.display_name) for p in projects],
+        selected_project=previous.project if previous else "personal",
+        currency=config.platform.currency,
+        budget_text=budget_text,
+        notice=notice,
+    )
