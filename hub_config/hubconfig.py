@@ -33,6 +33,11 @@ def apply_platform(c: Any, platform: PlatformConfig) -> None:
     template_vars.setdefault("mlfactory_platform_name", platform.platform.name)
     c.JupyterHub.template_vars = template_vars
     c.Spawner.default_url = "/lab"
+    # The platform's groups become hub groups; listed members are added (never removed).
+    load_groups = dict(c.JupyterHub.get("load_groups", {}))
+    for group in platform.groups:
+        load_groups.setdefault(group.name, {"users": list(group.members)})
+    c.JupyterHub.load_groups = load_groups
     # Several workspaces per user, each with its own profile.
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 5

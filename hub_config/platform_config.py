@@ -233,6 +233,7 @@ class Group(_Strict):
     default_profile: Slug | None = None
     priority: int = Field(0, description="when a user's groups set different ranges, highest wins")
     ranges: dict[Slug, Adjustable] = Field(default_factory=dict)
+    members: tuple[str, ...] = Field((), description="hub users put in this group at start-up")
     budget: Budget | None = None
 
 

@@ -25,6 +25,7 @@ from mlfactory.hub.platform_config import (
     format_size,
     parse_size,
 )
+from mlfactory.spawner.gpus import gpu_type_matches
 from mlfactory.spawner.pricing import hourly_price
 
 PERSONAL = Project(name="personal", display_name="Personal")
@@ -38,7 +39,7 @@ _SHOW_MAX = 40
 @dataclass(frozen=True)
 class HostCapabilities:
     gpu_count: int = 0  # GPUs this host can hand out
-    gpu_types: frozenset[str] = frozenset()  # type names present; empty = unknown/any
+    gpu_types: frozenset[str] = frozenset()  # GPU names present; empty = unknown/any
 
 
 @dataclass(frozen=True)
@@ -166,12 +167,6 @@ def project_choices(config: PlatformConfig, access: UserAccess) -> list[Project]
     ]
 
 
-def normalise_gpu_type(name: str) -> str:
-    """``'nvidia-tesla-t4'`` and ``'Tesla T4'`` → ``'t4'``."""
-    alnum = re.sub(r"[^a-z0-9]", "", name.lower())
-    return alnum.replace("nvidia", "").replace("tesla", "")
-
-
 def _groups_by_priority(config: PlatformConfig, access: UserAccess) -> list[Group]:
     order = {g.name: i for i, g in enumerate(config.groups)}
     groups = [g for name in set(access.groups) if (g := config.group(name)) is not None]
@@ -235,9 +230,10 @@ def _gpus_needed(profile: Profile, ranges: Adjustable | None) -> int:
 
 
 def _gpu_type_ok(gpu_type: str | None, host: HostCapabilities) -> bool:
+    # The allocator's own rule, so the picker never offers what allocation would refuse.
     if gpu_type is None or not host.gpu_types:
         return True
-    return normalise_gpu_type(gpu_type) in {normalise_gpu_type(t) for t in host.gpu_types}
+    return any(gpu_type_matches(gpu_type, name) for name in host.gpu_types)
 
 
 def _unavailable_reason(

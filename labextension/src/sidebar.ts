@@ -17,6 +17,16 @@ export interface IProfileInfo {
   gpu: number;
 }
 
+/** What the kernel enforces on the server process, as the server reads it. */
+export interface ILimitsInfo {
+  cpus: number[];
+  /** CPU quota in cores; null when not enforced. */
+  cpu_quota: number | null;
+  /** Memory limit in bytes; null when not enforced. */
+  memory_limit: number | null;
+  cuda_visible_devices: string | null;
+}
+
 /** The body of `GET <base>/mlfactory/api/info`. */
 export interface IInfo {
   version: string;
@@ -26,6 +36,7 @@ export interface IInfo {
   /** Whether the caller owns this server, as decided by the server. */
   is_owner: boolean;
   profile: IProfileInfo | null;
+  limits?: ILimitsInfo;
 }
 
 export namespace MLFactorySidebar {
@@ -120,6 +131,20 @@ export function formatResources(profile: IProfileInfo): string {
   return [cpu, `${profile.memory} memory`, gpu].join(' · ');
 }
 
+/** "2 cores pinned · CPU quota 1.5 · memory limit 4 GiB" (or "… not enforced") */
+export function formatLimits(limits: ILimitsInfo): string {
+  const parts = [
+    `${limits.cpus.length} core${limits.cpus.length === 1 ? '' : 's'} pinned`,
+    limits.cpu_quota === null
+      ? 'CPU quota not enforced'
+      : `CPU quota ${Number(limits.cpu_quota.toFixed(2))}`,
+    limits.memory_limit === null
+      ? 'memory limit not enforced'
+      : `memory limit ${Number((limits.memory_limit / 2 ** 30).toFixed(2))} GiB`
+  ];
+  return parts.join(' · ');
+}
+
 function renderWorkspace(info: IInfo): HTMLElement {
   const section = document.createElement('section');
   section.className = 'mlfactory-Sidebar-section';
@@ -150,6 +175,9 @@ function renderWorkspace(info: IInfo): HTMLElement {
     );
   } else {
     addFact(list, 'Profile', 'None', 'mlfactory-profile');
+  }
+  if (info.limits) {
+    addFact(list, 'Enforced', formatLimits(info.limits), 'mlfactory-limits');
   }
   addFact(list, 'Version', info.version, 'mlfactory-version');
 

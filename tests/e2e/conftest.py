@@ -53,8 +53,11 @@ class RealHub:
         return self.log_path.read_text(errors="replace")
 
 
-def start_hub(data: Path, *extra_args: str, timeout: float = 60) -> RealHub:
-    """Start `mlfactory hub` and return once its login page answers."""
+def start_hub(
+    data: Path, *extra_args: str, config: Path | None = None, timeout: float = 60
+) -> RealHub:
+    """Start `mlfactory hub` (with platform ``config``, default: the shipped example) and
+    return once its login page answers."""
     port = free_port()
     env = {
         **os.environ,
@@ -63,6 +66,8 @@ def start_hub(data: Path, *extra_args: str, timeout: float = 60) -> RealHub:
         "MLFACTORY_ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
     env.pop("MLFACTORY_CONFIG", None)
+    if config is not None:
+        env["MLFACTORY_CONFIG"] = str(config)
     mlfactory = Path(sys.executable).with_name("mlfactory")
     args = [
         str(mlfactory),
@@ -125,6 +130,14 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+def log_in(page, hub: RealHub, username: str, password: str, next_url: str = "") -> None:
+    page.goto(f"{hub.url}/hub/login{'?next=' + next_url if next_url else ''}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_load_state()
 
 
 def screenshot(page, name: str) -> Path:

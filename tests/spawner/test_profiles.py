@@ -25,7 +25,6 @@ from mlfactory.spawner.profiles import (
     ResourceRequest,
     UserAccess,
     default_profile_slug,
-    normalise_gpu_type,
     profile_choices,
     project_choices,
     resolve_request,
@@ -375,21 +374,6 @@ def test_example_data_science_gets_narrower_cpu_large():
 # --- availability on this host -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("nvidia-tesla-t4", "t4"),
-        ("Tesla T4", "t4"),
-        ("NVIDIA T4", "t4"),
-        ("NVIDIA-A100", "a100"),
-        ("NVIDIA A100-SXM4-80GB", "a100sxm480gb"),
-        ("h100", "h100"),
-    ],
-)
-def test_normalise_gpu_type(name, expected):
-    assert normalise_gpu_type(name) == expected
-
-
 def _min_gpus(n):
     return lambda d: d["groups"][1].update(ranges={"gpu": {"gpu": rng(n, 8)}})
 
@@ -416,6 +400,22 @@ def _min_gpus(n):
             id="type-mismatch",
         ),
         pytest.param("small", ["research"], A100X8, "gpu", None, id="a100-matches"),
+        pytest.param(
+            "small",
+            ["research"],
+            HostCapabilities(4, frozenset({"NVIDIA A100-SXM4-80GB"})),
+            "gpu",
+            None,
+            id="a100-matches-full-name",
+        ),
+        pytest.param(
+            "small",
+            ["research"],
+            HostCapabilities(4, frozenset({"NVIDIA A10"})),
+            "gpu",
+            "Needs nvidia-a100 GPUs; this host has NVIDIA A10.",
+            id="a100-is-not-a10",
+        ),
         pytest.param(
             "small",
             ["gpu-only"],
