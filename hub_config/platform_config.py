@@ -58,11 +58,12 @@ def parse_size(value: Any) -> int:
         if value < 0:
             raise ValueError(f"{value!r} is negative; use e.g. '16Gi'")
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= 32:
         m = _SIZE_RE.fullmatch(value.strip())
         if m:
             return int(float(m["num"]) * _UNITS[m["unit"]])
-    raise ValueError(f"{value!r} is not a size; use e.g. '16Gi'")
+    shown = value if not isinstance(value, str) or len(value) <= 32 else value[:29] + "..."
+    raise ValueError(f"{shown!r} is not a size; use e.g. '16Gi'")
 
 
 def format_size(n_bytes: int) -> str:
@@ -112,9 +113,9 @@ class Platform(_Strict):
 class Range(_Strict):
     """A bounded, stepped choice for a number (CPUs, GPUs)."""
 
-    min: float = Field(ge=0)
-    max: float = Field(ge=0)
-    step: float = Field(1, gt=0)
+    min: float = Field(ge=0, allow_inf_nan=False)
+    max: float = Field(ge=0, allow_inf_nan=False)
+    step: float = Field(1, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> Range:
@@ -147,6 +148,13 @@ class Adjustable(_Strict):
     cpu: Range | None = None
     memory: SizeRange | None = None
     gpu: Range | None = None
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_gpus(cls, v: Range | None) -> Range | None:
+        if v is not None and not all(float(x).is_integer() for x in (v.min, v.max, v.step)):
+            raise ValueError("GPUs come whole: use integer min, max and step")
+        return v
 
 
 class Profile(_Strict):
@@ -325,8 +333,10 @@ class PlatformConfig(_Strict):
             defaults = [x.slug for x in items if x.default]
             if len(defaults) > 1:
                 problems.append(f"{key}: more than one default ({', '.join(defaults)}); keep one")
+        if any(p.name == "personal" for p in self.projects):
+            problems.append("projects: 'personal' is built in (each user's own); pick another")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -386,7 +396,8 @@ def format_validation_error(source: str, err: ValidationError) -> str:
             msg = "unknown key (check the spelling; see the example mlfactory.yaml)"
         elif e["type"] == "missing":
             msg = "required key is missing"
-        lines.append(f"{source}: {where}: {msg}" if where else f"{source}: {msg}")
+        for line in msg.splitlines():  # cross-reference checks report one problem a line
+            lines.append(f"{source}: {where}: {line}" if where else f"{source}: {line}")
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from .cgroups import CgroupManager, CgroupSupport, detect_cgroups
 from .form import Enforcement
-from .gpus import GpuAllocator, detect_gpus, normalise_gpu_type
+from .gpus import GpuAllocator, detect_gpus
 from .limits import LimitsPlan
 from .profiles import HostCapabilities
 
@@ -60,7 +60,8 @@ class LocalHost:
         )
         return cls(
             allocator=GpuAllocator(gpus),
-            gpu_types=frozenset(normalise_gpu_type(g.name) for g in gpus),
+            # raw names: the matcher needs their word boundaries ("NVIDIA H100 80GB")
+            gpu_types=frozenset(g.name for g in gpus),
             cgroup_support=support,
             cpus=cpus,
             cgroups=_manager(support),

@@ -92,7 +92,7 @@ def test_hub_passes_remaining_args_to_jupyterhub(hub_run, tmp_path, capsys):
     assert "password from MLFACTORY_ADMIN_PASSWORD" in capsys.readouterr().out
     # the hub and the servers it starts never see the admin's password
     assert "MLFACTORY_ADMIN_PASSWORD" not in cli.os.environ
-    account = stored(f"sqlite:///{tmp_path / 'data' / 'accounts.sqlite'}", "admin")
+    account = stored(f"sqlite:///{tmp_path / 'data' / 'hub' / 'accounts.sqlite'}", "admin")
     assert accounts.verify_password("hub-secret-9", account.password_hash)
 
 
@@ -112,7 +112,7 @@ def test_hub_refuses_bad_platform_config(hub_run, tmp_path, capsys):
 
 @pytest.fixture
 def db_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'data' / 'accounts.sqlite'}"
+    return f"sqlite:///{tmp_path / 'data' / 'hub' / 'accounts.sqlite'}"
 
 
 def stored(db_url: str, username: str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 import pytest
@@ -50,49 +50,32 @@ def test_apply_platform_on_fresh_config(platform):
     assert c.JupyterHub.template_paths == [str(TEMPLATES)]
     assert c.JupyterHub.template_vars == {"mlfactory_platform_name": "mlfactory"}
     assert c.Spawner.default_url == "/lab"
-    assert c.Spawner.cpu_limit == 1
-    assert c.Spawner.mem_limit == 2 * 2**30
+    assert c.JupyterHub.allow_named_servers is True
+    # resources come from the resolver at each spawn, not from static limits
+    assert "cpu_limit" not in c.Spawner and "environment" not in c.Spawner
 
 
-def test_apply_platform_profile_environment(platform):
+def test_apply_platform_loads_groups_and_members(platform):
+    raw = yaml.safe_load(PACKAGED_CONFIG.read_text(encoding="utf-8"))
+    raw["groups"][0]["members"] = ["dana", "eve"]
     c = Config()
-    apply_platform(c, platform)
-    summary = json.loads(c.Spawner.environment["MLFACTORY_PROFILE"])
-    assert summary == {
-        "slug": "cpu-small",
-        "display_name": "CPU small",
-        "cpu": 1,
-        "memory": "2Gi",
-        "gpu": 0,
-        "disk": "10Gi",
-        "price_per_hour": 0.05,
-    }
+    c.JupyterHub.load_groups = {"data-science": {"users": ["kept"]}, "other": {"users": []}}
+    apply_platform(c, parse_platform_config(raw))
+    assert c.JupyterHub.load_groups["data-science"] == {"users": ["kept"]}  # admin's wins
+    assert c.JupyterHub.load_groups["ml-engineering"] == {"users": []}
+    assert "other" in c.JupyterHub.load_groups
+    c = Config()
+    apply_platform(c, parse_platform_config(raw))
+    assert c.JupyterHub.load_groups["data-science"] == {"users": ["dana", "eve"]}
 
 
 def test_apply_platform_keeps_earlier_settings(platform):
     c = Config()
     c.JupyterHub.template_paths = ["/site/templates"]
     c.JupyterHub.template_vars = {"org": "ACME", "mlfactory_platform_name": "acme-ml"}
-    c.Spawner.environment = {"TZ": "UTC"}
     apply_platform(c, platform)
     assert c.JupyterHub.template_paths == [str(TEMPLATES), "/site/templates"]
     assert c.JupyterHub.template_vars == {"org": "ACME", "mlfactory_platform_name": "acme-ml"}
-    assert c.Spawner.environment["TZ"] == "UTC"
-    assert "MLFACTORY_PROFILE" in c.Spawner.environment
-
-
-def test_apply_platform_uses_marked_default_profile(platform):
-    raw = yaml.safe_load(PACKAGED_CONFIG.read_text(encoding="utf-8"))
-    raw["profiles"][0]["default"] = False
-    raw["profiles"][3]["default"] = True
-    raw["platform"]["name"] = "acme"
-    c = Config()
-    apply_platform(c, parse_platform_config(raw))
-    assert c.Spawner.cpu_limit == 4
-    assert c.Spawner.mem_limit == 16 * 2**30
-    summary = json.loads(c.Spawner.environment["MLFACTORY_PROFILE"])
-    assert (summary["slug"], summary["memory"], summary["gpu"]) == ("gpu-t4", "16Gi", 1)
-    assert c.JupyterHub.template_vars["mlfactory_platform_name"] == "acme"
 
 
 # --- apply_embedded_defaults -------------------------------------------------------------------
@@ -102,15 +85,18 @@ def test_embedded_defaults(data):
     c = Config()
     apply_embedded_defaults(c, env={})
     assert data.is_dir()
+    hub = data.resolve() / "hub"
+    # users' accounts may pass through the state folder, never into the hub's part of it
+    assert data.stat().st_mode & 0o777 == 0o711
+    assert hub.stat().st_mode & 0o777 == 0o700
+    assert (data / "logs").stat().st_mode & 0o777 == 0o700
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
     assert c.JupyterHub.hub_ip == "127.0.0.1"
-    assert c.JupyterHub.db_url == f"sqlite:///{data.resolve() / 'jupyterhub.sqlite'}"
-    assert c.JupyterHub.cookie_secret_file == str(data.resolve() / "jupyterhub_cookie_secret")
-    assert c.ConfigurableHTTPProxy.pid_file == str(data.resolve() / "jupyterhub-proxy.pid")
+    assert c.JupyterHub.db_url == f"sqlite:///{hub / 'jupyterhub.sqlite'}"
+    assert c.JupyterHub.cookie_secret_file == str(hub / "jupyterhub_cookie_secret")
+    assert c.ConfigurableHTTPProxy.pid_file == str(hub / "jupyterhub-proxy.pid")
     assert c.JupyterHub.authenticator_class == "mlfactory"
-    assert c.MLFactoryAuthenticator.accounts_db_url == (
-        f"sqlite:///{data.resolve() / 'accounts.sqlite'}"
-    )
+    assert c.MLFactoryAuthenticator.accounts_db_url == f"sqlite:///{hub / 'accounts.sqlite'}"
     assert c.Authenticator.admin_users == {"admin"}
     assert c.JupyterHub.spawner_class == "mlfactory-local"
     assert c.MLFactoryLocalSpawner.workspace_root == str(data.resolve() / "workspaces")
@@ -143,12 +129,16 @@ def test_embedded_defaults_keep_template_vars(data, platform):
         "mlfactory_platform_name": "mlfactory",
         "mlfactory_signup_enabled": True,
         "mlfactory_local_accounts": True,
+        "mlfactory_isolation_off": os.geteuid() != 0,
     }
 
 
-def test_embedded_defaults_data_folder_is_private(data):
+def test_embedded_defaults_hub_state_is_private_even_in_an_open_folder(data):
+    data.mkdir(mode=0o755)
+    (data / "hub").mkdir(mode=0o755)
     apply_embedded_defaults(Config(), env={})
-    assert data.stat().st_mode & 0o077 == 0
+    assert data.stat().st_mode & 0o777 == 0o711  # no listing
+    assert (data / "hub").stat().st_mode & 0o777 == 0o700
 
 
 @pytest.mark.parametrize(
@@ -203,8 +193,7 @@ def test_shipped_config_applies_embedded_defaults(hub_env, data):
     assert c.JupyterHub.template_paths[0] == str(TEMPLATES)
     assert c.JupyterHub.spawner_class == "mlfactory-local"
     assert c.JupyterHub.authenticator_class == "mlfactory"
-    assert c.JupyterHub.db_url == f"sqlite:///{data.resolve() / 'jupyterhub.sqlite'}"
-    assert json.loads(c.Spawner.environment["MLFACTORY_PROFILE"])["slug"] == "cpu-small"
+    assert c.JupyterHub.db_url == f"sqlite:///{data.resolve() / 'hub' / 'jupyterhub.sqlite'}"
 
 
 def test_shipped_config_reads_env_for_port_and_admin(hub_env):
@@ -219,7 +208,6 @@ def test_shipped_config_on_kubernetes_skips_embedded_defaults(hub_env, data):
     hub_env.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     c = load_shipped()
     assert c.JupyterHub.template_paths == [str(TEMPLATES)]
-    assert "MLFACTORY_PROFILE" in c.Spawner.environment
     assert "spawner_class" not in c.JupyterHub
     assert "authenticator_class" not in c.JupyterHub
     assert "db_url" not in c.JupyterHub
