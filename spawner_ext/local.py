@@ -41,7 +41,12 @@ from .form import picker_view
 from .gpus import NoGpuAvailable, cuda_env
 from .host import LocalHost
 from .limits import plan_limits
-from .os_accounts import ensure_os_account, interpreter_problem, os_account_name
+from .os_accounts import (
+    ensure_os_account,
+    home_problem,
+    interpreter_problem,
+    os_account_name,
+)
 from .picker import form_to_options, render_picker
 from .profiles import (
     RequestError,
@@ -87,6 +92,7 @@ def _traversable_dirs(path: Path) -> None:
 def _owned_dir(path: Path, account: pwd.struct_passwd) -> None:
     path.mkdir(mode=0o700, exist_ok=True)
     os.chown(path, account.pw_uid, account.pw_gid)
+    path.chmod(0o700)
 
 
 _CONFIG_CACHE: dict[str, tuple[float, PlatformConfig]] = {}
@@ -220,6 +226,11 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
     def _default_url(self) -> str:
         return "/lab"
 
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        # Options are resolved and applied in run_pre_spawn_hook, after group overrides.
+        return lambda spawner, user_options: None
+
     @default("options_form")
     def _default_options_form(self):
         return MLFactoryLocalSpawner._render_options_form
@@ -243,6 +254,9 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
 
     @property
     def workspace(self) -> Path:
+        """The user's home folder (with existing OS accounts: that account's home)."""
+        if self.accounts_mode == "existing":
+            return Path(pwd.getpwnam(self.user.name).pw_dir)
         return Path(self.workspace_root) / safe_slug(self.user.name)
 
     @property
@@ -413,9 +427,13 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
                 reason="accounts",
                 status_code=500,
             ) from None
-        problem = interpreter_problem(self.cmd[0], account.pw_uid, account.pw_gid)
+        problem = interpreter_problem(self.cmd[0], account.pw_uid, account.pw_gid) or home_problem(
+            self.workspace, account
+        )
         if problem:
             raise spawn_error(problem, reason="accounts", status_code=500)
+        # The account may predate this workspace root (or have lost its home): make sure.
+        await asyncio.to_thread(_owned_dir, self.workspace, account)
         if self.name:
             await asyncio.to_thread(_owned_dir, self.server_root, account)
         return account
@@ -452,7 +470,15 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             then = set_user_setuid(account.pw_name, chdir=False) if account else None
             preexec = make_preexec(procs_files, cpus, then)
             self._emit(50, f"Starting JupyterLab ({request.display_name})")
-            self._popen(preexec)
+            try:
+                self._popen(preexec)
+            except OSError as e:
+                self.log.error("Cannot start %s: %s", self._log_name, e)
+                raise spawn_error(
+                    f"Your server could not be started ({e.strerror}). Ask an admin.",
+                    reason="popen",
+                    status_code=500,
+                ) from None
             self._emit(70, "Waiting for JupyterLab to accept connections")
             await self._wait_until_listening(self.ip or "127.0.0.1", self.port)
         except BaseException:

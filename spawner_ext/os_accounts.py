@@ -176,3 +176,19 @@ def interpreter_problem(
             "as the hub's user"
         )
     return None
+
+
+def home_problem(home: Path, account: pwd.struct_passwd) -> str | None:
+    """Why ``account`` could not reach its ``home`` (a folder above it it cannot pass
+    through), as a sentence for an admin; None if it can."""
+    groups = set(os.getgrouplist(account.pw_name, account.pw_gid))
+    for d in _chain(str(home.parent)):
+        st = os.stat(d)
+        if not _allows(st, account.pw_uid, groups, 1):
+            return (
+                f"{d} is not accessible to {account.pw_name} (mode "
+                f"{stat.S_IMODE(st.st_mode):04o}), so its home folder cannot be reached: put "
+                "MLFACTORY_DATA (or c.MLFactoryLocalSpawner.workspace_root) where other "
+                "accounts may pass through"
+            )
+    return None

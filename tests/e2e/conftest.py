@@ -7,10 +7,12 @@ developer's running hub or the repo's .mlfactory/.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -103,13 +105,26 @@ def stop_hub(hub: RealHub) -> None:
     except subprocess.TimeoutExpired:
         hub.proc.kill()
         hub.proc.wait()
+    # As root the hub made an OS account per user, homed in this data folder: remove them.
+    for account in pwd.getpwall():
+        if account.pw_dir.startswith(f"{hub.data}/"):
+            subprocess.run(["userdel", account.pw_name], check=False, capture_output=True)
+
+
+def hub_data_dir(name: str) -> Path:
+    """A fresh state folder the servers' OS accounts can pass through (pytest's own
+    tmp_path sits under a 0700 folder); remove it with ``shutil.rmtree``."""
+    data = Path(tempfile.mkdtemp(prefix=f"mlf-e2e-{name}-", dir="/tmp"))
+    data.chmod(0o711)
+    return data
 
 
 @pytest.fixture(scope="module")
-def real_hub(tmp_path_factory) -> Iterator[RealHub]:
-    hub = start_hub(tmp_path_factory.mktemp("hub-data"))
+def real_hub() -> Iterator[RealHub]:
+    hub = start_hub(hub_data_dir("hub"))
     yield hub
     stop_hub(hub)
+    shutil.rmtree(hub.data, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

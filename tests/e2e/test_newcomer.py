@@ -44,7 +44,11 @@ def test_admin_logs_in_starts_server_and_sees_mlfactory_sidebar(real_hub, page):
     page.fill("input[name=username]", "admin")
     page.fill("input[name=password]", ADMIN_PASSWORD)
     page.click("input[type=submit], button[type=submit]")
-    # The hub spawns the default server and sends the browser on to JupyterLab.
+    # The hub shows the resource picker with the default profile chosen; start it.
+    page.locator('[data-testid="mlfactory-picker"]').wait_for()
+    assert page.locator('[data-testid="profile-card-cpu-small"] input[name=profile]').is_checked()
+    screenshot(page, "spawn-page-picker")
+    page.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
     page.wait_for_url(re.compile(r".*/user/admin/lab.*"), timeout=90_000)
     tab = page.locator('.jp-SideBar [data-id="mlfactory-sidebar"]')
     tab.wait_for(timeout=60_000)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 
 import pytest
 import yaml
@@ -14,7 +15,7 @@ from mlfactory.hub.accounts import hash_password
 from mlfactory.hub.hubconfig import accounts_db_url, prepare_data_dir
 from mlfactory.hub.platform_config import PACKAGED_CONFIG
 
-from .conftest import ADMIN_PASSWORD, log_in, screenshot, start_hub, stop_hub
+from .conftest import ADMIN_PASSWORD, hub_data_dir, log_in, screenshot, start_hub, stop_hub
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
@@ -22,14 +23,14 @@ DANA_PASSWORD = "dana-data-science-1"
 
 
 @pytest.fixture(scope="module")
-def picker_hub(tmp_path_factory):
+def picker_hub():
     """The shipped example config with dana in the data-science group (CPU profiles only)."""
-    data = tmp_path_factory.mktemp("picker-hub")
+    data = hub_data_dir("picker")
     config = yaml.safe_load(PACKAGED_CONFIG.read_text())
     for group in config["groups"]:
         if group["name"] == "data-science":
             group["members"] = ["dana"]
-    config_path = data.parent / f"{data.name}-mlfactory.yaml"
+    config_path = data.with_suffix(".yaml")
     config_path.write_text(yaml.safe_dump(config))
     prepare_data_dir(data)
     store = AccountStore(accounts_db_url(data))
@@ -38,6 +39,8 @@ def picker_hub(tmp_path_factory):
     hub = start_hub(data, config=config_path)
     yield hub
     stop_hub(hub)
+    shutil.rmtree(data, ignore_errors=True)
+    config_path.unlink()
 
 
 def test_group_member_picks_cpu_and_gets_those_limits(picker_hub, page):

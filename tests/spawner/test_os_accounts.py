@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from mlfactory.spawner.os_accounts import (
     ensure_os_account,
+    home_problem,
     interpreter_problem,
     os_account_name,
 )
@@ -235,3 +236,22 @@ async def test_useradd_that_hangs_times_out(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
     with pytest.raises(TimeoutError, match="did not finish within 0.2s"):
         await ensure_os_account(f"mlf-never-{secrets.token_hex(3)}", tmp_path / "h", timeout=0.2)
+
+
+def test_home_problem_names_the_blocking_folder():
+    # under /tmp (mode 1777), not pytest's tmp_path, whose parents are 0700
+    root = Path(tempfile.mkdtemp(prefix="mlf-home-", dir="/tmp"))
+    try:
+        root.chmod(0o755)
+        blocked = root / "private"
+        home = blocked / "workspaces" / "alice"
+        home.mkdir(parents=True)
+        blocked.chmod(0o700)
+        nobody = pwd.getpwnam("nobody")
+        problem = home_problem(home, nobody)
+        assert problem is not None and str(blocked) in problem and "0700" in problem
+        blocked.chmod(0o711)
+        (blocked / "workspaces").chmod(0o711)
+        assert home_problem(home, nobody) is None
+    finally:
+        shutil.rmtree(root)
