@@ -383,7 +383,8 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
 
     def get_args(self) -> list[str]:
         args = list(super().get_args())  # a copy: the base may hand back self.args itself
-        args.append(f"--ServerApp.root_dir={self.server_root}")
+        if not any(a.startswith(("--ServerApp.root_dir", "--notebook-dir")) for a in args):
+            args.append(f"--ServerApp.root_dir={self.server_root}")  # unless an admin chose
         if self._runs_as_root() and self.allow_root:
             args.append("--allow-root")
         return args

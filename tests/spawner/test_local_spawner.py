@@ -86,7 +86,7 @@ def test_args_add_allow_root_only_when_servers_run_as_root(monkeypatch):
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert "--allow-root" not in spawner.get_args()
     monkeypatch.setattr("os.geteuid", lambda: 0)
-    for mode in ("create", "existing", "auto"):  # auto as root creates accounts
+    for mode in ("create", "auto"):  # auto as root creates accounts
         spawner.user_accounts = mode
         assert "--allow-root" not in spawner.get_args()
 
