@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import pwd
 import secrets
 import shutil
 import socket
@@ -57,7 +58,7 @@ c.Spawner.args = {root_args!r}
 c.JupyterHub.spawner_class = "mlfactory-local"
 c.MLFactoryLocalSpawner.workspace_root = "{data}/workspaces"
 c.MLFactoryLocalSpawner.log_root = "{data}/logs"
-""",
+""",  # default user_accounts: as root, each server under its own OS account, in cgroups
 }
 
 
@@ -72,6 +73,7 @@ class Hub:
         self.variant = variant
         self.data = workdir / variant
         self.data.mkdir(parents=True)
+        self.data.chmod(0o711)
         self.port = free_port()
         self.token = secrets.token_hex(16)
         fields = {
@@ -155,6 +157,39 @@ class Hub:
         self.log.close()
 
 
+class _BenchUser:
+    """The User attributes the spawner reads when rendering its form outside a hub."""
+
+    name = "bench-user"
+    url = "/user/bench-user/"
+    escaped_name = name
+    groups: list = []
+    admin = False
+
+
+def picker_overhead_ms(iterations: int = 200) -> tuple[float, float]:
+    """Mean milliseconds to render the resource picker and to resolve a request."""
+    import asyncio
+
+    from mlfactory.spawner.local import MLFactoryLocalSpawner
+
+    spawner = MLFactoryLocalSpawner(user=_BenchUser(), user_accounts="none")
+    spawner.user_options = {"profile": "cpu-large", "cpu": 2, "memory": "8Gi"}
+
+    async def run() -> tuple[float, float]:
+        await spawner._render_options_form()  # warm: host detection, config parse
+        t0 = time.perf_counter()
+        for _ in range(iterations):
+            await spawner._render_options_form()
+        t1 = time.perf_counter()
+        for _ in range(iterations):
+            await spawner._resolve()
+        t2 = time.perf_counter()
+        return (t1 - t0) / iterations * 1000, (t2 - t1) / iterations * 1000
+
+    return asyncio.run(run())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spawns", type=int, default=20, help="spawns per variant (>= 20)")
@@ -162,6 +197,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the hubs' logs and state")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="mlf-bench-")
+    os.chmod(tmp, 0o711)  # noqa: S103 - OS accounts (as root) must reach their homes
     print(f"hub logs: {tmp}/<variant>/hub.log", flush=True)
     try:
         hubs = {name: Hub(name, Path(tmp)) for name in VARIANTS}
@@ -181,6 +217,9 @@ def main() -> int:
             for hub in hubs.values():
                 hub.stop()
     finally:
+        for account in pwd.getpwall():  # accounts the mlfactory hub made, homed in tmp
+            if account.pw_dir.startswith(f"{tmp}/"):
+                subprocess.run(["userdel", account.pw_name], check=False)
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     print(
@@ -194,6 +233,14 @@ def main() -> int:
         )
     ratio = statistics.median(times["mlfactory"]) / statistics.median(times["vanilla"])
     print(f"ratio of medians mlfactory/vanilla: {ratio:.2f} (target <= 0.80)")
+    # The picker is rendered on the spawn page and the request resolved before start()
+    # (the resolve is inside the mlfactory spawns timed above too).
+    render_ms, resolve_ms = picker_overhead_ms()
+    share = (render_ms + resolve_ms) / 1000 / statistics.median(times["vanilla"]) * 100
+    print(
+        f"picker render {render_ms:.2f} ms + request resolve {resolve_ms:.3f} ms = "
+        f"{share:.2f}% of vanilla's median spawn (target < 5%)"
+    )
     return 0
 
 
