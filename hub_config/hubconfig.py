@@ -86,9 +86,11 @@ def prepare_data_dir(data: Path) -> Path:
     under ``<data>/workspaces``; the hub's databases and secrets live in ``<data>/hub``
     (0700) and logs in ``<data>/logs`` (0700), out of every user's reach.
     """
-    data.mkdir(parents=True, exist_ok=True)
-    data.chmod(0o711)  # noqa: S103 - traverse only, no listing
     hub_state = data / "hub"
+    ours = not data.exists() or hub_state.is_dir()  # never re-mode a folder like /tmp
+    data.mkdir(parents=True, exist_ok=True)
+    if ours:
+        data.chmod(0o711)  # noqa: S103 - traverse only, no listing
     for private in (hub_state, data / "logs"):
         private.mkdir(exist_ok=True, mode=0o700)
         private.chmod(0o700)

@@ -25,6 +25,7 @@ class Enforcement:
     cpu: bool
     memory: bool
     disk: bool = False
+    gpu: bool = False  # devices are assigned by CUDA_VISIBLE_DEVICES, not a device cgroup
 
 
 def advisory_notes(enforcement: Enforcement) -> tuple[str, ...]:
@@ -36,6 +37,13 @@ def advisory_notes(enforcement: Enforcement) -> tuple[str, ...]:
     if not enforcement.disk:
         notes.append("Disk size is advisory on this host")
     return tuple(notes)
+
+
+GPU_ADVISORY = "GPU assignment is advisory on this host (CUDA_VISIBLE_DEVICES only)"
+
+
+def _uses_gpus(choice: ProfileChoice) -> bool:
+    return bool(choice.profile.gpu or (choice.ranges and choice.ranges.gpu))
 
 
 def _ranges(choice: ProfileChoice, values: Mapping[str, float]) -> dict[str, RangeView]:
@@ -101,6 +109,7 @@ def picker_view(
     (``previous_error``), the default is selected and the user is told why.
     """
     notes = advisory_notes(enforcement)
+    gpu_notes = () if enforcement.gpu else (GPU_ADVISORY,)
     selected = previous.profile if previous else default_slug
     values = remembered_values(previous.user_options(), selected) if previous else {}
     notice = None
@@ -128,7 +137,7 @@ def picker_view(
                 ranges=_ranges(choice, values if p.slug == selected else {}),
                 unit_prices=_unit_prices(config, choice),
                 images=[ImageView(i.slug, i.display_name, i.description) for i in choice.images],
-                notes=notes,
+                notes=notes + gpu_notes if _uses_gpus(choice) else notes,
             )
         )
     return PickerView(

@@ -49,7 +49,11 @@ class LocalHost:
 
     @classmethod
     async def detect(cls, nvidia_smi: str = "nvidia-smi") -> LocalHost:
-        gpus = await detect_gpus(nvidia_smi)
+        try:
+            gpus = await detect_gpus(nvidia_smi)
+        except ValueError as e:  # output we cannot read: offer no GPUs rather than fail
+            log.error("Cannot read %s output (%s); offering no GPUs", nvidia_smi, e)
+            gpus = []
         support = await asyncio.to_thread(detect_cgroups)
         cpus = tuple(sorted(os.sched_getaffinity(0)))
         log.info(
@@ -77,8 +81,9 @@ class LocalHost:
         return HostCapabilities(gpu_count=len(self.allocator.gpus), gpu_types=self.gpu_types)
 
     def enforcement(self) -> Enforcement:
-        # Pinning to whole cores works on any Linux; a fractional quota needs the cpu cgroup.
-        return Enforcement(cpu=True, memory=self.cgroup_support.memory)
+        # Pinning alone is no limit (a process may widen its own affinity): the cpu
+        # cgroup's quota is. GPUs are handed out through CUDA_VISIBLE_DEVICES only.
+        return Enforcement(cpu=self.cgroup_support.cpu, memory=self.cgroup_support.memory)
 
     def pin(self, key: str, plan: LimitsPlan) -> None:
         """Count ``plan``'s cores as busy, so the next server is pinned elsewhere."""

@@ -90,9 +90,24 @@ def _traversable_dirs(path: Path) -> None:
 
 
 def _owned_dir(path: Path, account: pwd.struct_passwd) -> None:
-    path.mkdir(mode=0o700, exist_ok=True)
-    os.chown(path, account.pw_uid, account.pw_gid)
-    path.chmod(0o700)
+    """Make ``path`` a 0700 folder owned by ``account``, without following links.
+
+    The parent may be the user's own home: a symlink planted there (``~/etc -> /etc``)
+    must not make the hub (root) hand ``/etc`` to the user.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid not in (0, account.pw_uid):
+            raise OSError(f"{path} belongs to another account (uid {st.st_uid})")
+        os.fchown(fd, account.pw_uid, account.pw_gid)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
 
 
 _CONFIG_CACHE: dict[str, tuple[float, PlatformConfig]] = {}
@@ -316,7 +331,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         """True when the hub re-used the last spawn's options (no options in this request)."""
         handler = getattr(self, "handler", None)
         request = getattr(handler, "request", None)
-        return request is None or not request.body
+        return request is None or not (request.body or request.query_arguments)
 
     async def _resolve(self) -> ResourceRequest:
         try:
@@ -412,7 +427,9 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             )
         try:
             if mode == "existing":
-                account = pwd.getpwnam(self.user.name)
+                account = await asyncio.to_thread(pwd.getpwnam, self.user.name)
+                if account.pw_uid < 1000:  # Debian's UID_MIN: never a system account
+                    raise OSError(f"{self.user.name} is a system account")
             else:
                 root = Path(self.workspace_root)
                 await asyncio.to_thread(_traversable_dirs, root)
@@ -428,16 +445,28 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
                 reason="accounts",
                 status_code=500,
             ) from None
-        problem = interpreter_problem(self.cmd[0], account.pw_uid, account.pw_gid) or home_problem(
-            self.workspace, account
-        )
+        problem = await asyncio.to_thread(self._account_problem, account)
         if problem:
             raise spawn_error(problem, reason="accounts", status_code=500)
-        # The account may predate this workspace root (or have lost its home): make sure.
-        await asyncio.to_thread(_owned_dir, self.workspace, account)
-        if self.name:
-            await asyncio.to_thread(_owned_dir, self.server_root, account)
+        try:
+            if mode == "create":
+                # The account may predate this workspace root (or have lost its home).
+                await asyncio.to_thread(_owned_dir, self.workspace, account)
+            if self.name:
+                await asyncio.to_thread(_owned_dir, self.server_root, account)
+        except OSError as e:
+            self.log.error("Workspace of %s not usable: %s", self._log_name, e)
+            raise spawn_error(
+                f"Your workspace folder could not be prepared ({e}). Ask an admin.",
+                reason="accounts",
+                status_code=500,
+            ) from None
         return account
+
+    def _account_problem(self, account: pwd.struct_passwd) -> str | None:
+        return interpreter_problem(self.cmd[0], account.pw_uid, account.pw_gid) or home_problem(
+            self.workspace, account
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -490,7 +519,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
 
     async def _hold_resources(self, host: LocalHost, request: ResourceRequest):
         """GPUs, pinned cores and cgroups for this server; recorded for release."""
-        key = self.server_slug
+        key = self._held["key"] = self.server_slug  # kept: a rename must not orphan these
         if request.gpu:
             try:
                 self._held["gpus"] = host.allocator.allocate(key, request.gpu, request.gpu_type)
@@ -513,17 +542,22 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         return procs_files, plan.cpus
 
     async def _release(self) -> None:
-        """Give back what this server held (idempotent)."""
+        """Give back what this server held (idempotent). The cgroup goes first: its
+        removal kills what is left of the server, and only then are its GPUs free."""
         if not self._held:
             return
         host = await LocalHost.get(self.nvidia_smi)
-        key = self.server_slug
-        if self._held.pop("gpus", None) is not None:
+        key = self._held.get("key", self.server_slug)
+        if self._held.get("cgroup") and host.cgroups is not None:
+            try:
+                await host.cgroups.remove(key)
+            except OSError as e:  # keep holding: the next poll or stop retries
+                self.log.error("Cannot remove cgroup of %s: %s", self._log_name, e)
+                return
+        if self._held.get("gpus") is not None:
             host.allocator.release(key)
-        if self._held.pop("pinned", None):
+        if self._held.get("pinned"):
             host.unpin(key)
-        if self._held.pop("cgroup", None) and host.cgroups is not None:
-            await host.cgroups.remove(key)
         self._held.clear()
 
     def _popen(self, preexec) -> None:
@@ -554,7 +588,8 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         elif self._restore_pending:
             # After a hub restart: the server still holds its GPUs; tell the allocator.
             host = await LocalHost.get(self.nvidia_smi)
-            dropped = host.allocator.restore(self.server_slug, self._held.get("gpus", ()))
+            key = self._held.get("key", self.server_slug)
+            dropped = host.allocator.restore(key, self._held.get("gpus", ()))
             if dropped:
                 self.log.warning("GPUs %s of %s are gone from this host", dropped, self._log_name)
             self._restore_pending = False
@@ -569,6 +604,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         state = super().get_state()
         if self._held:
             state["mlfactory"] = {
+                "key": self._held.get("key"),
                 "gpus": list(self._held.get("gpus", ())),
                 **{k: True for k in ("pinned", "cgroup") if self._held.get(k)},
             }

@@ -67,6 +67,12 @@ async def ensure_os_account(
         raise ValueError(f"invalid OS account name {name!r}")
     existing = await _getpwnam(name)
     if existing is not None:
+        # Never hand one person's account to another: it must be the one made for them.
+        if comment and existing.pw_gecos != comment:
+            raise OSError(
+                f"OS account {name} exists but was not made for this user "
+                f"({existing.pw_gecos!r}); an admin must resolve the clash"
+            )
         return existing
     home = Path(home)
     proc = await asyncio.create_subprocess_exec(

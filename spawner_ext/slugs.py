@@ -12,7 +12,8 @@ import re
 
 _SAFE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _HASH_SEP = "---"
-_MIN_HASHED = 1 + len(_HASH_SEP) + 8  # one stem character, the separator, the digest
+_DIGEST_LEN = 16  # 64 bits: a collision cannot be searched for (32 bits took minutes)
+_MIN_HASHED = 1 + len(_HASH_SEP) + _DIGEST_LEN  # one stem character, separator, digest
 
 
 def safe_slug(name: str, max_length: int = 63) -> str:
@@ -26,7 +27,7 @@ def safe_slug(name: str, max_length: int = 63) -> str:
         raise ValueError(f"max_length must be at least {_MIN_HASHED} to fit a hashed slug")
     if _SAFE_RE.fullmatch(name) and len(name) <= max_length and _HASH_SEP not in name:
         return name
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:_DIGEST_LEN]
     stem = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     stem = stem[: max_length - len(_HASH_SEP) - len(digest)].rstrip("-") or "x"
     return f"{stem}{_HASH_SEP}{digest}"

@@ -201,10 +201,15 @@ async def test_real_account_is_made_once(account_name, tmp_path):
 
     # Idempotent: the existing account comes back untouched.
     os.chmod(home, 0o750)  # noqa: S103 - a change the second call must leave alone
-    again = await ensure_os_account(account_name, tmp_path / "elsewhere", comment="other")
+    again = await ensure_os_account(
+        account_name, tmp_path / "elsewhere", comment="mlfactory user Test"
+    )
     assert again == account
     assert stat.S_IMODE(os.stat(home).st_mode) == 0o750
     assert not (tmp_path / "elsewhere").exists()
+    # An account made for someone else is never handed over (a slug clash, or a takeover).
+    with pytest.raises(OSError, match="not made for this user"):
+        await ensure_os_account(account_name, home, comment="mlfactory user Mallory")
 
 
 async def test_invalid_account_name_is_refused():

@@ -10,7 +10,7 @@ import pytest
 from mlfactory.spawner.slugs import safe_slug
 
 SLUG = re.compile(r"[a-z0-9-]{1,63}")
-HASHED = re.compile(r"(?P<stem>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)---(?P<digest>[0-9a-f]{8})")
+HASHED = re.compile(r"(?P<stem>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)---(?P<digest>[0-9a-f]{16})")
 
 TRICKY = [
     "alice",
@@ -104,10 +104,10 @@ def test_deterministic():
         assert safe_slug(name) == safe_slug(name)
     # a known value guards against the hash silently changing between releases
     # (workspace folders are named by it: a changed value would orphan them)
-    assert safe_slug("a.b") == "a-b---" + hashlib.sha256(b"a.b").hexdigest()[:8]
+    assert safe_slug("a.b") == "a-b---" + hashlib.sha256(b"a.b").hexdigest()[:16]
 
 
-@pytest.mark.parametrize("max_length", [12, 20, 32, 40, 63])
+@pytest.mark.parametrize("max_length", [20, 28, 32, 40, 63])
 @pytest.mark.parametrize("name", ["a" * 100, "Alice.Smith" * 10, "a.b", "é" * 50, "a-" * 40])
 def test_max_length_respected(name, max_length):
     slug = safe_slug(name, max_length=max_length)
@@ -117,18 +117,18 @@ def test_max_length_respected(name, max_length):
 
 
 def test_max_length_decides_whether_a_name_is_kept():
-    assert safe_slug("abcdefghijkl", max_length=12) == "abcdefghijkl"
-    assert safe_slug("abcdefghijk", max_length=12) == "abcdefghijk"
-    hashed = safe_slug("abcdefghijklm", max_length=12)
+    assert safe_slug("abcdefghijklmnopqrst", max_length=20) == "abcdefghijklmnopqrst"
+    assert safe_slug("abcdefghijk", max_length=20) == "abcdefghijk"
+    hashed = safe_slug("abcdefghijklmnopqrstu", max_length=20)
     assert HASHED.fullmatch(hashed)
-    assert len(hashed) <= 12
+    assert len(hashed) <= 20
 
 
-@pytest.mark.parametrize("max_length", [1, 5, 10, 11])
+@pytest.mark.parametrize("max_length", [1, 5, 12, 19])
 def test_max_length_too_short_for_a_hash_is_not_silently_exceeded(max_length):
-    # a hashed slug needs at least 12 characters (stem, '---', 8 hex digits): below that
+    # a hashed slug needs at least 20 characters (stem, '---', 16 hex digits): below that
     # the function must refuse rather than return something longer than asked for
-    with pytest.raises(ValueError, match="at least 12"):
+    with pytest.raises(ValueError, match="at least 20"):
         safe_slug("abcdefghijklm", max_length=max_length)
 
 
