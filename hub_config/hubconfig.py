@@ -34,10 +34,13 @@ def apply_platform(c: Any, platform: PlatformConfig) -> None:
     c.JupyterHub.template_vars = template_vars
     c.Spawner.default_url = "/lab"
     # The platform's groups become hub groups; listed members are added (never removed).
-    load_groups = dict(c.JupyterHub.get("load_groups", {}))
-    for group in platform.groups:
-        load_groups.setdefault(group.name, {"users": list(group.members)})
-    c.JupyterHub.load_groups = load_groups
+    # An authenticator that manages groups itself (OAuth claims) owns membership instead,
+    # and JupyterHub refuses load_groups next to it.
+    if not c.Authenticator.get("manage_groups"):
+        load_groups = dict(c.JupyterHub.get("load_groups", {}))
+        for group in platform.groups:
+            load_groups.setdefault(group.name, {"users": list(group.members)})
+        c.JupyterHub.load_groups = load_groups
     # Several workspaces per user, each with its own profile.
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 5

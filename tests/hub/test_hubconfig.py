@@ -69,6 +69,13 @@ def test_apply_platform_loads_groups_and_members(platform):
     assert c.JupyterHub.load_groups["data-science"] == {"users": ["dana", "eve"]}
 
 
+def test_apply_platform_leaves_groups_to_an_authenticator_that_manages_them(platform):
+    c = Config()
+    c.Authenticator.manage_groups = True
+    apply_platform(c, platform)
+    assert "load_groups" not in c.JupyterHub
+
+
 def test_apply_platform_keeps_earlier_settings(platform):
     c = Config()
     c.JupyterHub.template_paths = ["/site/templates"]
