@@ -28,12 +28,12 @@ test: setup browser
 setup: $(VENV)/.installed $(BIN)/configurable-http-proxy $(LAB_OUT)/package.json $(VENV)/.linked
 
 $(VENV)/.installed: setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
 $(BIN)/configurable-http-proxy:
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/chp configurable-http-proxy@$(CHP_VERSION)
 	ln -sf ../chp/node_modules/.bin/configurable-http-proxy $@
 
