@@ -13,7 +13,17 @@ from typing import Any
 from mlfactory.hub.platform_config import PlatformConfig, Project
 
 from .picker import ImageView, PickerView, ProfileCard, RangeView
-from .profiles import ProfileChoice, RequestError, ResourceRequest
+from .profiles import (
+    HostCapabilities,
+    ProfileChoice,
+    RequestError,
+    ResourceRequest,
+    UserAccess,
+    default_profile_slug,
+    profile_choices,
+    project_choices,
+    resolve_request,
+)
 
 GIB = 2**30
 
@@ -150,4 +160,32 @@ def picker_view(
         currency=config.platform.currency,
         budget_text=budget_text,
         notice=notice,
+    )
+
+
+def picker_for_user(
+    config: PlatformConfig,
+    access: UserAccess,
+    host: HostCapabilities,
+    previous_options: Mapping[str, Any],
+    enforcement: Enforcement,
+) -> PickerView:
+    """The picker for one user: their choices, with last time's choice resolved again
+    under today's rules (or the default and a notice when that fails)."""
+    choices = profile_choices(config, access, host)
+    previous, previous_error = None, None
+    if previous_options:
+        try:
+            previous = resolve_request(config, access, previous_options, host)
+        except RequestError as e:
+            previous_error = e
+    return picker_view(
+        config=config,
+        choices=choices,
+        projects=project_choices(config, access),
+        default_slug=default_profile_slug(config, access, choices),
+        previous=previous,
+        previous_error=previous_error,
+        previous_options=previous_options,
+        enforcement=enforcement,
     )

@@ -37,7 +37,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Unicode, default
 
 from .cgroups import make_preexec
-from .form import picker_view
+from .form import picker_for_user
 from .gpus import NoGpuAvailable, cuda_env
 from .host import LocalHost
 from .limits import plan_limits
@@ -51,9 +51,6 @@ from .picker import form_to_options, render_picker
 from .profiles import (
     RequestError,
     ResourceRequest,
-    default_profile_slug,
-    profile_choices,
-    project_choices,
     resolve_request,
     user_access,
 )
@@ -303,24 +300,9 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
 
     async def _render_options_form(self) -> str:
         host = await LocalHost.get(self.nvidia_smi)
-        config, access, caps = self.platform, self._access(), host.capabilities()
-        choices = profile_choices(config, access, caps)
         previous_options = dict(self.orm_spawner.user_options or {}) if self.orm_spawner else {}
-        previous, previous_error = None, None
-        if previous_options:
-            try:
-                previous = resolve_request(config, access, previous_options, caps)
-            except RequestError as e:
-                previous_error = e
-        view = picker_view(
-            config=config,
-            choices=choices,
-            projects=project_choices(config, access),
-            default_slug=default_profile_slug(config, access, choices),
-            previous=previous,
-            previous_error=previous_error,
-            previous_options=previous_options,
-            enforcement=host.enforcement(),
+        view = picker_for_user(
+            self.platform, self._access(), host.capabilities(), previous_options, host.enforcement()
         )
         return render_picker(view)
 

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 from mlfactory.hub.platform_config import PACKAGED_CONFIG, load_platform_config
-from mlfactory.spawner.form import GPU_ADVISORY, Enforcement, picker_view, remembered_values
+from mlfactory.spawner.form import GPU_ADVISORY, Enforcement, picker_for_user, remembered_values
 from mlfactory.spawner.profiles import (
     HostCapabilities,
-    RequestError,
-    default_profile_slug,
-    profile_choices,
-    project_choices,
-    resolve_request,
     user_access,
 )
 
@@ -19,23 +14,12 @@ HOST = HostCapabilities()
 
 
 def view(groups=("ml-engineering",), previous_options=None, enforcement=None):
-    access = user_access(CONFIG, groups, False)
-    choices = profile_choices(CONFIG, access, HOST)
-    previous, error = None, None
-    if previous_options:
-        try:
-            previous = resolve_request(CONFIG, access, previous_options, HOST)
-        except RequestError as e:
-            error = e
-    return picker_view(
-        config=CONFIG,
-        choices=choices,
-        projects=project_choices(CONFIG, access),
-        default_slug=default_profile_slug(CONFIG, access, choices),
-        previous=previous,
-        previous_error=error,
-        previous_options=previous_options or {},
-        enforcement=enforcement or Enforcement(cpu=True, memory=True),
+    return picker_for_user(
+        CONFIG,
+        user_access(CONFIG, groups, False),
+        HOST,
+        previous_options or {},
+        enforcement or Enforcement(cpu=True, memory=True),
     )
 
 
