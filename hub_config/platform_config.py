@@ -209,6 +209,7 @@ class Pricing(_Strict):
     memory_gib_hour: float = Field(ge=0)
     gpu_hour: float = Field(0, ge=0)
     gpu_type_hour: dict[str, float] = Field(default_factory=dict)
+    disk_gib_month: float = Field(0, ge=0, description="per GiB of disk per 730-hour month")
 
 
 class Image(_Strict):
@@ -220,17 +221,91 @@ class Image(_Strict):
 
 
 class Budget(_Strict):
-    monthly: float = Field(ge=0, description="currency units per calendar month")
-    alert_thresholds: tuple[float, ...] = (0.5, 0.8, 1.0)
-    hard_limit: bool = True
+    """A spending cap for one user, group or project, over a calendar-aligned period."""
 
-    @field_validator("alert_thresholds")
+    amount: float = Field(ge=0, allow_inf_nan=False, description="currency units per period")
+    period: Literal["monthly", "weekly"] = "monthly"
+    thresholds: tuple[float, ...] = Field(
+        (0.5, 0.8, 1.0), description="fractions of the amount at which an alert fires once"
+    )
+    enforcement: Literal["alert", "block", "stop"] = Field(
+        "block",
+        description="alert: notify only; block: also refuse spawns that would cross it; "
+        "stop: also stop running servers at 100% after a warning and the grace period",
+    )
+    grace: Duration = Field(900, description="warning-to-stop delay for enforcement 'stop'")
+    notify: tuple[str, ...] = Field((), description="extra e-mail addresses for its alerts")
+
+    @field_validator("thresholds")
     @classmethod
     def _fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
         for t in v:
             if not 0 < t <= 1.5:
                 raise ValueError(f"{t} is not a fraction of the budget; use e.g. 0.8 for 80%")
-        return tuple(sorted(v))
+        return tuple(sorted(set(v)))
+
+
+class Accounting(_Strict):
+    """How the platform service charges time and answers the spawner's budget gate."""
+
+    timezone: str = Field("UTC", description="where periods start, e.g. 'Europe/Berlin'")
+    minimum_run: Duration = Field(
+        3600, description="a spawn is refused when this long at its price would cross a hard budget"
+    )
+    when_unreachable: Literal["allow-all", "refuse-paid", "refuse-all"] = Field(
+        "refuse-paid",
+        description="what the budget gate does when the platform service does not answer",
+    )
+    interval: Duration = Field(60, description="how often running servers are charged and checked")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL of the service's database; empty: SQLite in the data dir"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{v!r} is not a time zone; use e.g. 'UTC' or 'Europe/Berlin'"
+            ) from None
+        return v
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("use at least 1s")
+        return v
+
+
+class EmailAlerts(_Strict):
+    host: str
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = Field(description="the From: address")
+    starttls: bool = False
+    username: str = ""
+    password_env: str = Field("", description="name of the environment variable with the password")
+    admins: tuple[str, ...] = Field((), description="addresses that receive every alert")
+    user_address: str = Field(
+        "", description="a user's address, '{user}' replaced by the name, e.g. '{user}@corp.com'"
+    )
+
+
+class Alerts(_Strict):
+    email: EmailAlerts | None = None
+    webhooks: tuple[str, ...] = Field((), description="URLs that receive a JSON POST per alert")
+
+    @field_validator("webhooks")
+    @classmethod
+    def _http(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for url in v:
+            if not re.fullmatch(r"https?://[^\s]+", url):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return v
 
 
 class Group(_Strict):
@@ -251,6 +326,7 @@ class Project(_Strict):
     name: Slug
     display_name: str
     groups: tuple[Slug, ...] = ()
+    budget: Budget | None = None
 
 
 class Culling(_Strict):
@@ -285,7 +361,9 @@ class PlatformConfig(_Strict):
     )
     projects: tuple[Project, ...] = ()
     pricing: Pricing | None = None
-    default_budget: Budget
+    default_budget: Budget | None = Field(None, description="every user's own budget")
+    accounting: Accounting = Accounting()
+    alerts: Alerts = Alerts()
     culling: Culling = Culling()
     data_stores: tuple[DataStore, ...] = ()
     component_sources: tuple[ComponentSource, ...] = ()

@@ -13,6 +13,7 @@ from typing import Any
 from mlfactory.hub.platform_config import PlatformConfig, Project
 
 from .picker import ImageView, PickerView, ProfileCard, RangeView
+from .pricing import disk_hourly
 from .profiles import (
     HostCapabilities,
     ProfileChoice,
@@ -79,7 +80,12 @@ def _unit_prices(config: PlatformConfig, choice: ProfileChoice) -> dict[str, flo
     if profile.price_per_hour is not None or pricing is None:
         return None
     per_gpu = pricing.gpu_type_hour.get(profile.gpu_type or "", pricing.gpu_hour)
-    return {"cpu": pricing.cpu_hour, "memory": pricing.memory_gib_hour, "gpu": per_gpu}
+    return {
+        "cpu": pricing.cpu_hour,
+        "memory": pricing.memory_gib_hour,
+        "gpu": per_gpu,
+        "base": disk_hourly(profile.disk, pricing),
+    }
 
 
 def remembered_values(previous: Mapping[str, Any], slug: str) -> dict[str, float]:

@@ -131,7 +131,8 @@ def _initial_price(card: ProfileCard, values: Mapping[str, float]) -> float:
     """The price for the values shown, by the same formula the script uses after an edit."""
     if card.unit_prices is None or values == _own_values(card):
         return card.price_per_hour
-    return sum(values[key] * card.unit_prices.get(key, 0.0) for key in _FIELD_KEYS)
+    base = card.unit_prices.get("base", 0.0)
+    return round(base + sum(values[k] * card.unit_prices.get(k, 0.0) for k in _FIELD_KEYS), 4)
 
 
 def _summary(card: ProfileCard) -> str:
@@ -184,7 +185,7 @@ def _card_context(
     if card.unit_prices is None:
         data["data-fixed-price"] = _num(card.price_per_hour)
     else:
-        for key in _FIELD_KEYS:
+        for key in (*_FIELD_KEYS, "base"):
             if key in card.unit_prices:
                 data[f"data-unit-{key}"] = _num(card.unit_prices[key])
     return {

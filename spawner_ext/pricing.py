@@ -8,6 +8,14 @@ from __future__ import annotations
 from mlfactory.hub.platform_config import Pricing, Profile
 
 GIB = 2**30
+HOURS_PER_MONTH = 730  # the cloud providers' convention for monthly disk prices
+
+
+def disk_hourly(disk: int, pricing: Pricing | None) -> float:
+    """Currency per hour for ``disk`` bytes of storage at the monthly GiB price."""
+    if pricing is None:
+        return 0.0
+    return disk / GIB * pricing.disk_gib_month / HOURS_PER_MONTH
 
 
 def hourly_price(
@@ -16,7 +24,8 @@ def hourly_price(
     """Currency per hour for ``profile`` at ``cpu`` cores, ``memory`` bytes and ``gpu`` GPUs.
 
     A fixed ``price_per_hour`` wins whatever the resources; otherwise each unit is priced,
-    GPUs at their type's price when ``pricing.gpu_type_hour`` names it, else ``gpu_hour``.
+    GPUs at their type's price when ``pricing.gpu_type_hour`` names it, else ``gpu_hour``,
+    plus the profile's disk at ``disk_gib_month`` (disk is not adjustable).
     """
     if profile.price_per_hour is not None:
         return profile.price_per_hour
@@ -28,5 +37,10 @@ def hourly_price(
     per_gpu = pricing.gpu_hour
     if profile.gpu_type is not None:
         per_gpu = pricing.gpu_type_hour.get(profile.gpu_type, per_gpu)
-    price = cpu * pricing.cpu_hour + memory / GIB * pricing.memory_gib_hour + gpu * per_gpu
+    price = (
+        cpu * pricing.cpu_hour
+        + memory / GIB * pricing.memory_gib_hour
+        + gpu * per_gpu
+        + disk_hourly(profile.disk, pricing)
+    )
     return round(price, 4)

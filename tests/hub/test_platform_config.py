@@ -122,8 +122,9 @@ def test_example_loads_with_expected_shape():
     # every profile has a price: fixed, or per unit from the pricing section
     assert all(p.price_per_hour or cfg.pricing for p in cfg.profiles)
     assert cfg.pricing.cpu_hour > 0 and cfg.pricing.memory_gib_hour > 0
-    assert cfg.default_budget.monthly > 0
-    assert cfg.default_budget.alert_thresholds == (0.5, 0.8, 1.0)
+    assert cfg.default_budget.amount > 0
+    assert cfg.default_budget.thresholds == (0.5, 0.8, 1.0)
+    assert cfg.accounting.when_unreachable == "refuse-paid"
     assert cfg.culling.idle_timeout == 3600
     assert cfg.culling.warn_before == 600
 
@@ -189,10 +190,10 @@ def test_unknown_top_level_key(example):
 
 def test_missing_required_keys(example):
     del example["profiles"][1]["memory"]
-    del example["default_budget"]
+    del example["default_budget"]["amount"]
     lines = errors_of(example)
     assert "mlfactory.yaml: profiles[1].memory: required key is missing" in lines
-    assert "mlfactory.yaml: default_budget: required key is missing" in lines
+    assert "mlfactory.yaml: default_budget.amount: required key is missing" in lines
     assert len(lines) == 2
 
 
@@ -275,9 +276,9 @@ def test_gpu_type_without_gpu(example):
 
 
 def test_bad_alert_threshold(example):
-    example["default_budget"]["alert_thresholds"] = [0.5, 80]
+    example["default_budget"]["thresholds"] = [0.5, 80]
     (line,) = errors_of(example)
-    assert "default_budget.alert_thresholds: 80" in line
+    assert "default_budget.thresholds: 80" in line
     assert "use e.g. 0.8 for 80%" in line
 
 

@@ -105,7 +105,7 @@ SMALL_DATA: dict[str, Any] = {
         "gpu_hour": 1.0,
         "gpu_type_hour": {"nvidia-a100": 2.5},
     },
-    "default_budget": {"monthly": 100},
+    "default_budget": {"amount": 100},
 }
 
 

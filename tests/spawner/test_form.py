@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from mlfactory.hub.platform_config import PACKAGED_CONFIG, load_platform_config
 from mlfactory.spawner.form import GPU_ADVISORY, Enforcement, picker_for_user, remembered_values
 from mlfactory.spawner.profiles import (
@@ -52,7 +53,12 @@ def test_last_choice_is_preselected_with_its_values():
     assert v.selected_values == {"cpu": 3.0, "memory": 12.0, "gpu": 0.0}
     large = next(c for c in v.cards if c.slug == "cpu-large")
     assert large.ranges["cpu"].value == 3.0 and large.ranges["memory"].value == 12.0
-    assert large.unit_prices == {"cpu": 0.04, "memory": 0.005, "gpu": 0.9}
+    assert large.unit_prices == {
+        "cpu": 0.04,
+        "memory": 0.005,
+        "gpu": 0.9,
+        "base": pytest.approx(50 * 0.08 / 730),  # the profile's fixed 50 GiB disk
+    }
 
 
 def test_choice_no_longer_allowed_falls_back_with_a_notice():

@@ -72,11 +72,11 @@ OK_CASES = [
             "price_per_hour": 0.05,
         },
     ),
-    # cpu-large is unit priced: 3 × 0.04 + 12 GiB × 0.005
+    # cpu-large is unit priced: 3 × 0.04 + 12 GiB × 0.005, plus 50 GiB disk × 0.08 / 730 h
     ok(
         "form-strings",
         {"profile": "cpu-large", "cpu": "3", "memory": "12Gi"},
-        {"cpu_limit": 3, "cpu_guarantee": 3, "mem_limit": 12 * GIB, "price_per_hour": 0.18},
+        {"cpu_limit": 3, "cpu_guarantee": 3, "mem_limit": 12 * GIB, "price_per_hour": 0.1855},
     ),
     ok(
         "whitespace-trimmed",
@@ -86,7 +86,7 @@ OK_CASES = [
     ok(
         "numbers-and-bytes",
         {"profile": "cpu-large", "cpu": 8, "memory": 64 * GIB},
-        {"cpu_limit": 8, "mem_limit": 64 * GIB, "price_per_hour": 0.64},
+        {"cpu_limit": 8, "mem_limit": 64 * GIB, "price_per_hour": 0.6455},
         groups=ML,
     ),
     # 4 × 0.04 + 16 × 0.005 + 4 × 0.35 (the T4 price)
@@ -100,7 +100,7 @@ OK_CASES = [
             "node_pool": "gpu-t4",
             "disk": 50 * GIB,
             "project": "vision-research",
-            "price_per_hour": 1.64,
+            "price_per_hour": 1.6455,
         },
         groups=ML,
         host=T4X4,
@@ -245,7 +245,7 @@ def test_summary_is_json_friendly():
         "disk": "50Gi",
         "image": "pytorch",
         "project": "personal",
-        "price_per_hour": 0.94,
+        "price_per_hour": 0.9455,
     }
 
 
