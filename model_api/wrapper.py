@@ -206,6 +206,21 @@ class Model:
             return (TensorSpec(name="text", datatype="BYTES"),)
         return infer_input_schema(self.model, sample)
 
+    def available_outputs(self) -> list[str]:
+        """Output names this model can give (for metadata, schemas and error messages)."""
+        caps, task = self._caps, self.task
+        scores = bool(caps & {ad.PROBABILITIES, ad.LOGITS})
+        if task is Task.CLASSIFICATION:
+            out = ["label"] + (["score", "probabilities"] if scores else [])
+            out += ["logits"] if ad.LOGITS in caps else []
+            return out + (["decision_function"] if ad.DECISION in caps else [])
+        if task is Task.MULTI_LABEL:
+            out = ["labels"] + (["probabilities"] if scores else [])
+            return out + (["logits"] if ad.LOGITS in caps else [])
+        if task is Task.REGRESSION:
+            return ["prediction"] + (["std", "lower", "upper"] if ad.STD in caps else [])
+        return ["generated_text", "sequence_score", "finish_reason", "token_logprobs"]
+
     # --- running ----------------------------------------------------------------------------
 
     def needs(self, requested: tuple[str, ...] | None) -> frozenset[str]:

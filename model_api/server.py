@@ -1,0 +1,502 @@
+"""The tornado model server: Open Inference Protocol routes plus ``/predict``.
+
+Thin handlers over ``wrapper``/``schemas``/``protocol``. Model work (validation, the model
+call, shaping, JSON encoding) runs in a small thread pool so the event loop keeps answering
+health checks and other requests; ``asyncio.wait_for`` bounds each request. Python cannot
+interrupt a thread, so a call that outlives its request keeps its thread until it returns:
+the request is answered 504 at once, the call is counted as pending, and once pending calls
+reach ``max_pending`` new requests get 503 with ``Retry-After`` instead of queueing behind a
+stuck model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from tornado import web
+
+from .auth import Authorizer, Identity
+from .errors import (
+    BadRequest,
+    InvalidInput,
+    ModelAPIError,
+    NotFound,
+    NotReady,
+    Overloaded,
+    PredictionTimeout,
+)
+from .package import ModelRepository, mlfactory_version
+from .protocol import decode_infer_request, encode_infer_response, output_specs
+from .results import envelope
+from .schemas import openapi_document, records_to_input, request_json_schema, response_json_schema
+from .schemas import tensors_to_input as _tensors_to_input
+from .tasks import API_VERSION, OUTPUT_SCHEMA_VERSION
+from .wrapper import Model
+
+log = logging.getLogger("mlfactory.model_api")
+_DUMPS_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+@dataclass
+class _Entry:
+    versions: dict[str, Model] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+class ModelStore:
+    """The models this server serves: name -> numbered versions and aliases."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, _Entry] = {}
+        self.ready = False
+        self.loading_error: str | None = None
+
+    def add(self, model: Model, aliases: Iterable[str] = ()) -> None:
+        version = model.version or "1"
+        model.version = version
+        entry = self._models.setdefault(model.name, _Entry())
+        entry.versions[version] = model
+        for alias in aliases:
+            entry.aliases[alias] = version
+
+    def names(self) -> list[str]:
+        return sorted(self._models)
+
+    def entry(self, name: str) -> _Entry:
+        e = self._models.get(name)
+        if e is None:
+            if not self.ready:
+                raise NotReady("models are still loading", retry_after=1)
+            raise NotFound(
+                f"no model named {name!r}; served: {', '.join(self.names()) or 'none'}",
+                {"model": name},
+            )
+        return e
+
+    def get(self, name: str, ref: str | None) -> tuple[Model, str | None]:
+        """(model, alias used) for a version number, an alias, or None (production / newest)."""
+        e = self.entry(name)
+        if ref is None:
+            alias = "production" if "production" in e.aliases else None
+            version = e.aliases["production"] if alias else max(e.versions, key=_version_key)
+            return e.versions[version], alias
+        m = e.versions.get(ref)
+        if m is not None:
+            return m, None
+        version = e.aliases.get(ref)
+        if version is not None:
+            return e.versions[version], ref
+        raise NotFound(
+            f"model {name!r} has no version or alias {ref!r}; versions: "
+            f"{', '.join(sorted(e.versions, key=_version_key))}; "
+            f"aliases: {', '.join(sorted(e.aliases)) or 'none'}",
+            {"model": name, "version": ref},
+        )
+
+
+def _version_key(v: str) -> tuple[int, str]:
+    return (int(v), v) if v.isdigit() else (-1, v)
+
+
+def load_repository(
+    repo: ModelRepository, names: Iterable[str] | None = None
+) -> list[tuple[Model, list[str]]]:
+    """Every version of the named models (all models by default) with their aliases."""
+    out = []
+    for name in names or repo.models():
+        aliases = repo.aliases(name)
+        versions = repo.versions(name)
+        if not versions:
+            raise NotFound(f"no model named {name!r} in {repo.root}")
+        for v in versions:
+            model = repo.load(name, v)
+            out.append((model, [a for a, av in aliases.items() if av == v]))
+    return out
+
+
+class Runner:
+    """Runs model work in a thread pool with a per-request timeout and a bound on pending."""
+
+    def __init__(self, workers: int = 4, timeout: float = 30.0, max_pending: int | None = None):
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="mlfactory-model")
+        self.timeout = timeout
+        self.max_pending = max_pending or workers * 16
+        self.pending = 0
+
+    def _done(self, fut: asyncio.Future[Any]) -> None:
+        self.pending -= 1
+        if not fut.cancelled():
+            fut.exception()  # retrieved: a late failure after a timeout is not "never retrieved"
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.pending >= self.max_pending:
+            raise Overloaded(
+                f"{self.pending} predictions are pending (some may be stuck past the "
+                f"{self.timeout:g} s timeout); retry later",
+                retry_after=max(1.0, self.timeout),
+            )
+        fut = asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        self.pending += 1
+        fut.add_done_callback(self._done)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
+        except TimeoutError:
+            raise PredictionTimeout(
+                f"the prediction took longer than {self.timeout:g} s",
+                {"timeout_s": self.timeout},
+            ) from None
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class BaseHandler(web.RequestHandler):
+    """JSON errors ``{"error", "error_type", "details"}`` without tracebacks."""
+
+    store: ModelStore
+    authorizer: Authorizer
+
+    def initialize(self, server: ModelServer) -> None:
+        self.server = server
+        self.store = server.store
+        self.authorizer = server.authorizer
+
+    def compute_etag(self) -> None:  # hashing every prediction body buys nothing
+        return None
+
+    def check_xsrf_cookie(self) -> None:  # bearer tokens only; no cookies are ever read
+        return None
+
+    def send_json(self, obj: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(orjson.dumps(obj, option=_DUMPS_OPTS))
+
+    def send_bytes(self, body: bytes) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(body)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ModelAPIError):
+            body = exc.to_json()
+            if isinstance(exc, NotReady):
+                self.set_header("Retry-After", str(max(1, round(exc.retry_after))))
+            if exc.status == 401:
+                self.set_header("WWW-Authenticate", 'Bearer realm="mlfactory-models"')
+        elif isinstance(exc, web.HTTPError) and status_code < 500:
+            body = {
+                "error": exc.log_message or self._reason,
+                "error_type": "http_error",
+                "details": {},
+            }
+        else:
+            body = {"error": "internal server error", "error_type": "internal_error", "details": {}}
+        self.set_header("Content-Type", "application/json")
+        self.finish(orjson.dumps(body))
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, ModelAPIError):
+            if e.status >= 500 and not isinstance(e, NotReady):
+                # the model's exception (chained) goes to the server log, never to the client
+                log.error("%s %s: %s", self.request.method, self.request.path, e, exc_info=e)
+            if not self._finished:
+                self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
+    async def identify(self, model: str | None) -> Identity:
+        return await self.authorizer.authorize(self.request.headers, model)
+
+    def json_body(self) -> dict[str, Any]:
+        try:
+            body = orjson.loads(self.request.body)
+        except orjson.JSONDecodeError as e:
+            raise BadRequest(f"the request body is not valid JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        return body
+
+
+class NotFoundHandler(BaseHandler):
+    def prepare(self) -> None:
+        raise NotFound(f"no route {self.request.path}; the API lives under /{API_VERSION}/")
+
+
+class LiveHandler(BaseHandler):
+    def get(self) -> None:
+        self.send_json({"live": True})
+
+
+class ReadyHandler(BaseHandler):
+    def get(self) -> None:
+        if not self.store.ready:
+            raise NotReady(self.store.loading_error or "models are still loading", retry_after=1)
+        self.send_json({"ready": True})
+
+
+class ServerMetadataHandler(BaseHandler):
+    def get(self) -> None:
+        self.send_json(
+            {
+                "name": "mlfactory-model-api",
+                "version": mlfactory_version(),
+                "extensions": ["predict", "model_aliases", "binary_tensor_data"],
+                "api_version": API_VERSION,
+                "output_schema_version": OUTPUT_SCHEMA_VERSION,
+            }
+        )
+
+
+class ModelsHandler(BaseHandler):
+    async def get(self) -> None:
+        ident = await self.identify(None)
+        if not self.store.ready:
+            raise NotReady("models are still loading", retry_after=1)
+        models = []
+        for name in self.store.names():
+            if not ident.may_use(name):
+                continue
+            e = self.store.entry(name)
+            latest = e.versions[max(e.versions, key=_version_key)]
+            models.append(
+                {
+                    "name": name,
+                    "task": latest.task.value,
+                    "versions": sorted(e.versions, key=_version_key),
+                    "aliases": e.aliases,
+                }
+            )
+        self.send_json({"models": models})
+
+
+class ModelHandler(BaseHandler):
+    """Routes under one model: resolve the version, then check the caller's scope for it."""
+
+    async def resolve(self, name: str, ref: str | None) -> tuple[Model, str | None]:
+        # auth first: an unauthenticated caller learns nothing about which models exist
+        await self.identify(name)
+        return self.store.get(name, ref)
+
+
+def model_metadata(model: Model, store: ModelStore, alias: str | None) -> dict[str, Any]:
+    e = store.entry(model.name)
+    fw_name, fw_version = model.adapter.framework()
+    card = getattr(model, "card", None)
+    return {
+        "name": model.name,
+        "versions": sorted(e.versions, key=_version_key),
+        "platform": f"mlfactory-{model.adapter.name}/{fw_name}",
+        "inputs": [
+            {"name": s.name, "datatype": s.datatype, "shape": list(s.shape)}
+            for s in model.schema.inputs
+        ],
+        "outputs": [
+            {"name": s.name, "datatype": s.datatype, "shape": list(s.shape)}
+            for s in output_specs(model.task, model.labels, model.available_outputs())
+        ],
+        "parameters": {
+            "model_version": model.version,
+            "model_alias": alias,
+            "aliases": e.aliases,
+            "task": model.task.value,
+            "labels": list(model.labels),
+            "decision_rule": model.decision_rule.value,
+            "threshold": model.threshold,
+            "thresholds": None if model.thresholds is None else list(model.thresholds),
+            "default_outputs": [
+                n for n in model.available_outputs() if n not in ("decision_function",)
+            ],
+            "framework": {"name": fw_name, "version": fw_version},
+            "output_schema_version": OUTPUT_SCHEMA_VERSION,
+            "api_version": API_VERSION,
+            "metrics": model.metrics,
+            "created_at": None if card is None else card.created_at.isoformat(),
+            "created_by": None if card is None else card.created_by,
+            "source_notebook": None if card is None else card.source_notebook,
+            "description": model.description,
+        },
+    }
+
+
+class ModelMetadataHandler(ModelHandler):
+    async def get(self, name: str, ref: str | None = None) -> None:
+        model, alias = await self.resolve(name, ref)
+        self.send_json(model_metadata(model, self.store, alias))
+
+
+class ModelReadyHandler(ModelHandler):
+    async def get(self, name: str, ref: str | None = None) -> None:
+        await self.resolve(name, ref)
+        self.send_json({"name": name, "ready": True})
+
+
+class SchemaHandler(ModelHandler):
+    async def get(self, name: str, ref: str | None = None) -> None:
+        model, _ = await self.resolve(name, ref)
+        self.send_json(
+            {
+                "request": request_json_schema(model.schema, model.task),
+                "response": response_json_schema(model.task, model.labels),
+            }
+        )
+
+
+class OpenAPIHandler(ModelHandler):
+    async def get(self, name: str, ref: str | None = None) -> None:
+        model, _ = await self.resolve(name, ref)
+        e = self.store.entry(name)
+        self.send_json(
+            openapi_document(
+                name=name,
+                versions=sorted(e.versions, key=_version_key) + sorted(e.aliases),
+                schema=model.schema,
+                task=model.task,
+                labels=model.labels,
+                description=model.description,
+                server_version=mlfactory_version(),
+            )
+        )
+
+
+def _predict_job(model: Model, body: dict[str, Any], alias: str | None) -> bytes:
+    """Worker thread: validate records, one model call, shape, encode."""
+    records = body.get("records")
+    if records is None:
+        unknown = sorted(set(body) - {"outputs", "parameters"})
+        hint = f"; got {', '.join(unknown)}" if unknown else ""
+        raise InvalidInput(f"the body needs 'records': a list of objects{hint}", field="records")
+    for key in body:
+        if key not in ("records", "outputs", "parameters"):
+            raise InvalidInput(
+                f"unknown field {key!r}; the body takes records, outputs, parameters", field=key
+            )
+    params = body.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise InvalidInput("parameters must be an object", field="parameters")
+    x = records_to_input(records, model.schema)
+    shaped = model.run(x, body.get("outputs"), params)
+    return orjson.dumps(
+        envelope(shaped, model_name=model.name, model_version=model.version, model_alias=alias),
+        option=_DUMPS_OPTS,
+    )
+
+
+def _infer_job(model: Model, req: Any, alias: str | None) -> bytes:
+    x = _tensors_to_input(req.inputs, model.schema)
+    shaped = model.run(x, req.outputs, req.parameters or None)
+    resp = encode_infer_response(
+        shaped,
+        model_name=model.name,
+        model_version=model.version,
+        model_alias=alias,
+        request_id=req.id,
+    )
+    return orjson.dumps(resp, option=_DUMPS_OPTS)
+
+
+class PredictHandler(ModelHandler):
+    async def post(self, name: str, ref: str | None = None) -> None:
+        model, alias = await self.resolve(name, ref)
+        body = self.json_body()
+        self.send_bytes(await self.server.runner.call(_predict_job, model, body, alias))
+
+
+class InferHandler(ModelHandler):
+    async def post(self, name: str, ref: str | None = None) -> None:
+        model, alias = await self.resolve(name, ref)
+        header = self.request.headers.get("Inference-Header-Content-Length")
+        length = None
+        if header is not None:
+            if not header.isdigit() or int(header) > len(self.request.body):
+                raise BadRequest("Inference-Header-Content-Length is not a valid length")
+            length = int(header)
+        req = decode_infer_request(self.request.body, length)
+        self.send_bytes(await self.server.runner.call(_infer_job, model, req, alias))
+
+
+_MODEL = r"/v2/models/([^/]+)(?:/versions/([^/]+))?"
+_access = logging.getLogger("tornado.access")
+
+
+def _log_request(handler: web.RequestHandler) -> None:
+    # successful predictions are logged at DEBUG: at thousands per second an INFO line each
+    # costs more than the prediction; errors are always logged
+    status = handler.get_status()
+    if status < 400 and not _access.isEnabledFor(logging.DEBUG):
+        return
+    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    ms = 1000.0 * handler.request.request_time()
+    _access.log(level, "%d %s %.2fms", status, handler._request_summary(), ms)
+
+
+class ModelServer:
+    """Serves models from an in-process store. Build with models or a loader, then ``app()``."""
+
+    def __init__(
+        self,
+        *,
+        authorizer: Authorizer,
+        timeout: float = 30.0,
+        workers: int = 4,
+        max_pending: int | None = None,
+        base_url: str = "/",
+    ) -> None:
+        self.store = ModelStore()
+        self.authorizer = authorizer
+        self.runner = Runner(workers=workers, timeout=timeout, max_pending=max_pending)
+        self.base_url = "/" + base_url.strip("/") if base_url.strip("/") else ""
+
+    def add(self, model: Model, aliases: Iterable[str] = ()) -> None:
+        self.store.add(model, aliases)
+
+    def mark_ready(self) -> None:
+        # models live for the whole process: move them out of the collector's generations so
+        # full collections do not walk them (MLflow's 121 ms p99 came from those pauses)
+        gc.collect()
+        gc.freeze()
+        self.store.ready = True
+
+    async def load(self, loader: Callable[[], list[tuple[Model, list[str]]]]) -> None:
+        """Load models in a thread while the server already answers (503 until ready)."""
+        try:
+            loaded = await asyncio.get_running_loop().run_in_executor(None, loader)
+        except Exception as e:
+            self.store.loading_error = f"loading models failed: {e}"
+            log.exception("loading models failed")
+            return
+        for model, aliases in loaded:
+            self.add(model, aliases)
+            log.info("serving %s version %s %s", model.name, model.version, aliases or "")
+        self.mark_ready()
+
+    def app(self, **settings: Any) -> web.Application:
+        p = self.base_url
+        kw = {"server": self}
+        routes = [
+            (p + r"/v2/health/live", LiveHandler, kw),
+            (p + r"/v2/health/ready", ReadyHandler, kw),
+            (p + r"/v2/?", ServerMetadataHandler, kw),
+            (p + r"/v2/models/?", ModelsHandler, kw),
+            (p + _MODEL + r"/?", ModelMetadataHandler, kw),
+            (p + _MODEL + r"/ready", ModelReadyHandler, kw),
+            (p + _MODEL + r"/infer", InferHandler, kw),
+            (p + _MODEL + r"/predict", PredictHandler, kw),
+            (p + _MODEL + r"/schema", SchemaHandler, kw),
+            (p + _MODEL + r"/openapi\.json", OpenAPIHandler, kw),
+        ]
+        return web.Application(
+            routes,
+            default_handler_class=NotFoundHandler,
+            default_handler_args=kw,
+            compress_response=False,
+            log_function=_log_request,
+            **settings,
+        )
