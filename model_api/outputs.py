@@ -286,6 +286,8 @@ def to_records(shaped: Shaped) -> list[dict[str, Any]]:
     n, labels = shaped.rows, shaped.labels
     out: list[dict[str, Any]] = [{} for _ in range(n)]
     for name, col in shaped.columns.items():
+        if col is None:
+            continue
         if shaped.task is Task.MULTI_LABEL and name == "labels":
             names = np.asarray(labels, dtype=object)
             values = [names[row].tolist() for row in col]
