@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .errors import Forbidden, Unauthorized
+from .errors import Forbidden, NotReady, Unauthorized
 
 SCOPE_PREFIX = "custom:mlfactory:models"
 ALL_MODELS_SCOPE = f"{SCOPE_PREFIX}:predict"
@@ -113,7 +113,14 @@ class HubScopeAuth:
         token = bearer_token(headers)
         if token is None:
             raise Unauthorized("send 'Authorization: token <JupyterHub API token>'")
-        user = await self.hub_auth.user_for_token(token, sync=False)
+        try:
+            user = await self.hub_auth.user_for_token(token, sync=False)
+        except Exception as e:  # HubAuth raises tornado HTTPError when the hub is unreachable
+            raise NotReady(
+                "cannot check the token with JupyterHub right now; retry shortly",
+                retry_after=5,
+                details={"reason": type(e).__name__},
+            ) from e
         if not user:
             raise Unauthorized("JupyterHub does not recognise this token")
         return user
