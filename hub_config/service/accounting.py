@@ -1,0 +1,406 @@
+"""The accountant: answers the budget gate, keeps the ledger in step with what runs, and
+checks budgets (alerts once per threshold and period; warns, then stops, for ``stop``).
+
+It wires the pure rules (``budgets``, ``reconcile``) to the store, the hub API, the local
+backend's journal and the notifier. The clock is injected, so tests move time instead of
+sleeping. Database work runs in a worker thread; gate decisions are serialised by a lock
+so concurrent spawns cannot both take the last of a budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from mlfactory.hub.platform_config import PlatformConfig
+from mlfactory.spawner.journal import Journal, alive
+
+from .alerts import Notifier
+from .budgets import (
+    Rule,
+    Scope,
+    Standing,
+    Verdict,
+    alert_message,
+    config_rules,
+    crossed,
+    effective_rule,
+    gate,
+    scopes_of,
+    stop_action,
+)
+from .hubapi import HubAPI
+from .periods import day_starts, iso_day, iso_utc, period_bounds
+from .reconcile import Sighting, merge, plan
+from .store import Store, Visibility
+
+log = logging.getLogger("mlfactory.service")
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    key: str
+    user: str
+    server_name: str
+    project: str
+    profile: str
+    price_per_hour: float
+    groups: tuple[str, ...] = ()
+    resources: dict[str, Any] = field(default_factory=dict)
+
+
+class Accountant:
+    def __init__(
+        self,
+        store: Store,
+        config: PlatformConfig,
+        *,
+        hub: HubAPI | None = None,
+        journal: Journal | None = None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.hub = hub
+        self.journal = journal
+        self.notifier = notifier or Notifier(config.alerts, config.platform.name)
+        self.clock = clock
+        self.tz = ZoneInfo(config.accounting.timezone)
+        self.currency = config.platform.currency
+        self.lock = asyncio.Lock()
+        self.stored: dict[Scope, Rule] = {}
+        self.user_groups: dict[str, list[str]] = {}  # from the hub's last answer
+        self.last_tick: float | None = None
+        self._members: dict[str, list[str]] = {}
+        self._members_at = float("-inf")
+
+    async def start(self) -> None:
+        await self.reload_rules()
+
+    async def reload_rules(self) -> None:
+        self.stored = await asyncio.to_thread(self.store.stored_rules)
+
+    def rule(self, scope: Scope) -> Rule | None:
+        return effective_rule(scope, self.stored, self.config)
+
+    def all_rules(self, users: Iterable[str] = ()) -> dict[Scope, Rule]:
+        """Every group and project budget, and the user budgets of ``users`` and the API's."""
+        rules = dict(config_rules(self.config))
+        for user in users:
+            rule = self.rule(Scope("user", user))
+            if rule is not None:
+                rules[rule.scope] = rule
+        rules.update(self.stored)
+        return rules
+
+    # --- standing ---------------------------------------------------------------------
+
+    def standings(self, rules: Iterable[Rule], now: float, minimum_run: int = 0) -> list[Standing]:
+        """Where each rule stands in its current period (one query per kind and period)."""
+        rules = list(rules)
+        batches: dict[tuple[str, str], list[Rule]] = {}
+        for r in rules:
+            batches.setdefault((r.scope.kind, r.period), []).append(r)
+        out = []
+        for (kind, period), batch in batches.items():
+            start, end = period_bounds(period, now, self.tz)
+            names = [r.scope.name for r in batch] if len(batch) < 500 else None
+            spend = self.store.spend(kind, start, end, now, names, minimum_run)
+            for r in batch:
+                spent, committed = spend.get(r.scope.name, (0.0, 0.0))
+                out.append(Standing(r, start, end, spent, committed))
+        return out
+
+    # --- gate -------------------------------------------------------------------------
+
+    async def gate(self, req: GateRequest) -> Verdict:
+        async with self.lock:
+            return await asyncio.to_thread(self._gate, req, self.clock())
+
+    def _gate(self, req: GateRequest, now: float) -> Verdict:
+        if self.store.known_keys([req.key]):
+            return Verdict(True)  # a retried request: already admitted
+        rules = [r for s in scopes_of(req.user, req.groups, req.project) if (r := self.rule(s))]
+        standings = self.standings(rules, now, self.config.accounting.minimum_run)
+        verdict = gate(
+            req.price_per_hour,
+            standings,
+            minimum_run=self.config.accounting.minimum_run,
+            currency=self.currency,
+        )
+        if verdict.allowed:
+            self.store.open_session(
+                Sighting(
+                    key=req.key,
+                    user=req.user,
+                    server_name=req.server_name,
+                    started=now,
+                    price_per_hour=req.price_per_hour,
+                    project=req.project,
+                    profile=req.profile,
+                    resources=req.resources,
+                    groups=req.groups,
+                    source="gate",
+                ),
+                now,
+            )
+        log.info(
+            "Gate %s for %s/%s at %.4f/h: %s",
+            req.key,
+            req.user,
+            req.server_name,
+            req.price_per_hour,
+            "allowed" if verdict.allowed else verdict.message,
+        )
+        return verdict
+
+    async def end(self, key: str, when: float | None, reason: str) -> bool:
+        now = self.clock()
+        ended = min(when, now) if when is not None else now
+        return await asyncio.to_thread(self.store.end_session, key, ended, reason)
+
+    # --- the periodic tick ------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Reconcile with the hub and the backend, then check budgets."""
+        await self.reconcile()
+        await self.evaluate()
+        self.last_tick = self.clock()
+
+    async def reconcile(self) -> None:
+        hub_view: list[Sighting] = []
+        if self.hub is not None:
+            hub_view, groups = await self.hub.sightings()
+            self.user_groups.update(groups)
+        backend_view = await asyncio.to_thread(self._journal_view)
+        now = self.clock()
+        sightings = merge(hub_view, backend_view)
+        opened = await asyncio.to_thread(self.store.open_view)
+        known = await asyncio.to_thread(self.store.known_keys, sightings.keys())
+        p = plan(opened, sightings, known, now)
+        await asyncio.to_thread(self.store.apply, p, now)
+        for key, _ended, _reason in p.close:
+            if self.journal is not None and key in {s.key for s in backend_view}:
+                await asyncio.to_thread(self.journal.forget, key)
+        if p.open or p.close:
+            log.info("Ledger: %d opened, %d closed", len(p.open), len(p.close))
+
+    def _journal_view(self) -> list[Sighting]:
+        if self.journal is None:
+            return []
+        out = []
+        for r in self.journal.records():
+            running = alive(r)
+            out.append(
+                Sighting(
+                    key=r.key,
+                    user=r.user,
+                    server_name=r.server_name,
+                    started=r.started,
+                    price_per_hour=r.price_per_hour,
+                    project=r.project,
+                    profile=r.profile,
+                    resources=r.resources,
+                    groups=tuple(r.groups),
+                    running=running,
+                    stopped_at=r.stopped_at if r.stopped_at is not None else None,
+                    source="backend",
+                )
+            )
+        return out
+
+    async def evaluate(self) -> None:
+        now = self.clock()
+        standings = await asyncio.to_thread(self._all_standings, now)
+        period_starts = {s.rule.scope: s.period_start for s in standings}
+        fired = await asyncio.to_thread(self.store.fired, period_starts)
+        stops = await asyncio.to_thread(self.store.stop_rows, period_starts)
+        for s in standings:
+            for threshold in crossed(s, fired.get(s.rule.scope, ())):
+                await self._fire(s, threshold, now)
+            row = stops.get(s.rule.scope)
+            action = stop_action(s, row["warned_at"] if row else None, now)
+            if action == "warn":
+                await asyncio.to_thread(
+                    self.store.record_warning, s.rule.scope, s.period_start, now
+                )
+            elif action == "stop" and row is not None and row["stopped_at"] is None:
+                await self._stop_servers(s, now)
+
+    def _all_standings(self, now: float) -> list[Standing]:
+        users = set()
+        default = self.config.default_budget
+        if default is not None:
+            start, end = period_bounds(default.period, now, self.tz)
+            users = set(self.store.spend("user", start, end, now))
+        return self.standings(self.all_rules(users).values(), now)
+
+    async def _fire(self, s: Standing, threshold: float, now: float) -> None:
+        alert = {
+            "kind": s.rule.scope.kind,
+            "name": s.rule.scope.name,
+            "period_start": s.period_start,
+            "threshold": threshold,
+            "spent": s.spent,
+            "amount": s.rule.amount,
+            "enforcement": s.rule.enforcement,
+            "fired_at": now,
+            "message": alert_message(s, threshold, self.currency),
+            "delivery": {},
+        }
+        alert_id = await asyncio.to_thread(self.store.record_alert, alert)
+        if alert_id is None:
+            return
+        alert["id"] = alert_id
+        log.warning("%s", alert["message"])
+        delivery = await self.notifier.deliver(alert, s.rule.notify)
+        await asyncio.to_thread(self.store.set_delivery, alert_id, delivery)
+
+    async def _stop_servers(self, s: Standing, now: float) -> None:
+        running = await asyncio.to_thread(self.store.running_for, s.rule.scope)
+        names = []
+        for row in running:
+            names.append(f"{row['user']}/{row['server_name']}")
+            if self.hub is not None:
+                try:
+                    await self.hub.stop_server(row["user"], row["server_name"])
+                except Exception as e:  # the next tick retries
+                    log.error("Cannot stop %s/%s: %s", row["user"], row["server_name"], e)
+                    return
+        log.warning("Budget %s is spent: stopped %s", s.rule.scope, ", ".join(names) or "nothing")
+        await asyncio.to_thread(self.store.record_stop, s.rule.scope, s.period_start, now, names)
+
+    # --- what a user sees -------------------------------------------------------------
+
+    def user_scopes(self, user: str, groups: Iterable[str], now: float) -> list[Scope]:
+        """The user's own budget, their groups' and the projects they charged this month."""
+        start, end = period_bounds("monthly", now, self.tz)
+        projects = self.store.projects_of(user, start, now)
+        scopes = scopes_of(user, groups, "")
+        return scopes + [Scope("project", p) for p in projects if p]
+
+    def user_standing(self, user: str, groups: Iterable[str], now: float) -> dict[str, Any]:
+        scopes = self.user_scopes(user, groups, now)
+        rules = [r for sc in scopes if (r := self.rule(sc))]
+        standings = self.standings(rules, now)
+        starts = {s.rule.scope: s.period_start for s in standings}
+        fired = self.store.alerts(min(starts.values(), default=now), now + 1, starts.keys())
+        stops = self.store.stop_rows(starts)
+        notices = [
+            {
+                "id": a["id"],
+                "kind": a["kind"],
+                "name": a["name"],
+                "threshold": a["threshold"],
+                "message": a["message"],
+                "fired_at": a["fired_at"],
+            }
+            for a in fired
+            if starts.get(Scope(a["kind"], a["name"])) == a["period_start"]
+        ]
+        return {
+            "standings": standings,
+            "notices": notices,
+            "stops": {str(k): v for k, v in stops.items()},
+        }
+
+    # --- what the API serves (each runs its queries in a worker thread) ----------------
+
+    async def groups_of(self, user: str, hint: Iterable[str] | None = None) -> list[str]:
+        if hint is not None:
+            return list(hint)
+        if user not in self.user_groups and self.hub is not None:
+            model = await self.hub.user(user)
+            self.user_groups[user] = list((model or {}).get("groups") or [])
+        return self.user_groups.get(user, [])
+
+    async def members(self) -> dict[str, list[str]]:
+        """Each user's current groups, from the hub (refreshed at most once per interval)."""
+        now = self.clock()
+        if self.hub is not None and now - self._members_at >= self.config.accounting.interval:
+            try:
+                groups = await self.hub.groups()
+            except Exception as e:  # keep the last answer; the hub may be restarting
+                log.warning("Cannot list the hub's groups: %s", e)
+            else:
+                members: dict[str, list[str]] = {}
+                for g in groups:
+                    for u in g.get("users") or ():
+                        members.setdefault(u, []).append(g["name"])
+                self._members = members
+                self._members_at = now
+        return self._members
+
+    async def me(self, user: str, groups: list[str]) -> dict[str, Any]:
+        now = self.clock()
+
+        def work() -> dict[str, Any]:
+            standing = self.user_standing(user, groups, now)
+            running = self.store.running(Visibility(users=frozenset([user])))
+            return {
+                "user": user,
+                "currency": self.currency,
+                "budgets": [s.as_json() for s in standing["standings"]],
+                "notices": [{**n, "fired_at": iso_utc(n["fired_at"])} for n in standing["notices"]],
+                "servers": [_server_json(r, now) for r in running],
+            }
+
+        return await asyncio.to_thread(work)
+
+    async def budget_list(self) -> list[Standing]:
+        now = self.clock()
+        return await asyncio.to_thread(self._all_standings, now)
+
+    async def standing_of(self, scope: Scope) -> Standing | None:
+        rule = self.rule(scope)
+        if rule is None:
+            return None
+        now = self.clock()
+        (standing,) = await asyncio.to_thread(self.standings, [rule], now)
+        return standing
+
+    async def put_rule(self, rule: Rule, by: str) -> None:
+        await asyncio.to_thread(self.store.put_rule, rule, self.clock(), by)
+        await self.reload_rules()
+
+    async def delete_rule(self, scope: Scope) -> bool:
+        deleted = await asyncio.to_thread(self.store.delete_rule, scope)
+        await self.reload_rules()
+        return deleted
+
+    async def usage(self, by: str, t0: float, t1: float, v: Visibility) -> list[dict]:
+        now = self.clock()
+        days = day_starts(t0, t1, self.tz) if by == "day" else ()
+        rows = await asyncio.to_thread(self.store.usage, by, t0, t1, now, v, days)
+        if by == "day":
+            rows = [{**r, "key": iso_day(days[r["key"]], self.tz)} for r in rows]
+        return rows
+
+    async def running(self, v: Visibility) -> list[dict]:
+        now = self.clock()
+        rows = await asyncio.to_thread(self.store.running, v)
+        return [_server_json(r, now) for r in rows]
+
+    async def alerts(self, t0: float, t1: float) -> list[dict]:
+        return await asyncio.to_thread(self.store.alerts, t0, t1)
+
+
+def _server_json(row: dict, now: float) -> dict[str, Any]:
+    hours = max(0.0, now - row["started"]) / 3600
+    return {
+        "user": row["user"],
+        "server_name": row["server_name"],
+        "project": row["project"],
+        "profile": row["profile"],
+        "resources": row["resources"],
+        "price_per_hour": row["price_per_hour"],
+        "started": iso_utc(row["started"]),
+        "hours": round(hours, 4),
+        "cost_so_far": round(hours * row["price_per_hour"], 4),
+    }

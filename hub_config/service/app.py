@@ -1,0 +1,152 @@
+"""The platform service process: ``python -m mlfactory.hub.service``.
+
+JupyterHub starts it as a managed service and hands it, in the environment, its API token,
+the hub's API URL, its URL prefix and bind address (``JUPYTERHUB_*``). mlfactory adds the
+shared secret the spawner's budget gate uses (``MLFACTORY_SERVICE_SECRET``), the platform
+config (``MLFACTORY_CONFIG``) and the data dir (``MLFACTORY_DATA``). On Kubernetes the same
+variables come from the Helm chart's service definition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuth
+from mlfactory.hub.platform_config import (
+    PACKAGED_CONFIG,
+    PlatformConfig,
+    data_dir,
+    load_platform_config,
+)
+from mlfactory.spawner.journal import Journal
+from tornado import web
+from tornado.ioloop import PeriodicCallback
+from traitlets import Callable as CallableTrait
+from traitlets import Unicode, default
+from traitlets.config import Application
+
+from .accounting import Accountant
+from .db import make_engine, upgrade
+from .handlers import routes
+from .hubapi import HubAPI
+from .store import Store
+
+HERE = Path(__file__).parent
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{data_dir() / 'hub' / 'platform.sqlite'}"
+
+
+def journal_dir() -> Path:
+    return data_dir() / "runtime" / "servers"
+
+
+def make_app(
+    accountant: Accountant,
+    hub_auth: HubOAuth,
+    *,
+    prefix: str = "/services/mlfactory/",
+    secret: str = "",
+    cookie_secret: bytes | None = None,
+    **settings,
+) -> web.Application:
+    """The tornado application (the tests build it in-process around a test accountant)."""
+    return web.Application(
+        routes(prefix),
+        accountant=accountant,
+        hub_auth=hub_auth,
+        service_secret=secret,
+        openapi=(HERE / "openapi.yaml").read_text(),
+        template_path=str(HERE / "templates"),
+        static_path=str(HERE / "static"),
+        static_url_prefix=f"{prefix.rstrip('/')}/static/",
+        cookie_secret=cookie_secret or secrets.token_bytes(32),
+        xsrf_cookies=False,  # HubOAuth checks XSRF itself for cookie-authenticated writes
+        service_prefix=prefix,
+        **settings,
+    )
+
+
+class PlatformService(Application):
+    name = "mlfactory-service"
+    description = "mlfactory's platform service: ledger, budgets, alerts and the cost dashboard"
+
+    config_file = Unicode(
+        help="The platform config; default $MLFACTORY_CONFIG, else the shipped example."
+    ).tag(config=True)
+
+    @default("config_file")
+    def _default_config_file(self) -> str:
+        return os.environ.get("MLFACTORY_CONFIG") or str(PACKAGED_CONFIG)
+
+    clock = CallableTrait(
+        time.time,
+        help="Where the service reads the time (epoch seconds); tests pass a fake clock.",
+    ).tag(config=True)
+
+    def initialize(self, argv=None) -> None:
+        super().initialize(argv)
+        self.log.setLevel(logging.INFO)
+        logging.getLogger("mlfactory.service").setLevel(logging.INFO)
+        self.platform: PlatformConfig = load_platform_config(self.config_file)
+        url = self.platform.accounting.database_url or default_database_url()
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(url)
+        upgrade(self.engine)
+        hub = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+        self.accountant = Accountant(
+            Store(self.engine),
+            self.platform,
+            hub=hub,
+            journal=Journal(journal_dir()),
+            clock=self.clock,
+        )
+
+    async def serve(self) -> None:
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/mlfactory/")
+        bind = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
+        hub_auth = HubOAuth(cache_max_age=60)  # configured from the JUPYTERHUB_* environment
+        app = make_app(
+            self.accountant,
+            hub_auth,
+            prefix=prefix,
+            secret=os.environ.get("MLFACTORY_SERVICE_SECRET", ""),
+        )
+        await self.accountant.start()
+        app.listen(bind.port or 80, bind.hostname or "127.0.0.1", xheaders=True)
+        self.log.info("mlfactory platform service listening on %s%s", bind.netloc, prefix)
+        await self._tick()
+        interval = self.platform.accounting.interval * 1000
+        PeriodicCallback(self._tick, interval).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+    async def _tick(self) -> None:
+        try:
+            await self.accountant.tick()
+        except Exception:  # the hub may be restarting: log, keep serving, retry next tick
+            self.log.exception("Accounting tick failed; retrying at the next interval")
+
+    def start(self) -> None:
+        asyncio.run(self.serve())
+
+
+def main(argv: list[str] | None = None, clock: Callable[[], float] | None = None) -> None:
+    app = PlatformService()
+    if clock is not None:
+        app.clock = clock
+    app.initialize(argv)
+    app.start()

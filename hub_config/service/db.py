@@ -1,0 +1,145 @@
+"""The platform service's database: tables, engine and migrations.
+
+Times are UTC epoch seconds (floats): the same arithmetic works in SQLite and PostgreSQL,
+and a month's report is sums of overlaps computed in SQL. The schema is created and
+upgraded only by alembic (``migrations/``); ``upgrade`` runs at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LedgerSession(Base):
+    """One server session: who ran what, at which price, from when to when."""
+
+    __tablename__ = "ledger_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), unique=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    project: Mapped[str] = mapped_column(String(63), default="", index=True)
+    profile: Mapped[str] = mapped_column(String(63), default="")
+    resources: Mapped[dict] = mapped_column(JSON, default=dict)
+    price_per_hour: Mapped[float] = mapped_column(Float)
+    started: Mapped[float] = mapped_column(Float)
+    ended: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_seen: Mapped[float] = mapped_column(Float)
+    end_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+    __table_args__ = (
+        Index("ix_ledger_started_ended", "started", "ended"),
+        Index("ix_ledger_open", "ended", "user"),
+    )
+
+
+class SessionGroup(Base):
+    """The groups a session's user was in when it started: group totals count it once each."""
+
+    __tablename__ = "ledger_session_groups"
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("ledger_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    group: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class BudgetRow(Base):
+    """A budget set through the API; it overrides the config file's for the same scope."""
+
+    __tablename__ = "budgets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[float] = mapped_column(Float)
+    period: Mapped[str] = mapped_column(String(16))
+    thresholds: Mapped[list] = mapped_column(JSON)
+    enforcement: Mapped[str] = mapped_column(String(16))
+    grace: Mapped[int] = mapped_column(Integer)
+    notify: Mapped[list] = mapped_column(JSON, default=list)
+    updated_at: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    __table_args__ = (UniqueConstraint("kind", "name", name="uq_budget_scope"),)
+
+
+class AlertRow(Base):
+    """A threshold that fired; the unique key makes it fire once per period per budget."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(255))
+    period_start: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    spent: Mapped[float] = mapped_column(Float)
+    amount: Mapped[float] = mapped_column(Float)
+    enforcement: Mapped[str] = mapped_column(String(16))
+    fired_at: Mapped[float] = mapped_column(Float, index=True)
+    message: Mapped[str] = mapped_column(String(1000))
+    delivery: Mapped[dict] = mapped_column(JSON, default=dict)  # channel → "sent" | error
+    __table_args__ = (
+        UniqueConstraint("kind", "name", "period_start", "threshold", name="uq_alert_once"),
+    )
+
+
+class StopRow(Base):
+    """A ``stop`` budget's warning and, after the grace period, the stop it led to."""
+
+    __tablename__ = "budget_stops"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(255))
+    period_start: Mapped[float] = mapped_column(Float)
+    warned_at: Mapped[float] = mapped_column(Float)
+    stopped_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    servers: Mapped[list] = mapped_column(JSON, default=list)
+    __table_args__ = (UniqueConstraint("kind", "name", "period_start", name="uq_stop_once"),)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    is_sqlite = url.startswith("sqlite")
+    kwargs = {"connect_args": {"timeout": 30}} if is_sqlite else {"pool_pre_ping": True}
+    engine = create_engine(url, **kwargs)
+    if is_sqlite:
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration (creating it on an empty database)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
