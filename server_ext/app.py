@@ -15,6 +15,7 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Unicode, default
 
+from .budget import handlers as budget_handlers
 from .handlers import SETTINGS_KEY, default_handlers
 from .owner import owner_from_env
 
@@ -96,4 +97,4 @@ class MLFactoryServerApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         # ExtensionApp._prepare_handlers prefixes each pattern with base_url.
-        self.handlers.extend(default_handlers)
+        self.handlers.extend([*default_handlers, *budget_handlers])
