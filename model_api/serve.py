@@ -51,6 +51,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", type=Path, help="file with one accepted token per line")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request (504 after)")
     p.add_argument("--workers", type=int, default=4, help="model threads")
+    p.add_argument(
+        "--execution",
+        choices=["auto", "thread"],
+        default="auto",
+        help="auto: small requests to models proven fast run on the event loop, the rest in "
+        "threads; thread: always in threads (the timeout then holds even for a model that "
+        "hangs after being fast)",
+    )
     p.add_argument("--max-pending", type=int, default=None, help="503 beyond this many calls")
     p.add_argument("--base-url", default=None, help="path prefix (hub mode: service prefix)")
     p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body")
@@ -105,6 +113,7 @@ async def run(args: argparse.Namespace) -> None:
         workers=args.workers,
         max_pending=args.max_pending,
         base_url=args.base_url,
+        execution=args.execution,
     )
     http = HTTPServer(
         server.app(), max_body_size=int(args.max_body_mb * 1024 * 1024), xheaders=False
