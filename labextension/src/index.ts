@@ -10,6 +10,7 @@ import {
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
+import { budgetPlugin } from './budget';
 import { mlfactoryIcon } from './icon';
 import { MLFactorySidebar } from './sidebar';
 
@@ -60,5 +61,5 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-const plugins: JupyterFrontEndPlugin<unknown>[] = [sidebarPlugin];
+const plugins: JupyterFrontEndPlugin<unknown>[] = [sidebarPlugin, budgetPlugin];
 export default plugins;
