@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
@@ -81,6 +82,14 @@ def _as_2d(a: np.ndarray) -> np.ndarray:
 # --- shaping ----------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=256)
+def _label_array(labels: tuple[str, ...]) -> np.ndarray:
+    # built once per label set: indexing it is the hot path of every classification
+    arr = np.asarray(labels, dtype=object)
+    arr.flags.writeable = False
+    return arr
+
+
 def shape_classification(
     raw: RawOutput,
     *,
@@ -138,7 +147,7 @@ def shape_classification(
     else:
         raise ModelFailure(f"decision rule {rule} does not apply to classification")
     n = len(idx)
-    cols: dict[str, Any] = {"label": np.asarray(labels, dtype=object)[idx]}
+    cols: dict[str, Any] = {"label": _label_array(tuple(labels))[idx]}
     cols["score"] = proba[np.arange(n), idx] if proba is not None else None
     cols["probabilities"] = proba
     cols["logits"] = None if logits is None else _as_2d(logits)
@@ -289,7 +298,7 @@ def to_records(shaped: Shaped) -> list[dict[str, Any]]:
         if col is None:
             continue
         if shaped.task is Task.MULTI_LABEL and name == "labels":
-            names = np.asarray(labels, dtype=object)
+            names = _label_array(labels)
             values = [names[row].tolist() for row in col]
         elif isinstance(col, np.ndarray):
             values = col.tolist()
