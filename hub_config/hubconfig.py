@@ -10,11 +10,14 @@ processes). The shipped ``jupyterhub_config.py`` calls both; on Kubernetes
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from jupyterhub.utils import random_port
 
 from .platform_config import PlatformConfig, data_dir
 
@@ -26,7 +29,7 @@ def admin_username(env: Mapping[str, str] = os.environ) -> str:
     return env.get("MLFACTORY_ADMIN_USER") or "admin"
 
 
-def apply_platform(c: Any, platform: PlatformConfig) -> None:
+def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os.environ) -> None:
     """Settings every mlfactory hub shares, whatever the backend."""
     c.JupyterHub.template_paths = [str(TEMPLATES), *list(c.JupyterHub.get("template_paths", []))]
     template_vars = dict(c.JupyterHub.get("template_vars", {}))
@@ -44,6 +47,81 @@ def apply_platform(c: Any, platform: PlatformConfig) -> None:
     # Several workspaces per user, each with its own profile.
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 5
+    apply_platform_service(c, platform, env)
+
+
+SERVICE_NAME = "mlfactory"
+# What the platform service may do through the hub's API, and nothing more: read users,
+# groups and servers (with the spawner's state, where the price is), and stop servers.
+SERVICE_SCOPES = [
+    "list:users",
+    "read:users",
+    "read:users:groups",
+    "list:groups",
+    "read:groups",
+    "read:servers",
+    "admin:server_state",
+    "servers",
+]
+
+
+def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, str]) -> None:
+    """Run the platform service as a hub-managed service and wire the budget gate to it.
+
+    The spawner (in the hub process) and the service share a secret for the gate; it is
+    ``$MLFACTORY_SERVICE_SECRET`` when set (the service runs elsewhere) and random per hub
+    start otherwise (the hub restarts its managed service with it).
+    """
+    from mlfactory.hub.service.permissions import CUSTOM_SCOPES
+    from mlfactory.spawner.budget_gate import ServiceGate
+
+    secret = env.get("MLFACTORY_SERVICE_SECRET") or secrets.token_urlsafe(32)
+    port = int(env.get("MLFACTORY_SERVICE_PORT") or random_port())
+    url = env.get("MLFACTORY_SERVICE_URL") or f"http://127.0.0.1:{port}"
+    direct = f"{url.rstrip('/')}/services/{SERVICE_NAME}"
+    service_env = {"MLFACTORY_SERVICE_SECRET": secret, "MLFACTORY_DATA": str(data_dir())}
+    if env.get("MLFACTORY_CONFIG"):
+        service_env["MLFACTORY_CONFIG"] = env["MLFACTORY_CONFIG"]
+    services = [s for s in c.JupyterHub.get("services", []) if s.get("name") != SERVICE_NAME]
+    services.append(
+        {
+            "name": SERVICE_NAME,
+            "url": url,
+            "command": [sys.executable, "-m", "mlfactory.hub.service"],
+            "environment": service_env,
+            "oauth_no_confirm": True,
+            # what a dashboard login may carry: the user's own identity and, where their
+            # roles grant them, the mlfactory scopes (filtered ones stay filtered)
+            "oauth_client_allowed_scopes": sorted(CUSTOM_SCOPES),
+        }
+    )
+    c.JupyterHub.services = services
+    c.JupyterHub.custom_scopes = {**c.JupyterHub.get("custom_scopes", {}), **CUSTOM_SCOPES}
+    roles = [r for r in c.JupyterHub.get("load_roles", []) if r["name"] != "mlfactory-service"]
+    roles.append(
+        {
+            "name": "mlfactory-service",
+            "description": "The mlfactory platform service: ledger, budgets, alerts",
+            "scopes": SERVICE_SCOPES,
+            "services": [SERVICE_NAME],
+        }
+    )
+    user_role = next((r for r in roles if r["name"] == "user"), None)
+    if user_role is None:
+        user_role = {"name": "user", "scopes": ["self"]}
+        roles.append(user_role)
+    access = f"access:services!service={SERVICE_NAME}"
+    if access not in user_role["scopes"]:
+        user_role["scopes"] = [*user_role["scopes"], access]
+    c.JupyterHub.load_roles = roles
+    # A server's own token may read its user's budget from the service (the status bar).
+    c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", access]
+    spawner_env = dict(c.Spawner.get("environment", {}))
+    spawner_env.setdefault("MLFACTORY_SERVICE_URL", direct)
+    c.Spawner.environment = spawner_env
+    c.MLFactoryLocalSpawner.budget_check = ServiceGate(
+        direct, secret, platform.accounting.when_unreachable
+    )
 
 
 def find_proxy_command() -> str | None:

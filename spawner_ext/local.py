@@ -21,6 +21,8 @@ import pwd
 import shlex
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from .cgroups import make_preexec
 from .form import picker_for_user
 from .gpus import NoGpuAvailable, cuda_env
 from .host import LocalHost
+from .journal import Journal, Record, process_start
 from .limits import plan_limits
 from .os_accounts import (
     ensure_os_account,
@@ -229,6 +232,20 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         starts.""",
     )
 
+    journal_root = Unicode(
+        config=True,
+        help="""Folder where each running server is recorded for the platform service's
+        ledger (one file per session, mode 0600): it lets the service charge a server the hub
+        lost track of and close a session at its real stop time.
+
+        Default: ``$MLFACTORY_DATA/runtime/servers``.
+        """,
+    )
+
+    @default("journal_root")
+    def _default_journal_root(self) -> str:
+        return str(data_dir() / "runtime" / "servers")
+
     @default("cmd")
     def _default_cmd(self) -> list[str]:
         # The hub's own interpreter: the server gets the same installed mlfactory.
@@ -255,6 +272,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         self.resource_request: ResourceRequest | None = None
         self._held: dict[str, Any] = {}  # what this server holds: gpus, cgroup, pinned cores
         self._restore_pending = False
+        self.ledger: dict[str, Any] | None = None  # this session as the ledger knows it
 
     # -- where things live -------------------------------------------------------------
 
@@ -348,11 +366,23 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         self._events = []
         self._events_changed.set()
         self._emit(5, "Checking resources")
-        self.resource_request = await self._resolve()
+        request = self.resource_request = await self._resolve()
+        self.ledger = {
+            "key": uuid.uuid4().hex,
+            "user": self.user.name,
+            "server_name": self.name,
+            "project": request.project,
+            "profile": request.profile,
+            "price_per_hour": request.price_per_hour,
+            "resources": request.summary(),
+            "groups": sorted(g.name for g in self.user.groups),
+            "started": time.time(),
+        }
         self._emit(15, "Checking budget")
         if self.budget_check is not None:
-            refusal = await maybe_future(self.budget_check(self, self.resource_request))
+            refusal = await maybe_future(self.budget_check(self, request))
             if refusal:
+                self.ledger = None
                 raise spawn_error(str(refusal), reason="budget", status_code=403)
         return await maybe_future(super().run_pre_spawn_hook())
 
@@ -491,10 +521,12 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
                     reason="popen",
                     status_code=500,
                 ) from None
+            await asyncio.to_thread(self._journal_started)
             self._emit(70, "Waiting for JupyterLab to accept connections")
             await self._wait_until_listening(self.ip or "127.0.0.1", self.port)
         except BaseException:
             await self._release()
+            await self._ledger_ended("failed to start")
             raise
         self._emit(100, "Ready")
         return self.ip or "127.0.0.1", self.port
@@ -563,9 +595,43 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             self.proc = subprocess.Popen(cmd, **popen_kwargs)
         self.pid = self.proc.pid
 
+    # -- the ledger ----------------------------------------------------------------------
+
+    def _journal_started(self) -> None:
+        if self.ledger is None:
+            return
+        fields = {k: self.ledger[k] for k in ("key", "user", "server_name", "started")}
+        Journal(self.journal_root).write(
+            Record(
+                **fields,
+                price_per_hour=self.ledger["price_per_hour"],
+                project=self.ledger["project"],
+                profile=self.ledger["profile"],
+                resources=self.ledger["resources"],
+                groups=self.ledger["groups"],
+                pid=self.pid,
+                pid_start=process_start(self.pid),
+            )
+        )
+
+    async def _ledger_ended(self, reason: str) -> None:
+        """Record the end in the journal and tell the service (once per session)."""
+        ledger, self.ledger = self.ledger, None
+        if ledger is None:
+            return
+        now = time.time()
+        try:
+            await asyncio.to_thread(Journal(self.journal_root).mark_stopped, ledger["key"], now)
+        except OSError as e:
+            self.log.error("Cannot record the end of %s: %s", self._log_name, e)
+        ended = getattr(self.budget_check, "ended", None)
+        if ended is not None:
+            await ended(ledger["key"], now, reason)
+
     async def poll(self) -> int | None:
         status = await super().poll()
         if status is not None:
+            await self._ledger_ended("exited")
             await self._release()
         elif self._restore_pending:
             # After a hub restart: the server still holds its GPUs; tell the allocator.
@@ -580,6 +646,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
     async def stop(self, now: bool = False) -> None:
         self._events = []
         await super().stop(now=now)
+        await self._ledger_ended("stopped")
         await self._release()
 
     def get_state(self) -> dict:
@@ -590,11 +657,15 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
                 "gpus": list(self._held.get("gpus", ())),
                 **{k: True for k in ("pinned", "cgroup") if self._held.get(k)},
             }
+        if self.ledger is not None:
+            # The platform service reads the price from here (the hub's API, admin:server_state)
+            state.setdefault("mlfactory", {})["ledger"] = self.ledger
         return state
 
     def load_state(self, state: dict) -> None:
         super().load_state(state)
-        held = state.get("mlfactory") or {}
+        held = dict(state.get("mlfactory") or {})
+        self.ledger = held.pop("ledger", None) or self.ledger
         self._held = {k: v for k, v in held.items() if v}
         self._held.pop("pinned", None)  # core pins are load bookkeeping; not restored
         if "gpus" in self._held:
@@ -604,6 +675,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
     def clear_state(self) -> None:
         super().clear_state()
         self.resource_request = None
+        self.ledger = None
 
     async def _wait_until_listening(self, ip: str, port: int) -> None:
         """Return once ``ip:port`` accepts a TCP connection; fail fast if the process exits."""

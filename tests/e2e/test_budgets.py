@@ -1,0 +1,154 @@
+"""Budgets on a real hub with its real platform service: a spawn over a hard budget is
+refused on the spawn page with the budget, the spend and the reset date; raising the
+budget through the service's API lets it start; the ledger charges it once, across a hub
+restart with the server left running; and the service, killed, comes back and keeps count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import time
+
+import pytest
+import yaml
+from mlfactory.hub.account_store import AccountStore
+from mlfactory.hub.accounts import hash_password
+from mlfactory.hub.hubconfig import accounts_db_url, prepare_data_dir
+from mlfactory.hub.platform_config import PACKAGED_CONFIG
+
+from .conftest import ADMIN_PASSWORD, hub_data_dir, log_in, screenshot, start_hub, stop_hub
+
+pytestmark = [pytest.mark.hub, pytest.mark.browser]
+
+DANA_PASSWORD = "dana-data-science-1"
+KEEP_SERVERS = "--JupyterHub.cleanup_servers=False"
+
+
+@pytest.fixture(scope="module")
+def budget_hub():
+    """dana in data-science, whose team budget (0.01/month, block) is below an hour of the
+    cheapest profile; accounting every 2 s so the test sees the ledger move."""
+    data = hub_data_dir("budgets")
+    config = yaml.safe_load(PACKAGED_CONFIG.read_text())
+    for group in config["groups"]:
+        if group["name"] == "data-science":
+            group["members"] = ["dana"]
+            group["budget"] = {"amount": 0.01, "period": "monthly", "enforcement": "block"}
+    config["accounting"]["interval"] = "2s"
+    config_path = data.with_suffix(".yaml")
+    config_path.write_text(yaml.safe_dump(config))
+    prepare_data_dir(data)
+    store = AccountStore(accounts_db_url(data))
+    store.create_account("dana", hash_password(DANA_PASSWORD), authorized=True)
+    store.close()
+    hub = start_hub(data, KEEP_SERVERS, config=config_path)
+    state = {"hub": hub, "config": config_path}
+    yield state
+    stop_hub(state["hub"])
+    # the servers were left running on purpose: stop what is left of them
+    for record in (data / "runtime" / "servers").glob("*.json"):
+        pid = json.loads(record.read_text()).get("pid")
+        if pid:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except OSError:
+                pass
+    for account in ("mlf-dana",):
+        os.system(f"userdel {account} >/dev/null 2>&1")  # noqa: S605 - fixed name
+    shutil.rmtree(data, ignore_errors=True)
+    config_path.unlink()
+
+
+def _token(page, hub, user: str) -> str:
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    return page.request.post(
+        f"{hub.url}/hub/api/users/{user}/tokens",
+        data=json.dumps({"note": "budget test", "expires_in": 900}),
+        headers={"X-XSRFToken": cookies["_xsrf"], "Content-Type": "application/json"},
+    ).json()["token"]
+
+
+def _ledger(hub) -> list[tuple]:
+    with sqlite3.connect(hub.data / "hub" / "platform.sqlite") as db:
+        return db.execute(
+            "SELECT key, user, server_name, price_per_hour, ended FROM ledger_sessions"
+        ).fetchall()
+
+
+def _wait(predicate, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)  # polling real processes, not the clock under test
+    raise AssertionError("timed out waiting for the platform service")
+
+
+def test_refused_then_allowed_then_charged_once(budget_hub, browser):
+    hub = budget_hub["hub"]
+    dana = browser.new_context().new_page()
+    log_in(dana, hub, "dana", DANA_PASSWORD)
+    dana.goto(f"{hub.url}/hub/spawn")
+    dana.locator('[data-testid="profile-card-cpu-small"]').click()
+    dana.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
+    dana.get_by_text("budget of group 'data-science'").first.wait_for(timeout=60_000)
+    text = dana.inner_text("body")
+    assert "0.00 USD spent of 0.01 USD" in text
+    assert "It resets at" in text and "Traceback" not in text
+    screenshot(dana, "budget-refused-spawn")
+    assert _ledger(hub) == []  # nothing started, nothing charged
+
+    admin = browser.new_context().new_page()
+    log_in(admin, hub, "admin", ADMIN_PASSWORD, next_url="/hub/home")
+    headers = {"Authorization": f"token {_token(admin, hub, 'admin')}"}
+    api = f"{hub.url}/services/mlfactory/api"
+    r = admin.request.put(
+        f"{api}/budgets/group/data-science",
+        data=json.dumps({"amount": 50, "enforcement": "block"}),
+        headers=headers,
+    )
+    assert r.status == 200, r.text()
+    assert r.json()["amount"] == 50 and r.json()["source"] == "api"
+
+    dana.goto(f"{hub.url}/hub/spawn")
+    dana.locator('[data-testid="profile-card-cpu-small"]').click()
+    dana.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
+    dana.wait_for_url(re.compile(r".*/user/dana/lab.*"), timeout=90_000)
+    (row,) = _wait(lambda: [r for r in _ledger(hub) if r[1] == "dana"])
+    assert row[2] == "" and row[3] == 0.05 and row[4] is None  # cpu-small, running
+
+    servers = admin.request.get(f"{api}/servers", headers=headers).json()["servers"]
+    assert [(s["user"], s["price_per_hour"]) for s in servers] == [("dana", 0.05)]
+
+    # The hub restarts with the server left running: still one open row, same key.
+    stop_hub(hub)
+    hub = budget_hub["hub"] = start_hub(hub.data, KEEP_SERVERS, config=budget_hub["config"])
+    _wait(
+        lambda: '"ok"' in admin.request.get(f"{hub.url}/services/mlfactory/api/health").text()
+    )
+    time.sleep(3)  # let the restarted service run a reconcile tick or two (real processes)
+    rows = [r for r in _ledger(hub) if r[1] == "dana"]
+    assert len(rows) == 1 and rows[0][0] == row[0] and rows[0][4] is None
+
+    # The service is killed: the hub restarts it, and it still counts one session.
+    pid = int(
+        _wait(lambda: os.popen("pgrep -f 'mlfactory.hub.service'").read().split()[:1])[0]  # noqa: S605,S607
+    )
+    os.kill(pid, signal.SIGKILL)
+    _wait(lambda: os.popen("pgrep -f 'mlfactory.hub.service'").read().strip() not in ("", str(pid)))  # noqa: S605,S607
+
+    # dana stops the server: the ledger closes the row.
+    dana.goto(f"{hub.url}/hub/home")  # still logged in: cookies are per host, not per port
+    r = dana.request.delete(
+        f"{hub.url}/hub/api/users/dana/server",
+        headers={"Authorization": f"token {_token(dana, hub, 'dana')}"},
+    )
+    assert r.status in (202, 204), r.text()
+    ended = _wait(lambda: [r for r in _ledger(hub) if r[1] == "dana" and r[4] is not None])
+    assert len(ended) == 1 and len(_ledger(hub)) == 1
