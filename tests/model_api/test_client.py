@@ -22,7 +22,7 @@ from mlfactory.model_api.auth import TokenAuth
 from mlfactory.model_api.server import ModelServer
 
 from .conftest import IRIS_FEATURES, IRIS_LABELS, iris_records
-from .helpers import Failing, ServerThread
+from .helpers import Failing, ServerThread, ToyGenerator
 
 TOKEN = "sdk-token"
 
@@ -41,6 +41,7 @@ def running(iris_clf):
         aliases=["production"],
     )
     s.add(Model(Failing(), task="classification", name="bad", labels=["a", "b"]))
+    s.add(Model(ToyGenerator(), task="seq2seq", name="rev"))
     s.mark_ready()
     with ServerThread(s) as t:
         yield t
@@ -63,7 +64,7 @@ def test_sync_records_arrays_and_columns(running, iris, iris_clf):
             assert res.to_records()[0]["label"] == "setosa"
         assert iris_m.input_names == IRIS_FEATURES  # discovered from metadata
         assert iris_m.schema()["request"]["required"] == ["records"]
-        assert [m["name"] for m in c.models()] == ["bad", "iris"]
+        assert [m["name"] for m in c.models()] == ["bad", "iris", "rev"]
         only = iris_m.predict(X[:1], outputs=["label"])
         assert only.to_records() == [{"label": "setosa"}]
         with pytest.raises(AttributeError, match="ask for it in outputs"):
@@ -201,3 +202,16 @@ async def test_async_retries_503(loading_server, iris):
     c = AsyncClient(t.url, token=TOKEN, sleep=fake_sleep)
     res = await c.model("iris").predict(iris_records(X[:1]))
     assert waits == [1.0] and res.labels == ["setosa"]
+
+
+def test_seq2seq_over_predict(running):
+    with Client(running.url, token=TOKEN) as c:
+        rev = c.model("rev")
+        res = rev.predict(["abc", "de"], parameters={"num_return_sequences": 2})
+        assert res.generated_text == [["cba", "cba!"], ["ed", "ed!"]]
+        assert res.decision_rule.value == "model_predict"
+        rec = rev.predict(["abc"], outputs=["generated_text", "token_logprobs"]).to_records()
+        assert rec == [{"generated_text": ["cba"], "token_logprobs": [[-0.1, -0.1, -0.1]]}]
+        with pytest.raises(InvalidInput) as e:
+            rev.predict(["abc"], parameters={"temperature": 2})
+        assert e.value.field == "parameters.temperature"
