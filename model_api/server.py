@@ -124,11 +124,10 @@ def load_repository(
 
 @dataclass
 class _Speed:
-    """How long one model's jobs have taken (whole job: validation, call, shaping, encoding)."""
+    """Recent job times of one model (whole job: validation, call, shaping, encoding)."""
 
-    calls: int = 0
-    slowest: float = 0.0
-    demoted: bool = False
+    streak: int = 0  # consecutive pooled jobs within the inline budget
+    demotions: int = 0  # inline jobs that went over it
 
 
 class Runner:
@@ -136,13 +135,13 @@ class Runner:
 
     ``execution="thread"``: every job runs in the pool; the request is answered 504 at its
     deadline and the event loop never waits on model code. ``execution="auto"`` (default):
-    a small request (``inline_max_rows``) to a model whose every job so far, after
-    ``warmup_jobs`` of them in the pool, took at most ``inline_budget`` seconds runs inline on
-    the event loop, which saves the thread hand-off (about a third of a 1-row prediction's
-    CPU on a 2-core machine). An inline job slower than the budget demotes its model to the
-    pool for good. The limit, stated plainly: a model that was always fast and then hangs
-    inside one call stalls the server until that call returns; serve models you do not trust
-    to stay fast with ``execution="thread"``.
+    a small request (``inline_max_rows``) to a model whose last ``warmup_jobs`` pooled jobs
+    all took at most ``inline_budget`` seconds runs inline on the event loop, which saves the
+    thread hand-off (about a quarter of a 1-row prediction's CPU on a 2-core machine). An
+    inline job over the budget sends its model back to the pool, and each such demotion
+    doubles the streak of fast pooled jobs needed to come back. The limit, stated plainly: a
+    model that was fast and then hangs inside one inline call stalls the server until that
+    call returns; serve models you do not trust to stay fast with ``execution="thread"``.
     """
 
     def __init__(
@@ -175,20 +174,16 @@ class Runner:
         try:
             return fn(*args)
         finally:
-            dt = self.clock() - t0
-            speed.calls += 1
-            if dt > speed.slowest:
-                speed.slowest = dt
+            fast = self.clock() - t0 <= self.inline_budget
+            speed.streak = speed.streak + 1 if fast else 0
 
     def runs_inline(self, key: Any, rows: int) -> bool:
         sp = self._speed.get(key)
         return (
             self.execution == "auto"
             and sp is not None
-            and not sp.demoted
             and rows <= self.inline_max_rows
-            and sp.calls >= self.warmup_jobs
-            and sp.slowest <= self.inline_budget
+            and sp.streak >= self.warmup_jobs << min(sp.demotions, 10)
         )
 
     async def call(self, fn: Callable[..., Any], *args: Any, key: Any = None, rows: int = 1) -> Any:
@@ -200,10 +195,10 @@ class Runner:
             finally:
                 dt = self.clock() - t0
                 if dt > self.inline_budget:
-                    speed.demoted = True
+                    speed.demotions += 1
+                    speed.streak = 0
                     log.warning(
-                        "model %s took %.1f ms inline (budget %.1f ms): it runs in the thread "
-                        "pool from now on",
+                        "model %s took %.1f ms inline (budget %.1f ms): back to the thread pool",
                         key,
                         dt * 1e3,
                         self.inline_budget * 1e3,

@@ -79,43 +79,42 @@ def servers(args, work: Path, model_path: Path) -> list[dict]:
     py = sys.executable
     repo = work / "repo"
     specs = []
-    port = free_port()
-    ours_cmd = [
-        py,
-        "-m",
-        "mlfactory.model_api.serve",
-        "--repository",
-        str(repo),
-        "--port",
-        str(port),
-        "--log-level",
-        "WARNING",
-        "--workers",
-        str(args.workers),
-    ]
     auth = [f"Authorization: Bearer {TOKEN}"]
     env = {**os.environ, "MLFACTORY_MODEL_API_TOKEN": TOKEN}
-    specs.append(
-        {
-            "name": "mlfactory /predict",
-            "cmd": ours_cmd,
+
+    def ours(name: str, path: str, body: str, execution: str) -> dict:
+        port = free_port()
+        cmd = [
+            py,
+            "-m",
+            "mlfactory.model_api.serve",
+            "--repository",
+            str(repo),
+            "--port",
+            str(port),
+            "--log-level",
+            "WARNING",
+            "--workers",
+            str(args.workers),
+            "--execution",
+            execution,
+        ]
+        return {
+            "name": name,
+            "cmd": cmd,
             "port": port,
             "env": env,
-            "path": "/v2/models/iris/predict",
-            "body": "predict",
+            "path": path,
+            "body": body,
             "headers": auth,
         }
-    )
+
+    specs.append(ours("mlfactory /predict", "/v2/models/iris/predict", "predict", "auto"))
+    specs.append(ours("mlfactory /infer (OIP)", "/v2/models/iris/infer", "infer", "auto"))
     specs.append(
-        {
-            "name": "mlfactory /infer (OIP)",
-            "cmd": ours_cmd,
-            "port": port,
-            "env": env,
-            "path": "/v2/models/iris/infer",
-            "body": "infer",
-            "headers": auth,
-        }
+        ours(
+            "mlfactory /predict --execution thread", "/v2/models/iris/predict", "predict", "thread"
+        )
     )
     port = free_port()
     specs.append(

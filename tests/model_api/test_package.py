@@ -154,3 +154,13 @@ def test_callable_seq2seq_package(tmp_path):
     loaded = repo.load("rev")
     assert loaded.adapter.name == "callable"
     assert loaded.predict(["abc"]).generated_text == [["cba"]]
+
+
+def test_package_from_an_older_mlfactory_with_the_same_format_loads(tmp_path, iris, iris_model):
+    X, _ = iris
+    repo = ModelRepository(tmp_path)
+    repo.publish(iris_model, now=NOW)
+    _edit_card(tmp_path / "iris" / "1" / "model.yaml", mlfactory_version="0.0.1")
+    loaded = repo.load("iris")
+    assert loaded.card.mlfactory_version == "0.0.1"
+    assert loaded.predict(X[:1]).labels == ["setosa"]
