@@ -1,12 +1,12 @@
 """The tornado model server: Open Inference Protocol routes plus ``/predict``.
 
 Thin handlers over ``wrapper``/``schemas``/``protocol``. Model work (validation, the model
-call, shaping, JSON encoding) runs in a small thread pool so the event loop keeps answering
-health checks and other requests; ``asyncio.wait_for`` bounds each request. Python cannot
-interrupt a thread, so a call that outlives its request keeps its thread until it returns:
-the request is answered 504 at once, the call is counted as pending, and once pending calls
-reach ``max_pending`` new requests get 503 with ``Retry-After`` instead of queueing behind a
-stuck model.
+call, shaping, JSON encoding) is one job per request, run by ``Runner``: in a small thread
+pool with a per-request timeout, or inline on the event loop for small requests to models
+that have proven fast (see ``Runner``). Python cannot interrupt a thread, so a job that
+outlives its request keeps its thread until it returns: the request is answered 504 at once,
+the job counts as pending, and once pending jobs reach ``max_pending`` new requests get 503
+with ``Retry-After`` instead of queueing behind a stuck model.
 """
 
 from __future__ import annotations
