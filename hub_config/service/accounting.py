@@ -175,15 +175,23 @@ class Accountant:
 
     async def reconcile(self) -> None:
         hub_view: list[Sighting] = []
+        hub_answered = True
         if self.hub is not None:
-            hub_view, groups = await self.hub.sightings()
-            self.user_groups.update(groups)
+            try:
+                hub_view, groups = await self.hub.sightings()
+                self.user_groups.update(groups)
+            except Exception as e:  # a restarting hub: charge what the backend shows
+                log.warning("The hub did not answer (%s); reconciling with the backend only", e)
+                hub_answered = False
         backend_view = await asyncio.to_thread(self._journal_view)
         now = self.clock()
         sightings = merge(hub_view, backend_view)
         opened = await asyncio.to_thread(self.store.open_view)
         known = await asyncio.to_thread(self.store.known_keys, sightings.keys())
         p = plan(opened, sightings, known, now)
+        if not hub_answered:
+            # without the hub's view a session it alone reports would look stopped
+            p.close = [c for c in p.close if c[0] in sightings]
         await asyncio.to_thread(self.store.apply, p, now)
         for key, _ended, _reason in p.close:
             if self.journal is not None and key in {s.key for s in backend_view}:

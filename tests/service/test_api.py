@@ -46,3 +46,143 @@ async def test_me_needs_a_hub_token(service, hub_state):
     assert body["user"] == "alice"
     kinds = {(b["kind"], b["name"]) for b in body["budgets"]}
     assert ("user", "alice") in kinds and ("group", "data-science") in kinds
+
+
+async def test_gate_validates_its_body(service):
+    svc = await service()
+    code, body, _ = await svc.call("POST", "/api/gate", secret=SECRET, raw=b"[1, 2]")
+    assert code == 400 and "JSON object" in body["error"]
+    bad = gate_body("k" * 16, price=-1)
+    code, body, _ = await svc.call("POST", "/api/gate", secret=SECRET, body=bad)
+    assert code == 400 and body["field"] == "price_per_hour"
+
+
+async def test_budget_put_validates_and_names_the_field(service, hub_state):
+    svc = await service()
+    admin = hub_state.add_user("root", admin=True)
+    for payload, field in [
+        ({"amount": -5}, "amount"),
+        ({"amount": 5, "period": "daily"}, "period"),
+        ({"amount": 5, "thresholds": [0.5, 80]}, "thresholds"),
+        ({"amount": 5, "enforcement": "nuke"}, "enforcement"),
+        ({"amount": 5, "colour": "red"}, "colour"),
+    ]:
+        code, body, _ = await svc.call("PUT", "/api/budgets/user/ann", token=admin, body=payload)
+        assert code == 400, (payload, body)
+        assert body["field"] == field, body
+    code, body, _ = await svc.call("PUT", "/api/budgets/user/ann", token=admin, raw=b"{nope")
+    assert code == 400 and "not JSON" in body["error"]
+    code, body, _ = await svc.call("PUT", "/api/budgets/planet/x", token=admin, body={"amount": 1})
+    assert code == 404
+    code, body, _ = await svc.call(
+        "PUT", "/api/budgets/project/no-such", token=admin, body={"amount": 1}
+    )
+    assert code == 404 and "no-such" in body["error"]
+
+
+async def test_admin_sets_and_unsets_a_budget(service, hub_state):
+    svc = await service()
+    admin = hub_state.add_user("root", admin=True)
+    code, body, _ = await svc.call(
+        "PUT",
+        "/api/budgets/group/data-science",
+        token=admin,
+        body={"amount": 42, "period": "weekly", "enforcement": "stop", "grace": "5m"},
+    )
+    assert code == 200, body
+    assert (body["amount"], body["period"], body["grace_seconds"]) == (42, "weekly", 300)
+    assert body["source"] == "api" and body["resets_at"] == "2026-11-16T00:00:00Z"
+    code, body, _ = await svc.call("GET", "/api/budgets/group/data-science", token=admin)
+    assert body["amount"] == 42
+    code, _, _ = await svc.call("DELETE", "/api/budgets/group/data-science", token=admin)
+    assert code == 204
+    code, body, _ = await svc.call("GET", "/api/budgets/group/data-science", token=admin)
+    assert body["amount"] == 200 and body["source"] == "config"  # back to the config's
+    code, body, _ = await svc.call("DELETE", "/api/budgets/group/data-science", token=admin)
+    assert code == 404
+
+
+async def test_team_lead_reads_only_their_team_and_cannot_raise_their_own(service, hub_state):
+    svc = await service()
+    lead = hub_state.add_user(
+        "lena",
+        groups=("data-science",),
+        scopes=(
+            "custom:mlfactory:budgets:write!group=data-science",
+            "custom:mlfactory:usage:read!group=data-science",
+        ),
+    )
+    hub_state.add_user("ann", groups=("data-science",))
+    hub_state.add_user("max", groups=("ml-engineering",))
+    for user, group in [("ann", "data-science"), ("max", "ml-engineering")]:
+        await svc.call(
+            "POST",
+            "/api/gate",
+            secret=SECRET,
+            body=gate_body(f"{user}-session-1", user=user, groups=[group]),
+        )
+    # reads: own team yes; the other team's budget is indistinguishable from a missing one
+    code, body, _ = await svc.call("GET", "/api/budgets/group/data-science", token=lead)
+    assert code == 200
+    other = await svc.call("GET", "/api/budgets/group/ml-engineering", token=lead)
+    missing = await svc.call("GET", "/api/budgets/group/no-such-team", token=lead)
+    assert other[0] == missing[0] == 404
+    assert other[1]["error"].replace("ml-engineering", "X") == missing[1]["error"].replace(
+        "no-such-team", "X"
+    )
+    code, body, _ = await svc.call("GET", "/api/budgets", token=lead)
+    names = {(b["kind"], b["name"]) for b in body["budgets"]}
+    assert ("group", "data-science") in names and ("group", "ml-engineering") not in names
+    code, body, _ = await svc.call("GET", "/api/usage?by=user", token=lead)
+    assert [r["key"] for r in body["rows"]] == ["ann"]
+    # writes: a team member's budget yes; their own team's or their own no
+    code, body, _ = await svc.call("PUT", "/api/budgets/user/ann", token=lead, body={"amount": 5})
+    assert code == 200, body
+    code, body, _ = await svc.call(
+        "PUT", "/api/budgets/group/data-science", token=lead, body={"amount": 9999}
+    )
+    assert code == 403 and "applies to you" in body["error"]
+    code, body, _ = await svc.call(
+        "PUT", "/api/budgets/user/lena", token=lead, body={"amount": 1e6}
+    )
+    assert code == 403
+    code, body, _ = await svc.call("PUT", "/api/budgets/user/max", token=lead, body={"amount": 5})
+    assert code == 404
+
+
+async def test_plain_users_see_their_own_spend_only(service, hub_state):
+    svc = await service()
+    ann = hub_state.add_user("ann", groups=("data-science",))
+    for path in ("/api/budgets", "/api/usage", "/api/servers", "/api/alerts"):
+        code, body, _ = await svc.call("GET", path, token=ann)
+        assert code == 403 and "scope" in body["error"], path
+    code, body, _ = await svc.call("GET", "/api/me", token=ann)
+    assert code == 200 and body["user"] == "ann"
+
+
+async def test_usage_csv_is_safe_for_spreadsheets(service, hub_state, clock):
+    svc = await service()
+    admin = hub_state.add_user("root", admin=True)
+    await svc.call(
+        "POST", "/api/gate", secret=SECRET, body=gate_body("csv-session-1", user="=cmd|x")
+    )
+    clock.advance(3600)
+    code, text, headers = await svc.call("GET", "/api/usage?by=user&format=csv", token=admin)
+    assert code == 200 and headers["Content-Type"].startswith("text/csv")
+    lines = text.splitlines()
+    assert lines[0] == "user,cost,hours,currency"
+    assert lines[1].startswith("'=cmd|x,1.0,1.0,USD")
+
+
+async def test_usage_rejects_bad_ranges(service, hub_state):
+    svc = await service()
+    admin = hub_state.add_user("root", admin=True)
+    for query, field in [
+        ("from=yesterday", "from"),
+        ("from=2026-11-10&to=2026-11-01", "to"),
+        ("from=2024-01-01&to=2026-11-01", "to"),
+        ("by=colour", "by"),
+        ("format=xml", "format"),
+    ]:
+        code, body, _ = await svc.call("GET", f"/api/usage?{query}", token=admin)
+        assert code == 400 and body["field"] == field, (query, body)
