@@ -386,8 +386,15 @@ class Accountant:
         now = self.clock()
         days = day_starts(t0, t1, self.tz) if by == "day" else ()
         rows = await asyncio.to_thread(self.store.usage, by, t0, t1, now, v, days)
-        if by == "day":
-            rows = [{**r, "key": iso_day(days[r["key"]], self.tz)} for r in rows]
+        if by == "day":  # every day of the range, in order, zero where nothing ran
+            found = {r["key"]: r for r in rows}
+            return [
+                {**found.get(i, {"cost": 0.0, "hours": 0.0}), "key": iso_day(t, self.tz)}
+                for i, t in enumerate(days)
+            ]
+        if by == "group" and not v.everyone:
+            # a session also counts for its user's other groups: show the reader's only
+            rows = [r for r in rows if r["key"] in v.groups]
         return rows
 
     async def running(self, v: Visibility) -> list[dict]:
@@ -395,8 +402,8 @@ class Accountant:
         rows = await asyncio.to_thread(self.store.running, v)
         return [_server_json(r, now) for r in rows]
 
-    async def alerts(self, t0: float, t1: float) -> list[dict]:
-        return await asyncio.to_thread(self.store.alerts, t0, t1)
+    async def alerts(self, t0: float, t1: float, scopes: list[Scope] | None = None) -> list[dict]:
+        return await asyncio.to_thread(self.store.alerts, t0, t1, scopes)
 
 
 def _server_json(row: dict, now: float) -> dict[str, Any]:

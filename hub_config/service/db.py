@@ -50,6 +50,9 @@ class LedgerSession(Base):
     __table_args__ = (
         Index("ix_ledger_started_ended", "started", "ended"),
         Index("ix_ledger_open", "ended", "user"),
+        # covering indexes: the gate's spend sums read only these (migration 0002)
+        Index("ix_ledger_user_spend", "user", "started", "ended", "price_per_hour"),
+        Index("ix_ledger_project_spend", "project", "started", "ended", "price_per_hour"),
     )
 
 
@@ -61,6 +64,7 @@ class SessionGroup(Base):
         ForeignKey("ledger_sessions.id", ondelete="CASCADE"), primary_key=True
     )
     group: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+    __table_args__ = (Index("ix_ledger_group_sessions", "group", "session_id"),)
 
 
 class BudgetRow(Base):

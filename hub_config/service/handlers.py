@@ -12,6 +12,7 @@ import csv
 import hmac
 import io
 import json
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from tornado import web
 
 from .accounting import GateRequest
 from .budgets import KINDS, Rule, Scope
-from .periods import day_starts, iso_day, iso_utc
+from .periods import iso_utc
 from .permissions import (
     BUDGETS_READ,
     BUDGETS_WRITE,
@@ -31,10 +32,12 @@ from .permissions import (
     can_see_scope,
     can_write_scope,
     grant,
+    visible_scopes,
 )
 from .store import DIMENSIONS, Visibility
 
 MAX_BODY = 64 * 1024
+SESSION_KEY = re.compile(r"[A-Za-z0-9_-]{8,80}")
 MAX_DAYS = 366
 
 
@@ -103,15 +106,18 @@ class GateHandler(SecretHandler):
     async def post(self) -> None:
         body = self.json_body()
         try:
+            resources = body.get("resources", {})
+            if not isinstance(resources, dict):
+                raise ValueError("resources: a JSON object is required")
             req = GateRequest(
-                key=_str(body, "key", 80),
+                key=_key(body),
                 user=_str(body, "user", 255),
                 server_name=_str(body, "server_name", 255, required=False),
                 project=_str(body, "project", 63, required=False),
                 profile=_str(body, "profile", 63, required=False),
                 price_per_hour=_price(body.get("price_per_hour")),
                 groups=tuple(_str_list(body, "groups")),
-                resources=body.get("resources") if isinstance(body.get("resources"), dict) else {},
+                resources=resources,
             )
         except ValueError as e:
             raise APIError(400, str(e), field=str(e).split(":")[0]) from None
@@ -128,11 +134,12 @@ class SessionEndHandler(SecretHandler):
     async def post(self, key: str) -> None:
         body = self.json_body()
         when = body.get("ended_at")
-        if when is not None and not isinstance(when, int | float):
+        if when is not None and (isinstance(when, bool) or not isinstance(when, int | float)):
             raise APIError(400, "ended_at: use epoch seconds", field="ended_at")
         reason = str(body.get("reason") or "stopped")[:200]
-        ended = await self.accountant.end(key, when, reason)
-        self.write_json({"ended": ended})
+        if not await self.accountant.end(key, when, reason):
+            raise APIError(404, "No open session has this key.")
+        self.write_json({"ended": True})
 
 
 class UserHandler(HubOAuthenticated, BaseHandler):
@@ -231,7 +238,7 @@ class BudgetHandler(UserHandler):
         scope = await self._scope(kind, name, self.visibility(BUDGETS_READ))
         me, my_groups = self.model["name"], await self.my_groups()
         members = await self.accountant.members()
-        if not can_write_scope(v, scope, me, my_groups, members):
+        if not can_write_scope(v, scope, me, members):
             if applies_to(scope, me, my_groups):
                 raise APIError(403, f"You cannot change the budget of {scope}: it applies to you.")
             raise APIError(404, f"No budget for {scope}.")
@@ -247,16 +254,16 @@ class BudgetHandler(UserHandler):
             field = ".".join(str(p) for p in err["loc"]) or "body"
             raise APIError(400, f"{field}: {err['msg']}", field=field) from None
         rule = Rule.from_budget(scope, budget, source="api")
+        created = scope not in self.accountant.stored
         await self.accountant.put_rule(rule, me)
         standing = await self.accountant.standing_of(scope)
-        self.write_json(standing.as_json())
+        self.write_json(standing.as_json(), status=201 if created else 200)
 
     @web.authenticated
     async def delete(self, kind: str, name: str) -> None:
         v = self.require(BUDGETS_WRITE)
         scope = await self._scope(kind, name, self.visibility(BUDGETS_READ))
-        me, my_groups = self.model["name"], await self.my_groups()
-        if not can_write_scope(v, scope, me, my_groups, await self.accountant.members()):
+        if not can_write_scope(v, scope, self.model["name"], await self.accountant.members()):
             raise APIError(404, f"No budget for {scope}.")
         if not await self.accountant.delete_rule(scope):
             raise APIError(404, f"No budget set through the API for {scope}.")
@@ -309,14 +316,20 @@ class AlertsHandler(UserHandler):
     async def get(self) -> None:
         v = self.require(BUDGETS_READ)
         t0, t1, _d0, _d1 = self.date_range()
-        members = await self.accountant.members()
-        rows = await self.accountant.alerts(t0, t1)
-        visible = [
-            {**r, "fired_at": iso_utc(r["fired_at"]), "period_start": iso_utc(r["period_start"])}
-            for r in rows
-            if can_see_scope(v, Scope(r["kind"], r["name"]), members)
-        ]
-        self.write_json({"alerts": visible})
+        scopes = None if v.everyone else visible_scopes(v, await self.accountant.members())
+        rows = await self.accountant.alerts(t0, t1, scopes)
+        self.write_json(
+            {
+                "alerts": [
+                    {
+                        **r,
+                        "fired_at": iso_utc(r["fired_at"]),
+                        "period_start": iso_utc(r["period_start"]),
+                    }
+                    for r in rows
+                ]
+            }
+        )
 
 
 class OpenAPIHandler(BaseHandler):
@@ -338,11 +351,22 @@ def _str(body: dict, key: str, max_len: int, required: bool = True) -> str:
     return value
 
 
-def _str_list(body: dict, key: str) -> list[str]:
+def _str_list(body: dict, key: str, max_items: int = 200) -> list[str]:
     value = body.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(x, str) and len(x) <= 255 for x in value):
-        raise ValueError(f"{key}: a list of names is required")
-    return value[:200]
+    if (
+        not isinstance(value, list)
+        or len(value) > max_items
+        or not all(isinstance(x, str) and len(x) <= 255 for x in value)
+    ):
+        raise ValueError(f"{key}: a list of at most {max_items} names is required")
+    return value
+
+
+def _key(body: dict) -> str:
+    value = body.get("key")
+    if not isinstance(value, str) or not SESSION_KEY.fullmatch(value):
+        raise ValueError("key: 8-80 letters, digits, '-' or '_' are required")
+    return value
 
 
 def _price(value: Any) -> float:
@@ -361,8 +385,6 @@ def _date_arg(text: str | None, name: str, fallback: date) -> date:
 
 
 def _slug_ok(name: str) -> bool:
-    import re
-
     return bool(re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", name))
 
 
@@ -390,6 +412,3 @@ def routes(prefix: str) -> list[tuple]:
         (rf"{p}/api/servers", RunningHandler),
         (rf"{p}/api/alerts", AlertsHandler),
     ]
-
-
-__all__ = ["routes", "iso_day", "day_starts"]

@@ -63,12 +63,14 @@ def can_see_scope(v: Visibility, scope: Scope, members: Mapping[str, Iterable[st
     return False
 
 
+def visible_scopes(v: Visibility, members: Mapping[str, Iterable[str]]) -> list[Scope]:
+    """The user and group budgets a filtered reader may see (projects need everyone)."""
+    users = set(v.users) | {u for u, gs in members.items() if v.groups & set(gs)}
+    return [Scope("group", g) for g in sorted(v.groups)] + [Scope("user", u) for u in sorted(users)]
+
+
 def can_write_scope(
-    v: Visibility,
-    scope: Scope,
-    me: str,
-    my_groups: Iterable[str],
-    members: Mapping[str, Iterable[str]],
+    v: Visibility, scope: Scope, me: str, members: Mapping[str, Iterable[str]]
 ) -> bool:
     """Unfiltered writers may set any budget; a filtered writer (a team lead) only the
     budgets of other users they can see, never one that applies to themselves."""

@@ -89,7 +89,7 @@ async def test_admin_sets_and_unsets_a_budget(service, hub_state):
         token=admin,
         body={"amount": 42, "period": "weekly", "enforcement": "stop", "grace": "5m"},
     )
-    assert code == 200, body
+    assert code == 201, body
     assert (body["amount"], body["period"], body["grace_seconds"]) == (42, "weekly", 300)
     assert body["source"] == "api" and body["resets_at"] == "2026-11-16T00:00:00Z"
     code, body, _ = await svc.call("GET", "/api/budgets/group/data-science", token=admin)
@@ -137,7 +137,7 @@ async def test_team_lead_reads_only_their_team_and_cannot_raise_their_own(servic
     assert [r["key"] for r in body["rows"]] == ["ann"]
     # writes: a team member's budget yes; their own team's or their own no
     code, body, _ = await svc.call("PUT", "/api/budgets/user/ann", token=lead, body={"amount": 5})
-    assert code == 200, body
+    assert code == 201, body
     code, body, _ = await svc.call(
         "PUT", "/api/budgets/group/data-science", token=lead, body={"amount": 9999}
     )

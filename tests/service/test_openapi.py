@@ -235,11 +235,15 @@ async def test_real_answers_fit_the_documented_schemas(service, hub_state, clock
         "PUT", b, "/api/budgets/user/alice", token=admin,
         body={"amount": 0.9, "enforcement": "alert", "grace": "15m", "notify": ["a@example.com"]},
     )  # fmt: skip
-    assert code == 200 and body["source"] == "api" and body["grace_seconds"] == 900
+    assert code == 201 and body["source"] == "api" and body["grace_seconds"] == 900
     code, body = await call(
         "PUT", b, "/api/budgets/user/bob", token=admin, body={"amount": 0.5, "period": "weekly"}
     )
-    assert code == 200 and body["period"] == "weekly"
+    assert code == 201 and body["period"] == "weekly"
+    code, body = await call(
+        "PUT", b, "/api/budgets/user/bob", token=admin, body={"amount": 0.5, "period": "weekly"}
+    )
+    assert code == 200  # replaced, not created
     code, body = await call(
         "PUT", b, "/api/budgets/user/bob", token=admin, body={"amount": -1}, valid_request=False
     )
@@ -358,7 +362,7 @@ async def test_group_filter_semantics_as_documented(service, hub_state):
     for user in ("alice", "bob"):
         code, _, _ = await svc.call("PUT", f"/api/budgets/user/{user}", token=admin,
                                     body={"amount": 50})  # fmt: skip
-        assert code == 200
+        assert code == 201
     lead = hub_state.add_user(
         "lead",
         scopes=("custom:mlfactory:budgets:read!group=data-science",),
