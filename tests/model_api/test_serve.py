@@ -48,7 +48,7 @@ def test_serves_a_repository_with_a_token(tmp_path, iris, iris_model):
             retries=50,
             sleep=lambda s: (waited.append(s), time.sleep(0.1)),
         ) as c:
-            for _ in range(100):
+            for _ in range(300):  # up to ~30 s on a loaded CI machine
                 try:
                     res = c.model("iris").predict(iris_records(X[:1]))
                     break
