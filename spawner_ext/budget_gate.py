@@ -89,6 +89,14 @@ class ServiceGate:
             "right now. Try again in a minute, choose a free profile, or tell an admin."
         )
 
+    async def standing(self, user: str, groups: list[str]) -> dict[str, Any] | None:
+        """The user's budgets and spend for the picker; None when the service is away."""
+        try:
+            return await self._post("/api/standing", {"user": user, "groups": groups})
+        except (HTTPClientError, OSError, ValueError) as e:
+            log.warning("Could not read the budget of %s: %s", user, e)
+            return None
+
     async def ended(self, key: str, when: float, reason: str) -> None:
         """Best effort: the service also finds the end itself when it reconciles."""
         try:

@@ -175,6 +175,7 @@ def picker_for_user(
     host: HostCapabilities,
     previous_options: Mapping[str, Any],
     enforcement: Enforcement,
+    budget_text: str = "No budget set",
 ) -> PickerView:
     """The picker for one user: their choices, with last time's choice resolved again
     under today's rules (or the default and a notice when that fails)."""
@@ -194,4 +195,20 @@ def picker_for_user(
         previous_error=previous_error,
         previous_options=previous_options,
         enforcement=enforcement,
+        budget_text=budget_text,
+    )
+
+
+def budget_text(budgets: Sequence[Mapping[str, Any]], currency: str) -> str:
+    """One line for the picker: the budget with the least money left, the one that limits
+    what a spawn may cost (the platform service's standings, as ``/api/me`` returns them)."""
+    if not budgets:
+        return "No budget set"
+    b = min(budgets, key=lambda b: (max(0.0, b["amount"] - b["spent"]), -b["fraction"]))
+    left = max(0.0, b["amount"] - b["spent"])
+    what = {"user": "Your", "group": "Team", "project": "Project"}[b["kind"]]
+    name = "" if b["kind"] == "user" else f" {b['name']}"
+    return (
+        f"{what}{name} {b['period']} budget: {b['spent']:,.2f} of {b['amount']:,.2f} {currency} "
+        f"spent, {left:,.2f} left (resets {b['resets_at'][:10]})."
     )

@@ -39,7 +39,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Unicode, default
 
 from .cgroups import make_preexec
-from .form import picker_for_user
+from .form import budget_text, picker_for_user
 from .gpus import NoGpuAvailable, cuda_env
 from .host import LocalHost
 from .journal import Journal, Record, process_start
@@ -319,8 +319,18 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
     async def _render_options_form(self) -> str:
         host = await LocalHost.get(self.nvidia_smi)
         previous_options = dict(self.orm_spawner.user_options or {}) if self.orm_spawner else {}
+        text = "No budget set"
+        standing = getattr(self.budget_check, "standing", None)
+        if standing is not None:
+            me = await standing(self.user.name, sorted(g.name for g in self.user.groups))
+            text = budget_text(me["budgets"], me["currency"]) if me else "Budget unavailable"
         view = picker_for_user(
-            self.platform, self._access(), host.capabilities(), previous_options, host.enforcement()
+            self.platform,
+            self._access(),
+            host.capabilities(),
+            previous_options,
+            host.enforcement(),
+            budget_text=text,
         )
         return render_picker(view)
 

@@ -130,6 +130,19 @@ class GateHandler(SecretHandler):
         self.write_json(out)
 
 
+class StandingHandler(SecretHandler):
+    """The budgets a user's next spawn would charge, for the spawn page's picker."""
+
+    async def post(self) -> None:
+        body = self.json_body()
+        try:
+            user = _str(body, "user", 255)
+            groups = _str_list(body, "groups")
+        except ValueError as e:
+            raise APIError(400, str(e), field=str(e).split(":")[0]) from None
+        self.write_json(await self.accountant.me(user, groups))
+
+
 class SessionEndHandler(SecretHandler):
     async def post(self, key: str) -> None:
         body = self.json_body()
@@ -404,6 +417,7 @@ def routes(prefix: str) -> list[tuple]:
         (rf"{p}/openapi.yaml", OpenAPIHandler),
         (rf"{p}/api/health", HealthHandler),
         (rf"{p}/api/gate", GateHandler),
+        (rf"{p}/api/standing", StandingHandler),
         (rf"{p}/api/sessions/([A-Za-z0-9_-]{{8,80}})/end", SessionEndHandler),
         (rf"{p}/api/me", MeHandler),
         (rf"{p}/api/budgets", BudgetsHandler),

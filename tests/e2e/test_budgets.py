@@ -95,6 +95,8 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
     dana = browser.new_context().new_page()
     log_in(dana, hub, "dana", DANA_PASSWORD)
     dana.goto(f"{hub.url}/hub/spawn")
+    budget = dana.locator("#mlfactory-budget").inner_text()
+    assert budget.startswith("Team data-science monthly budget: 0.00 of 0.01 USD spent"), budget
     dana.locator('[data-testid="profile-card-cpu-small"]').click()
     dana.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
     dana.get_by_text("budget of group 'data-science'").first.wait_for(timeout=60_000)
@@ -113,7 +115,7 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
         data=json.dumps({"amount": 50, "enforcement": "block"}),
         headers=headers,
     )
-    assert r.status == 200, r.text()
+    assert r.status == 201, r.text()
     assert r.json()["amount"] == 50 and r.json()["source"] == "api"
 
     dana.goto(f"{hub.url}/hub/spawn")
