@@ -16,12 +16,12 @@ LAB_SOURCES := $(wildcard $(LAB)/src/*.ts $(LAB)/style/* $(LAB)/schema/*.json) $
 export MLFACTORY_DATA
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test setup lint format labextension browser wheel-check clean
+.PHONY: run test setup lint format labextension browser postgres wheel-check clean
 
 run: setup
 	$(BIN)/mlfactory hub
 
-test: setup browser
+test: setup browser postgres
 	$(MAKE) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -57,6 +57,10 @@ $(VENV)/.linked: $(VENV)/.installed server_ext/jupyter_server_config.d/mlfactory
 # Playwright drives Debian's Chromium (it cannot download its own browser here).
 browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The platform service's tests run on SQLite and on a throw-away PostgreSQL cluster.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 lint: $(VENV)/.installed $(LAB)/node_modules/.installed
 	$(BIN)/ruff check .

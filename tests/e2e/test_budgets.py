@@ -131,9 +131,7 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
     # The hub restarts with the server left running: still one open row, same key.
     stop_hub(hub)
     hub = budget_hub["hub"] = start_hub(hub.data, KEEP_SERVERS, config=budget_hub["config"])
-    _wait(
-        lambda: '"ok"' in admin.request.get(f"{hub.url}/services/mlfactory/api/health").text()
-    )
+    _wait(lambda: '"ok"' in admin.request.get(f"{hub.url}/services/mlfactory/api/health").text())
     time.sleep(3)  # let the restarted service run a reconcile tick or two (real processes)
     rows = [r for r in _ledger(hub) if r[1] == "dana"]
     assert len(rows) == 1 and rows[0][0] == row[0] and rows[0][4] is None
