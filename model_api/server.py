@@ -136,12 +136,15 @@ class Runner:
     ``execution="thread"``: every job runs in the pool; the request is answered 504 at its
     deadline and the event loop never waits on model code. ``execution="auto"`` (default):
     a small request (``inline_max_rows``) to a model whose last ``warmup_jobs`` pooled jobs
-    all took at most ``inline_budget`` seconds runs inline on the event loop, which saves the
-    thread hand-off (about a quarter of a 1-row prediction's CPU on a 2-core machine). An
-    inline job over the budget sends its model back to the pool, and each such demotion
-    doubles the streak of fast pooled jobs needed to come back. The limit, stated plainly: a
-    model that was fast and then hangs inside one inline call stalls the server until that
-    call returns; serve models you do not trust to stay fast with ``execution="thread"``.
+    were all fast runs inline on the event loop, which saves the thread hand-off (about a
+    quarter of a 1-row prediction's CPU on a 2-core machine). A job is slow when it used more
+    than ``inline_budget`` seconds of CPU, or took ten times that on the wall clock (a model
+    that waits on a lock or the network). CPU time, not wall time, so that a busy machine
+    preempting a fast model does not count against it. An inline slow job sends its model
+    back to the pool, and each such demotion doubles the streak of fast pooled jobs needed to
+    come back. The limit, stated plainly: a model that was fast and then hangs inside one
+    inline call stalls the server until that call returns; serve models you do not trust to
+    stay fast with ``execution="thread"``.
     """
 
     def __init__(
@@ -155,6 +158,7 @@ class Runner:
         inline_max_rows: int = 64,
         warmup_jobs: int = 8,
         clock: Callable[[], float] = time.perf_counter,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         if execution not in ("auto", "thread"):
             raise ValueError(f"execution must be 'auto' or 'thread', got {execution!r}")
@@ -167,15 +171,19 @@ class Runner:
         self.inline_max_rows = inline_max_rows
         self.warmup_jobs = warmup_jobs
         self.clock = clock
+        self.cpu_clock = cpu_clock
         self._speed: dict[Any, _Speed] = {}
 
+    def _slow(self, wall: float, cpu: float) -> bool:
+        return cpu > self.inline_budget or wall > 10 * self.inline_budget
+
     def _timed(self, speed: _Speed, fn: Callable[..., Any], *args: Any) -> Any:
-        t0 = self.clock()
+        t0, c0 = self.clock(), self.cpu_clock()
         try:
             return fn(*args)
         finally:
-            fast = self.clock() - t0 <= self.inline_budget
-            speed.streak = speed.streak + 1 if fast else 0
+            slow = self._slow(self.clock() - t0, self.cpu_clock() - c0)
+            speed.streak = 0 if slow else speed.streak + 1
 
     def runs_inline(self, key: Any, rows: int) -> bool:
         sp = self._speed.get(key)
@@ -189,19 +197,20 @@ class Runner:
     async def call(self, fn: Callable[..., Any], *args: Any, key: Any = None, rows: int = 1) -> Any:
         speed = self._speed.setdefault(key, _Speed())
         if self.runs_inline(key, rows):
-            t0 = self.clock()
+            t0, c0 = self.clock(), self.cpu_clock()
             try:
                 return fn(*args)
             finally:
-                dt = self.clock() - t0
-                if dt > self.inline_budget:
+                wall, cpu = self.clock() - t0, self.cpu_clock() - c0
+                if self._slow(wall, cpu):
                     speed.demotions += 1
                     speed.streak = 0
                     log.warning(
-                        "model %s took %.1f ms inline (budget %.1f ms): back to the thread pool",
+                        "model %s took %.1f ms (%.1f ms CPU) inline, over its budget: back to "
+                        "the thread pool",
                         key,
-                        dt * 1e3,
-                        self.inline_budget * 1e3,
+                        wall * 1e3,
+                        cpu * 1e3,
                     )
         if self.pending >= self.max_pending:
             raise Overloaded(

@@ -1,6 +1,7 @@
 """Where model jobs run: the pool (timeouts hold) or inline for models proven fast.
 
-Durations come from an injected clock that each job advances: no sleeping, no wall time."""
+Durations come from injected wall and CPU clocks that each job advances: no sleeping, no
+real time."""
 
 from __future__ import annotations
 
@@ -23,8 +24,13 @@ def clock():
     return Clock()
 
 
-def job(clock: Clock, cost: float) -> str:
+CPU = Clock()
+
+
+def job(clock: Clock, cost: float, cpu: float | None = None) -> str:
+    """Takes ``cost`` seconds of wall time, of which ``cpu`` (default: all) on the CPU."""
     clock.now += cost
+    CPU.now += cost if cpu is None else cpu
     return threading.current_thread().name
 
 
@@ -33,7 +39,7 @@ def pooled(name: str) -> bool:
 
 
 async def test_fast_model_goes_inline_after_warmup_and_back_when_slow(clock):
-    r = Runner(workers=1, warmup_jobs=3, inline_budget=0.002, clock=clock)
+    r = Runner(workers=1, warmup_jobs=3, inline_budget=0.002, clock=clock, cpu_clock=CPU)
     where = [await r.call(job, clock, 0.001, key="m") for _ in range(4)]
     assert [pooled(w) for w in where] == [True, True, True, False]
     # a large request still goes to the pool
@@ -47,7 +53,7 @@ async def test_fast_model_goes_inline_after_warmup_and_back_when_slow(clock):
 
 
 async def test_a_slow_pooled_job_restarts_the_streak(clock):
-    r = Runner(workers=1, warmup_jobs=2, inline_budget=0.002, clock=clock)
+    r = Runner(workers=1, warmup_jobs=2, inline_budget=0.002, clock=clock, cpu_clock=CPU)
     costs = [0.001, 0.003, 0.001, 0.001, 0.001]
     where = [pooled(await r.call(job, clock, c, key="m")) for c in costs]
     assert where == [True, True, True, True, False]
@@ -58,8 +64,19 @@ async def test_a_slow_pooled_job_restarts_the_streak(clock):
 
 
 async def test_thread_execution_never_runs_inline(clock):
-    r = Runner(workers=1, warmup_jobs=1, execution="thread", clock=clock)
+    r = Runner(workers=1, warmup_jobs=1, execution="thread", clock=clock, cpu_clock=CPU)
     assert all([pooled(await r.call(job, clock, 0.0, key="m")) for _ in range(5)])
     with pytest.raises(ValueError, match="auto' or 'thread"):
         Runner(execution="inline")
+    r.shutdown()
+
+
+async def test_preemption_is_not_slowness_but_waiting_is(clock):
+    r = Runner(workers=1, warmup_jobs=2, inline_budget=0.002, clock=clock, cpu_clock=CPU)
+    # 5 ms on the wall clock but 1 ms of CPU: a busy machine, not a slow model
+    where = [pooled(await r.call(job, clock, 0.005, 0.001, key="m")) for _ in range(3)]
+    assert where == [True, True, False]
+    # 50 ms waiting on something (little CPU): slow, back to the pool
+    assert not pooled(await r.call(job, clock, 0.05, 0.0001, key="m"))
+    assert pooled(await r.call(job, clock, 0.001, key="m"))
     r.shutdown()
