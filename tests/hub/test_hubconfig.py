@@ -51,8 +51,43 @@ def test_apply_platform_on_fresh_config(platform):
     assert c.JupyterHub.template_vars == {"mlfactory_platform_name": "mlfactory"}
     assert c.Spawner.default_url == "/lab"
     assert c.JupyterHub.allow_named_servers is True
-    # resources come from the resolver at each spawn, not from static limits
-    assert "cpu_limit" not in c.Spawner and "environment" not in c.Spawner
+    # resources come from the resolver at each spawn, not from static limits; the only
+    # environment every server gets is where the platform service is
+    assert "cpu_limit" not in c.Spawner
+    assert list(c.Spawner.environment) == ["MLFACTORY_SERVICE_URL"]
+
+
+def test_apply_platform_runs_the_platform_service_with_least_privilege(platform):
+    c = Config()
+    c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "shares!user"]}]
+    env = {"MLFACTORY_SERVICE_SECRET": "s3cret", "MLFACTORY_SERVICE_PORT": "18181"}
+    apply_platform(c, platform, env)
+    (service,) = c.JupyterHub.services
+    assert service["name"] == "mlfactory" and service["url"] == "http://127.0.0.1:18181"
+    assert service["command"][-2:] == ["-m", "mlfactory.hub.service"]
+    assert service["environment"]["MLFACTORY_SERVICE_SECRET"] == "s3cret"
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert roles["mlfactory-service"]["services"] == ["mlfactory"]
+    assert not any(s.startswith("admin:") and s != "admin:server_state"
+                   for s in roles["mlfactory-service"]["scopes"])  # fmt: skip
+    # the admin's own user-role scopes are kept; users may reach the service
+    assert roles["user"]["scopes"] == ["self", "shares!user", "access:services!service=mlfactory"]
+    assert set(c.JupyterHub.custom_scopes) == {
+        "custom:mlfactory:budgets:read",
+        "custom:mlfactory:budgets:write",
+        "custom:mlfactory:usage:read",
+    }
+    gate = c.MLFactoryLocalSpawner.budget_check
+    assert gate.url == "http://127.0.0.1:18181/services/mlfactory" and gate.secret == "s3cret"
+    assert gate.when_unreachable == platform.accounting.when_unreachable
+    assert c.Spawner.environment["MLFACTORY_SERVICE_URL"] == gate.url
+    # without a configured secret every hub start makes a new one
+    c2, c3 = Config(), Config()
+    apply_platform(c2, platform, {})
+    apply_platform(c3, platform, {})
+    assert (
+        c2.MLFactoryLocalSpawner.budget_check.secret != c3.MLFactoryLocalSpawner.budget_check.secret
+    )
 
 
 def test_apply_platform_loads_groups_and_members(platform):
