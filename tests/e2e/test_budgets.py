@@ -128,6 +128,25 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
     servers = admin.request.get(f"{api}/servers", headers=headers).json()["servers"]
     assert [(s["user"], s["price_per_hour"]) for s in servers] == [("dana", 0.05)]
 
+    # JupyterLab's status bar shows dana's spend against her budget
+    status = dana.locator('[data-testid="mlfactory-budget-status"]')
+    status.wait_for(timeout=60_000)
+    assert "USD" in status.inner_text()
+
+    # A tiny alert-only budget for dana: its thresholds fire, and she reads the notice on
+    # the hub's home page (and, at 100%, JupyterLab raises an error notification)
+    r = admin.request.put(
+        f"{api}/budgets/user/dana",
+        data=json.dumps({"amount": 0.00001, "enforcement": "alert"}),
+        headers=headers,
+    )
+    assert r.status == 201, r.text()
+    dana.goto(f"{hub.url}/hub/home")
+    notice = dana.locator('[data-testid="mlfactory-budget-notice"]').first
+    _wait(lambda: (dana.reload(), notice.is_visible())[1], timeout=60)
+    assert "Budget alert: user 'dana'" in notice.inner_text()
+    screenshot(dana, "budget-notice-home")
+
     # The hub restarts with the server left running: still one open row, same key.
     stop_hub(hub)
     hub = budget_hub["hub"] = start_hub(hub.data, KEEP_SERVERS, config=budget_hub["config"])
