@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from mlfactory.hub.platform_config import Budget, PlatformConfig
 
-from .periods import Period, iso_utc
+from .periods import Period, iso_utc, readable_utc
 
 Kind = Literal["user", "group", "project"]
 KINDS: tuple[Kind, ...] = ("user", "group", "project")
@@ -199,7 +199,7 @@ def _refusal(s: Standing, need: float, minimum_run: int, currency: str) -> str:
     left = max(0.0, s.rule.amount - s.committed)
     hours = minimum_run / 3600
     run = f"{hours:g} hour" + ("" if hours == 1 else "s")
-    resets = iso_utc(s.period_end)
+    resets = readable_utc(s.period_end)
     return (
         f"The {s.rule.period} budget of {s.rule.scope} is {_money(s.spent, currency)} spent "
         f"of {_money(s.rule.amount, currency)}; {_money(left, currency)} is left, and "
@@ -232,7 +232,7 @@ def alert_message(standing: Standing, threshold: float, currency: str) -> str:
         f"{rule.period} budget of {_money(rule.amount, currency)} ({threshold:.0%} reached)."
     )
     if threshold >= 1 and rule.enforcement == "block":
-        text += f" New servers are refused until {iso_utc(standing.period_end)}."
+        text += f" New servers are refused until {readable_utc(standing.period_end)}."
     elif threshold >= 1 and rule.enforcement == "stop":
         text += f" Running servers will be stopped in {rule.grace // 60} minutes; save your work."
     return text

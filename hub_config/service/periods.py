@@ -51,6 +51,11 @@ def iso_utc(t: float | None) -> str | None:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
+def readable_utc(t: float) -> str:
+    """Epoch seconds → ``2026-12-01 00:00 UTC``, for messages people read."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def parse_iso(text: str) -> float:
     """An ISO 8601 time (the hub writes ``...Z``) → epoch seconds; naive times are UTC."""
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -113,7 +113,7 @@ async def test_thresholds_fire_once_by_email_and_webhook(
     clock.advance(2.6 * H)  # 10.20: 80% and 100% together, each once
     await acc.tick()
     assert [m["threshold"] for m in received] == [0.5, 0.8, 1.0]
-    assert "New servers are refused until 2026-12-01T00:00:00Z" in received[-1]["text"]
+    assert "New servers are refused until 2026-12-01 00:00 UTC" in received[-1]["text"]
     alerts = acc.store.alerts(0, clock() + 1)
     assert sorted(a["threshold"] for a in alerts) == [0.5, 0.8, 1.0]
     assert all(a["delivery"] == {"email": "sent", "webhook0": "sent"} for a in alerts)

@@ -81,7 +81,7 @@ def test_gate_refuses_a_spawn_whose_minimum_run_would_cross_a_hard_budget():
     v = gate(0.5, [standing(10, 9.6)], minimum_run=H, currency="EUR")
     assert not v.allowed
     assert "budget of user 'ann' is 9.60 EUR spent of 10.00 EUR" in v.message
-    assert "0.40 EUR is left" in v.message and "2026-12-01T00:00:00Z" in v.message
+    assert "0.40 EUR is left" in v.message and "resets at 2026-12-01 00:00 UTC" in v.message
     assert gate(0.4, [standing(10, 9.6)], minimum_run=H, currency="EUR").allowed
 
 
