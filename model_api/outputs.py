@@ -312,8 +312,3 @@ def to_records(shaped: Shaped) -> list[dict[str, Any]]:
         for rec, v in zip(out, values, strict=True):
             rec[name] = v
     return out
-
-
-def columns(shaped: Shaped) -> dict[str, Any]:
-    """The columns as JSON-ready lists (for the SDK's typed results and for debugging)."""
-    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in shaped.columns.items()}

@@ -7,7 +7,6 @@ plain loop with exact type checks; it runs on every request.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -295,10 +294,6 @@ def array_to_input(x: Any, schema: ModelSchema) -> Any:
         spec = schema.inputs[0]
         return tensors_to_input({spec.name: np.asarray(x, dtype=DATATYPES[spec.datatype])}, schema)
     raise InvalidInput("this model takes several inputs: pass a dict of columns", field="inputs")
-
-
-def finite_or_none(v: float) -> float | None:
-    return v if math.isfinite(v) else None
 
 
 # --- export -----------------------------------------------------------------------------------

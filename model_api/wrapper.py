@@ -10,6 +10,7 @@ prediction takes, in-process and in the server.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,8 +65,6 @@ class Model:
         description: str = "",
         metrics: dict[str, float] | None = None,
     ) -> None:
-        import re
-
         if not re.fullmatch(NAME_PATTERN, name):
             raise ValueError(
                 f"model name {name!r}: use 1-63 lowercase letters, digits, '-' or '_' "

@@ -74,7 +74,8 @@ def test_tensors_per_column_or_one_matrix():
 
 
 def test_json_schemas_accept_good_and_reject_bad_bodies():
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # installed with jupyter_server (jupyter_events)
+
     req = request_json_schema(SCHEMA, Task.CLASSIFICATION)
     jsonschema.Draft202012Validator.check_schema(req)
     ok = {"records": [{"a": 1, "b": 2.5}], "outputs": ["label"]}

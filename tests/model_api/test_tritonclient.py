@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tritonclient.http as httpclient
 from mlfactory.model_api import Model
 from mlfactory.model_api.auth import TokenAuth
 from mlfactory.model_api.server import ModelServer
+from tritonclient.utils import InferenceServerException
 
 from .conftest import IRIS_FEATURES, IRIS_LABELS
 from .helpers import Counting, ServerThread, ToyGenerator
-
-httpclient = pytest.importorskip("tritonclient.http")
-from tritonclient.utils import InferenceServerException  # noqa: E402
 
 
 def auth() -> dict[str, str]:
