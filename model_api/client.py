@@ -86,6 +86,14 @@ def to_records(data: Any, input_names: Sequence[str]) -> list[dict[str, Any]]:
     return [dict(zip(input_names, row, strict=True)) for row in arr.tolist()]
 
 
+def _needs_names(data: Any) -> bool:
+    """Arrays and texts need the model's input names; records, dicts and DataFrames carry
+    theirs (no metadata round trip for them)."""
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return False
+    return not (hasattr(data, "columns") or isinstance(data, dict))
+
+
 def _predict_body(records: list[dict[str, Any]], outputs: Any, parameters: Any) -> bytes:
     body: dict[str, Any] = {"records": records}
     if outputs is not None:
@@ -223,17 +231,9 @@ class RemoteModel:
         outputs: Sequence[str] | None = None,
         parameters: dict[str, Any] | None = None,
     ) -> Prediction:
-        names = self._names_for(data)
+        names = self.input_names if _needs_names(data) else []
         body = _predict_body(to_records(data, names), outputs, parameters)
         return Prediction.from_response(self.client.request("POST", self._path + "/predict", body))
-
-    def _names_for(self, data: Any) -> list[str]:
-        # records and DataFrames carry their names: no metadata round trip for them
-        if isinstance(data, list) and data and isinstance(data[0], dict):
-            return []
-        if hasattr(data, "columns") or isinstance(data, dict):
-            return []
-        return self.input_names
 
 
 class AsyncClient(_Base):
@@ -311,12 +311,7 @@ class AsyncRemoteModel:
         outputs: Sequence[str] | None = None,
         parameters: dict[str, Any] | None = None,
     ) -> Prediction:
-        needs_names = not (
-            (isinstance(data, list) and data and isinstance(data[0], dict))
-            or hasattr(data, "columns")
-            or isinstance(data, dict)
-        )
-        names = await self.input_names() if needs_names else []
+        names = await self.input_names() if _needs_names(data) else []
         body = _predict_body(to_records(data, names), outputs, parameters)
         return Prediction.from_response(
             await self.client.request("POST", self._path + "/predict", body)
