@@ -286,3 +286,35 @@ def test_torch_adapter_logic_with_a_stand_in_torch(monkeypatch):
     assert pred.labels == ["up", "down"] and modes == ["on"]
     assert np.allclose(pred.probabilities.sum(axis=1), 1.0)
     assert model.adapter.framework() == ("torch", "0.0-stand-in")
+
+
+class BoosterLike:
+    """The scikit-learn API that XGBoost and LightGBM classifiers expose, without either."""
+
+    __module__ = "xgboost.sklearn"  # where XGBClassifier lives: framework detection reads it
+    classes_ = np.array([0, 1])
+    n_features_in_ = 2
+
+    def __init__(self):
+        self.calls = 0
+
+    def predict_proba(self, x):
+        self.calls += 1
+        p = 1 / (1 + np.exp(-(x[:, 0] - x[:, 1])))
+        return np.column_stack((1 - p, p))
+
+    def predict(self, x):
+        self.calls += 1
+        return (self.predict_proba(x)[:, 1] > 0.5).astype(int)
+
+
+def test_boosting_style_estimator_is_duck_typed():
+    booster = BoosterLike()
+    model = Model(
+        booster, task="classification", name="gbm", labels=["stay", "churn"], threshold=0.7
+    )
+    pred = model.predict([[3.0, 0.0], [0.5, 0.0], [0.0, 2.0]])
+    assert booster.calls == 1
+    assert pred.labels == ["churn", "stay", "stay"]  # p = 0.95, 0.62, 0.12 against 0.7
+    assert model.adapter.name == "estimator"
+    assert model.adapter.framework()[0] == "xgboost"
