@@ -100,7 +100,7 @@ def _hub_defaults(args: argparse.Namespace) -> None:
     args.base_url = args.base_url or "/"
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -128,15 +128,22 @@ async def run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     # answer health checks (503 not ready) while loading
     await server.load(lambda: load_repository(repo, args.models))
+    if server.store.loading_error:
+        # a package that cannot load will not load on retry: fail where a supervisor sees it
+        print(f"error: {server.store.loading_error}", file=sys.stderr)
+        http.stop()
+        server.runner.shutdown()
+        return 1
     await stop.wait()
     http.stop()
     server.runner.shutdown()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
-        asyncio.run(run(args))
+        sys.exit(asyncio.run(run(args)))
     except KeyboardInterrupt:  # pragma: no cover
         sys.exit(130)
 

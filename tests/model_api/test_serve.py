@@ -93,3 +93,35 @@ def test_refuses_to_start_without_a_token(tmp_path):
         timeout=60,
     )
     assert r.returncode != 0 and "only allowed with --host 127.0.0.1" in r.stderr
+
+
+def test_exits_with_both_versions_named_when_a_package_cannot_load(tmp_path, iris_model):
+    import yaml
+
+    repo = ModelRepository(tmp_path)
+    repo.publish(iris_model)
+    card = tmp_path / "iris" / "1" / "model.yaml"
+    card.chmod(0o644)
+    data = yaml.safe_load(card.read_text())
+    data.update(format_version=99, mlfactory_version="7.0.0")
+    card.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "MLFACTORY_MODEL_API_TOKEN": "t"}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlfactory.model_api.serve",
+            "--repository",
+            str(tmp_path),
+            "--port",
+            str(free_port()),
+            "--log-level",
+            "CRITICAL",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1
+    assert "mlfactory 7.0.0" in r.stderr and "this is mlfactory" in r.stderr
