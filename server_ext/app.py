@@ -13,8 +13,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Unicode, default
+from traitlets import Dict, Float, List, TraitError, Unicode, default, validate
 
+from .activity import NVIDIA_SMI, ActivityReporter
+from .activity import handlers as culling_handlers
 from .budget import handlers as budget_handlers
 from .handlers import SETTINGS_KEY, default_handlers
 from .owner import owner_from_env
@@ -41,6 +43,7 @@ class MLFactoryServerApp(ExtensionApp):
 
     name = "mlfactory"
     load_other_extensions = True
+    activity_reporter: ActivityReporter | None = None
 
     profile = Dict(
         allow_none=True,
@@ -86,6 +89,31 @@ class MLFactoryServerApp(ExtensionApp):
     def _default_owner(self) -> str | None:
         return owner_from_env(os.environ)
 
+    report_interval = Float(
+        60.0,
+        help="""Seconds between this server's activity reports to the platform service, which
+        its idle-shutdown policy judges by (kernels and their state, terminals, the last save,
+        GPU utilisation). Reports stop being trusted after 300 s, so keep this well below.
+        Example: c.MLFactoryServerApp.report_interval = 30
+        """,
+    ).tag(config=True)
+
+    @validate("report_interval")
+    def _check_report_interval(self, proposal: dict[str, Any]) -> float:
+        if proposal["value"] <= 0:
+            raise TraitError("report_interval must be a positive number of seconds")
+        return float(proposal["value"])
+
+    nvidia_smi = List(
+        Unicode(),
+        default_value=NVIDIA_SMI,
+        help="""The command that prints one GPU utilisation percentage per line, run only when
+        CUDA_VISIBLE_DEVICES gives this server GPUs; "--id=<those devices>" is appended.
+        Example: c.MLFactoryServerApp.nvidia_smi = ["/usr/bin/nvidia-smi",
+        "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
+        """,
+    ).tag(config=True)
+
     def initialize_settings(self) -> None:
         self.settings[SETTINGS_KEY] = {
             "version": _package_version(),
@@ -94,7 +122,20 @@ class MLFactoryServerApp(ExtensionApp):
             # shown in /info only; a standalone server has no hub user to name
             "owner_display": self.owner if self.owner is not None else _os_user(),
         }
+        self.activity_reporter = ActivityReporter(
+            self.serverapp, self.report_interval, self.nvidia_smi
+        )
+        self.activity_reporter.install_save_hook(self.serverapp.contents_manager)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        # runs once the event loop does (not under pytest-jupyter, which never starts it)
+        if self.activity_reporter is not None:
+            self.activity_reporter.start()
+
+    async def stop_extension(self) -> None:
+        if self.activity_reporter is not None:
+            self.activity_reporter.stop()
 
     def initialize_handlers(self) -> None:
         # ExtensionApp._prepare_handlers prefixes each pattern with base_url.
-        self.handlers.extend([*default_handlers, *budget_handlers])
+        self.handlers.extend([*default_handlers, *budget_handlers, *culling_handlers])

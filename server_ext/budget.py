@@ -12,59 +12,32 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from . import service_client
 from .handlers import MLFactoryAPIHandler
+from .service_client import SERVICE_URL_ENV, TOKEN_ENV, Answer, Target
 
 log = logging.getLogger(__name__)
 
-SERVICE_URL_ENV = "MLFACTORY_SERVICE_URL"
-TOKEN_ENV = "JUPYTERHUB_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
-DEFAULT_PREFIX = "/services/mlfactory/"
-TIMEOUT_S = 5.0
+__all__ = ["SERVICE_URL_ENV", "TOKEN_ENV", "Answer", "clear_cache", "fetch_budget", "me_url"]
+
+TIMEOUT_S = service_client.TIMEOUT_S
 CACHE_S = 20.0
 
-NOT_CONFIGURED = (
-    "The platform service is not configured for this server ({what} is unset), so budgets "
-    "are not shown here. Ask your hub admin if you expected to see them."
+WORDING = service_client.Wording(
+    endpoint="budget",
+    unreachable="your budgets cannot be shown",
+    not_configured="budgets are not shown here",
 )
-UNREACHABLE = (
-    "The platform service cannot be reached right now, so your budgets cannot be shown. "
-    "Try again in a minute; if it persists, tell your hub admin."
-)
-REFUSED = (
-    "The platform service refused this server's request ({code}): the server's hub token "
-    "lacks access to it. Ask your hub admin to grant servers the "
-    "'access:services!service=mlfactory' scope."
-)
-NOT_FOUND = (
-    "The platform service has no budget endpoint at the configured address (404). "
-    "Ask your hub admin to check MLFACTORY_SERVICE_URL."
-)
-BAD_ANSWER = (
-    "The platform service answered with something other than a JSON object; "
-    "the server log has details. Tell your hub admin if this persists."
-)
-SERVICE_FAILED = "The platform service failed ({code}): {error} Try again in a minute."
+UNREACHABLE = service_client.UNREACHABLE.format(consequence=WORDING.unreachable)
 
 # Where the cache reads the time; monotonic so a clock change cannot pin a stale answer.
 clock: Callable[[], float] = time.monotonic
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: dict[str, Any]
-
 
 _cache: dict[tuple[str, str], tuple[float, Answer]] = {}
 _inflight: dict[tuple[str, str], asyncio.Future[Answer]] = {}
@@ -76,69 +49,15 @@ def clear_cache() -> None:
 
 
 def me_url(service_url: str) -> str:
-    """The service's ``api/me`` URL from MLFACTORY_SERVICE_URL.
-
-    Accepts the service's bare address (``http://127.0.0.1:10101``, as in the hub's
-    ``services`` config) or one that already ends in its prefix: a hub-managed service
-    serves under ``/services/<name>/`` even when reached directly.
-    """
-    parts = urlsplit(service_url.strip())
-    path = parts.path if parts.path not in ("", "/") else DEFAULT_PREFIX
-    path = path.rstrip("/") + "/api/me"
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-
-
-def _error(status: int, reason: str, message: str) -> Answer:
-    # `reason` lets the status bar tell "not set up here" (hide) from "down" (say so)
-    return Answer(status, {"message": message, "reason": reason})
-
-
-def _service_error(e: HTTPClientError, url: str) -> Answer:
-    code = e.code
-    if code in (401, 403):
-        return _error(502, "refused", REFUSED.format(code=code))
-    if code == 404:
-        return _error(502, "not-found", NOT_FOUND)
-    detail = ""
-    if e.response is not None:
-        try:
-            detail = str(json.loads(e.response.body or b"{}").get("error") or "")
-        except (ValueError, AttributeError):  # not JSON, or JSON but not an object
-            detail = ""
-    log.warning("Platform service at %s answered %s: %s", url, code, detail or e)
-    if code < 400:  # a redirect (not followed): a login page, never budgets
-        return _error(502, "service-error", BAD_ANSWER)
-    message = SERVICE_FAILED.format(code=code, error=f"{detail.rstrip('.')}." if detail else "")
-    # the service's 5xx is "down for now"; its 4xx means this server asked wrongly
-    return _error(503 if code >= 500 else 502, "service-error", " ".join(message.split()))
+    """The service's ``api/me`` URL from MLFACTORY_SERVICE_URL (see service_client.api_url)."""
+    return service_client.api_url(service_url, "me")
 
 
 async def _ask_service(url: str, token: str) -> Answer:
-    request = HTTPRequest(
-        url,
-        headers={"Authorization": f"token {token}", "Accept": "application/json"},
-        connect_timeout=TIMEOUT_S,
-        request_timeout=TIMEOUT_S,
-        follow_redirects=False,
-    )
-    try:
-        response = await AsyncHTTPClient().fetch(request)
-    except HTTPClientError as e:
-        if e.code == 599:  # tornado's code for a timeout or a dropped connection
-            log.warning("Platform service at %s did not answer: %s", url, e)
-            return _error(503, "unreachable", UNREACHABLE)
-        return _service_error(e, url)
-    except OSError as e:  # refused, unresolvable host, reset
-        log.warning("Platform service at %s cannot be reached: %s", url, e)
-        return _error(503, "unreachable", UNREACHABLE)
-    try:
-        body = json.loads(response.body)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        log.warning("Platform service at %s answered non-JSON: %.200r", url, response.body)
-        return _error(502, "service-error", BAD_ANSWER)
-    return Answer(200, body)
+    answer = await service_client.call(url, token, WORDING, timeout_s=TIMEOUT_S)
+    if not answer.ok:
+        log.warning("Budget request failed: %s", answer.problem)
+    return answer
 
 
 async def _ask_and_cache(key: tuple[str, str]) -> Answer:
@@ -180,16 +99,11 @@ class BudgetHandler(MLFactoryAPIHandler):
     async def get(self) -> None:
         # the budgets are the owner's (the token is theirs): not for people it is shared with
         self.require_owner()
-        service_url = os.environ.get(SERVICE_URL_ENV, "").strip()
-        token = os.environ.get(TOKEN_ENV, "").strip()
-        if not service_url or not token:
-            answer = _error(
-                503,
-                "not-configured",
-                NOT_CONFIGURED.format(what=SERVICE_URL_ENV if not service_url else TOKEN_ENV),
-            )
+        target = service_client.target_from_env()
+        if isinstance(target, Target):
+            answer = await fetch_budget(me_url(target.service_url), target.token)
         else:
-            answer = await fetch_budget(me_url(service_url), token)
+            answer = service_client.not_configured(target, WORDING)
         self.set_status(answer.status)
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(answer.body))
