@@ -160,7 +160,12 @@ def _json_tensor(data: list[Any], datatype: str, where: str) -> np.ndarray:
         arr = np.asarray(data)
     except ValueError:
         raise InvalidInput(f"{where}.data is ragged", field=f"{where}.data") from None
-    if arr.dtype.kind not in "biuf" or (datatype == "BOOL") != (arr.dtype.kind == "b"):
+    kind = arr.dtype.kind
+    if (
+        kind not in "biuf"
+        or (datatype == "BOOL") != (kind == "b")
+        or (datatype.startswith("INT") and kind == "f")  # no silent truncation
+    ):
         raise InvalidInput(f"{where}.data does not hold {datatype} values", field=f"{where}.data")
     return arr.astype(DATATYPES[datatype], copy=False).ravel()
 

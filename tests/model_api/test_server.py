@@ -148,6 +148,16 @@ async def test_infer_json_tensors(served, iris):
             422,
             "inputs[0].data",
         ),
+        (
+            "/v2/models/iris/infer",
+            {
+                "inputs": [
+                    {"name": "input", "datatype": "INT64", "shape": [1, 4], "data": [1.5] * 4}
+                ]
+            },
+            422,
+            "inputs[0].data",
+        ),
     ],
 )
 async def test_client_errors_name_the_field(served, path, body, status, field):
