@@ -72,6 +72,7 @@ class Accountant:
         self.notifier = notifier or Notifier(config.alerts, config.platform.name)
         self.clock = clock
         self.tz = ZoneInfo(config.accounting.timezone)
+        store.tz = self.tz  # the daily totals are kept in the platform's zone
         self.currency = config.platform.currency
         self.lock = asyncio.Lock()
         self.stored: dict[Scope, Rule] = {}
@@ -81,6 +82,8 @@ class Accountant:
         self._members_at = float("-inf")
 
     async def start(self) -> None:
+        if await asyncio.to_thread(self.store.sync_daily):
+            log.info("Rebuilt the daily spend totals (time zone %s)", self.tz.key)
         await self.reload_rules()
 
     async def reload_rules(self) -> None:

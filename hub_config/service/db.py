@@ -67,6 +67,28 @@ class SessionGroup(Base):
     __table_args__ = (Index("ix_ledger_group_sessions", "group", "session_id"),)
 
 
+class SpendDaily(Base):
+    """What closed sessions cost per scope and local day: the gate and the month's reports
+    sum at most a month of these rows instead of re-reading every session (maintained as
+    sessions close; rebuilt from the ledger when the time zone changes)."""
+
+    __tablename__ = "spend_daily"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # user/group/project/profile
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    day: Mapped[float] = mapped_column(Float, primary_key=True)  # local midnight, epoch
+    cost: Mapped[float] = mapped_column(Float)
+    hours: Mapped[float] = mapped_column(Float)
+    __table_args__ = (Index("ix_spend_daily_kind_day", "kind", "day"),)
+
+
+class ServiceMeta(Base):
+    """Small facts about the database itself (e.g. the time zone ``spend_daily`` is in)."""
+
+    __tablename__ = "service_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
 class BudgetRow(Base):
     """A budget set through the API; it overrides the config file's for the same scope."""
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Float,
@@ -28,11 +30,23 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from .budgets import Charge, Rule, Scope, commitment, cost_in_window
-from .db import AlertRow, BudgetRow, LedgerSession, SessionGroup, StopRow
+from .db import (
+    AlertRow,
+    BudgetRow,
+    LedgerSession,
+    ServiceMeta,
+    SessionGroup,
+    SpendDaily,
+    StopRow,
+)
+from .periods import day_starts
 from .reconcile import OpenSession, Plan, Sighting
 
 L = LedgerSession.__table__
 G = SessionGroup.__table__
+D = SpendDaily.__table__
+META = ServiceMeta.__table__
+DAILY_KINDS = ("user", "group", "project", "profile")
 DIMENSIONS = ("user", "group", "project", "profile", "day", "server")
 
 
@@ -59,10 +73,7 @@ class Visibility:
 
 def _overlap_cost(start: Any, end: Any, now: float):
     """SQL: cost of each session inside [start, end) (start/end may be columns)."""
-    stop = func.coalesce(L.c.ended, now)
-    stop = case((stop > end, end), else_=stop)
-    begin = case((L.c.started < start, start), else_=L.c.started)
-    return L.c.price_per_hour * (stop - begin) / 3600.0
+    return L.c.price_per_hour * _hours(start, end, now)
 
 
 def _overlaps(start: Any, end: Any, now: float):
@@ -70,8 +81,9 @@ def _overlaps(start: Any, end: Any, now: float):
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, tz: ZoneInfo | None = None) -> None:
         self.engine = engine
+        self.tz = tz or ZoneInfo("UTC")  # the zone of spend_daily's days
 
     # --- ledger -------------------------------------------------------------------------
 
@@ -107,14 +119,51 @@ class Store:
 
     def end_session(self, key: str, ended: float, reason: str) -> bool:
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(L)
-                .where(L.c.key == key, L.c.ended.is_(None))
-                .values(
-                    ended=case((L.c.started > ended, L.c.started), else_=ended), end_reason=reason
-                )
-            )
-        return result.rowcount > 0
+            return self._close(conn, key, ended, reason)
+
+    def _close(self, conn: Connection, key: str, ended: float, reason: str) -> bool:
+        """Close an open session and add its cost to the daily totals (one transaction)."""
+        row = conn.execute(
+            select(
+                L.c.id, L.c.user, L.c.project, L.c.profile, L.c.started, L.c.price_per_hour
+            ).where(L.c.key == key, L.c.ended.is_(None))
+        ).first()
+        if row is None:
+            return False
+        ended = max(ended, row.started)
+        done = conn.execute(
+            update(L)
+            .where(L.c.id == row.id, L.c.ended.is_(None))
+            .values(ended=ended, end_reason=reason)
+        )
+        if done.rowcount:
+            groups = conn.execute(select(G.c.group).where(G.c.session_id == row.id)).scalars()
+            totals: dict[tuple[str, str, float], list[float]] = {}
+            self._bucket(totals, row, list(groups), ended)
+            _add_daily(conn, totals)
+        return bool(done.rowcount)
+
+    def _bucket(
+        self,
+        totals: dict[tuple[str, str, float], list[float]],
+        row: Any,
+        groups: list,
+        ended: float,
+    ) -> None:
+        # project "" (charged to no project) is kept too: reports show it as a row
+        scopes = [("user", row.user), ("project", row.project)] + [("group", g) for g in groups]
+        if row.profile:
+            scopes.append(("profile", row.profile))
+        for day in day_starts(row.started, ended, self.tz):
+            a = max(row.started, day)
+            b = min(ended, (datetime.fromtimestamp(day, self.tz) + timedelta(days=1)).timestamp())
+            if b <= a:
+                continue
+            hours = (b - a) / 3600
+            for kind, name in scopes:
+                t = totals.setdefault((kind, name, day), [0.0, 0.0])
+                t[0] += row.price_per_hour * hours
+                t[1] += hours
 
     def open_sessions(self) -> list[dict]:
         with self.engine.connect() as conn:
@@ -136,11 +185,7 @@ class Store:
             if plan.seen:
                 conn.execute(update(L).where(L.c.key.in_(plan.seen)).values(last_seen=now))
             for key, ended, reason in plan.close:
-                conn.execute(
-                    update(L)
-                    .where(L.c.key == key, L.c.ended.is_(None))
-                    .values(ended=ended, end_reason=reason)
-                )
+                self._close(conn, key, ended, reason)
 
     def open_view(self) -> list[OpenSession]:
         return [OpenSession(r["key"], r["started"], r["last_seen"]) for r in self.open_sessions()]
@@ -155,9 +200,46 @@ class Store:
         now: float,
         names: Sequence[str] | None = None,
         minimum_run: int = 0,
-        conn: Connection | None = None,
     ) -> dict[str, tuple[float, float]]:
-        """{scope name: (spent, committed)} in ``[start, end)`` for users, groups or projects."""
+        """{scope name: (spent, committed)} in ``[start, end)`` for users, groups or projects.
+
+        When ``start`` and ``end`` are local midnights (period edges, report ranges) closed
+        sessions come from the daily totals and running ones from the ledger (few), priced
+        here; any other window is summed from the ledger.
+        """
+        if not (self.midnight(start) and self.midnight(end)):
+            return self._spend_ledger(kind, start, end, now, names, minimum_run)
+        q = select(D.c.name, func.sum(D.c.cost)).where(
+            D.c.kind == kind, D.c.day >= start, D.c.day < end
+        )
+        if names is not None:
+            q = q.where(D.c.name.in_(list(names)))
+        with self.engine.connect() as c:
+            out = {
+                n: (float(t or 0.0), float(t or 0.0)) for n, t in c.execute(q.group_by(D.c.name))
+            }
+            for name, started, price in c.execute(self._open_q(kind, start, end, now, names)):
+                charge = Charge(started, None, price)
+                spent, committed = out.get(name, (0.0, 0.0))
+                out[name] = (
+                    spent + cost_in_window(charge, start, end, now),
+                    committed + commitment(charge, start, end, now, minimum_run),
+                )
+        return out
+
+    def midnight(self, t: float) -> bool:
+        local = datetime.fromtimestamp(t, self.tz)
+        return (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0)
+
+    def _spend_ledger(
+        self,
+        kind: str,
+        start: float,
+        end: float,
+        now: float,
+        names: Sequence[str] | None,
+        minimum_run: int,
+    ) -> dict[str, tuple[float, float]]:
         key = {"user": L.c.user, "project": L.c.project, "group": G.c.group}[kind]
         source = L.join(G, G.c.session_id == L.c.id) if kind == "group" else L
         where = [_overlaps(start, end, now)]
@@ -169,27 +251,69 @@ class Store:
             .where(*where)
             .group_by(key)
         )
-        open_q = (
-            select(key, L.c.started, L.c.price_per_hour)
-            .select_from(source)
-            .where(L.c.ended.is_(None), *where)
-        )
-
-        def run(c: Connection) -> dict[str, tuple[float, float]]:
-            out = {name: (float(total or 0.0), float(total or 0.0)) for name, total in c.execute(q)}
-            for name, started, price in c.execute(open_q):
+        with self.engine.connect() as c:
+            out = {n: (float(t or 0.0), float(t or 0.0)) for n, t in c.execute(q)}
+            for name, started, price in c.execute(self._open_q(kind, start, end, now, names)):
                 charge = Charge(started, None, price)
-                extra = commitment(charge, start, end, now, minimum_run) - cost_in_window(
-                    charge, start, end, now
-                )
+                extra = commitment(charge, start, end, now, minimum_run)
+                extra -= cost_in_window(charge, start, end, now)
                 spent, committed = out.get(name, (0.0, 0.0))
                 out[name] = (spent, committed + extra)
-            return out
+        return out
 
-        if conn is not None:
-            return run(conn)
+    def _open_q(self, kind: str, start: float, end: float, now: float, names=None):
+        key = {
+            "user": L.c.user,
+            "project": L.c.project,
+            "profile": L.c.profile,
+            "group": G.c.group,
+        }[kind]
+        source = L.join(G, G.c.session_id == L.c.id) if kind == "group" else L
+        q = (
+            select(key, L.c.started, L.c.price_per_hour)
+            .select_from(source)
+            .where(L.c.ended.is_(None), L.c.started < end)
+        )
+        return q.where(key.in_(list(names))) if names is not None else q
+
+    # --- daily totals -------------------------------------------------------------------
+
+    def sync_daily(self) -> bool:
+        """Rebuild the daily totals when they were made in another time zone (or never);
+        True when it rebuilt."""
         with self.engine.connect() as c:
-            return run(c)
+            zone = c.execute(select(META.c.value).where(META.c.key == "daily_tz")).scalar()
+        if zone == self.tz.key:
+            return False
+        self.rebuild_daily()
+        return True
+
+    def rebuild_daily(self, chunk: int = 20000) -> None:
+        totals: dict[tuple[str, str, float], list[float]] = {}
+        cols = (L.c.id, L.c.user, L.c.project, L.c.profile, L.c.started, L.c.ended)
+        with self.engine.connect() as c:
+            groups: dict[int, list[str]] = {}
+            for sid, g in c.execute(
+                select(G.c.session_id, G.c.group)
+                .select_from(G.join(L, L.c.id == G.c.session_id))
+                .where(L.c.ended.is_not(None))
+            ):
+                groups.setdefault(sid, []).append(g)
+            rows = c.execution_options(yield_per=chunk).execute(
+                select(*cols, L.c.price_per_hour).where(L.c.ended.is_not(None))
+            )
+            for row in rows:
+                self._bucket(totals, row, groups.get(row.id, []), row.ended)
+        with self.engine.begin() as c:
+            c.execute(delete(D))
+            items = [
+                {"kind": k, "name": n, "day": d, "cost": v[0], "hours": v[1]}
+                for (k, n, d), v in totals.items()
+            ]
+            for i in range(0, len(items), chunk):
+                c.execute(D.insert(), items[i : i + chunk])
+            c.execute(delete(META).where(META.c.key == "daily_tz"))
+            c.execute(META.insert().values(key="daily_tz", value=self.tz.key))
 
     def usage(
         self,
@@ -205,6 +329,9 @@ class Store:
         first (days in order)."""
         if by not in DIMENSIONS:
             raise ValueError(by)
+        aligned = self.midnight(start) and self.midnight(end)
+        if visible.everyone and by != "server" and aligned:
+            return self._usage_daily(by, start, end, now, day_starts, limit)
         if by == "day":
             bounds = list(day_starts) + [end]
             days = union_all(
@@ -249,6 +376,56 @@ class Store:
         return [
             {"key": k, "cost": round(c or 0.0, 4), "hours": round(h or 0.0, 4)} for k, c, h in rows
         ]
+
+    def _usage_daily(
+        self,
+        by: str,
+        start: float,
+        end: float,
+        now: float,
+        days: Sequence[float],
+        limit: int | None,
+    ) -> list[dict[str, Any]]:
+        """Everyone's usage from the daily totals plus the running sessions."""
+        kind = "user" if by == "day" else by
+        col = D.c.day if by == "day" else D.c.name
+        acc: dict[Any, list[float]] = {}
+        with self.engine.connect() as c:
+            q = (
+                select(col, func.sum(D.c.cost), func.sum(D.c.hours))
+                .where(D.c.kind == kind, D.c.day >= start, D.c.day < end)
+                .group_by(col)
+            )
+            for k, cost, hours in c.execute(q):
+                acc[k] = [float(cost or 0.0), float(hours or 0.0)]
+            for name, started, price in c.execute(self._open_q(kind, start, end, now)):
+                charge = Charge(started, None, price)
+                if by == "day":
+                    for i, a in enumerate(days):
+                        b = days[i + 1] if i + 1 < len(days) else end
+                        self._add_open(acc, a, charge, a, b, now)
+                else:
+                    self._add_open(acc, name, charge, start, end, now)
+        if by == "day":
+            index = {d: i for i, d in enumerate(days)}
+            rows = sorted((index[k], v) for k, v in acc.items() if k in index)
+        else:
+            rows = sorted(acc.items(), key=lambda kv: -kv[1][0])[:limit]
+        return [{"key": k, "cost": round(v[0], 4), "hours": round(v[1], 4)} for k, v in rows]
+
+    @staticmethod
+    def _add_open(acc: dict, key: Any, charge: Charge, a: float, b: float, now: float) -> None:
+        cost = cost_in_window(charge, a, b, now)
+        if cost or charge.price_per_hour == 0:
+            hours = (
+                cost / charge.price_per_hour
+                if charge.price_per_hour
+                else (max(0.0, min(now, b) - max(charge.started, a)) / 3600)
+            )
+            if hours > 0:
+                t = acc.setdefault(key, [0.0, 0.0])
+                t[0] += cost
+                t[1] += hours
 
     def running(self, visible: Visibility) -> list[dict]:
         with self.engine.connect() as conn:
@@ -419,4 +596,17 @@ def _hours(start: Any, end: Any, now: float):
     stop = func.coalesce(L.c.ended, now)
     stop = case((stop > end, end), else_=stop)
     begin = case((L.c.started < start, start), else_=L.c.started)
-    return (stop - begin) / 3600.0
+    seconds = stop - begin
+    # a session "started" after now (clocks apart) has run for no time yet, not less
+    return case((seconds > 0, seconds), else_=0.0) / 3600.0
+
+
+def _add_daily(conn: Connection, totals: dict[tuple[str, str, float], list[float]]) -> None:
+    """Add ``totals`` to spend_daily (update, else insert: one writer, the service)."""
+    for (kind, name, day), (cost, hours) in totals.items():
+        where = (D.c.kind == kind, D.c.name == name, D.c.day == day)
+        done = conn.execute(
+            update(D).where(*where).values(cost=D.c.cost + cost, hours=D.c.hours + hours)
+        )
+        if not done.rowcount:
+            conn.execute(D.insert().values(kind=kind, name=name, day=day, cost=cost, hours=hours))
