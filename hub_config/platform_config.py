@@ -329,12 +329,43 @@ class Project(_Strict):
     budget: Budget | None = None
 
 
+class IdleLimits(_Strict):
+    """Idle-shutdown limits for one profile or one group (unset keys fall through)."""
+
+    idle_timeout: Duration | None = Field(None, description="stop after this long idle")
+    max_age: Duration | None = Field(None, description="stop this long after start; 0: never")
+
+
 class Culling(_Strict):
+    """Idle shutdown: what counts as idle, when to warn, when to stop."""
+
     enabled: bool = True
-    idle_timeout: Duration = 3600
-    max_age: Duration = 0
-    warn_before: Duration = 600
-    grace_after_restart: Duration = 330
+    idle_timeout: Duration = Field(3600, description="default; profiles and groups override")
+    max_age: Duration = Field(0, description="stop any server this long after start; 0: never")
+    warn_before: Duration = Field(600, description="warn the user this long before a stop")
+    grace_after_restart: Duration = Field(
+        330, description="after a restart, judge nothing for this long (activity catches up)"
+    )
+    every: Duration = Field(60, description="how often the policy looks at every server")
+    gpu_idle_percent: float = Field(
+        5, ge=0, le=100, description="GPU utilisation below this counts as idle"
+    )
+    keep_alive_limit: int = Field(
+        3, ge=0, description="'Keep running' presses allowed per server start"
+    )
+    remove_named_after: Duration = Field(
+        0, description="remove named servers stopped and unused this long; 0: never"
+    )
+    exempt_users: tuple[str, ...] = Field((), description="users an admin exempted from idle stops")
+    profiles: dict[Slug, IdleLimits] = Field(default_factory=dict)
+    groups: dict[Slug, IdleLimits] = Field(default_factory=dict)
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("use at least 1s")
+        return v
 
 
 class DataStore(_Strict):
@@ -405,6 +436,16 @@ class PlatformConfig(_Strict):
             )
         for pi, p in enumerate(self.projects):
             _known(problems, f"projects[{pi}].groups", p.groups, group_names, "group")
+        for section, names, defined in (
+            ("profiles", self.culling.profiles, profile_slugs),
+            ("groups", self.culling.groups, group_names),
+        ):
+            known = ", ".join(defined)
+            problems += [
+                f"culling.{section}.{n}: not a defined {section[:-1]}; defined: {known}"
+                for n in names
+                if n not in defined
+            ]
         for di, d in enumerate(self.data_stores):
             _known(problems, f"data_stores[{di}].groups", d.groups, group_names, "group")
         for key, items in (("profiles", self.profiles), ("images", self.images)):
