@@ -11,6 +11,7 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { budgetPlugin } from './budget';
+import { cullingPlugin } from './culling';
 import { mlfactoryIcon } from './icon';
 import { MLFactorySidebar } from './sidebar';
 
@@ -61,5 +62,9 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-const plugins: JupyterFrontEndPlugin<unknown>[] = [sidebarPlugin, budgetPlugin];
+const plugins: JupyterFrontEndPlugin<unknown>[] = [
+  sidebarPlugin,
+  budgetPlugin,
+  cullingPlugin
+];
 export default plugins;

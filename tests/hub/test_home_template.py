@@ -1,8 +1,8 @@
-"""The hub home page's budget notices (hub_config/templates/home.html).
+"""The hub home page's budget and idle-shutdown notices (hub_config/templates/home.html).
 
 The template is rendered with JupyterHub's own loader arrangement, and its script is run
-in node against a stand-in DOM whose HTML-parsing properties throw, with a scripted fetch
-standing in for the hub's token API and the platform service.
+in node against a stand-in DOM that records any use of its HTML-parsing properties, with a
+scripted fetch standing in for the hub's token API and the platform service.
 """
 
 from __future__ import annotations
@@ -79,15 +79,16 @@ def our_script(html: str) -> str:
     return ours[0]
 
 
-def test_extends_jupyterhub_home_and_adds_the_notice_box():
+def test_extends_jupyterhub_home_and_adds_the_notice_boxes():
     html = render_home()
     # JupyterHub's home page and mlfactory's page.html are both still there
     assert 'id="start"' in html and "My Server" in html
     assert 'require(["home"])' in html
     assert "JupyterHub home page" in html
-    box = re.search(r'<div class="container"\s+id="mlfactory-budget-notices"[^>]*>', html)
-    assert box and "hidden" in box.group(0)
-    assert html.index("mlfactory-budget-notices") < html.index('id="start"')
+    for name in ("mlfactory-culling-notices", "mlfactory-budget-notices"):
+        box = re.search(rf'<div class="container"\s+id="{name}"[^>]*>', html)
+        assert box and "hidden" in box.group(0)
+        assert html.index(name) < html.index('id="start"')
     script = our_script(html)
     assert 'var servicePrefix = "/services/mlfactory/";' in script
     assert 'var userName = "alice";' in script
@@ -111,6 +112,7 @@ def test_nothing_when_the_user_cannot_reach_the_service(services):
     else:
         html = render_home(services)
     assert "mlfactory-budget-notices" not in html
+    assert "mlfactory-culling-notices" not in html
     assert 'id="start"' in html
 
 
@@ -151,10 +153,18 @@ function element(tag) {
   }
   return e;
 }
-const box = element("div");
+const boxes = { "mlfactory-budget-notices": element("div"),
+                "mlfactory-culling-notices": element("div") };
 const store = new Map(Object.entries(scenario.session || {}));
 const calls = [];
-const answers = scenario.answers.slice();
+// each route answers from its own queue, whatever order the script asks in
+const queues = JSON.parse(JSON.stringify(scenario.answers));
+function route(url) {
+  if (url.endsWith("/tokens")) { return "token"; }
+  if (url.endsWith("/api/me")) { return "me"; }
+  if (url.endsWith("/api/culling/status")) { return "culling"; }
+  return "unknown";
+}
 const debug = [];
 const window = {
   jhdata: { xsrf_token: scenario.xsrf },
@@ -165,7 +175,7 @@ const window = {
   console: { debug: (...a) => debug.push(a.map(String).join(" ")) },
 };
 const document = {
-  getElementById: id => (id === "mlfactory-budget-notices" ? box : null),
+  getElementById: id => boxes[id] || null,
   createElement: element,
   write: () => sinks.push("document.write"),
 };
@@ -173,7 +183,7 @@ function fetch(url, init) {
   calls.push({ url, method: (init && init.method) || "GET",
                headers: (init && init.headers) || {}, body: (init && init.body) || null,
                credentials: init && init.credentials });
-  const a = answers.shift();
+  const a = (queues[route(url)] || []).shift();
   if (!a || a.error) { return Promise.reject(new TypeError("network down")); }
   return Promise.resolve({
     ok: a.status >= 200 && a.status < 300, status: a.status,
@@ -183,13 +193,19 @@ function fetch(url, init) {
 const context = { window, document, fetch, console: window.console, JSON, Date, Math,
                   Object, Array, String, Error, TypeError, isNaN, encodeURIComponent };
 vm.runInNewContext(script, context);
-setTimeout(() => {
-  const shown = box.children.map(c => ({
+function shown(box) {
+  return box.children.map(c => ({
     className: c.className, role: c.attrs.role,
     lines: c.children.map(x => x.textContent),
   }));
+}
+setTimeout(() => {
+  const budget = boxes["mlfactory-budget-notices"];
+  const culling = boxes["mlfactory-culling-notices"];
   process.stdout.write(JSON.stringify({
-    hidden: box.hidden, shown, calls, sinks, debug, session: Object.fromEntries(store),
+    hidden: budget.hidden, shown: shown(budget),
+    culling_hidden: culling.hidden, culling: shown(culling),
+    calls, sinks, debug, session: Object.fromEntries(store),
   }));
 }, 50);
 """
@@ -222,7 +238,7 @@ def run_script(tmp_path):
     (tmp_path / "harness.js").write_text(HARNESS)
     (tmp_path / "script.js").write_text(our_script(render_home()))
 
-    def run(answers: list[dict], session: dict | None = None) -> dict:
+    def run(answers: dict[str, list[dict]], session: dict | None = None) -> dict:
         scenario = {"answers": answers, "session": session or {}, "xsrf": XSRF}
         (tmp_path / "scenario.json").write_text(json.dumps(scenario))
         out = subprocess.run(
@@ -243,22 +259,36 @@ def _fresh_token(token: str) -> dict:
     return {TOKEN_KEY: json.dumps({"token": token, "expires": 4_102_444_800_000})}
 
 
+NOTHING_TO_STOP = {"servers": [], "stops": []}
+MINT = {"status": 201, "body": {"token": "tok-1"}}
+
+
+def _ok(body: dict) -> list[dict]:
+    return [{"status": 200, "body": body}]
+
+
 def test_mints_a_service_only_token_then_shows_notices_as_text(run_script):
-    result = run_script([{"status": 201, "body": {"token": "tok-1"}}, {"status": 200, "body": ME}])
-    mint, ask = result["calls"]
+    result = run_script({"token": [MINT], "me": _ok(ME), "culling": _ok(NOTHING_TO_STOP)})
+    mint, *asks = result["calls"]
     assert (mint["url"], mint["method"]) == ("/hub/api/users/alice/tokens", "POST")
     assert mint["headers"]["X-XSRFToken"] == XSRF
     assert mint["credentials"] == "same-origin"
     request = json.loads(mint["body"])
     assert request["scopes"] == ["access:services!service=mlfactory"]
     assert 0 < request["expires_in"] <= 3600
-    assert ask["url"] == "/services/mlfactory/api/me"
-    assert ask["headers"]["Authorization"] == "token tok-1"
-    assert ask["credentials"] == "omit"
+    # one token for both questions
+    assert sorted(a["url"] for a in asks) == [
+        "/services/mlfactory/api/culling/status",
+        "/services/mlfactory/api/me",
+    ]
+    for ask in asks:
+        assert ask["headers"]["Authorization"] == "token tok-1"
+        assert ask["credentials"] == "omit"
     assert json.loads(result["session"][TOKEN_KEY])["token"] == "tok-1"
 
     assert result["sinks"] == []
     assert result["hidden"] is False
+    assert result["culling_hidden"] is True
     # one notice per budget, the highest threshold, the spent budget first
     (group, user) = result["shown"]
     assert group["className"] == "alert alert-danger"
@@ -270,45 +300,130 @@ def test_mints_a_service_only_token_then_shows_notices_as_text(run_script):
 
 
 def test_reuses_a_fresh_token(run_script):
-    result = run_script([{"status": 200, "body": ME}], session=_fresh_token("tok-old"))
-    (ask,) = result["calls"]
-    assert ask["headers"]["Authorization"] == "token tok-old"
+    result = run_script(
+        {"me": _ok(ME), "culling": _ok(NOTHING_TO_STOP)}, session=_fresh_token("tok-old")
+    )
+    assert [c["method"] for c in result["calls"]] == ["GET", "GET"]
+    assert {c["headers"]["Authorization"] for c in result["calls"]} == {"token tok-old"}
     assert len(result["shown"]) == 2
 
 
 def test_a_refused_cached_token_is_replaced_once(run_script):
+    refused = {"status": 403, "body": {"error": "Authenticate with a hub token"}}
     result = run_script(
-        [
-            {"status": 403, "body": {"error": "Authenticate with a hub token"}},
-            {"status": 201, "body": {"token": "tok-new"}},
-            {"status": 200, "body": ME},
-        ],
+        {
+            "token": [{"status": 201, "body": {"token": "tok-new"}}],
+            "me": [refused, {"status": 200, "body": ME}],
+            "culling": [refused, {"status": 200, "body": NOTHING_TO_STOP}],
+        },
         session=_fresh_token("tok-revoked"),
     )
-    assert [c["method"] for c in result["calls"]] == ["GET", "POST", "GET"]
-    assert result["calls"][2]["headers"]["Authorization"] == "token tok-new"
+    # both questions were refused, but only one new token is minted
+    assert [c["method"] for c in result["calls"]] == ["GET", "GET", "POST", "GET", "GET"]
+    retried = result["calls"][-2:]
+    assert {c["headers"]["Authorization"] for c in retried} == {"token tok-new"}
     assert len(result["shown"]) == 2
 
 
 @pytest.mark.parametrize(
     "answers",
     [
-        [{"status": 403, "body": {"message": "no tokens for you"}}],
-        [{"error": True}],
-        [{"status": 201, "body": {"token": "tok-1"}}, {"status": 503, "body": {"error": "down"}}],
-        [{"status": 201, "body": {"token": "tok-1"}}, {"error": True}],
-        [
-            {"status": 201, "body": {"token": "tok-1"}},
-            {"status": 200, "body": {**ME, "notices": []}},
-        ],
+        {"token": [{"status": 403, "body": {"message": "no tokens for you"}}]},
+        {"token": [{"error": True}]},
+        {
+            "token": [MINT],
+            "me": [{"status": 503, "body": {"error": "down"}}],
+            "culling": [{"status": 503, "body": {"error": "down"}}],
+        },
+        {"token": [MINT], "me": [{"error": True}], "culling": [{"error": True}]},
+        {"token": [MINT], "me": _ok({**ME, "notices": []}), "culling": _ok(NOTHING_TO_STOP)},
     ],
     ids=["token-refused", "hub-down", "service-error", "service-down", "no-notices"],
 )
 def test_shows_nothing_when_there_is_nothing_to_show(run_script, answers):
     result = run_script(answers)
-    assert result["hidden"] is True
-    assert result["shown"] == []
+    assert result["hidden"] is True and result["culling_hidden"] is True
+    assert result["shown"] == [] and result["culling"] == []
     assert result["sinks"] == []
+
+
+# --- idle shutdown ------------------------------------------------------------------------
+
+CULLING = {
+    "servers": [
+        {
+            "server_name": "gpu-1",
+            "action": "warn",
+            "reason": 'its GPUs were below 5% for 30m <img src=x onerror="alert(1)">',
+            "deadline": "2026-03-10T14:30:00Z",
+            "keep_alive_left": 2,
+            "idle_timeout": 1800,
+            "last_stop": None,
+        },
+        {
+            "server_name": "",
+            "action": "keep",
+            "reason": "a kernel is busy",
+            "deadline": None,
+            "keep_alive_left": 3,
+            "idle_timeout": 14400,
+            "last_stop": {"stopped_at": "2026-03-09T10:00:00Z", "reason": "old news"},
+        },
+    ],
+    "stops": [
+        {
+            "server_name": "cpu",
+            "stopped_at": "2026-03-10T12:00:00Z",
+            "reason": "it was idle for 4h",
+        },
+        {
+            "server_name": "cpu",
+            "stopped_at": "2026-03-10T14:02:00Z",
+            "reason": "it was idle for 1h",
+        },
+        # stopped, then started again: running now, so not shown as stopped
+        {"server_name": "", "stopped_at": "2026-03-10T09:00:00Z", "reason": "it was idle for 4h"},
+    ],
+}
+
+
+def test_idle_shutdown_warnings_and_stops_as_text(run_script):
+    result = run_script(
+        {"token": [MINT], "me": _ok({**ME, "notices": []}), "culling": _ok(CULLING)}
+    )
+    assert result["sinks"] == []
+    assert result["culling_hidden"] is False
+    warning, stop = result["culling"]
+    assert warning["className"] == "alert alert-warning"
+    assert warning["role"] == "status"
+    first, second = warning["lines"]
+    assert first.startswith("Your server \u201cgpu-1\u201d will be stopped at ")
+    # the service's words arrive as text, markup and all
+    assert first.endswith('because its GPUs were below 5% for 30m <img src=x onerror="alert(1)">.')
+    assert second == "Open it and press \u201cKeep running\u201d to keep it (2 presses left)."
+    assert stop["className"] == "alert alert-info"
+    # the latest stop of the server, once
+    assert stop["lines"][0].startswith("Your server \u201ccpu\u201d was stopped at ")
+    assert stop["lines"][0].endswith(" because it was idle for 1h.")
+    assert result["hidden"] is True  # no budget notices: that box stays hidden
+
+
+def test_no_presses_left_says_save_your_work(run_script):
+    server = {**CULLING["servers"][0], "server_name": "", "keep_alive_left": 0}
+    result = run_script(
+        {"token": [MINT], "me": _ok(ME), "culling": _ok({"servers": [server], "stops": []})}
+    )
+    ((first, second),) = [n["lines"] for n in result["culling"]]
+    assert first.startswith("Your server will be stopped at ")
+    assert "save your work" in second
+    assert len(result["shown"]) == 2  # the budget notices still show
+
+
+def test_culling_failure_leaves_the_budget_notices(run_script):
+    result = run_script({"token": [MINT], "me": _ok(ME), "culling": [{"status": 404, "body": {}}]})
+    assert result["culling_hidden"] is True
+    assert len(result["shown"]) == 2
+    assert any("idle-shutdown" in line for line in result["debug"])
 
 
 # --- on a running hub ---------------------------------------------------------------------
@@ -330,6 +445,7 @@ async def test_running_hub_serves_the_notice_box(hub_app, mockhub_config):
     r = await AsyncSession().get(public_url(app, path="hub/home"), cookies=cookies)
     assert r.status_code == 200
     assert 'id="mlfactory-budget-notices"' in r.text
+    assert 'id="mlfactory-culling-notices"' in r.text
     prefix = json.dumps(f"{app.base_url}services/mlfactory/")
     assert f"var servicePrefix = {prefix};" in our_script(r.text)
     assert f"var hubApi = {json.dumps(app.hub.base_url)} + " in r.text
