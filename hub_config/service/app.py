@@ -34,6 +34,7 @@ from traitlets import Unicode, default
 from traitlets.config import Application
 
 from .accounting import Accountant
+from .culler import Culler
 from .db import make_engine, upgrade
 from .handlers import routes
 from .hubapi import HubAPI
@@ -57,6 +58,7 @@ def make_app(
     prefix: str = "/services/mlfactory/",
     secret: str = "",
     cookie_secret: bytes | None = None,
+    culler: Culler | None = None,
     **settings,
 ) -> web.Application:
     """The tornado application (the tests build it in-process around a test accountant)."""
@@ -64,6 +66,7 @@ def make_app(
         routes(prefix),
         accountant=accountant,
         hub_auth=hub_auth,
+        culler=culler,
         service_secret=secret,
         openapi=(HERE / "openapi.yaml").read_text(),
         template_path=str(HERE / "templates"),
@@ -103,13 +106,17 @@ class PlatformService(Application):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(url)
         upgrade(self.engine)
-        hub = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+        api_url, token = os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]
+        hub = HubAPI(api_url, token)
         self.accountant = Accountant(
             Store(self.engine),
             self.platform,
             hub=hub,
             journal=Journal(journal_dir()),
             clock=self.clock,
+        )
+        self.culler = Culler(
+            self.engine, self.platform, hub=hub, hub_url=api_url, token=token, clock=self.clock
         )
 
     async def serve(self) -> None:
@@ -121,6 +128,7 @@ class PlatformService(Application):
             hub_auth,
             prefix=prefix,
             secret=os.environ.get("MLFACTORY_SERVICE_SECRET", ""),
+            culler=self.culler,
         )
         await self.accountant.start()
         app.listen(bind.port or 80, bind.hostname or "127.0.0.1", xheaders=True)
@@ -128,6 +136,9 @@ class PlatformService(Application):
         await self._tick()
         interval = self.platform.accounting.interval * 1000
         PeriodicCallback(self._tick, interval).start()
+        if self.platform.culling.enabled:
+            PeriodicCallback(self.culler.run_pass, self.platform.culling.every * 1000).start()
+            PeriodicCallback(self._remove_stale_named, 3600 * 1000).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -139,6 +150,12 @@ class PlatformService(Application):
             await self.accountant.tick()
         except Exception:  # the hub may be restarting: log, keep serving, retry next tick
             self.log.exception("Accounting tick failed; retrying at the next interval")
+
+    async def _remove_stale_named(self) -> None:
+        try:
+            await self.culler.remove_stale_named()
+        except Exception as e:  # the hub may be restarting; the next hour retries
+            self.log.warning("Removing unused named servers failed: %s", e)
 
     def start(self) -> None:
         asyncio.run(self.serve())

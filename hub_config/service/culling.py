@@ -13,7 +13,7 @@ A busy kernel keeps a CPU server until its maximum age.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from mlfactory.hub.platform_config import PlatformConfig
@@ -77,6 +77,8 @@ class Decision:
     reason: str
     idle_for: float = 0.0
     deadline: float | None = None  # when a warned server will be stopped
+    warned_at: float | None = None  # the warning in effect (a new one is ``now``)
+    cause: Literal["idle", "max_age", "none"] = "none"  # a max-age stop cannot be put off
 
 
 def decide(facts: Facts, limits: Limits, now: float, watching_since: float, grace: int) -> Decision:
@@ -85,7 +87,8 @@ def decide(facts: Facts, limits: Limits, now: float, watching_since: float, grac
     if limits.max_age and age >= limits.max_age - limits.warn_before:
         deadline = facts.started + limits.max_age
         reason = f"it reached the maximum age of {duration(limits.max_age)}"
-        return _warn_or_stop(facts, now, deadline, reason, idle_for=0.0, warn=limits.warn_before)
+        d = _warn_or_stop(facts, now, deadline, reason, idle_for=0.0, warn=limits.warn_before)
+        return replace(d, cause="max_age")
     if now - watching_since < grace:
         return Decision("keep", f"waiting {duration(grace)} after a restart before judging")
     if limits.exempt:
@@ -118,7 +121,8 @@ def decide(facts: Facts, limits: Limits, now: float, watching_since: float, grac
         facts = Facts(facts.started, facts.hub_last_activity, facts.report, facts.keepalive_at)
     deadline = since + limits.idle_timeout
     reason = f"{what} {duration(limits.idle_timeout)}"
-    return _warn_or_stop(facts, now, deadline, reason, idle_for=idle, warn=limits.warn_before)
+    d = _warn_or_stop(facts, now, deadline, reason, idle_for=idle, warn=limits.warn_before)
+    return replace(d, cause="idle")
 
 
 def _warn_or_stop(
@@ -126,11 +130,10 @@ def _warn_or_stop(
 ) -> Decision:
     # A user always gets the full warning, even when it comes late (a restart, an outage).
     if facts.warned_at is None:
-        return Decision("warn", reason, idle_for, max(deadline, now + warn))
+        return Decision("warn", reason, idle_for, max(deadline, now + warn), warned_at=now)
     deadline = max(deadline, facts.warned_at + warn)
-    if now >= deadline:
-        return Decision("stop", reason, idle_for, deadline)
-    return Decision("warn", reason, idle_for, deadline)
+    action: Action = "stop" if now >= deadline else "warn"
+    return Decision(action, reason, idle_for, deadline, warned_at=facts.warned_at)
 
 
 def _latest(*times: float | None) -> float:

@@ -141,6 +141,51 @@ class StopRow(Base):
     __table_args__ = (UniqueConstraint("kind", "name", "period_start", name="uq_stop_once"),)
 
 
+class ActivityReport(Base):
+    """The latest activity a server's extension reported (one row per server)."""
+
+    __tablename__ = "activity_reports"
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    server_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    at: Mapped[float] = mapped_column(Float)
+    report: Mapped[dict] = mapped_column(JSON)
+    gpu_busy_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class CullingState(Base):
+    """Where a running server stands with idle shutdown: its warning and keep-alives."""
+
+    __tablename__ = "culling_state"
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    server_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    started: Mapped[float] = mapped_column(Float)  # the server start this state belongs to
+    action: Mapped[str] = mapped_column(String(8), default="keep")
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    warned_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    deadline: Mapped[float | None] = mapped_column(Float, nullable=True)
+    keepalives: Mapped[int] = mapped_column(Integer, default=0)
+    keepalive_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    idle_timeout: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CullingStop(Base):
+    """A server idle shutdown stopped, why, and what it cost per hour (for money saved)."""
+
+    __tablename__ = "culling_stops"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    server_name: Mapped[str] = mapped_column(String(255))
+    started: Mapped[float] = mapped_column(Float)
+    stopped_at: Mapped[float] = mapped_column(Float, index=True)
+    reason: Mapped[str] = mapped_column(String(255))
+    idle_seconds: Mapped[float] = mapped_column(Float)
+    price_per_hour: Mapped[float] = mapped_column(Float)
+    profile: Mapped[str] = mapped_column(String(63), default="")
+    project: Mapped[str] = mapped_column(String(63), default="")
+    groups: Mapped[list] = mapped_column(JSON, default=list)
+    __table_args__ = (UniqueConstraint("user", "server_name", "started", name="uq_cull_once"),)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
     is_sqlite = url.startswith("sqlite")

@@ -23,6 +23,7 @@ from tornado import web
 
 from .accounting import GateRequest
 from .budgets import KINDS, Rule, Scope
+from .culler import KeepAliveRefused
 from .periods import iso_utc
 from .permissions import (
     BUDGETS_READ,
@@ -345,6 +346,62 @@ class AlertsHandler(UserHandler):
         )
 
 
+class CullingHandler(UserHandler):
+    @property
+    def culler(self):
+        culler = self.settings.get("culler")
+        if culler is None:
+            raise APIError(503, "Idle shutdown is not running in this platform service.")
+        return culler
+
+
+class ActivityHandler(CullingHandler):
+    """A user's server reports what runs in it (its own token; see server_ext/activity.py)."""
+
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        try:
+            body["server_name"] = _str(body, "server_name", 255, required=False)
+        except ValueError as e:
+            raise APIError(400, str(e), field="server_name") from None
+        await self.culler.record_report(self.model["name"], body)
+        self.set_status(204)
+        self.finish()
+
+
+class CullingStatusHandler(CullingHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        name = self.get_argument("server_name", None)
+        if name is not None and len(name) > 255:
+            raise APIError(400, "server_name: at most 255 characters", field="server_name")
+        self.write_json(await self.culler.status(self.model["name"], name))
+
+
+class KeepAliveHandler(CullingHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        try:
+            name = _str(body, "server_name", 255, required=False)
+        except ValueError as e:
+            raise APIError(400, str(e), field="server_name") from None
+        try:
+            self.write_json(await self.culler.keepalive(self.model["name"], name))
+        except KeepAliveRefused as e:
+            raise APIError(409, str(e)) from None
+
+
+class CullingStopsHandler(CullingHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        v = self.require(USAGE_READ)
+        t0, t1, d0, d1 = self.date_range()
+        report = await self.culler.stops(t0, t1, v)
+        self.write_json({"from": d0, "to": d1, "currency": self.accountant.currency, **report})
+
+
 class OpenAPIHandler(BaseHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "application/yaml")
@@ -425,4 +482,8 @@ def routes(prefix: str) -> list[tuple]:
         (rf"{p}/api/usage", UsageHandler),
         (rf"{p}/api/servers", RunningHandler),
         (rf"{p}/api/alerts", AlertsHandler),
+        (rf"{p}/api/activity", ActivityHandler),
+        (rf"{p}/api/culling/status", CullingStatusHandler),
+        (rf"{p}/api/culling/keepalive", KeepAliveHandler),
+        (rf"{p}/api/culling/stops", CullingStopsHandler),
     ]

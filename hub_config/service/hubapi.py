@@ -37,11 +37,13 @@ class HubAPI:
         resp = await self.client.fetch(req)
         return json.loads(resp.body) if resp.body else None
 
-    async def users(self, state: str = "") -> AsyncIterator[dict]:
+    async def users(self, state: str = "", include_stopped: bool = False) -> AsyncIterator[dict]:
         """Every user (with servers and their state), a page at a time."""
         offset = 0
         while True:
-            query = {"offset": offset, "limit": self.page_size, "include_stopped_servers": "0"}
+            query = {"offset": offset, "limit": self.page_size}
+            if include_stopped:
+                query["include_stopped_servers"] = "1"
             if state:
                 query["state"] = state
             page = await self.request("GET", f"/users?{urlencode(query)}")
@@ -73,10 +75,10 @@ class HubAPI:
                 return None
             raise
 
-    async def stop_server(self, user: str, server_name: str) -> None:
+    async def stop_server(self, user: str, server_name: str, remove: bool = False) -> None:
         path = f"/users/{quote(user, safe='')}/servers/{quote(server_name, safe='')}"
         try:
-            await self.request("DELETE", path)
+            await self.request("DELETE", path, {"remove": True} if remove else None)
         except HTTPClientError as e:
             if e.code not in (400, 404):  # already stopped or gone
                 raise

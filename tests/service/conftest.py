@@ -18,6 +18,7 @@ from mlfactory.hub.platform_config import PACKAGED_CONFIG, PlatformConfig, load_
 from mlfactory.hub.service.accounting import Accountant
 from mlfactory.hub.service.alerts import Notifier
 from mlfactory.hub.service.app import make_app
+from mlfactory.hub.service.culler import Culler
 from mlfactory.hub.service.db import make_engine, upgrade
 from mlfactory.hub.service.hubapi import HubAPI
 from mlfactory.hub.service.store import Store
@@ -224,6 +225,7 @@ class Service:
     url: str
     accountant: Accountant
     hub: HubState
+    culler: Culler
 
     async def call(
         self,
@@ -280,11 +282,22 @@ async def service(make_accountant, platform, fake_hub, hub_state):
             access_scopes={"access:services!service=mlfactory"},
             cache_max_age=0,
         )
+        culler = Culler(
+            accountant.store.engine,
+            platform_cfg,
+            hub=accountant.hub,
+            hub_url=fake_hub,
+            token="service-token",
+            clock=accountant.clock,
+        )
         port = free_port()
-        server = HTTPServer(make_app(accountant, hub_auth, prefix=PREFIX, secret=SECRET))
+        app = make_app(accountant, hub_auth, prefix=PREFIX, secret=SECRET, culler=culler)
+        server = HTTPServer(app)
         server.listen(port, "127.0.0.1")
         servers.append(server)
-        return Service(f"http://127.0.0.1:{port}{PREFIX.rstrip('/')}", accountant, hub_state)
+        return Service(
+            f"http://127.0.0.1:{port}{PREFIX.rstrip('/')}", accountant, hub_state, culler
+        )
 
     servers: list[HTTPServer] = []
     yield start

@@ -1,0 +1,429 @@
+"""Idle shutdown in the platform service: activity reports in, keep/warn/stop out.
+
+Each pass runs ``jupyterhub_idle_culler.cull_idle`` (its paginated, concurrency-bounded
+walk of the hub's users and its DELETE calls) with ``arbiter`` as its cull arbiter; the
+arbiter asks the pure policy (``culling.decide``) about each running server, using the
+activity the server's extension reported, the warning and keep-alives recorded here, and
+the profile's limits. Warnings and stops are written here, where the user's JupyterLab, the
+hub's home page and the dashboard read them. Everything the passes need from the database
+is loaded once per pass, so a pass over thousands of servers is a few queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote
+
+from mlfactory.hub.platform_config import PlatformConfig
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from .culling import Decision, Facts, Report, decide, duration, hours_not_run, limits_for
+from .db import ActivityReport, CullingState, CullingStop, LedgerSession
+from .hubapi import HubAPI
+from .periods import iso_utc, parse_iso
+from .store import Visibility
+
+log = logging.getLogger("mlfactory.service")
+A = ActivityReport.__table__
+S = CullingState.__table__
+X = CullingStop.__table__
+L = LedgerSession.__table__
+SAVINGS_CAP = 24 * 3600  # a stopped server is not assumed to have run more than a day
+
+
+class KeepAliveRefused(Exception):
+    """A "Keep running" press that cannot be honoured; ``str()`` says why."""
+
+
+class Culler:
+    def __init__(
+        self,
+        engine: Engine,
+        config: PlatformConfig,
+        *,
+        hub: HubAPI | None = None,
+        hub_url: str = "",
+        token: str = "",
+        clock: Callable[[], float] = time.time,
+        page_size: int = 200,
+        concurrency: int = 10,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.hub = hub
+        self.hub_url = hub_url.rstrip("/")
+        self.token = token
+        self.clock = clock
+        self.page_size = page_size
+        self.concurrency = concurrency
+        self.watching_since = clock()  # the hub restarts its managed services with it
+        self.groups: dict[str, list[str]] = {}
+        self.last_pass: dict[str, Any] = {}
+
+    # --- reports from the servers ------------------------------------------------------
+
+    async def record_report(self, user: str, body: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._record_report, user, body, self.clock())
+
+    def _record_report(self, user: str, body: dict[str, Any], now: float) -> None:
+        report = report_from(body, now, self.config.culling.gpu_idle_percent)
+        server_name = body["server_name"]
+        with self.engine.begin() as c:
+            where = (A.c.user == user, A.c.server_name == server_name)
+            prev = c.execute(select(A.c.gpu_busy_at).where(*where)).scalar()
+            busy_at = report.pop("gpu_busy_at") or prev
+            values = {"at": now, "report": report, "gpu_busy_at": busy_at}
+            if not c.execute(update(A).where(*where).values(**values)).rowcount:
+                c.execute(A.insert().values(user=user, server_name=server_name, **values))
+
+    # --- one pass ----------------------------------------------------------------------
+
+    async def run_pass(self) -> dict[str, Any]:
+        """One pass over every running server; never raises (the next pass retries)."""
+        from jupyterhub_idle_culler import cull_idle
+
+        if not self.config.culling.enabled:
+            return {}
+        try:
+            if self.hub is not None:
+                self.groups = {}
+                for g in await self.hub.groups():
+                    for u in g.get("users") or ():
+                        self.groups.setdefault(u, []).append(g["name"])
+            self._load()
+            await cull_idle(
+                url=self.hub_url,
+                api_token=self.token,
+                inactive_limit=self.config.culling.idle_timeout,
+                logger=log,
+                concurrency=self.concurrency,
+                api_page_size=self.page_size,
+                cull_arbiter=self.arbiter,
+            )
+        except Exception as e:  # the hub may be restarting: keep what we know, retry later
+            log.warning("Idle-shutdown pass failed (%s); the next pass retries", e)
+            self.last_pass = {"ok": False, "error": str(e)[:200], "at": self.clock()}
+            return self.last_pass
+        finally:
+            await asyncio.to_thread(self._flush)
+        self.last_pass = {"ok": True, "at": self.clock(), **self._counts}
+        return self.last_pass
+
+    def _load(self) -> None:
+        with self.engine.connect() as c:
+            self._reports = {(r.user, r.server_name): r for r in c.execute(select(A))}
+            self._states = {(r.user, r.server_name): r for r in c.execute(select(S))}
+        self._writes: dict[tuple[str, str], dict] = {}
+        self._stops: list[dict] = []
+        self._counts = {"servers": 0, "warned": 0, "stopped": 0}
+
+    async def arbiter(self, *, server: dict, **_: Any) -> bool:
+        """jupyterhub-idle-culler's ``cull_arbiter``: True stops ``server`` now."""
+        user = user_of(server)
+        if user is None:
+            return False
+        name = server.get("name") or ""
+        ledger = ((server.get("state") or {}).get("mlfactory") or {}).get("ledger") or {}
+        started = parse_iso(server["started"]) if server.get("started") else self.clock()
+        groups = self.groups.get(user) or ledger.get("groups") or []
+        limits = limits_for(self.config, user, ledger.get("profile", ""), groups)
+        state = self._states.get((user, name))
+        if state is not None and state.started != started:
+            state = None  # a new start of the server: yesterday's warning does not count
+        row = self._reports.get((user, name))
+        last = server.get("last_activity")
+        facts = Facts(
+            started=started,
+            hub_last_activity=parse_iso(last) if last else None,
+            report=report_of(row) if row is not None and row.at >= started else None,
+            keepalive_at=state.keepalive_at if state else None,
+            warned_at=state.warned_at if state and state.action != "keep" else None,
+        )
+        now = self.clock()
+        d = decide(facts, limits, now, self.watching_since, self.config.culling.grace_after_restart)
+        self._counts["servers"] += 1
+        self._remember(user, name, started, d, state, limits.idle_timeout)
+        if d.action == "warn":
+            self._counts["warned"] += 1
+            if facts.warned_at is None:
+                log.info("Warning %s/%s: will stop at %s because %s",
+                         user, name, iso_utc(d.deadline), d.reason)  # fmt: skip
+            return False
+        if d.action != "stop":
+            return False
+        self._counts["stopped"] += 1
+        log.warning("Stopping %s/%s because %s", user, name, d.reason)
+        self._stops.append(
+            {
+                "user": user,
+                "server_name": name,
+                "started": started,
+                "stopped_at": now,
+                "reason": d.reason,
+                "idle_seconds": d.idle_for,
+                "price_per_hour": float(ledger.get("price_per_hour") or 0.0),
+                "profile": ledger.get("profile", ""),
+                "project": ledger.get("project", ""),
+                "groups": list(groups),
+            }
+        )
+        return True
+
+    def _remember(self, user, name, started, d: Decision, state, timeout: int) -> None:
+        self._writes[(user, name)] = {
+            "started": started,
+            "action": "keep" if d.action == "keep" else "warn",
+            "reason": d.reason[:255],
+            "warned_at": d.warned_at if d.action != "keep" else None,
+            "deadline": d.deadline if d.action != "keep" else None,
+            "keepalives": state.keepalives if state else 0,
+            "keepalive_at": state.keepalive_at if state else None,
+            "idle_timeout": timeout,
+        }
+
+    def _flush(self) -> None:
+        writes, stops = getattr(self, "_writes", {}), getattr(self, "_stops", [])
+        with self.engine.begin() as c:
+            for (user, name), values in writes.items():
+                where = (S.c.user == user, S.c.server_name == name)
+                if not c.execute(update(S).where(*where).values(**values)).rowcount:
+                    c.execute(S.insert().values(user=user, server_name=name, **values))
+        for stop in stops:
+            try:
+                with self.engine.begin() as c:
+                    c.execute(X.insert().values(**stop))
+            except IntegrityError:
+                pass  # the DELETE of an earlier pass had not finished: recorded then
+        self._writes, self._stops = {}, []
+
+    # --- named servers nobody uses any more ---------------------------------------------
+
+    async def remove_stale_named(self) -> list[str]:
+        """Remove named servers stopped and unused for ``remove_named_after`` (files stay)."""
+        after = self.config.culling.remove_named_after
+        if not after or self.hub is None:
+            return []
+        now, removed = self.clock(), []
+        async for user in self.hub.users(include_stopped=True):
+            for name, server in (user.get("servers") or {}).items():
+                if not name or server.get("ready") or server.get("pending"):
+                    continue
+                last = server.get("last_activity") or server.get("started")
+                if last and now - parse_iso(last) >= after:
+                    await self.hub.stop_server(user["name"], name, remove=True)
+                    removed.append(f"{user['name']}/{name}")
+        if removed:
+            log.info("Removed named servers unused for %s: %s", duration(after), removed)
+        return removed
+
+    # --- what users and admins see ------------------------------------------------------
+
+    async def status(self, user: str, server_name: str | None) -> dict[str, Any]:
+        return await asyncio.to_thread(self._status, user, server_name)
+
+    def _status(self, user: str, server_name: str | None) -> dict[str, Any]:
+        limit = self.config.culling.keep_alive_limit
+        with self.engine.connect() as c:
+            q = select(S).where(S.c.user == user)
+            if server_name is not None:
+                q = q.where(S.c.server_name == server_name)
+            states = list(c.execute(q))
+            stops = list(
+                c.execute(
+                    select(X).where(X.c.user == user).order_by(X.c.stopped_at.desc()).limit(20)
+                )
+            )
+            running = set(
+                c.execute(
+                    select(L.c.server_name).where(L.c.user == user, L.c.ended.is_(None))
+                ).scalars()
+            )
+
+        def last_stop(name: str) -> dict | None:
+            s = next((s for s in stops if s.server_name == name), None)
+            return {"stopped_at": iso_utc(s.stopped_at), "reason": s.reason} if s else None
+
+        def one(name: str, st) -> dict[str, Any]:
+            return {
+                "server_name": name,
+                "action": st.action if st else "keep",
+                "reason": st.reason if st else "",
+                "deadline": iso_utc(st.deadline) if st and st.action == "warn" else None,
+                "keep_alive_left": max(0, limit - (st.keepalives if st else 0)),
+                "idle_timeout": st.idle_timeout if st else self.config.culling.idle_timeout,
+                "last_stop": last_stop(name),
+            }
+
+        by_name = {s.server_name: s for s in states}
+        if server_name is not None:
+            return one(server_name, by_name.get(server_name) if server_name in running else None)
+        return {
+            "servers": [one(n, by_name.get(n)) for n in sorted(running)],
+            "stops": [
+                {
+                    "server_name": s.server_name,
+                    "stopped_at": iso_utc(s.stopped_at),
+                    "reason": s.reason,
+                }  # fmt: skip
+                for s in stops
+            ],
+        }
+
+    async def keepalive(self, user: str, server_name: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self._keepalive, user, server_name, self.clock())
+
+    def _keepalive(self, user: str, server_name: str, now: float) -> dict[str, Any]:
+        limit = self.config.culling.keep_alive_limit
+        with self.engine.begin() as c:
+            st = c.execute(
+                select(S).where(S.c.user == user, S.c.server_name == server_name)
+            ).first()
+            if st is None:
+                raise KeepAliveRefused("This server has no idle-shutdown warning to put off.")
+            if st.action == "warn" and "maximum age" in st.reason:
+                raise KeepAliveRefused(
+                    "This server reached its maximum age; save your work, it will stop."
+                )
+            if st.keepalives >= limit:
+                raise KeepAliveRefused(
+                    f"'Keep running' was used {limit} times since this server started; "
+                    "start it again after it stops, or ask an admin for an exemption."
+                )
+            c.execute(
+                update(S)
+                .where(S.c.user == user, S.c.server_name == server_name)
+                .values(
+                    keepalives=st.keepalives + 1,
+                    keepalive_at=now,
+                    action="keep",
+                    warned_at=None,
+                    deadline=None,
+                    reason="kept running at the user's request",
+                )
+            )
+        log.info("%s/%s: kept running (%d of %d)", user, server_name, st.keepalives + 1, limit)
+        return {"deadline": None, "keep_alive_left": max(0, limit - st.keepalives - 1)}
+
+    async def stops(self, t0: float, t1: float, visible: Visibility) -> dict[str, Any]:
+        return await asyncio.to_thread(self._stops_report, t0, t1, visible, self.clock())
+
+    def _stops_report(self, t0: float, t1: float, v: Visibility, now: float) -> dict[str, Any]:
+        q = select(X).where(X.c.stopped_at >= t0, X.c.stopped_at < t1)
+        if not v.everyone:
+            q = q.where(X.c.user.in_(sorted(v.users)) if v.users else X.c.id < 0)
+        with self.engine.connect() as c:
+            rows = list(c.execute(q.order_by(X.c.stopped_at.desc()).limit(5000)))
+            nxt = _next_starts(c, rows)
+        out, teams = [], {}
+        for r in rows:
+            groups = [g for g in (r.groups or []) if v.everyone or g in v.groups] or [""]
+            if not v.everyone and r.user not in v.users and not set(r.groups or []) & v.groups:
+                continue
+            hours = hours_not_run(r.stopped_at, nxt.get(r.id), now, SAVINGS_CAP)
+            saved = round(hours * r.price_per_hour, 4)
+            out.append(
+                {
+                    "user": r.user,
+                    "server_name": r.server_name,
+                    "stopped_at": iso_utc(r.stopped_at),
+                    "reason": r.reason,
+                    "idle_seconds": round(r.idle_seconds),
+                    "profile": r.profile,
+                    "project": r.project,
+                    "price_per_hour": r.price_per_hour,
+                    "hours_not_run": round(hours, 4),
+                    "saved": saved,
+                }
+            )
+            month = iso_utc(r.stopped_at)[:7]
+            for g in groups:
+                t = teams.setdefault((g, month), {"stops": 0, "saved": 0.0})
+                t["stops"] += 1
+                t["saved"] = round(t["saved"] + saved, 4)
+        return {
+            "stops": out,
+            "by_team_month": [{"group": g, "month": m, **t} for (g, m), t in sorted(teams.items())],
+        }
+
+
+def _next_starts(c, rows: Iterable[Any]) -> dict[int, float]:
+    """For each stop, when that server next started (one query per stop; reports only)."""
+    out = {}
+    for r in rows:
+        t = c.execute(
+            select(func.min(L.c.started)).where(
+                L.c.user == r.user, L.c.server_name == r.server_name, L.c.started > r.stopped_at
+            )
+        ).scalar()
+        if t is not None:
+            out[r.id] = t
+    return out
+
+
+def report_from(body: dict[str, Any], now: float, gpu_idle_percent: float) -> dict[str, Any]:
+    """A server's raw activity report → the few facts the policy reads (validated)."""
+
+    def times(items: Any) -> list[float]:
+        out = []
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("last_activity"), str):
+                try:
+                    out.append(parse_iso(item["last_activity"]))
+                except ValueError:
+                    continue
+        return out
+
+    kernels = body.get("kernels") if isinstance(body.get("kernels"), list) else []
+    busy = sum(1 for k in kernels if isinstance(k, dict) and k.get("execution_state") == "busy")
+    gpu = body.get("gpu_util")
+    if isinstance(gpu, list) and all(isinstance(u, int | float) for u in gpu):
+        gpu_util = [float(u) for u in gpu][:64]
+    else:
+        gpu_util = None
+    last_save = None
+    if isinstance(body.get("last_save"), str):
+        try:
+            last_save = parse_iso(body["last_save"])
+        except ValueError:
+            last_save = None
+    kt, tt = times(kernels), times(body.get("terminals"))
+    return {
+        "busy_kernels": busy,
+        # the server's clock may run ahead: never let a report claim activity after now
+        "last_kernel_activity": min(max(kt), now) if kt else None,
+        "last_terminal_activity": min(max(tt), now) if tt else None,
+        "last_save": min(last_save, now) if last_save else None,
+        "gpu_util": gpu_util,
+        "gpu_busy_at": now if gpu_util and max(gpu_util) >= gpu_idle_percent else None,
+    }
+
+
+def report_of(row: Any) -> Report:
+    r = row.report or {}
+    gpu = r.get("gpu_util")
+    return Report(
+        at=row.at,
+        busy_kernels=int(r.get("busy_kernels") or 0),
+        last_kernel_activity=r.get("last_kernel_activity"),
+        last_terminal_activity=r.get("last_terminal_activity"),
+        last_save=r.get("last_save"),
+        gpu_util=tuple(gpu) if gpu is not None else None,
+        gpu_busy_at=row.gpu_busy_at,
+    )
+
+
+def user_of(server: dict) -> str | None:
+    """The user a server model belongs to: the spawner's ledger says; else its URL."""
+    ledger = ((server.get("state") or {}).get("mlfactory") or {}).get("ledger") or {}
+    if ledger.get("user"):
+        return ledger["user"]
+    url = server.get("url") or ""
+    if "/user/" not in url:
+        return None
+    return unquote(url.split("/user/", 1)[1].split("/", 1)[0]) or None
