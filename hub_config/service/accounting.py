@@ -72,6 +72,7 @@ class Accountant:
         self.notifier = notifier or Notifier(config.alerts, config.platform.name)
         self.clock = clock
         self.tz = ZoneInfo(config.accounting.timezone)
+        self._config_rules = config_rules(config)  # the config does not change while we run
         store.tz = self.tz  # the daily totals are kept in the platform's zone
         self.currency = config.platform.currency
         self.lock = asyncio.Lock()
@@ -90,11 +91,11 @@ class Accountant:
         self.stored = await asyncio.to_thread(self.store.stored_rules)
 
     def rule(self, scope: Scope) -> Rule | None:
-        return effective_rule(scope, self.stored, self.config)
+        return effective_rule(scope, self.stored, self.config, self._config_rules)
 
     def all_rules(self, users: Iterable[str] = ()) -> dict[Scope, Rule]:
         """Every group and project budget, and the user budgets of ``users`` and the API's."""
-        rules = dict(config_rules(self.config))
+        rules = dict(self._config_rules)
         for user in users:
             rule = self.rule(Scope("user", user))
             if rule is not None:

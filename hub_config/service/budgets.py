@@ -103,12 +103,16 @@ def config_rules(config: PlatformConfig) -> dict[Scope, Rule]:
 
 
 def effective_rule(
-    scope: Scope, stored: Mapping[Scope, Rule], config: PlatformConfig
+    scope: Scope,
+    stored: Mapping[Scope, Rule],
+    config: PlatformConfig,
+    from_config: Mapping[Scope, Rule] | None = None,
 ) -> Rule | None:
-    """The API's rule for ``scope``, else the config's, else (users) the default budget."""
+    """The API's rule for ``scope``, else the config's (``from_config``: ``config_rules``
+    computed once), else (users) the default budget."""
     if scope in stored:
         return stored[scope]
-    rule = config_rules(config).get(scope)
+    rule = (config_rules(config) if from_config is None else from_config).get(scope)
     if rule is None and scope.kind == "user" and config.default_budget is not None:
         rule = Rule.from_budget(scope, config.default_budget, source="default")
     return rule

@@ -218,7 +218,7 @@ class Store:
             out = {
                 n: (float(t or 0.0), float(t or 0.0)) for n, t in c.execute(q.group_by(D.c.name))
             }
-            for name, started, price in c.execute(self._open_q(kind, start, end, now, names)):
+            for name, started, price in self._open_charges(c, kind, end, names):
                 charge = Charge(started, None, price)
                 spent, committed = out.get(name, (0.0, 0.0))
                 out[name] = (
@@ -253,7 +253,7 @@ class Store:
         )
         with self.engine.connect() as c:
             out = {n: (float(t or 0.0), float(t or 0.0)) for n, t in c.execute(q)}
-            for name, started, price in c.execute(self._open_q(kind, start, end, now, names)):
+            for name, started, price in self._open_charges(c, kind, end, names):
                 charge = Charge(started, None, price)
                 extra = commitment(charge, start, end, now, minimum_run)
                 extra -= cost_in_window(charge, start, end, now)
@@ -261,20 +261,31 @@ class Store:
                 out[name] = (spent, committed + extra)
         return out
 
-    def _open_q(self, kind: str, start: float, end: float, now: float, names=None):
-        key = {
-            "user": L.c.user,
-            "project": L.c.project,
-            "profile": L.c.profile,
-            "group": G.c.group,
-        }[kind]
-        source = L.join(G, G.c.session_id == L.c.id) if kind == "group" else L
-        q = (
-            select(key, L.c.started, L.c.price_per_hour)
-            .select_from(source)
-            .where(L.c.ended.is_(None), L.c.started < end)
-        )
-        return q.where(key.in_(list(names))) if names is not None else q
+    def _open_charges(
+        self, c: Connection, kind: str, end: float, names: Sequence[str] | None = None
+    ) -> list[tuple[str, float, float]]:
+        """(scope name, started, price) of each running session (few: they run now),
+        read through the open-sessions index and grouped here rather than joined in SQL."""
+        rows = c.execute(
+            select(
+                L.c.id, L.c.user, L.c.project, L.c.profile, L.c.started, L.c.price_per_hour
+            ).where(L.c.ended.is_(None), L.c.started < end)
+        ).all()
+        wanted = set(names) if names is not None else None
+        out = []
+        if kind == "group":
+            ids = [r.id for r in rows]
+            groups: dict[int, list[str]] = {}
+            for i in range(0, len(ids), 500):
+                for sid, g in c.execute(
+                    select(G.c.session_id, G.c.group).where(G.c.session_id.in_(ids[i : i + 500]))
+                ):
+                    groups.setdefault(sid, []).append(g)
+            for r in rows:
+                out += [(g, r.started, r.price_per_hour) for g in groups.get(r.id, ())]
+        else:
+            out = [(getattr(r, kind), r.started, r.price_per_hour) for r in rows]
+        return [o for o in out if wanted is None or o[0] in wanted]
 
     # --- daily totals -------------------------------------------------------------------
 
@@ -398,7 +409,7 @@ class Store:
             )
             for k, cost, hours in c.execute(q):
                 acc[k] = [float(cost or 0.0), float(hours or 0.0)]
-            for name, started, price in c.execute(self._open_q(kind, start, end, now)):
+            for name, started, price in self._open_charges(c, kind, end):
                 charge = Charge(started, None, price)
                 if by == "day":
                     for i, a in enumerate(days):
