@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from mlfactory.hub.platform_config import PlatformConfig
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -90,6 +90,7 @@ class Culler:
 
         if not self.config.culling.enabled:
             return {}
+        complete = False
         try:
             if self.hub is not None:
                 self.groups = {}
@@ -106,12 +107,13 @@ class Culler:
                 api_page_size=self.page_size,
                 cull_arbiter=self.arbiter,
             )
+            complete = True
         except Exception as e:  # the hub may be restarting: keep what we know, retry later
             log.warning("Idle-shutdown pass failed (%s); the next pass retries", e)
             self.last_pass = {"ok": False, "error": str(e)[:200], "at": self.clock()}
             return self.last_pass
         finally:
-            await asyncio.to_thread(self._flush)
+            await asyncio.to_thread(self._flush, complete)
         self.last_pass = {"ok": True, "at": self.clock(), **self._counts}
         return self.last_pass
 
@@ -187,10 +189,18 @@ class Culler:
             "idle_timeout": timeout,
         }
 
-    def _flush(self) -> None:
+    def _flush(self, complete: bool = False) -> None:
         writes, stops = getattr(self, "_writes", {}), getattr(self, "_stops", [])
+        # after a complete pass, servers not seen (stopped, or stopped by this pass) lose
+        # their row: a warning must not outlive its server
+        gone = set(getattr(self, "_states", {})) - set(writes) if complete else set()
+        gone |= {(s["user"], s["server_name"]) for s in stops}
         with self.engine.begin() as c:
+            for user, name in gone:
+                c.execute(delete(S).where(S.c.user == user, S.c.server_name == name))
             for (user, name), values in writes.items():
+                if (user, name) in gone:
+                    continue
                 where = (S.c.user == user, S.c.server_name == name)
                 if not c.execute(update(S).where(*where).values(**values)).rowcount:
                     c.execute(S.insert().values(user=user, server_name=name, **values))
@@ -239,11 +249,6 @@ class Culler:
                     select(X).where(X.c.user == user).order_by(X.c.stopped_at.desc()).limit(20)
                 )
             )
-            running = set(
-                c.execute(
-                    select(L.c.server_name).where(L.c.user == user, L.c.ended.is_(None))
-                ).scalars()
-            )
 
         def last_stop(name: str) -> dict | None:
             s = next((s for s in stops if s.server_name == name), None)
@@ -260,11 +265,12 @@ class Culler:
                 "last_stop": last_stop(name),
             }
 
+        # the last pass keeps a row for each running server and drops the others' rows
         by_name = {s.server_name: s for s in states}
         if server_name is not None:
-            return one(server_name, by_name.get(server_name) if server_name in running else None)
+            return one(server_name, by_name.get(server_name))
         return {
-            "servers": [one(n, by_name.get(n)) for n in sorted(running)],
+            "servers": [one(n, by_name[n]) for n in sorted(by_name)],
             "stops": [
                 {
                     "server_name": s.server_name,

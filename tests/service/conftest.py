@@ -96,12 +96,21 @@ class HubState:
         }
         return token
 
-    def run_server(self, user: str, server_name: str, ledger: dict | None, started: str) -> None:
+    def run_server(
+        self,
+        user: str,
+        server_name: str,
+        ledger: dict | None,
+        started: str,
+        last_activity: str | None = None,
+    ) -> None:
         self.users[user]["servers"][server_name] = {
             "name": server_name,
             "ready": True,
             "pending": None,
+            "url": f"/user/{user}/{server_name + '/' if server_name else ''}",
             "started": started,
+            "last_activity": last_activity or started,
             "state": {"mlfactory": {"ledger": ledger}} if ledger else {},
         }
 
@@ -121,15 +130,23 @@ def fake_hub_app(state: HubState) -> web.Application:
                 raise web.HTTPError(403)
             self.finish(json.dumps(model))
 
+    class RootH(Base):
+        def get(self):
+            self.finish(json.dumps({"version": "6.1.1"}))
+
     class UsersH(Base):
         def get(self):
             users = list(state.users.values())
-            if self.get_argument("state", "") == "active":
+            if self.get_argument("state", "") in ("active", "ready"):
                 users = [u for u in users if u["servers"]]
             offset = int(self.get_argument("offset", "0"))
             limit = int(self.get_argument("limit", "200"))
             page = users[offset : offset + limit]
-            nxt = {"offset": offset + limit} if offset + limit < len(users) else None
+            nxt = None
+            if offset + limit < len(users):
+                url = f"{self.request.protocol}://{self.request.host}{self.request.path}"
+                nxt = {"offset": offset + limit, "limit": limit,
+                       "url": f"{url}?offset={offset + limit}&limit={limit}"}  # fmt: skip
             self.finish(json.dumps({"items": page, "_pagination": {"next": nxt}}))
 
     class OneUserH(Base):
@@ -144,7 +161,7 @@ def fake_hub_app(state: HubState) -> web.Application:
             self.finish(json.dumps({"items": items, "_pagination": {"next": None}}))
 
     class ServerH(Base):
-        def delete(self, user, server_name):
+        def delete(self, user, server_name=""):
             state.stopped.append((user, server_name))
             state.users.get(user, {}).get("servers", {}).pop(server_name, None)
             self.set_status(204)
@@ -152,7 +169,9 @@ def fake_hub_app(state: HubState) -> web.Application:
 
     return web.Application(
         [
+            (r"/hub/api/?", RootH),
             (r"/hub/api/user", UserH),
+            (r"/hub/api/users/([^/]+)/server", ServerH),
             (r"/hub/api/users", UsersH),
             (r"/hub/api/users/([^/]+)", OneUserH),
             (r"/hub/api/users/([^/]+)/servers/([^/]*)", ServerH),
