@@ -155,6 +155,18 @@ def log_in(page, hub: RealHub, username: str, password: str, next_url: str = "")
     page.wait_for_load_state()
 
 
+def api_token(page, hub: RealHub, user: str) -> str:
+    """A 15-minute hub API token for ``user``, made through the logged-in ``page``."""
+    import json
+
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    return page.request.post(
+        f"{hub.url}/hub/api/users/{user}/tokens",
+        data=json.dumps({"note": "e2e test", "expires_in": 900}),
+        headers={"X-XSRFToken": cookies["_xsrf"], "Content-Type": "application/json"},
+    ).json()["token"]
+
+
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -21,7 +21,15 @@ from mlfactory.hub.accounts import hash_password
 from mlfactory.hub.hubconfig import accounts_db_url, prepare_data_dir
 from mlfactory.hub.platform_config import PACKAGED_CONFIG
 
-from .conftest import ADMIN_PASSWORD, hub_data_dir, log_in, screenshot, start_hub, stop_hub
+from .conftest import (
+    ADMIN_PASSWORD,
+    api_token,
+    hub_data_dir,
+    log_in,
+    screenshot,
+    start_hub,
+    stop_hub,
+)
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
@@ -64,15 +72,6 @@ def budget_hub():
     config_path.unlink()
 
 
-def _token(page, hub, user: str) -> str:
-    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
-    return page.request.post(
-        f"{hub.url}/hub/api/users/{user}/tokens",
-        data=json.dumps({"note": "budget test", "expires_in": 900}),
-        headers={"X-XSRFToken": cookies["_xsrf"], "Content-Type": "application/json"},
-    ).json()["token"]
-
-
 def _ledger(hub) -> list[tuple]:
     with sqlite3.connect(hub.data / "hub" / "platform.sqlite") as db:
         return db.execute(
@@ -108,7 +107,7 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
 
     admin = browser.new_context().new_page()
     log_in(admin, hub, "admin", ADMIN_PASSWORD, next_url="/hub/home")
-    headers = {"Authorization": f"token {_token(admin, hub, 'admin')}"}
+    headers = {"Authorization": f"token {api_token(admin, hub, 'admin')}"}
     api = f"{hub.url}/services/mlfactory/api"
     r = admin.request.put(
         f"{api}/budgets/group/data-science",
@@ -166,7 +165,7 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
     dana.goto(f"{hub.url}/hub/home")  # still logged in: cookies are per host, not per port
     r = dana.request.delete(
         f"{hub.url}/hub/api/users/dana/server",
-        headers={"Authorization": f"token {_token(dana, hub, 'dana')}"},
+        headers={"Authorization": f"token {api_token(dana, hub, 'dana')}"},
     )
     assert r.status in (202, 204), r.text()
     ended = _wait(lambda: [r for r in _ledger(hub) if r[1] == "dana" and r[4] is not None])

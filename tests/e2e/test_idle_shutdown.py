@@ -1,0 +1,115 @@
+"""Idle shutdown on a real hub, with real servers and short timeouts: a server with nothing
+running is warned and stopped with its reason; one whose kernel is busy is kept."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import yaml
+from mlfactory.hub.platform_config import PACKAGED_CONFIG
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from .conftest import ADMIN_PASSWORD, api_token, hub_data_dir, log_in, start_hub, stop_hub
+
+pytestmark = [pytest.mark.hub, pytest.mark.browser]
+
+IDLE_TIMEOUT = 30  # seconds: the real clock runs in this test, so keep it short
+
+
+@pytest.fixture(scope="module")
+def idle_hub():
+    data = hub_data_dir("idle")
+    config = yaml.safe_load(PACKAGED_CONFIG.read_text())
+    config["culling"] = {
+        "idle_timeout": f"{IDLE_TIMEOUT}s",
+        "warn_before": "10s",
+        "every": "2s",
+        "grace_after_restart": "0s",
+    }
+    config["accounting"]["interval"] = "2s"
+    config_path = data.with_suffix(".yaml")
+    config_path.write_text(yaml.safe_dump(config))
+    hub = start_hub(
+        data,
+        "--MLFactoryLocalSpawner.args=['--MLFactoryServerApp.report_interval=2']",
+        config=config_path,
+    )
+    yield hub
+    stop_hub(hub)
+    shutil.rmtree(data, ignore_errors=True)
+    config_path.unlink()
+
+
+async def _run_forever(hub_url: str, token: str, server: str) -> None:
+    """Start a kernel in ``server`` and have it execute a long cell (the busy workload)."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    base = f"{hub_url}/user/admin/{server}"
+    headers = {"Authorization": f"token {token}"}
+    resp = await AsyncHTTPClient().fetch(
+        f"{base}/api/kernels", method="POST", body="{}", headers=headers
+    )
+    kernel = json.loads(resp.body)["id"]
+    ws_url = base.replace("http", "ws", 1) + f"/api/kernels/{kernel}/channels"
+    ws = await websocket_connect(HTTPRequest(ws_url, headers=headers))
+    msg = {
+        "header": {"msg_id": uuid.uuid4().hex, "msg_type": "execute_request", "username": "admin",
+                   "session": uuid.uuid4().hex, "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell",
+        "content": {"code": "import time\ntime.sleep(600)", "silent": False, "store_history": False,
+                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+    }  # fmt: skip
+    await ws.write_message(json.dumps(msg))
+    while True:  # wait until the kernel says it is busy, then leave it running
+        reply = json.loads(await ws.read_message())
+        if reply.get("msg_type") == "status" and reply["content"]["execution_state"] == "busy":
+            ws.close()
+            return
+
+
+def test_idle_server_is_stopped_and_busy_one_is_kept(idle_hub, page):
+    hub = idle_hub
+    log_in(page, hub, "admin", ADMIN_PASSWORD, next_url="/hub/home")
+    token = api_token(page, hub, "admin")
+    headers = {"Authorization": f"token {token}"}
+    for name in ("idle", "busy"):
+        r = page.request.post(
+            f"{hub.url}/hub/api/users/admin/servers/{name}",
+            data=json.dumps({"profile": "cpu-small"}),
+            headers=headers,
+        )
+        assert r.status in (201, 202), r.text()
+
+    def servers() -> dict:
+        return page.request.get(f"{hub.url}/hub/api/users/admin", headers=headers).json()["servers"]
+
+    deadline = time.monotonic() + 90
+    while not all(servers().get(n, {}).get("ready") for n in ("idle", "busy")):
+        assert time.monotonic() < deadline, servers()
+        time.sleep(0.5)  # waiting on real servers to start
+    # Playwright's sync API owns this thread's event loop: talk to the kernel from another
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _run_forever(hub.url, token, "busy")).result(timeout=60)
+
+    status_url = f"{hub.url}/services/mlfactory/api/culling/status"
+    warned = False
+    deadline = time.monotonic() + IDLE_TIMEOUT + 60
+    while servers().get("idle", {}).get("ready"):
+        assert time.monotonic() < deadline, "the idle server was never stopped"
+        status = page.request.get(f"{status_url}?server_name=idle", headers=headers).json()
+        warned = warned or status["action"] == "warn"
+        time.sleep(1)  # the culler runs on the real clock here
+    assert warned, "the user was not warned before the stop"
+    overview = page.request.get(status_url, headers=headers).json()
+    (stop,) = [s for s in overview["stops"] if s["server_name"] == "idle"]
+    assert stop["reason"] == f"it was idle for {IDLE_TIMEOUT}s"
+    assert servers()["busy"]["ready"], "the busy server was stopped"
+    busy = page.request.get(f"{status_url}?server_name=busy", headers=headers).json()
+    assert busy["action"] == "keep" and busy["reason"] == "a kernel is busy"
