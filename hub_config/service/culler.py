@@ -122,6 +122,7 @@ class Culler:
             self._reports = {(r.user, r.server_name): r for r in c.execute(select(A))}
             self._states = {(r.user, r.server_name): r for r in c.execute(select(S))}
         self._writes: dict[tuple[str, str], dict] = {}
+        self._seen: set[tuple[str, str]] = set()
         self._stops: list[dict] = []
         self._counts = {"servers": 0, "warned": 0, "stopped": 0}
 
@@ -178,6 +179,13 @@ class Culler:
         return True
 
     def _remember(self, user, name, started, d: Decision, state, timeout: int) -> None:
+        self._seen.add((user, name))
+        if (
+            d.action == "keep"
+            and state is not None
+            and (state.action, state.reason, state.idle_timeout) == ("keep", d.reason, timeout)
+        ):
+            return  # unchanged: most servers, most passes; skip the write
         self._writes[(user, name)] = {
             "started": started,
             "action": "keep" if d.action == "keep" else "warn",
@@ -193,7 +201,8 @@ class Culler:
         writes, stops = getattr(self, "_writes", {}), getattr(self, "_stops", [])
         # after a complete pass, servers not seen (stopped, or stopped by this pass) lose
         # their row: a warning must not outlive its server
-        gone = set(getattr(self, "_states", {})) - set(writes) if complete else set()
+        seen = getattr(self, "_seen", set())
+        gone = set(getattr(self, "_states", {})) - seen if complete else set()
         gone |= {(s["user"], s["server_name"]) for s in stops}
         with self.engine.begin() as c:
             for user, name in gone:
@@ -210,7 +219,7 @@ class Culler:
                     c.execute(X.insert().values(**stop))
             except IntegrityError:
                 pass  # the DELETE of an earlier pass had not finished: recorded then
-        self._writes, self._stops = {}, []
+        self._writes, self._stops, self._seen = {}, [], set()
 
     # --- named servers nobody uses any more ---------------------------------------------
 

@@ -116,7 +116,7 @@ def decide(facts: Facts, limits: Limits, now: float, watching_since: float, grac
         what = "it was idle for"
     idle = max(0.0, now - since)
     if idle < limits.idle_timeout - limits.warn_before:
-        return Decision("keep", f"active {duration(idle)} ago", idle_for=idle)
+        return Decision("keep", "recently active", idle_for=idle)
     if facts.warned_at is not None and facts.warned_at < since:
         facts = Facts(facts.started, facts.hub_last_activity, facts.report, facts.keepalive_at)
     deadline = since + limits.idle_timeout
