@@ -153,6 +153,7 @@ class Accountant:
                     source="gate",
                 ),
                 now,
+                durable=False,
             )
         log.info(
             "Gate %s for %s/%s at %.4f/h: %s",

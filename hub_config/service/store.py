@@ -23,6 +23,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     union_all,
     update,
 )
@@ -87,10 +88,17 @@ class Store:
 
     # --- ledger -------------------------------------------------------------------------
 
-    def open_session(self, s: Sighting, now: float) -> bool:
-        """Insert a running session; False when the key is already in the ledger."""
+    def open_session(self, s: Sighting, now: float, durable: bool = True) -> bool:
+        """Insert a running session; False when the key is already in the ledger.
+
+        ``durable=False`` (the gate) does not wait for PostgreSQL to flush the commit to
+        disk: a crash could lose the row, and the next reconcile would open it again from
+        the hub's and the backend's views, so the spawn need not wait on an fsync.
+        """
         try:
             with self.engine.begin() as conn:
+                if not durable and conn.dialect.name == "postgresql":
+                    conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
                 self._insert(conn, s, now)
         except IntegrityError:
             return False
