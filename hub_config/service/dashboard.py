@@ -100,6 +100,23 @@ class DashboardHandler(UserHandler):
         total = sum(sum(vals) for vals in by_project.values())
 
         budgets, alerts = await self._budgets_and_alerts(budgets_v, wide_budgets, t0, t1)
+        culler = self.settings.get("culler")
+        stops = await culler.stops(t0, t1, v) if culler is not None else None
+        saved_chart = ""
+        if stops is not None:
+            saved: dict[str, float] = {}
+            for row in stops["by_team_month"]:
+                team = row["group"] or "(no team)"
+                saved[team] = saved.get(team, 0.0) + row["saved"]
+            saved_chart = charts.hbar_chart(
+                sorted(saved.items(), key=lambda kv: -kv[1])[:TOP_USERS],
+                title=f"Money idle shutdown saved per team, {d0} to {d1}",
+                chart_id="chart-saved",
+                unit=unit,
+                empty="No server was stopped for idleness in this period.",
+            )
+            for s_ in stops["stops"]:
+                s_["when"] = _local(parse_iso(s_["stopped_at"]), tz)
 
         def short_day(d: str) -> str:
             return d[5:]  # MM-DD: the form above the charts says which year
@@ -175,6 +192,10 @@ class DashboardHandler(UserHandler):
             "budgets_left_out": max(0, len(budgets) - MAX_BUDGETS),
             "over": sum(1 for b in budgets if b["level"] != "ok"),
             "alerts": alerts[:MAX_ALERTS],
+            "stops": (stops or {}).get("stops", [])[:MAX_ALERTS],
+            "stops_saved": sum(r["saved"] for r in (stops or {}).get("by_team_month", [])),
+            "show_stops": stops is not None,
+            "saved_chart": Markup(saved_chart),  # noqa: S704 - escaped in charts
             "project_chart": Markup(project_chart),  # noqa: S704 - escaped in charts
             "group_chart": Markup(group_chart),  # noqa: S704
             "users_chart": Markup(users_chart),  # noqa: S704

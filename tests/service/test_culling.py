@@ -246,3 +246,8 @@ async def test_stops_report_money_saved_per_team_and_month(service, hub_state, c
     plain = hub_state.add_user("hal")
     code, body, _ = await svc.call("GET", "/api/culling/stops", token=plain)
     assert code == 403
+    # the dashboard shows the stop, its reason and the money saved
+    code, page, _ = await svc.call("GET", "/dashboard", token=admin)
+    assert code == 200 and 'id="idle-stops"' in page
+    assert "it was idle for 1h" in page and "2.00 USD</strong> saved" in page
+    assert 'id="chart-saved"' in page
