@@ -112,10 +112,11 @@ class Accountant:
         for r in rules:
             batches.setdefault((r.scope.kind, r.period), []).append(r)
         out = []
+        open_rows = self.store.open_rows()  # once for every budget below
         for (kind, period), batch in batches.items():
             start, end = period_bounds(period, now, self.tz)
             names = [r.scope.name for r in batch] if len(batch) < 500 else None
-            spend = self.store.spend(kind, start, end, now, names, minimum_run)
+            spend = self.store.spend(kind, start, end, now, names, minimum_run, open_rows)
             for r in batch:
                 spent, committed = spend.get(r.scope.name, (0.0, 0.0))
                 out.append(Standing(r, start, end, spent, committed))
@@ -176,6 +177,7 @@ class Accountant:
         """Reconcile with the hub and the backend, then check budgets."""
         await self.reconcile()
         await self.evaluate()
+        await asyncio.to_thread(self.store.checkpoint)
         self.last_tick = self.clock()
 
     async def reconcile(self) -> None:

@@ -86,6 +86,12 @@ class Store:
         self.engine = engine
         self.tz = tz or ZoneInfo("UTC")  # the zone of spend_daily's days
 
+    def checkpoint(self) -> None:
+        """Fold SQLite's write-ahead log into the database (PASSIVE: never waits on writers)."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as c:
+                c.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
     # --- ledger -------------------------------------------------------------------------
 
     def open_session(self, s: Sighting, now: float, durable: bool = True) -> bool:
@@ -208,6 +214,7 @@ class Store:
         now: float,
         names: Sequence[str] | None = None,
         minimum_run: int = 0,
+        open_rows: Sequence[Any] | None = None,
     ) -> dict[str, tuple[float, float]]:
         """{scope name: (spent, committed)} in ``[start, end)`` for users, groups or projects.
 
@@ -216,7 +223,7 @@ class Store:
         here; any other window is summed from the ledger.
         """
         if not (self.midnight(start) and self.midnight(end)):
-            return self._spend_ledger(kind, start, end, now, names, minimum_run)
+            return self._spend_ledger(kind, start, end, now, names, minimum_run, open_rows)
         q = select(D.c.name, func.sum(D.c.cost)).where(
             D.c.kind == kind, D.c.day >= start, D.c.day < end
         )
@@ -226,7 +233,7 @@ class Store:
             out = {
                 n: (float(t or 0.0), float(t or 0.0)) for n, t in c.execute(q.group_by(D.c.name))
             }
-            for name, started, price in self._open_charges(c, kind, end, names):
+            for name, started, price in self._open_charges(c, kind, end, names, open_rows):
                 charge = Charge(started, None, price)
                 spent, committed = out.get(name, (0.0, 0.0))
                 out[name] = (
@@ -247,6 +254,7 @@ class Store:
         now: float,
         names: Sequence[str] | None,
         minimum_run: int,
+        open_rows: Sequence[Any] | None = None,
     ) -> dict[str, tuple[float, float]]:
         key = {"user": L.c.user, "project": L.c.project, "group": G.c.group}[kind]
         source = L.join(G, G.c.session_id == L.c.id) if kind == "group" else L
@@ -261,7 +269,7 @@ class Store:
         )
         with self.engine.connect() as c:
             out = {n: (float(t or 0.0), float(t or 0.0)) for n, t in c.execute(q)}
-            for name, started, price in self._open_charges(c, kind, end, names):
+            for name, started, price in self._open_charges(c, kind, end, names, open_rows):
                 charge = Charge(started, None, price)
                 extra = commitment(charge, start, end, now, minimum_run)
                 extra -= cost_in_window(charge, start, end, now)
@@ -269,31 +277,52 @@ class Store:
                 out[name] = (spent, committed + extra)
         return out
 
-    def _open_charges(
-        self, c: Connection, kind: str, end: float, names: Sequence[str] | None = None
-    ) -> list[tuple[str, float, float]]:
-        """(scope name, started, price) of each running session (few: they run now),
-        read through the open-sessions index and grouped here rather than joined in SQL."""
-        rows = c.execute(
+    def open_rows(self, c: Connection | None = None) -> list[Any]:
+        """Every running session with its groups, in one query through the open-sessions
+        index (they are few: they run now). The gate reads them once for all its budgets."""
+        q = (
             select(
-                L.c.id, L.c.user, L.c.project, L.c.profile, L.c.started, L.c.price_per_hour
-            ).where(L.c.ended.is_(None), L.c.started < end)
-        ).all()
+                L.c.id,
+                L.c.user,
+                L.c.project,
+                L.c.profile,
+                L.c.started,
+                L.c.price_per_hour,
+                G.c.group,
+            )  # fmt: skip
+            .select_from(L.outerjoin(G, G.c.session_id == L.c.id))
+            .where(L.c.ended.is_(None))
+        )
+        if c is None:
+            with self.engine.connect() as c2:
+                return c2.execute(q).all()
+        return c.execute(q).all()
+
+    def _open_charges(
+        self,
+        c: Connection,
+        kind: str,
+        end: float,
+        names: Sequence[str] | None = None,
+        rows: Sequence[Any] | None = None,
+    ) -> list[tuple[str, float, float]]:
+        """(scope name, started, price) of each running session charged to ``kind``."""
         wanted = set(names) if names is not None else None
+        seen: set[int] = set()
         out = []
-        if kind == "group":
-            ids = [r.id for r in rows]
-            groups: dict[int, list[str]] = {}
-            for i in range(0, len(ids), 500):
-                for sid, g in c.execute(
-                    select(G.c.session_id, G.c.group).where(G.c.session_id.in_(ids[i : i + 500]))
-                ):
-                    groups.setdefault(sid, []).append(g)
-            for r in rows:
-                out += [(g, r.started, r.price_per_hour) for g in groups.get(r.id, ())]
-        else:
-            out = [(getattr(r, kind), r.started, r.price_per_hour) for r in rows]
-        return [o for o in out if wanted is None or o[0] in wanted]
+        for r in self.open_rows(c) if rows is None else rows:
+            if r.started >= end:
+                continue
+            if kind == "group":
+                name = r.group
+            elif r.id in seen:  # one row per group: count the session once
+                continue
+            else:
+                seen.add(r.id)
+                name = getattr(r, kind)
+            if name is not None and (wanted is None or name in wanted):
+                out.append((name, r.started, r.price_per_hour))
+        return out
 
     # --- daily totals -------------------------------------------------------------------
 
@@ -333,6 +362,10 @@ class Store:
                 c.execute(D.insert(), items[i : i + chunk])
             c.execute(delete(META).where(META.c.key == "daily_tz"))
             c.execute(META.insert().values(key="daily_tz", value=self.tz.key))
+        if self.engine.dialect.name == "postgresql":
+            # fresh statistics, or the planner scans the whole table until autovacuum runs
+            with self.engine.begin() as c:
+                c.execute(text("ANALYZE spend_daily"))
 
     def usage(
         self,
