@@ -105,21 +105,28 @@ class Accountant:
 
     # --- standing ---------------------------------------------------------------------
 
-    def standings(self, rules: Iterable[Rule], now: float, minimum_run: int = 0) -> list[Standing]:
-        """Where each rule stands in its current period (one query per kind and period)."""
+    def standings(
+        self, rules: Iterable[Rule], now: float, minimum_run: int = 0, conn: Any = None
+    ) -> list[Standing]:
+        """Where each rule stands in its current period (one query per kind and period;
+        ``conn``: the caller's transaction)."""
         rules = list(rules)
-        batches: dict[tuple[str, str], list[Rule]] = {}
+        by_period: dict[str, dict[str, list[Rule]]] = {}
         for r in rules:
-            batches.setdefault((r.scope.kind, r.period), []).append(r)
+            by_period.setdefault(r.period, {}).setdefault(r.scope.kind, []).append(r)
         out = []
-        open_rows = self.store.open_rows()  # once for every budget below
-        for (kind, period), batch in batches.items():
+        open_rows = self.store.open_rows(conn)  # once for every budget below
+        for period, kinds in by_period.items():
             start, end = period_bounds(period, now, self.tz)
-            names = [r.scope.name for r in batch] if len(batch) < 500 else None
-            spend = self.store.spend(kind, start, end, now, names, minimum_run, open_rows)
-            for r in batch:
-                spent, committed = spend.get(r.scope.name, (0.0, 0.0))
-                out.append(Standing(r, start, end, spent, committed))
+            wanted = {
+                k: ([r.scope.name for r in batch] if len(batch) < 500 else None)
+                for k, batch in kinds.items()
+            }
+            spend = self.store.spend_kinds(wanted, start, end, now, minimum_run, open_rows, conn)
+            for kind, batch in kinds.items():
+                for r in batch:
+                    spent, committed = spend[kind].get(r.scope.name, (0.0, 0.0))
+                    out.append(Standing(r, start, end, spent, committed))
         return out
 
     # --- gate -------------------------------------------------------------------------
@@ -129,19 +136,23 @@ class Accountant:
             return await asyncio.to_thread(self._gate, req, self.clock())
 
     def _gate(self, req: GateRequest, now: float) -> Verdict:
-        if self.store.known_keys([req.key]):
-            return Verdict(True)  # a retried request: already admitted
-        rules = [r for s in scopes_of(req.user, req.groups, req.project) if (r := self.rule(s))]
-        standings = self.standings(rules, now, self.config.accounting.minimum_run)
-        verdict = gate(
-            req.price_per_hour,
-            standings,
-            minimum_run=self.config.accounting.minimum_run,
-            currency=self.currency,
-        )
-        if verdict.allowed:
-            self.store.open_session(
-                Sighting(
+        # One transaction for the whole decision (a round trip to PostgreSQL per query
+        # otherwise); it need not wait on an fsync: a lost admission is found again by the
+        # next reconcile from the hub's and the backend's views.
+        with self.store.transaction(durable=False) as conn:
+            if self.store.known_keys([req.key], conn):
+                return Verdict(True)  # a retried request: already admitted
+            scopes = scopes_of(req.user, req.groups, req.project)
+            rules = [r for s in scopes if (r := self.rule(s))]
+            standings = self.standings(rules, now, self.config.accounting.minimum_run, conn)
+            verdict = gate(
+                req.price_per_hour,
+                standings,
+                minimum_run=self.config.accounting.minimum_run,
+                currency=self.currency,
+            )
+            if verdict.allowed:
+                sighting = Sighting(
                     key=req.key,
                     user=req.user,
                     server_name=req.server_name,
@@ -152,10 +163,8 @@ class Accountant:
                     resources=req.resources,
                     groups=req.groups,
                     source="gate",
-                ),
-                now,
-                durable=False,
-            )
+                )
+                self.store._insert(conn, sighting, now)
         log.info(
             "Gate %s for %s/%s at %.4f/h: %s",
             req.key,

@@ -8,7 +8,8 @@ one aggregate query per dimension rather than rows shipped to Python.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,6 +87,25 @@ class Store:
         self.engine = engine
         self.tz = tz or ZoneInfo("UTC")  # the zone of spend_daily's days
 
+    @contextmanager
+    def connection(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """``conn`` when the caller has one (the gate runs in one transaction), else a new
+        connection for this call."""
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.connect() as c:
+            yield c
+
+    @contextmanager
+    def transaction(self, durable: bool = True) -> Iterator[Connection]:
+        """One transaction; ``durable=False`` does not wait for PostgreSQL to flush the
+        commit to disk (see ``open_session``)."""
+        with self.engine.begin() as conn:
+            if not durable and conn.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            yield conn
+
     def checkpoint(self) -> None:
         """Fold SQLite's write-ahead log into the database (PASSIVE: never waits on writers)."""
         if self.engine.dialect.name == "sqlite":
@@ -102,9 +122,7 @@ class Store:
         the hub's and the backend's views, so the spawn need not wait on an fsync.
         """
         try:
-            with self.engine.begin() as conn:
-                if not durable and conn.dialect.name == "postgresql":
-                    conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            with self.transaction(durable) as conn:
                 self._insert(conn, s, now)
         except IntegrityError:
             return False
@@ -184,12 +202,12 @@ class Store:
             rows = conn.execute(select(L).where(L.c.ended.is_(None))).mappings().all()
         return [dict(r) for r in rows]
 
-    def known_keys(self, keys: Iterable[str]) -> set[str]:
+    def known_keys(self, keys: Iterable[str], conn: Connection | None = None) -> set[str]:
         keys = list(keys)
         if not keys:
             return set()
-        with self.engine.connect() as conn:
-            return set(conn.execute(select(L.c.key).where(L.c.key.in_(keys))).scalars())
+        with self.connection(conn) as c:
+            return set(c.execute(select(L.c.key).where(L.c.key.in_(keys))).scalars())
 
     def apply(self, plan: Plan, now: float) -> None:
         """Write a reconcile plan in one transaction."""
@@ -215,6 +233,7 @@ class Store:
         names: Sequence[str] | None = None,
         minimum_run: int = 0,
         open_rows: Sequence[Any] | None = None,
+        conn: Connection | None = None,
     ) -> dict[str, tuple[float, float]]:
         """{scope name: (spent, committed)} in ``[start, end)`` for users, groups or projects.
 
@@ -224,22 +243,44 @@ class Store:
         """
         if not (self.midnight(start) and self.midnight(end)):
             return self._spend_ledger(kind, start, end, now, names, minimum_run, open_rows)
-        q = select(D.c.name, func.sum(D.c.cost)).where(
-            D.c.kind == kind, D.c.day >= start, D.c.day < end
+        return self.spend_kinds({kind: names}, start, end, now, minimum_run, open_rows, conn)[kind]
+
+    def spend_kinds(
+        self,
+        wanted: Mapping[str, Sequence[str] | None],
+        start: float,
+        end: float,
+        now: float,
+        minimum_run: int = 0,
+        open_rows: Sequence[Any] | None = None,
+        conn: Connection | None = None,
+    ) -> dict[str, dict[str, tuple[float, float]]]:
+        """``spend`` for several kinds over one period in a single query (the gate's user,
+        groups and project budgets); ``start``/``end`` must be local midnights."""
+        clauses = []
+        for kind, names in wanted.items():
+            clause = D.c.kind == kind
+            if names is not None:
+                clause = and_(clause, D.c.name.in_(list(names)))
+            clauses.append(clause)
+        q = (
+            select(D.c.kind, D.c.name, func.sum(D.c.cost))
+            .where(D.c.day >= start, D.c.day < end, or_(*clauses))
+            .group_by(D.c.kind, D.c.name)
         )
-        if names is not None:
-            q = q.where(D.c.name.in_(list(names)))
-        with self.engine.connect() as c:
-            out = {
-                n: (float(t or 0.0), float(t or 0.0)) for n, t in c.execute(q.group_by(D.c.name))
-            }
-            for name, started, price in self._open_charges(c, kind, end, names, open_rows):
-                charge = Charge(started, None, price)
-                spent, committed = out.get(name, (0.0, 0.0))
-                out[name] = (
-                    spent + cost_in_window(charge, start, end, now),
-                    committed + commitment(charge, start, end, now, minimum_run),
-                )
+        out: dict[str, dict[str, tuple[float, float]]] = {k: {} for k in wanted}
+        with self.connection(conn) as c:
+            for kind, name, total in c.execute(q):
+                out[kind][name] = (float(total or 0.0), float(total or 0.0))
+            rows = self.open_rows(c) if open_rows is None else open_rows
+            for kind, names in wanted.items():
+                for name, started, price in self._open_charges(c, kind, end, names, rows):
+                    charge = Charge(started, None, price)
+                    spent, committed = out[kind].get(name, (0.0, 0.0))
+                    out[kind][name] = (
+                        spent + cost_in_window(charge, start, end, now),
+                        committed + commitment(charge, start, end, now, minimum_run),
+                    )
         return out
 
     def midnight(self, t: float) -> bool:
