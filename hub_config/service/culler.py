@@ -248,6 +248,8 @@ class Culler:
 
     def _status(self, user: str, server_name: str | None) -> dict[str, Any]:
         limit = self.config.culling.keep_alive_limit
+        # clients ask often enough to see a warning with most of its time left
+        poll = min(60, max(2, self.config.culling.warn_before // 5))
         with self.engine.connect() as c:
             q = select(S).where(S.c.user == user)
             if server_name is not None:
@@ -272,6 +274,7 @@ class Culler:
                 "keep_alive_left": max(0, limit - (st.keepalives if st else 0)),
                 "idle_timeout": st.idle_timeout if st else self.config.culling.idle_timeout,
                 "last_stop": last_stop(name),
+                "poll_seconds": poll,
             }
 
         # the last pass keeps a row for each running server and drops the others' rows

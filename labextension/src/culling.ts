@@ -26,6 +26,8 @@ export interface ICullingStatus {
   keep_alive_left: number;
   idle_timeout: number;
   last_stop: { stopped_at: string; reason: string } | null;
+  /** How often the service wants to be asked (shorter when warnings come sooner). */
+  poll_seconds?: number;
 }
 
 export type CullingPoll =
@@ -303,14 +305,22 @@ export class CullingMonitor {
   }
 
   start(): void {
+    this._every(POLL_MS);
+    window.addEventListener('focus', this._onFocus);
+    void this.poll();
+  }
+
+  private _every(ms: number): void {
+    if (this._timer !== null) {
+      window.clearInterval(this._timer);
+    }
+    this._intervalMs = ms;
     this._timer = window.setInterval(() => {
       // a hidden tab catches up on focus; the pre-deadline save runs on its own timer
       if (!document.hidden) {
         void this.poll();
       }
-    }, POLL_MS);
-    window.addEventListener('focus', this._onFocus);
-    void this.poll();
+    }, ms);
   }
 
   dispose(): void {
@@ -333,6 +343,17 @@ export class CullingMonitor {
       if (result.state === 'off') {
         this.dispose(); // it will not change while this server runs
       } else if (result.state === 'ok') {
+        const hint = result.status.poll_seconds;
+        if (
+          typeof hint === 'number' &&
+          isFinite(hint) &&
+          this._timer !== null
+        ) {
+          const ms = Math.min(POLL_MS, Math.max(1_000, hint * 1000));
+          if (ms !== this._intervalMs) {
+            this._every(ms);
+          }
+        }
         await this._show(result.status);
       }
     } catch (reason) {
@@ -478,6 +499,7 @@ export class CullingMonitor {
   private _warning: { deadline: string | null } | null = null;
   private _notificationId: string | null = null;
   private _timer: number | null = null;
+  private _intervalMs = POLL_MS;
   private _saveTimer: number | null = null;
   private _busy = false;
   private _last = 0;

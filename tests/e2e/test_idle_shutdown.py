@@ -16,7 +16,15 @@ from mlfactory.hub.platform_config import PACKAGED_CONFIG
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from .conftest import ADMIN_PASSWORD, api_token, hub_data_dir, log_in, start_hub, stop_hub
+from .conftest import (
+    ADMIN_PASSWORD,
+    api_token,
+    hub_data_dir,
+    log_in,
+    screenshot,
+    start_hub,
+    stop_hub,
+)
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
@@ -113,3 +121,74 @@ def test_idle_server_is_stopped_and_busy_one_is_kept(idle_hub, page):
     assert servers()["busy"]["ready"], "the busy server was stopped"
     busy = page.request.get(f"{status_url}?server_name=busy", headers=headers).json()
     assert busy["action"] == "keep" and busy["reason"] == "a kernel is busy"
+
+
+def test_jupyterlab_warns_saves_unsaved_work_and_keeps_running(idle_hub, page):
+    """The user at their notebook: the warning appears in JupyterLab, the unsaved edit is
+    saved before any stop, and "Keep running" puts the stop off."""
+    hub = idle_hub
+    log_in(page, hub, "admin", ADMIN_PASSWORD, next_url="/hub/home")
+    token = api_token(page, hub, "admin")
+    headers = {"Authorization": f"token {token}"}
+    r = page.request.post(
+        f"{hub.url}/hub/api/users/admin/servers/lab",
+        data=json.dumps({"profile": "cpu-small"}),
+        headers=headers,
+    )
+    assert r.status in (201, 202), r.text()
+    base = f"{hub.url}/user/admin/lab"
+    deadline = time.monotonic() + 90
+    while (
+        not page.request.get(f"{hub.url}/hub/api/users/admin", headers=headers)
+        .json()["servers"]
+        .get("lab", {})
+        .get("ready")
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)  # waiting on a real server to start
+    notebook = {
+        "cells": [{"cell_type": "markdown", "metadata": {}, "source": "start", "id": "c1"}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }  # fmt: skip
+    r = page.request.put(
+        f"{base}/api/contents/work.ipynb",
+        data=json.dumps({"type": "notebook", "content": notebook}),
+        headers=headers,
+    )
+    assert r.status in (200, 201), r.text()
+
+    page.goto(f"{base}/lab/tree/work.ipynb")
+    cell = page.locator(".jp-Notebook .jp-Cell").first
+    cell.wait_for(timeout=90_000)
+    page.locator(".jp-Notebook").first.wait_for(timeout=10_000)
+    # JupyterLab may still ask which kernel to use: take what it offers
+    dialog = page.locator(".jp-Dialog .jp-mod-accept")
+    if dialog.count():
+        dialog.first.click()
+    cell.click()
+    page.keyboard.press("Enter")  # edit mode on the markdown cell
+    page.locator(".jp-Notebook.jp-mod-editMode").wait_for(timeout=10_000)
+    page.keyboard.press("End")
+    page.keyboard.type(" and an unsaved edit")  # the notebook now has unsaved changes
+    page.locator(".lm-TabBar-tab.jp-mod-dirty").first.wait_for(timeout=10_000)
+    keep = page.get_by_role("button", name="Keep running")
+    keep.wait_for(timeout=(IDLE_TIMEOUT + 30) * 1000)
+    screenshot(page, "idle-warning-in-jupyterlab")
+
+    def saved_text() -> str:
+        model = page.request.get(f"{base}/api/contents/work.ipynb", headers=headers).json()
+        return "\n".join("".join(c["source"]) for c in model["content"]["cells"])
+
+    deadline = time.monotonic() + 30
+    while "an unsaved edit" not in saved_text():
+        assert time.monotonic() < deadline, "the warning did not save the open notebook"
+        time.sleep(0.5)
+    keep.click()
+    status_url = f"{hub.url}/services/mlfactory/api/culling/status?server_name=lab"
+    status = page.request.get(status_url, headers=headers).json()
+    assert status["action"] == "keep" and status["keep_alive_left"] == 2
+    assert page.request.get(f"{hub.url}/hub/api/users/admin", headers=headers).json()["servers"][
+        "lab"
+    ]["ready"]
