@@ -188,14 +188,28 @@ def stacked_bars(
                 f"{esc(day)} · {esc(name)}: {esc(money(v, unit))}</title></rect>"
             )
     parts.append(_x_ticks(x_labels, left, band, top_m + plot_h + 14, tick_label))
+    return _with_legend(parts, series, n, chart_id, title, unit, width, height, left)
+
+
+def _with_legend(
+    parts: list[str],
+    series: Mapping[str, Sequence[float]],
+    days: int,
+    chart_id: str,
+    title: str,
+    unit: str,
+    width: float,
+    height: float,
+    left: float,
+) -> str:
+    """Close a per-day chart: its legend under the plot, the summary as its description."""
     legend, legend_h = _legend(list(series), height + 4, width, left)
-    total_h = height + 4 + legend_h + 4
-    desc = _summary(series, unit, n)
+    desc = _summary(series, unit, days)
     return (
-        _open(chart_id, width, total_h, title, desc, "mlf-chart")
+        _open(chart_id, width, height + 8 + legend_h, title, desc, "mlf-chart")
         + "".join(parts)
         + legend
-        + ("</svg>")
+        + "</svg>"
     )
 
 
@@ -235,15 +249,7 @@ def line_chart(
             f"{dots}</g>"
         )
     parts.append(_x_ticks(x_labels, left, band, top_m + plot_h + 14, tick_label))
-    legend, legend_h = _legend(list(series), height + 4, width, left)
-    total_h = height + 4 + legend_h + 4
-    desc = _summary(series, unit, n)
-    return (
-        _open(chart_id, width, total_h, title, desc, "mlf-chart")
-        + "".join(parts)
-        + legend
-        + ("</svg>")
-    )
+    return _with_legend(parts, series, n, chart_id, title, unit, width, height, left)
 
 
 def hbar_chart(

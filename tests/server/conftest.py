@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from jupyter_server.auth import IdentityProvider, User
+from jupyter_server.auth import Authorizer, IdentityProvider, User
 
 CALLER = "alice"
 
@@ -69,3 +69,20 @@ def hub_server_of_caller(monkeypatch):
 def hub_server_shared_with_caller(monkeypatch):
     """JupyterHub spawned this server for bob, who shared it with the caller (alice)."""
     _spawned_by_hub(monkeypatch, "bob")
+
+
+class DenyAllAuthorizer(Authorizer):
+    """Records what @authorized asked and says no, like a hub scope check that fails."""
+
+    asked: list[tuple[str, str]] = []
+
+    def is_authorized(self, handler, user, action, resource):
+        self.asked.append((action, resource))
+        return False
+
+
+@pytest.fixture
+def deny_all(jp_server_config):
+    DenyAllAuthorizer.asked = []
+    jp_server_config["ServerApp"]["authorizer_class"] = DenyAllAuthorizer
+    return DenyAllAuthorizer

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_server.auth import Authorizer
 from mlfactory.server import activity, service_client
 from tornado import httpserver, netutil, web
 from tornado.httpclient import HTTPClientError
@@ -455,25 +454,11 @@ async def test_shared_user_gets_403_and_the_service_is_not_asked(
     assert service.requests == []
 
 
-class DenyAllAuthorizer(Authorizer):
-    asked: list[tuple[str, str]] = []
-
-    def is_authorized(self, handler, user, action, resource):
-        self.asked.append((action, resource))
-        return False
-
-
-@pytest.fixture
-def deny_all(jp_server_config):
-    DenyAllAuthorizer.asked = []
-    jp_server_config["ServerApp"]["authorizer_class"] = DenyAllAuthorizer
-
-
 async def test_authorizer_is_consulted(deny_all, configured, jp_fetch):
     for route, kwargs in ROUTES:
         code, _ = await _json_error(jp_fetch, *route, **kwargs)
         assert code == 403
-    assert DenyAllAuthorizer.asked == [
+    assert deny_all.asked == [
         ("read", "mlfactory:culling"),
         ("write", "mlfactory:culling"),
     ]

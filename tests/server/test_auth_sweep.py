@@ -9,7 +9,6 @@ import json
 import re
 
 import pytest
-from jupyter_server.auth import Authorizer
 from tornado import web
 from tornado.routing import PathMatches, RuleRouter
 
@@ -94,16 +93,6 @@ async def test_unauthenticated_callers_are_refused(jp_serverapp, http_server_cli
             response = await _request(http_server_client, path, verb, headers)
             # 403 (jupyter_server's API answer when the login is missing), never a redirect
             _assert_json_refusal(response, {401, 403})
-
-
-class DenyAllAuthorizer(Authorizer):
-    def is_authorized(self, handler, user, action, resource):
-        return False
-
-
-@pytest.fixture
-def deny_all(jp_server_config):
-    jp_server_config["ServerApp"]["authorizer_class"] = DenyAllAuthorizer
 
 
 async def test_unauthorized_callers_are_refused(

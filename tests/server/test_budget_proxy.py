@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from jupyter_server.auth import Authorizer
 from mlfactory.server import budget
 from tornado import httpserver, netutil, web
 from tornado.httpclient import HTTPClientError
@@ -270,21 +269,6 @@ async def test_shared_user_gets_403_and_the_service_is_not_asked(
     assert code == 403
     assert reply["message"].startswith("Only the owner of this server (bob) can do this")
     assert service.requests == []
-
-
-class DenyAllAuthorizer(Authorizer):
-    asked: list[tuple[str, str]] = []
-
-    def is_authorized(self, handler, user, action, resource):
-        self.asked.append((action, resource))
-        return False
-
-
-@pytest.fixture
-def deny_all(jp_server_config):
-    DenyAllAuthorizer.asked = []
-    jp_server_config["ServerApp"]["authorizer_class"] = DenyAllAuthorizer
-    return DenyAllAuthorizer
 
 
 async def test_authorizer_is_consulted(deny_all, configured, jp_fetch):

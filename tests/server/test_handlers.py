@@ -8,7 +8,6 @@ import os
 from importlib.metadata import version
 
 import pytest
-from jupyter_server.auth import Authorizer
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 from mlfactory.server import handlers
@@ -160,23 +159,6 @@ async def test_hub_server_without_user_refuses_everyone(
     code, reply, _ = await _json_error(jp_fetch, *owner_only_route, method="POST", body="{}")
     assert code == 403
     assert reply["message"].startswith("Only the owner of this server (unknown) can do this")
-
-
-class DenyAllAuthorizer(Authorizer):
-    """Records what @authorized asked and says no, like a hub scope check that fails."""
-
-    asked: list[tuple[str, str]] = []
-
-    def is_authorized(self, handler, user, action, resource):
-        self.asked.append((action, resource))
-        return False
-
-
-@pytest.fixture
-def deny_all(jp_server_config):
-    DenyAllAuthorizer.asked = []
-    jp_server_config["ServerApp"]["authorizer_class"] = DenyAllAuthorizer
-    return DenyAllAuthorizer
 
 
 @pytest.mark.parametrize("route", ["info", "health"])

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
+from ..e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from .test_dashboard import two_teams
-
-CHROMIUM = "/usr/bin/chromium"
-# As tests/e2e launches it: root (no sandbox), no GPU, and no network beyond localhost.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.mark.browser
