@@ -48,6 +48,7 @@ def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 5
     apply_platform_service(c, platform, env)
+    apply_model_service(c, platform)
 
 
 SERVICE_NAME = "mlfactory"
@@ -63,6 +64,49 @@ SERVICE_SCOPES = [
     "admin:server_state",
     "servers",
 ]
+
+
+def apply_model_service(c: Any, platform: PlatformConfig) -> None:
+    """Serve ``models.repository`` as the hub service ``models`` (``/services/models/``),
+    hub-authenticated, with a predict scope per listed model and one for all of them."""
+    models = platform.models
+    if not models.repository:
+        return
+    from mlfactory.model_api.auth import ALL_MODELS_SCOPE, hub_custom_scopes
+
+    services = [s for s in c.JupyterHub.get("services", []) if s.get("name") != "models"]
+    services.append(
+        {
+            "name": "models",
+            "url": f"http://127.0.0.1:{random_port()}",
+            "command": [
+                sys.executable,
+                "-m",
+                "mlfactory.model_api.serve",
+                "--repository",
+                models.repository,
+                "--auth",
+                "hub",
+            ],
+        }
+    )
+    c.JupyterHub.services = services
+    c.JupyterHub.custom_scopes = {
+        **c.JupyterHub.get("custom_scopes", {}),
+        **hub_custom_scopes(models.names),
+    }
+    if models.users or models.groups:
+        roles = [r for r in c.JupyterHub.get("load_roles", []) if r["name"] != "model-users"]
+        roles.append(
+            {
+                "name": "model-users",
+                "description": "Predict with every model the models service serves",
+                "scopes": [ALL_MODELS_SCOPE, "access:services!service=models"],
+                "users": list(models.users),
+                "groups": list(models.groups),
+            }
+        )
+        c.JupyterHub.load_roles = roles
 
 
 def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, str]) -> None:

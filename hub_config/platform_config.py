@@ -368,6 +368,17 @@ class Culling(_Strict):
         return v
 
 
+class Models(_Strict):
+    """The model-serving service (``mlfactory.model_api``) the hub runs, if any."""
+
+    repository: str = Field("", description="folder of published models; empty: no service")
+    names: tuple[str, ...] = Field(
+        (), description="models that get their own predict scope (the all-models one always)"
+    )
+    users: tuple[str, ...] = Field((), description="hub users who may predict with every model")
+    groups: tuple[Slug, ...] = Field((), description="groups who may predict with every model")
+
+
 class DataStore(_Strict):
     name: Slug
     kind: Literal["s3", "postgresql", "mysql", "filesystem", "http"]
@@ -395,6 +406,7 @@ class PlatformConfig(_Strict):
     default_budget: Budget | None = Field(None, description="every user's own budget")
     accounting: Accounting = Accounting()
     alerts: Alerts = Alerts()
+    models: Models = Models()
     culling: Culling = Culling()
     data_stores: tuple[DataStore, ...] = ()
     component_sources: tuple[ComponentSource, ...] = ()

@@ -261,3 +261,19 @@ def test_shipped_config_embedded_off(hub_env):
     c = load_shipped()
     assert "spawner_class" not in c.JupyterHub
     assert c.JupyterHub.template_paths == [str(TEMPLATES)]
+
+
+def test_apply_platform_serves_models_only_when_a_repository_is_set(platform):
+    c = Config()
+    apply_platform(c, platform, {})
+    assert [s["name"] for s in c.JupyterHub.services] == ["mlfactory"]
+    raw = yaml.safe_load(PACKAGED_CONFIG.read_text(encoding="utf-8"))
+    raw["models"] = {"repository": "/srv/models", "names": ["iris"], "groups": ["data-science"]}
+    c = Config()
+    apply_platform(c, parse_platform_config(raw), {})
+    models = next(s for s in c.JupyterHub.services if s["name"] == "models")
+    assert models["command"][-4:] == ["--repository", "/srv/models", "--auth", "hub"]
+    assert "custom:mlfactory:models:iris:predict" in c.JupyterHub.custom_scopes
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == "model-users")
+    assert role["groups"] == ["data-science"]
+    assert role["scopes"] == ["custom:mlfactory:models:predict", "access:services!service=models"]
