@@ -315,7 +315,6 @@ class Accountant:
         standings = self.standings(rules, now)
         starts = {s.rule.scope: s.period_start for s in standings}
         fired = self.store.alerts(min(starts.values(), default=now), now + 1, starts.keys())
-        stops = self.store.stop_rows(starts)
         notices = [
             {
                 "id": a["id"],
@@ -331,7 +330,6 @@ class Accountant:
         return {
             "standings": standings,
             "notices": notices,
-            "stops": {str(k): v for k, v in stops.items()},
         }
 
     # --- what the API serves (each runs its queries in a worker thread) ----------------
