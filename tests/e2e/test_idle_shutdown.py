@@ -115,8 +115,17 @@ def test_idle_server_is_stopped_and_busy_one_is_kept(idle_hub, page):
         warned = warned or status["action"] == "warn"
         time.sleep(1)  # the culler runs on the real clock here
     assert warned, "the user was not warned before the stop"
-    overview = page.request.get(status_url, headers=headers).json()
-    (stop,) = [s for s in overview["stops"] if s["server_name"] == "idle"]
+
+    def idle_stops() -> list:
+        # the pass records its stops once it has walked every server
+        overview = page.request.get(status_url, headers=headers).json()
+        return [s for s in overview["stops"] if s["server_name"] == "idle"]
+
+    deadline = time.monotonic() + 20
+    while not idle_stops():
+        assert time.monotonic() < deadline, "the stop was not recorded"
+        time.sleep(0.5)
+    (stop,) = idle_stops()
     assert stop["reason"] == f"it was idle for {IDLE_TIMEOUT}s"
     assert servers()["busy"]["ready"], "the busy server was stopped"
     busy = page.request.get(f"{status_url}?server_name=busy", headers=headers).json()

@@ -365,3 +365,20 @@ def test_data_dir_default_is_relative_to_cwd(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFACTORY_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
     assert data_dir() == tmp_path.resolve() / ".mlfactory"
+
+
+def test_culling_limits_name_defined_profiles_and_groups(example):
+    example["culling"]["profiles"] = {"gpu-a100": {"idle_timeout": "30m"}}
+    example["culling"]["groups"] = {"nobody": {"max_age": "1d"}}
+    lines = errors_of(example)
+    assert any(line.startswith("mlfactory.yaml: culling.profiles.gpu-a100: not a defined profile")
+               for line in lines)  # fmt: skip
+    assert any(line.startswith("mlfactory.yaml: culling.groups.nobody: not a defined group")
+               for line in lines)  # fmt: skip
+
+
+def test_culling_limits_parse_durations(example):
+    cfg = parse_platform_config(example)
+    assert cfg.culling.profiles["gpu-t4"].idle_timeout == 1800
+    assert cfg.culling.profiles["gpu-t4"].max_age == 12 * 3600
+    assert cfg.culling.warn_before == 600

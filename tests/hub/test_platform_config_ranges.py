@@ -170,6 +170,7 @@ def test_fixed_prices_need_no_pricing_section(example):
     for g in example["groups"]:
         g["profiles"] = [s for s in g["profiles"] if s in ("cpu-small", "cpu-medium")]
         g["ranges"] = {}
+    example["culling"]["profiles"] = {"cpu-small": {"idle_timeout": "4h"}}
     cfg = parse_platform_config(example)
     assert cfg.pricing is None
 
