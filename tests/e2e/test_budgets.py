@@ -149,8 +149,15 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
     # The hub restarts with the server left running: still one open row, same key.
     stop_hub(hub)
     hub = budget_hub["hub"] = start_hub(hub.data, KEEP_SERVERS, config=budget_hub["config"])
-    _wait(lambda: '"ok"' in admin.request.get(f"{hub.url}/services/mlfactory/api/health").text())
-    time.sleep(3)  # let the restarted service run a reconcile tick or two (real processes)
+    health = f"{hub.url}/services/mlfactory/api/health"
+
+    def ticks() -> list[str]:
+        r = admin.request.get(health)
+        return [r.json()["last_tick"]] if r.status == 200 and r.json()["last_tick"] else []
+
+    # two reconcile ticks of the restarted service have run (it ticks every 2 s)
+    first = _wait(ticks)[0]
+    _wait(lambda: [t for t in ticks() if t > first])
     rows = [r for r in _ledger(hub) if r[1] == "dana"]
     assert len(rows) == 1 and rows[0][0] == row[0] and rows[0][4] is None
 
