@@ -1,0 +1,74 @@
+"""Profile a dataset: per-column type, missing values, cardinality and summary statistics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+
+def _missing_mask(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        return np.array(
+            [v is None or (isinstance(v, float) and np.isnan(v)) for v in values], dtype=bool
+        )
+    return np.zeros(len(values), dtype=bool)
+
+
+def profile_dataset(
+    data: dict[str, Any], top_k: int = 5, high_missing: float = 0.2
+) -> dict[str, Any]:
+    """Summarise each column of ``data`` (``{column: 1-d array-like}``).
+
+    Returns ``{"rows": n, "columns": {name: stats}, "warnings": [...]}``. Numeric columns get
+    mean, std, min, quartiles and max (over present values); other columns get their
+    ``top_k`` most frequent values. Warnings flag columns missing more than ``high_missing``
+    of their values, constant columns, and text columns where every value is unique (likely
+    an identifier that should not be a feature).
+    """
+    if not data:
+        raise ValueError("data has no columns")
+    arrays = {k: np.asarray(v) for k, v in data.items()}
+    lengths = {len(a) for a in arrays.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"columns differ in length: { {k: len(a) for k, a in arrays.items()} }")
+    (rows,) = lengths
+    columns: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
+    for name, values in arrays.items():
+        missing = _missing_mask(values)
+        present = values[~missing]
+        stats: dict[str, Any] = {
+            "dtype": str(values.dtype),
+            "missing": int(missing.sum()),
+            "missing_fraction": float(missing.mean()) if rows else 0.0,
+            "unique": len(set(present.tolist())),
+        }
+        if values.dtype.kind in "iuf" and len(present):
+            q = np.percentile(present.astype(float), [0, 25, 50, 75, 100])
+            stats.update(
+                kind="numeric",
+                mean=float(present.mean()),
+                std=float(present.std()),
+                min=float(q[0]),
+                q25=float(q[1]),
+                median=float(q[2]),
+                q75=float(q[3]),
+                max=float(q[4]),
+            )
+        else:
+            stats.update(
+                kind="boolean" if values.dtype.kind == "b" else "categorical",
+                top=Counter(present.tolist()).most_common(top_k),
+            )
+        if stats["missing_fraction"] > high_missing:
+            warnings.append(f"{name}: {stats['missing_fraction']:.0%} missing")
+        if stats["unique"] <= 1:
+            warnings.append(f"{name}: constant")
+        elif stats["kind"] == "categorical" and stats["unique"] == len(present) > 1:
+            warnings.append(f"{name}: every value unique (an identifier?)")
+        columns[name] = stats
+    return {"rows": rows, "columns": columns, "warnings": warnings}

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def test_shifted_column_drifts_and_stable_one_does_not(component):
+    rng = np.random.default_rng(0)
+    reference = {
+        "x": rng.normal(0, 1, 2000),
+        "y": rng.normal(5, 2, 2000),
+        "plan": np.array(["a"] * 1000 + ["b"] * 1000, dtype=object),
+    }
+    current = {
+        "x": rng.normal(0, 1, 2000),
+        "y": rng.normal(6.5, 2, 2000),
+        "plan": np.array(["a"] * 1800 + ["b"] * 200, dtype=object),
+    }
+    report = component("detect_drift")(reference, current)
+    assert report["drifted"] == ["y", "plan"]
+    assert report["columns"]["x"]["psi"] < 0.1 and report["columns"]["x"]["ks_p_value"] > 0.01
+    assert report["columns"]["y"]["psi"] > 0.2
+    assert report["columns"]["plan"]["kind"] == "categorical"
+
+
+def test_missing_values_dropped_and_no_shared_columns(component):
+    detect = component("detect_drift")
+    same = np.array([1.0, 2.0, np.nan, 3.0, 4.0] * 50)
+    assert detect({"a": same}, {"a": same})["drifted"] == []
+    with pytest.raises(ValueError, match="share no columns"):
+        detect({"a": same}, {"b": same})

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def test_profile_numeric_categorical_and_warnings(component):
+    profile = component("profile_dataset")(
+        {
+            "age": np.array([20.0, 30.0, np.nan, 40.0]),
+            "plan": np.array(["a", "b", "a", None], dtype=object),
+            "user": np.array(["u1", "u2", "u3", "u4"], dtype=object),
+            "const": np.array([1, 1, 1, 1]),
+        }
+    )
+    assert profile["rows"] == 4
+    age = profile["columns"]["age"]
+    assert age["kind"] == "numeric" and age["missing"] == 1
+    assert age["mean"] == pytest.approx(30.0) and age["median"] == pytest.approx(30.0)
+    plan = profile["columns"]["plan"]
+    assert plan["kind"] == "categorical" and plan["top"][0] == ("a", 2) and plan["missing"] == 1
+    assert "age: 25% missing" in profile["warnings"]
+    assert "const: constant" in profile["warnings"]
+    assert "user: every value unique (an identifier?)" in profile["warnings"]
+    # 1 of 4 missing is over the 20% default, yet "plan" is neither constant nor unique.
+    assert [w for w in profile["warnings"] if w.startswith("plan")] == ["plan: 25% missing"]
+
+
+def test_ragged_columns_are_refused(component):
+    with pytest.raises(ValueError, match="differ in length"):
+        component("profile_dataset")({"a": [1, 2], "b": [1]})

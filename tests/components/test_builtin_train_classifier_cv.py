@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+
+
+def test_cv_scores_and_refit_model(component):
+    X, y = make_classification(n_samples=200, n_features=6, n_informative=4, random_state=0)
+    estimator = LogisticRegression(max_iter=500)
+    result = component("train_classifier_cv")(X, y, estimator=estimator, cv=4, scoring="accuracy")
+    assert len(result["scores"]) == 4
+    assert result["mean"] == pytest.approx(result["scores"].mean())
+    assert result["mean"] > 0.75  # an informative synthetic problem; a chance model gets ~0.5
+    assert (result["model"].predict(X) == y).mean() > 0.75
+    assert not hasattr(estimator, "coef_")  # the caller's estimator stays unfitted
+
+
+def test_default_model_and_bad_cv(component):
+    train = component("train_classifier_cv")
+    X, y = make_classification(n_samples=60, n_features=4, random_state=1)
+    result = train(X, y, cv=3)
+    assert result["scoring"] == "f1_macro" and np.all(result["scores"] >= 0)
+    with pytest.raises(ValueError, match="at least 2"):
+        train(X, y, cv=1)
