@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,29 @@ class Record:
     pid: int = 0
     pid_start: str = ""  # /proc/<pid>/stat field 22 at launch
     stopped_at: float | None = None
+
+
+def new_ledger(user: str, server_name: str, groups: list[str], request: Any) -> dict[str, Any]:
+    """A fresh session for the ledger: the spawner keeps it in its state, sends it to the
+    budget gate and writes it to the journal. ``request`` is the resolved ResourceRequest."""
+    return {
+        "key": uuid.uuid4().hex,
+        "user": user,
+        "server_name": server_name,
+        "project": request.project,
+        "profile": request.profile,
+        "price_per_hour": request.price_per_hour,
+        "resources": request.summary(),
+        "groups": sorted(groups),
+        "started": time.time(),
+    }
+
+
+def record_of(ledger: dict[str, Any], pid: int) -> Record:
+    """The journal record of a session whose server process is ``pid``."""
+    fields = {k: ledger[k] for k in ("key", "user", "server_name", "started", "price_per_hour")}
+    extra = {k: ledger[k] for k in ("project", "profile", "resources", "groups")}
+    return Record(**fields, **extra, pid=pid, pid_start=process_start(pid))
 
 
 def process_start(pid: int) -> str:

@@ -22,7 +22,6 @@ import shlex
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from .cgroups import make_preexec
 from .form import budget_text, picker_for_user
 from .gpus import NoGpuAvailable, cuda_env
 from .host import LocalHost
-from .journal import Journal, Record, process_start
+from .journal import Journal, new_ledger, record_of
 from .limits import plan_limits
 from .os_accounts import (
     ensure_os_account,
@@ -377,17 +376,8 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         self._events_changed.set()
         self._emit(5, "Checking resources")
         request = self.resource_request = await self._resolve()
-        self.ledger = {
-            "key": uuid.uuid4().hex,
-            "user": self.user.name,
-            "server_name": self.name,
-            "project": request.project,
-            "profile": request.profile,
-            "price_per_hour": request.price_per_hour,
-            "resources": request.summary(),
-            "groups": sorted(g.name for g in self.user.groups),
-            "started": time.time(),
-        }
+        groups = [g.name for g in self.user.groups]
+        self.ledger = new_ledger(self.user.name, self.name, groups, request)
         self._emit(15, "Checking budget")
         if self.budget_check is not None:
             refusal = await maybe_future(self.budget_check(self, request))
@@ -610,19 +600,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
     def _journal_started(self) -> None:
         if self.ledger is None:
             return
-        fields = {k: self.ledger[k] for k in ("key", "user", "server_name", "started")}
-        Journal(self.journal_root).write(
-            Record(
-                **fields,
-                price_per_hour=self.ledger["price_per_hour"],
-                project=self.ledger["project"],
-                profile=self.ledger["profile"],
-                resources=self.ledger["resources"],
-                groups=self.ledger["groups"],
-                pid=self.pid,
-                pid_start=process_start(self.pid),
-            )
-        )
+        Journal(self.journal_root).write(record_of(self.ledger, self.pid))
 
     async def _ledger_ended(self, reason: str) -> None:
         """Record the end in the journal and tell the service (once per session)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,23 +31,21 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from . import daily
 from .budgets import Charge, Rule, Scope, commitment, cost_in_window
 from .db import (
     AlertRow,
     BudgetRow,
     LedgerSession,
-    ServiceMeta,
     SessionGroup,
     SpendDaily,
     StopRow,
 )
-from .periods import day_starts
 from .reconcile import OpenSession, Plan, Sighting
 
 L = LedgerSession.__table__
 G = SessionGroup.__table__
 D = SpendDaily.__table__
-META = ServiceMeta.__table__
 DAILY_KINDS = ("user", "group", "project", "profile")
 DIMENSIONS = ("user", "group", "project", "profile", "day", "server")
 
@@ -170,32 +168,10 @@ class Store:
         )
         if done.rowcount:
             groups = conn.execute(select(G.c.group).where(G.c.session_id == row.id)).scalars()
-            totals: dict[tuple[str, str, float], list[float]] = {}
-            self._bucket(totals, row, list(groups), ended)
-            _add_daily(conn, totals)
+            totals: daily.Totals = {}
+            daily.bucket(totals, row, list(groups), ended, self.tz)
+            daily.add(conn, totals)
         return bool(done.rowcount)
-
-    def _bucket(
-        self,
-        totals: dict[tuple[str, str, float], list[float]],
-        row: Any,
-        groups: list,
-        ended: float,
-    ) -> None:
-        # project "" (charged to no project) is kept too: reports show it as a row
-        scopes = [("user", row.user), ("project", row.project)] + [("group", g) for g in groups]
-        if row.profile:
-            scopes.append(("profile", row.profile))
-        for day in day_starts(row.started, ended, self.tz):
-            a = max(row.started, day)
-            b = min(ended, (datetime.fromtimestamp(day, self.tz) + timedelta(days=1)).timestamp())
-            if b <= a:
-                continue
-            hours = (b - a) / 3600
-            for kind, name in scopes:
-                t = totals.setdefault((kind, name, day), [0.0, 0.0])
-                t[0] += row.price_per_hour * hours
-                t[1] += hours
 
     def open_sessions(self) -> list[dict]:
         with self.engine.connect() as conn:
@@ -370,43 +346,13 @@ class Store:
     def sync_daily(self) -> bool:
         """Rebuild the daily totals when they were made in another time zone (or never);
         True when it rebuilt."""
-        with self.engine.connect() as c:
-            zone = c.execute(select(META.c.value).where(META.c.key == "daily_tz")).scalar()
-        if zone == self.tz.key:
+        if daily.built_in(self.engine) == self.tz.key:
             return False
         self.rebuild_daily()
         return True
 
-    def rebuild_daily(self, chunk: int = 20000) -> None:
-        totals: dict[tuple[str, str, float], list[float]] = {}
-        cols = (L.c.id, L.c.user, L.c.project, L.c.profile, L.c.started, L.c.ended)
-        with self.engine.connect() as c:
-            groups: dict[int, list[str]] = {}
-            for sid, g in c.execute(
-                select(G.c.session_id, G.c.group)
-                .select_from(G.join(L, L.c.id == G.c.session_id))
-                .where(L.c.ended.is_not(None))
-            ):
-                groups.setdefault(sid, []).append(g)
-            rows = c.execution_options(yield_per=chunk).execute(
-                select(*cols, L.c.price_per_hour).where(L.c.ended.is_not(None))
-            )
-            for row in rows:
-                self._bucket(totals, row, groups.get(row.id, []), row.ended)
-        with self.engine.begin() as c:
-            c.execute(delete(D))
-            items = [
-                {"kind": k, "name": n, "day": d, "cost": v[0], "hours": v[1]}
-                for (k, n, d), v in totals.items()
-            ]
-            for i in range(0, len(items), chunk):
-                c.execute(D.insert(), items[i : i + chunk])
-            c.execute(delete(META).where(META.c.key == "daily_tz"))
-            c.execute(META.insert().values(key="daily_tz", value=self.tz.key))
-        if self.engine.dialect.name == "postgresql":
-            # fresh statistics, or the planner scans the whole table until autovacuum runs
-            with self.engine.begin() as c:
-                c.execute(text("ANALYZE spend_daily"))
+    def rebuild_daily(self) -> None:
+        daily.rebuild(self.engine, self.tz)
 
     def usage(
         self,
@@ -692,14 +638,3 @@ def _hours(start: Any, end: Any, now: float):
     seconds = stop - begin
     # a session "started" after now (clocks apart) has run for no time yet, not less
     return case((seconds > 0, seconds), else_=0.0) / 3600.0
-
-
-def _add_daily(conn: Connection, totals: dict[tuple[str, str, float], list[float]]) -> None:
-    """Add ``totals`` to spend_daily (update, else insert: one writer, the service)."""
-    for (kind, name, day), (cost, hours) in totals.items():
-        where = (D.c.kind == kind, D.c.name == name, D.c.day == day)
-        done = conn.execute(
-            update(D).where(*where).values(cost=D.c.cost + cost, hours=D.c.hours + hours)
-        )
-        if not done.rowcount:
-            conn.execute(D.insert().values(kind=kind, name=name, day=day, cost=cost, hours=hours))

@@ -119,6 +119,44 @@ def hub_data_dir(name: str) -> Path:
     return data
 
 
+def prepare_hub(
+    name: str, config: dict | None = None, accounts: dict[str, str] | None = None
+) -> tuple[Path, Path]:
+    """A fresh data folder with ``accounts`` (name → password, approved) and ``config``
+    (default: the shipped example) written beside it; returns (data, config path).
+    Remove both with ``discard_hub``."""
+    import yaml
+    from mlfactory.hub.account_store import AccountStore
+    from mlfactory.hub.accounts import hash_password
+    from mlfactory.hub.hubconfig import accounts_db_url, prepare_data_dir
+    from mlfactory.hub.platform_config import PACKAGED_CONFIG
+
+    data = hub_data_dir(name)
+    config_path = data.with_suffix(".yaml")
+    config_path.write_text(yaml.safe_dump(config or yaml.safe_load(PACKAGED_CONFIG.read_text())))
+    if accounts:
+        prepare_data_dir(data)
+        store = AccountStore(accounts_db_url(data))
+        for user, password in accounts.items():
+            store.create_account(user, hash_password(password), authorized=True)
+        store.close()
+    return data, config_path
+
+
+def example_config() -> dict:
+    """The shipped platform config as data, for a test to change."""
+    import yaml
+    from mlfactory.hub.platform_config import PACKAGED_CONFIG
+
+    return yaml.safe_load(PACKAGED_CONFIG.read_text())
+
+
+def discard_hub(hub: RealHub, config_path: Path) -> None:
+    stop_hub(hub)
+    shutil.rmtree(hub.data, ignore_errors=True)
+    config_path.unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="module")
 def real_hub() -> Iterator[RealHub]:
     hub = start_hub(hub_data_dir("hub"))

@@ -9,23 +9,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import time
 
 import pytest
-import yaml
-from mlfactory.hub.account_store import AccountStore
-from mlfactory.hub.accounts import hash_password
-from mlfactory.hub.hubconfig import accounts_db_url, prepare_data_dir
-from mlfactory.hub.platform_config import PACKAGED_CONFIG
 
 from .conftest import (
     ADMIN_PASSWORD,
     api_token,
-    hub_data_dir,
+    discard_hub,
+    example_config,
     log_in,
+    prepare_hub,
     screenshot,
     start_hub,
     stop_hub,
@@ -41,23 +37,17 @@ KEEP_SERVERS = "--JupyterHub.cleanup_servers=False"
 def budget_hub():
     """dana in data-science, whose team budget (0.01/month, block) is below an hour of the
     cheapest profile; accounting every 2 s so the test sees the ledger move."""
-    data = hub_data_dir("budgets")
-    config = yaml.safe_load(PACKAGED_CONFIG.read_text())
+    config = example_config()
     for group in config["groups"]:
         if group["name"] == "data-science":
             group["members"] = ["dana"]
             group["budget"] = {"amount": 0.01, "period": "monthly", "enforcement": "block"}
     config["accounting"]["interval"] = "2s"
-    config_path = data.with_suffix(".yaml")
-    config_path.write_text(yaml.safe_dump(config))
-    prepare_data_dir(data)
-    store = AccountStore(accounts_db_url(data))
-    store.create_account("dana", hash_password(DANA_PASSWORD), authorized=True)
-    store.close()
+    data, config_path = prepare_hub("budgets", config, {"dana": DANA_PASSWORD})
     hub = start_hub(data, KEEP_SERVERS, config=config_path)
     state = {"hub": hub, "config": config_path}
     yield state
-    stop_hub(state["hub"])
+    stop_hub(state["hub"])  # before the servers, so it does not restart them
     # the servers were left running on purpose: stop what is left of them
     for record in (data / "runtime" / "servers").glob("*.json"):
         pid = json.loads(record.read_text()).get("pid")
@@ -68,8 +58,7 @@ def budget_hub():
                 pass
     for account in ("mlf-dana",):
         os.system(f"userdel {account} >/dev/null 2>&1")  # noqa: S605 - fixed name
-    shutil.rmtree(data, ignore_errors=True)
-    config_path.unlink()
+    discard_hub(state["hub"], config_path)
 
 
 def _ledger(hub) -> list[tuple]:

@@ -5,25 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import yaml
-from mlfactory.hub.platform_config import PACKAGED_CONFIG
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from .conftest import (
     ADMIN_PASSWORD,
     api_token,
-    hub_data_dir,
+    discard_hub,
+    example_config,
     log_in,
+    prepare_hub,
     screenshot,
     start_hub,
-    stop_hub,
 )
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
@@ -33,8 +31,7 @@ IDLE_TIMEOUT = 30  # seconds: the real clock runs in this test, so keep it short
 
 @pytest.fixture(scope="module")
 def idle_hub():
-    data = hub_data_dir("idle")
-    config = yaml.safe_load(PACKAGED_CONFIG.read_text())
+    config = example_config()
     config["culling"] = {
         "idle_timeout": f"{IDLE_TIMEOUT}s",
         "warn_before": "10s",
@@ -42,17 +39,14 @@ def idle_hub():
         "grace_after_restart": "0s",
     }
     config["accounting"]["interval"] = "2s"
-    config_path = data.with_suffix(".yaml")
-    config_path.write_text(yaml.safe_dump(config))
+    data, config_path = prepare_hub("idle", config)
     hub = start_hub(
         data,
         "--MLFactoryLocalSpawner.args=['--MLFactoryServerApp.report_interval=2']",
         config=config_path,
     )
     yield hub
-    stop_hub(hub)
-    shutil.rmtree(data, ignore_errors=True)
-    config_path.unlink()
+    discard_hub(hub, config_path)
 
 
 async def _run_forever(hub_url: str, token: str, server: str) -> None:

@@ -4,17 +4,20 @@ predict scope gets labels and probabilities; a user without it is refused."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import pytest
 import yaml
-from mlfactory.hub.account_store import AccountStore
-from mlfactory.hub.accounts import hash_password
-from mlfactory.hub.hubconfig import accounts_db_url, prepare_data_dir
-from mlfactory.hub.platform_config import PACKAGED_CONFIG
 
-from .conftest import ADMIN_PASSWORD, api_token, hub_data_dir, log_in, start_hub, stop_hub
+from .conftest import (
+    ADMIN_PASSWORD,
+    api_token,
+    discard_hub,
+    example_config,
+    log_in,
+    prepare_hub,
+    start_hub,
+)
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
@@ -28,7 +31,6 @@ def model_hub():
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    data = hub_data_dir("models")
     X, y = load_iris(return_X_y=True)
     model = Model(
         LogisticRegression(max_iter=1000).fit(X, y),
@@ -37,21 +39,15 @@ def model_hub():
         labels=["setosa", "versicolor", "virginica"],
         input_schema=FEATURES,
     )
+    data, config_path = prepare_hub("models", accounts={"eve": EVE_PASSWORD})
     repo = data / "models"
     ModelRepository(repo).publish(model, alias="production")
-    config = yaml.safe_load(PACKAGED_CONFIG.read_text())
+    config = example_config()
     config["models"] = {"repository": str(repo), "names": ["iris"], "users": ["admin"]}
-    config_path = data.with_suffix(".yaml")
     config_path.write_text(yaml.safe_dump(config))
-    prepare_data_dir(data)
-    store = AccountStore(accounts_db_url(data))
-    store.create_account("eve", hash_password(EVE_PASSWORD), authorized=True)
-    store.close()
     hub = start_hub(data, config=config_path)
     yield hub
-    stop_hub(hub)
-    shutil.rmtree(data, ignore_errors=True)
-    config_path.unlink()
+    discard_hub(hub, config_path)
 
 
 def test_model_served_behind_the_hub_with_a_scope(model_hub, browser):

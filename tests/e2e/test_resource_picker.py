@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 
 import pytest
-import yaml
-from mlfactory.hub.account_store import AccountStore
-from mlfactory.hub.accounts import hash_password
-from mlfactory.hub.hubconfig import accounts_db_url, prepare_data_dir
-from mlfactory.hub.platform_config import PACKAGED_CONFIG
 
-from .conftest import ADMIN_PASSWORD, hub_data_dir, log_in, screenshot, start_hub, stop_hub
+from .conftest import (
+    ADMIN_PASSWORD,
+    discard_hub,
+    example_config,
+    log_in,
+    prepare_hub,
+    screenshot,
+    start_hub,
+)
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
@@ -25,22 +27,14 @@ DANA_PASSWORD = "dana-data-science-1"
 @pytest.fixture(scope="module")
 def picker_hub():
     """The shipped example config with dana in the data-science group (CPU profiles only)."""
-    data = hub_data_dir("picker")
-    config = yaml.safe_load(PACKAGED_CONFIG.read_text())
+    config = example_config()
     for group in config["groups"]:
         if group["name"] == "data-science":
             group["members"] = ["dana"]
-    config_path = data.with_suffix(".yaml")
-    config_path.write_text(yaml.safe_dump(config))
-    prepare_data_dir(data)
-    store = AccountStore(accounts_db_url(data))
-    store.create_account("dana", hash_password(DANA_PASSWORD), authorized=True)
-    store.close()
+    data, config_path = prepare_hub("picker", config, {"dana": DANA_PASSWORD})
     hub = start_hub(data, config=config_path)
     yield hub
-    stop_hub(hub)
-    shutil.rmtree(data, ignore_errors=True)
-    config_path.unlink()
+    discard_hub(hub, config_path)
 
 
 def test_group_member_picks_cpu_and_gets_those_limits(picker_hub, page):

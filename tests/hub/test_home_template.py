@@ -233,8 +233,8 @@ TOKEN_KEY = "mlfactory:home-token:alice"
 
 @pytest.fixture
 def run_script(tmp_path):
-    if NODE is None:
-        pytest.skip("node is not installed")
+    if NODE is None:  # the test command builds the labextension with it
+        pytest.fail("node is missing: install Node.js (make test needs it for the labextension)")
     (tmp_path / "harness.js").write_text(HARNESS)
     (tmp_path / "script.js").write_text(our_script(render_home()))
 

@@ -13,10 +13,7 @@ from mlfactory.hub.service.reconcile import Sighting
 from mlfactory.hub.service.reports import daily_by, top_n
 from mlfactory.hub.service.store import Store, Visibility
 
-try:  # the shared throw-away PostgreSQL cluster, where the suite has it
-    from .pg_fixture import postgresql_cluster  # noqa: F401 - a pytest fixture
-except ImportError:  # pragma: no cover
-    postgresql_cluster = None
+from .pg_fixture import postgresql_cluster  # noqa: F401 - the shared throw-away cluster
 
 UTC = ZoneInfo("UTC")
 HOUR = 3600.0
@@ -33,8 +30,6 @@ def store(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'reports.sqlite'}"
     else:
-        if postgresql_cluster is None:
-            pytest.skip("tests/service/pg_fixture.py is not in this checkout")
         cluster = request.getfixturevalue("postgresql_cluster")
         url = cluster.create_database(f"mlf_reports_{next(_db_names)}")
     engine = make_engine(url)
