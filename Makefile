@@ -11,7 +11,7 @@ MLFACTORY_DATA ?= $(CURDIR)/.mlfactory
 CHP_VERSION := 5.3.0
 LAB := labextension
 LAB_OUT := $(LAB)/build/mlfactory
-LAB_SOURCES := $(wildcard $(LAB)/src/*.ts $(LAB)/style/* $(LAB)/schema/*.json) $(LAB)/package.json $(LAB)/tsconfig.json
+LAB_SOURCES := $(wildcard $(LAB)/src/*.ts $(LAB)/src/*/*.ts $(LAB)/style/* $(LAB)/schema/*.json) $(LAB)/package.json $(LAB)/tsconfig.json
 
 export MLFACTORY_DATA
 export PATH := $(BIN):$(PATH)

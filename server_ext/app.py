@@ -15,6 +15,7 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Float, List, TraitError, Unicode, default, validate
 
+from . import component_publish, components, history
 from .activity import NVIDIA_SMI, ActivityReporter
 from .activity import handlers as culling_handlers
 from .budget import handlers as budget_handlers
@@ -44,6 +45,9 @@ class MLFactoryServerApp(ExtensionApp):
     name = "mlfactory"
     load_other_extensions = True
     activity_reporter: ActivityReporter | None = None
+    # Each feature module's setup(app) configures itself and returns its route table.
+    features = (components, component_publish, history)
+    feature_handlers: list[tuple[str, Any]]
 
     profile = Dict(
         allow_none=True,
@@ -126,6 +130,7 @@ class MLFactoryServerApp(ExtensionApp):
             self.serverapp, self.report_interval, self.nvidia_smi
         )
         self.activity_reporter.install_save_hook(self.serverapp.contents_manager)
+        self.feature_handlers = [route for f in self.features for route in f.setup(self)]
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         # runs once the event loop does (not under pytest-jupyter, which never starts it)
@@ -138,4 +143,6 @@ class MLFactoryServerApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         # ExtensionApp._prepare_handlers prefixes each pattern with base_url.
-        self.handlers.extend([*default_handlers, *budget_handlers, *culling_handlers])
+        self.handlers.extend(
+            [*default_handlers, *budget_handlers, *culling_handlers, *self.feature_handlers]
+        )

@@ -11,7 +11,9 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { budgetPlugin } from './budget';
+import { componentsPlugin } from './components';
 import { cullingPlugin } from './culling';
+import { historyPlugin } from './history';
 import { mlfactoryIcon } from './icon';
 import { MLFactorySidebar } from './sidebar';
 
@@ -65,6 +67,8 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
 const plugins: JupyterFrontEndPlugin<unknown>[] = [
   sidebarPlugin,
   budgetPlugin,
-  cullingPlugin
+  cullingPlugin,
+  componentsPlugin,
+  historyPlugin
 ];
 export default plugins;
