@@ -223,3 +223,87 @@ def jp_asyncio_loop():
 @pytest.fixture
 def jp_server_cleanup():
     return None
+
+
+@dataclass
+class RealLab:
+    """A standalone `jupyter lab` (the installed labextension and server extension, no hub)."""
+
+    url: str  # ends without a slash
+    token: str
+    root: Path  # the server's root_dir: the workspace the panels work on
+    proc: subprocess.Popen
+    log_path: Path
+
+    def lab_url(self, path: str = "") -> str:
+        return f"{self.url}/lab{'/tree/' + path if path else ''}?token={self.token}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_lab(
+    root: Path, *extra_args: str, env: dict | None = None, timeout: float = 60
+) -> RealLab:
+    """Start `jupyter lab` on a free port with `root` as its root and HOME; wait until ready."""
+    port = free_port()
+    token = os.urandom(16).hex()
+    root.mkdir(parents=True, exist_ok=True)
+    log_path = root.parent / f"lab-{port}.log"
+    full_env = {
+        **os.environ,
+        "HOME": str(root),
+        "JUPYTER_CONFIG_DIR": str(root.parent / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(root.parent / "jupyter-runtime"),
+        "GIT_AUTHOR_NAME": "Lab Tester",
+        "GIT_AUTHOR_EMAIL": "lab@example.com",
+        "GIT_COMMITTER_NAME": "Lab Tester",
+        "GIT_COMMITTER_EMAIL": "lab@example.com",
+        **(env or {}),
+    }
+    full_env.pop("JUPYTERHUB_USER", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        f"--port={port}",
+        "--ip=127.0.0.1",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        *extra_args,
+    ]
+    log = log_path.open("w")
+    proc = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    lab = RealLab(f"http://127.0.0.1:{port}", token, root, proc, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{lab.log()}")
+        try:
+            with urllib.request.urlopen(f"{lab.url}/api/status?token={token}", timeout=2):
+                return lab
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.3)
+    proc.terminate()
+    raise RuntimeError(f"jupyter lab did not answer within {timeout}s:\n{lab.log()}")
+
+
+def stop_lab(lab: RealLab) -> None:
+    lab.proc.terminate()
+    try:
+        lab.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        lab.proc.kill()
+        lab.proc.wait()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[RealLab]:
+    """A fresh `jupyter lab` whose root (and HOME) is an empty tmp folder `work/`."""
+    server = start_lab(tmp_path / "work")
+    yield server
+    stop_lab(server)
