@@ -24,6 +24,12 @@ _REF = re.compile(r"^([a-z][a-z0-9_]*)(?:@(\d+)(?:\.(\d+)(?:\.(\d+)(?:-([0-9A-Za
 EXACT, PREFIX, NAME_WORDS, TAG, TEXT = 5, 4, 3, 2, 1
 
 
+def is_exact_ref(ref: str) -> bool:
+    """True for ``name@1.2.3`` (or with a pre-release): the form a pinned cell uses."""
+    m = _REF.match(ref.strip())
+    return bool(m and m.group(4) is not None)
+
+
 def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
@@ -51,12 +57,29 @@ class SearchHit:
     versions: tuple[str, ...]  # every matching version, newest first
 
 
+@dataclass(frozen=True)
+class Problem:
+    """A component a source could not offer, for the people who maintain that source:
+    `file` is relative to the source's root (never a server path)."""
+
+    source: str
+    file: str
+    key: str
+    message: str
+
+
 def scan(source: Source) -> tuple[list[Component], list[ComponentError]]:
     """Every valid component under `source.root`; invalid folders are reported and skipped."""
     found: list[Component] = []
     errors: list[ComponentError] = []
     yamls = sorted({*source.root.glob("*/component.yaml"), *source.root.glob("*/*/component.yaml")})
+    root = source.root.resolve()
     for path in yamls:
+        # A symlinked folder or file could make the catalog read (and echo in its errors)
+        # files from elsewhere on the server.
+        if not path.resolve().is_relative_to(root) or path.parent.is_symlink():
+            errors.append(ComponentError(str(path), "", "links outside the source; skipped"))
+            continue
         try:
             found.append(load_component(path.parent, source=source.name))
         except InvalidComponent as e:
@@ -65,8 +88,14 @@ def scan(source: Source) -> tuple[list[Component], list[ComponentError]]:
 
 
 class Catalog:
-    def __init__(self, components: Iterable[Component] = (), errors: Iterable[ComponentError] = ()):
+    def __init__(
+        self,
+        components: Iterable[Component] = (),
+        errors: Iterable[ComponentError] = (),
+        sources: Iterable[Source] = (),
+    ):
         self.errors: list[ComponentError] = list(errors)
+        self.sources: tuple[Source, ...] = tuple(sources)  # in priority order, when known
         self._by_name: dict[str, list[Component]] = defaultdict(list)
         for c in components:
             same = [o for o in self._by_name[c.name] if o.version == c.version]
@@ -93,7 +122,38 @@ class Catalog:
             found, errs = scan(source)
             components += found
             errors += errs
-        return cls(components, errors)
+        return cls(components, errors, sources)
+
+    def source_kind(self, name: str) -> str:
+        return next((s.kind for s in self.sources if s.name == name), "directory")
+
+    def counts(self) -> dict[str, int]:
+        """Number of components (name and version pairs) each source provides."""
+        out: dict[str, int] = defaultdict(int)
+        for c in self._all:
+            out[c.source] += 1
+        return dict(out)
+
+    def problems(self) -> list[Problem]:
+        """`errors` with each file made relative to the source it came from."""
+        roots = sorted(self.sources, key=lambda s: -len(s.root.parts))
+        out = []
+        for e in self.errors:
+            path = Path(e.file)
+            for s in roots:
+                resolved_root = s.root.resolve()
+                if path.is_relative_to(s.root):
+                    rel = path.relative_to(s.root)
+                elif path.is_relative_to(resolved_root):
+                    rel = path.relative_to(resolved_root)
+                else:
+                    continue
+                message = e.message.replace(str(s.root), ".").replace(str(resolved_root), ".")
+                out.append(Problem(s.name, rel.as_posix(), e.key, message))
+                break
+            else:
+                out.append(Problem("", path.name, e.key, e.message))
+        return out
 
     # -- lookup ---------------------------------------------------------------------------
 
@@ -144,9 +204,12 @@ class Catalog:
         self._name_tokens: list[frozenset[str]] = []
         self._postings: dict[str, set[int]] = defaultdict(set)
         self._tag_postings: dict[str, set[int]] = defaultdict(set)
+        self._name_postings: dict[str, set[int]] = defaultdict(set)
         for i, c in enumerate(self._all):
             name_toks = frozenset(tokens(c.name))
             self._name_tokens.append(name_toks)
+            for t in name_toks:
+                self._name_postings[t].add(i)
             tag_toks = {t for tag in c.tags for t in tokens(tag)}
             text = " ".join(
                 [c.summary, c.description, *c.categories]
@@ -163,18 +226,71 @@ class Catalog:
         hi = bisect.bisect_left(self._vocab, prefix + "\x7f")
         return self._vocab[lo:hi]
 
-    def _tier(self, i: int, query: str, qtoks: list[str]) -> int:
+    def _union(self, postings: dict[str, set[int]], words: list[list[str]]) -> list[set[int]]:
+        """Per query word, the versions having a token it is a prefix of."""
+        return [set().union(*(postings.get(t, ()) for t in w)) for w in words]
+
+    def _tier(self, i: int, query: str, name_sets: list[set[int]], tag_set: set[int]) -> int:
         name = self._all[i].name
         if name == query:
             return EXACT
         if name.startswith(query):
             return PREFIX
-        names = self._name_tokens[i]
-        if all(any(n.startswith(q) for n in names) for q in qtoks):
+        if all(i in s for s in name_sets):
             return NAME_WORDS
-        if any(i in self._tag_postings.get(t, ()) for q in qtoks for t in self._prefixed(q)):
+        if i in tag_set:
             return TAG
         return TEXT
+
+    def _matching(self, qtoks: list[str]) -> list[int]:
+        """Indexes of the versions matching every query word (as a prefix), in name order."""
+        if not qtoks:
+            return list(range(len(self._all)))
+        matched: set[int] | None = None
+        for q in qtoks:
+            hits = set().union(*(self._postings[t] for t in self._prefixed(q)))
+            matched = hits if matched is None else matched & hits
+            if not matched:
+                return []
+        return sorted(matched or ())
+
+    def facets(
+        self,
+        query: str = "",
+        *,
+        category: str | None = None,
+        stability: str | None = None,
+        source: str | None = None,
+    ) -> dict[str, list[tuple[str, int]]]:
+        """How many components (names) each category, stability and source would show.
+
+        Each dimension is counted with the query and the other two filters applied, not its
+        own, so the counts say what picking another value would give. Most first, then name.
+        """
+        chosen = {"categories": category, "stabilities": stability, "sources": source}
+        counts: dict[str, dict[str, set[str]]] = {k: defaultdict(set) for k in chosen}
+        for i in self._matching(tokens(query)):
+            c = self._all[i]
+            values = {
+                "categories": c.categories,
+                "stabilities": (c.stability,),
+                "sources": (c.source,),
+            }
+            passes = {
+                "categories": category is None or category in c.categories,
+                "stabilities": stability is None or c.stability == stability,
+                "sources": source is None or c.source == source,
+            }
+            for dim, vals in values.items():
+                if all(ok for other, ok in passes.items() if other != dim):
+                    for v in vals:
+                        counts[dim][v].add(c.name)
+        return {
+            dim: sorted(
+                ((v, len(names)) for v, names in by.items()), key=lambda vc: (-vc[1], vc[0])
+            )
+            for dim, by in counts.items()
+        }
 
     def search(
         self,
@@ -189,17 +305,12 @@ class Catalog:
         follow typing), one hit per name, best first: exact name, name prefix, words in the
         name, tag, other text; ties go stable > beta > experimental > deprecated, then name."""
         qtoks = tokens(query)
-        if qtoks:
-            matched: set[int] | None = None
-            for q in qtoks:
-                hits = set().union(*(self._postings[t] for t in self._prefixed(q)))
-                matched = hits if matched is None else matched & hits
-                if not matched:
-                    return []
-            candidates = sorted(matched or ())
-        else:
-            candidates = list(range(len(self._all)))
+        candidates = self._matching(qtoks)
         query_name = _norm(query)
+        # the sets each tier asks about, once per query rather than once per candidate
+        words = [self._prefixed(q) for q in qtoks]
+        name_sets = self._union(self._name_postings, words)
+        tag_set = set().union(*self._union(self._tag_postings, words))
         best: dict[str, tuple[int, list[Component]]] = {}
         for i in candidates:
             c = self._all[i]
@@ -209,7 +320,7 @@ class Catalog:
                 continue
             if source is not None and c.source != source:
                 continue
-            tier = self._tier(i, query_name, qtoks) if qtoks else TEXT
+            tier = self._tier(i, query_name, name_sets, tag_set) if qtoks else TEXT
             prev = best.get(c.name)
             if prev is None:
                 best[c.name] = (tier, [c])
@@ -218,7 +329,7 @@ class Catalog:
                 best[c.name] = (max(prev[0], tier), prev[1])
         hits = []
         for tier, versions in best.values():
-            versions.sort(key=lambda c: c.version, reverse=True)
+            # candidates come in index order: by name, each name's versions newest first
             shown = next(
                 (c for c in versions if c.stability == "stable" and not c.version.prerelease),
                 versions[0],

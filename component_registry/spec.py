@@ -25,6 +25,10 @@ import yaml
 SCHEMA_PATH = Path(__file__).parent / "schema" / "component.schema.json"
 STABILITIES = ("stable", "beta", "experimental", "deprecated")  # search tie-break order
 
+# libyaml's loader parses ~10x faster (a catalog of 1,000 components is scanned at once);
+# it builds the same safe types.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
 )
@@ -187,7 +191,11 @@ def _cross_check(data: dict[str, Any], folder: Path, file: str) -> list[Componen
             if "choices" in p and "default" in p and p["default"] not in p["choices"]:
                 err(f"{port}.{i}.default", f"{p['default']!r} is not one of {p['choices']!r}")
     doc = data.get("doc", "README.md")
-    if not (folder / doc).is_file():
+    # The doc is served to whoever browses the catalog: it must stay inside the folder
+    # (no "../", no absolute path, no symlink out of it).
+    if not (folder / doc).resolve().is_relative_to(folder.resolve()):
+        err("doc", f"{doc} is outside the component folder; use a file in {folder.name}/")
+    elif not (folder / doc).is_file():
         err("doc", f"{doc} not found in {folder.name}/")
     src = folder / data["source"]
     if not src.is_file():
@@ -215,7 +223,7 @@ def load_component(folder: Path | str, source: str = "builtin") -> Component:
     path = folder / "component.yaml"
     file = str(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506
     except OSError as e:
         raise InvalidComponent([ComponentError(file, "", f"cannot read: {e.strerror}")]) from e
     except yaml.YAMLError as e:

@@ -5,7 +5,8 @@ config, makes sure the first admin can log in, prints how, and then replaces
 itself with JupyterHub running the shipped config.
 
 ``mlfactory budgets ...`` is an admin's client of the platform service's REST API
-(``/services/mlfactory/api/``), authenticated with a hub API token.
+(``/services/mlfactory/api/``), authenticated with a hub API token; ``mlfactory components
+...`` is a maintainer's, for reviewing the components users publish.
 """
 
 from __future__ import annotations
@@ -447,7 +448,8 @@ class _RefuseToken(argparse.Action):
         )
 
 
-def _add_budgets_parser(sub: argparse._SubParsersAction) -> None:
+def _service_options() -> argparse.ArgumentParser:
+    """--url and --token-file, shared by the verbs that call the platform service."""
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     common.add_argument(
         "--url",
@@ -460,6 +462,11 @@ def _add_budgets_parser(sub: argparse._SubParsersAction) -> None:
         help="read the hub API token from this file (default $JUPYTERHUB_API_TOKEN)",
     )
     common.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+    return common
+
+
+def _add_budgets_parser(sub: argparse._SubParsersAction) -> None:
+    common = _service_options()
 
     def verb(name: str, help: str, **kw: Any) -> argparse.ArgumentParser:
         return verbs.add_parser(name, help=help, parents=[common], allow_abbrev=False, **kw)
@@ -528,6 +535,106 @@ def _add_budgets_parser(sub: argparse._SubParsersAction) -> None:
     date_range(p)
 
 
+# --- components: reviewing what users publish ----------------------------------------------
+
+SUBMISSION_STATUSES = ("pending", "approved", "rejected", "all")
+
+
+def components_request(args: argparse.Namespace) -> ApiRequest:
+    """The REST call a ``components`` verb makes."""
+    verb = args.components_command
+    if verb == "submissions":
+        return ApiRequest(
+            "GET", f"/api/components/submissions?{urlencode({'status': args.status})}"
+        )
+    path = f"/api/components/submissions/{quote(args.id, safe='')}"
+    if verb == "show":
+        return ApiRequest("GET", path)
+    decision = "approve" if verb == "approve" else "reject"
+    return ApiRequest("POST", f"{path}/review", {"decision": decision, "note": args.note or ""})
+
+
+def format_submissions(data: Mapping[str, Any]) -> str:
+    subs = data.get("submissions") or []
+    if not subs:
+        return "No submissions.\n"
+    headers = ["ID", "COMPONENT", "OWNER", "STATUS", "SUBMITTED", "REVIEWER", "NOTE"]
+    rows = [
+        [
+            s["id"],
+            f"{s['name']}@{s['version']}",
+            s["owner"],
+            s["status"],
+            when(s.get("submitted_at")),
+            s.get("reviewer") or "-",
+            (s.get("note") or "-").replace("\n", " ")[:60],
+        ]
+        for s in subs
+    ]
+    return render_table(headers, rows, right=set())
+
+
+def format_submission(s: Mapping[str, Any]) -> str:
+    """One submission in a few lines, as ``show``, ``approve`` and ``reject`` report it."""
+    lines = [
+        f"{s['name']}@{s['version']} by {s['owner']}: {s['status']} (id {s['id']})",
+        f"  {s.get('summary') or ''}".rstrip(),
+        f"  submitted {when(s.get('submitted_at'))}; files: {', '.join(s.get('files') or [])}",
+    ]
+    if s.get("reviewer"):
+        lines.append(f"  reviewed by {s['reviewer']} {when(s.get('reviewed_at'))}")
+    if s.get("note"):
+        lines.append(f"  note: {s['note']}")
+    return "\n".join(line for line in lines if line.strip()) + "\n"
+
+
+def _components(args: argparse.Namespace, call: Callable[..., ApiReply] = call_service) -> int:
+    try:
+        token = read_token(args.token_file, os.environ)
+        reply = call(service_url(args.url, os.environ), token, components_request(args))
+        data = reply.json()
+        if args.components_command == "submissions":
+            out = format_submissions(data)
+        else:
+            out = format_submission(data["submission"])
+            if args.components_command == "show":
+                for name, text in sorted((data["submission"].get("contents") or {}).items()):
+                    out += f"\n--- {name}\n{text}"
+    except ServiceError as e:
+        print(f"mlfactory: {e}", file=sys.stderr)
+        return 1
+    sys.stdout.write(out)
+    return 0
+
+
+def _add_components_parser(sub: argparse._SubParsersAction) -> None:
+    common = _service_options()
+    components = sub.add_parser(
+        "components",
+        help="review the components users publish (through the platform service)",
+        description="Review published components through the platform service's REST API. "
+        "Reviewing needs the custom:mlfactory:components:review scope (hub admins and the "
+        "platform config's component_review.maintainers hold it). Authenticates with a hub "
+        "API token from $JUPYTERHUB_API_TOKEN or --token-file.",
+    )
+    components.set_defaults(func=_components)
+    verbs = components.add_subparsers(dest="components_command", required=True)
+
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
+        return verbs.add_parser(name, help=help, parents=[common], allow_abbrev=False)
+
+    p = verb("submissions", "list submissions (yours, or all you may review)")
+    p.add_argument("--status", choices=SUBMISSION_STATUSES, default="pending")
+    p = verb("show", "one submission with its files")
+    p.add_argument("id")
+    p = verb("approve", "approve a pending submission into the shared namespace")
+    p.add_argument("id")
+    p.add_argument("--note", default="", help="a remark for the author (optional)")
+    p = verb("reject", "reject a pending submission; the note tells the author what to fix")
+    p.add_argument("id")
+    p.add_argument("--note", required=True, help="what the author should change")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlfactory", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -544,6 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="path to an mlfactory.yaml")
     check.set_defaults(func=_config_check)
     _add_budgets_parser(sub)
+    _add_components_parser(sub)
     return parser
 
 

@@ -116,7 +116,7 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
     ``$MLFACTORY_SERVICE_SECRET`` when set (the service runs elsewhere) and random per hub
     start otherwise (the hub restarts its managed service with it).
     """
-    from mlfactory.hub.service.permissions import CUSTOM_SCOPES
+    from mlfactory.hub.service.permissions import COMPONENTS_REVIEW, CUSTOM_SCOPES
     from mlfactory.spawner.budget_gate import ServiceGate
 
     secret = env.get("MLFACTORY_SERVICE_SECRET") or secrets.token_urlsafe(32)
@@ -150,6 +150,18 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
             "services": [SERVICE_NAME],
         }
     )
+    maintainers = platform.component_review.maintainers
+    roles = [r for r in roles if r["name"] != "mlfactory-component-maintainers"]
+    if maintainers.users or maintainers.groups:
+        roles.append(
+            {
+                "name": "mlfactory-component-maintainers",
+                "description": "Review components users publish into the shared namespace",
+                "scopes": [COMPONENTS_REVIEW],
+                "users": list(maintainers.users),
+                "groups": list(maintainers.groups),
+            }
+        )
     user_role = next((r for r in roles if r["name"] == "user"), None)
     if user_role is None:
         user_role = {"name": "user", "scopes": ["self"]}
@@ -159,7 +171,14 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
         user_role["scopes"] = [*user_role["scopes"], access]
     c.JupyterHub.load_roles = roles
     # A server's own token may read its user's budget from the service (the status bar).
-    c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", access]
+    # A maintainer reviews from their server too: the hub gives a server's token only the
+    # scopes its user holds, so for everyone else the review scope is dropped.
+    c.Spawner.server_token_scopes = [
+        "users:activity!user",
+        "access:servers!server",
+        access,
+        COMPONENTS_REVIEW,
+    ]
     spawner_env = dict(c.Spawner.get("environment", {}))
     spawner_env.setdefault("MLFACTORY_SERVICE_URL", direct)
     c.Spawner.environment = spawner_env

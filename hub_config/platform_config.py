@@ -387,10 +387,72 @@ class DataStore(_Strict):
     groups: tuple[Slug, ...] = ()
 
 
+_GIT_URL_RE = re.compile(
+    r"(?:https|ssh|git|file)://[^\s]+|/[^\s]*|(?:[A-Za-z0-9._][A-Za-z0-9._-]*@)?"
+    r"[A-Za-z0-9.][A-Za-z0-9.-]*:[^\s/-][^\s]*"
+)
+_GIT_REF_RE = re.compile(r"(?!-)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])")
+
+
 class ComponentSource(_Strict):
+    """A git repository (``url`` and ``ref``) or a directory (``path``) of components.
+
+    Each user's server fetches git sources itself, with hooks, filters and submodules off
+    (see ``mlfactory.components.sources``, which checks the same rules again).
+    """
+
     name: Slug
-    url: str
-    ref: str = "main"
+    url: str = Field("", description="https, ssh, git or file URL, user@host:path or /abs/path")
+    ref: str = Field("main", description="branch, tag or commit of a git source")
+    path: str = Field("", description="an absolute directory on the servers' machine")
+
+    @field_validator("url")
+    @classmethod
+    def _git_url(cls, v: str) -> str:
+        if v and ("::" in v or not _GIT_URL_RE.fullmatch(v)):
+            raise ValueError(
+                f"{v!r} is not a git URL; use https://, ssh://, git://, file://, "
+                "user@host:path or an absolute path"
+            )
+        return v
+
+    @field_validator("ref")
+    @classmethod
+    def _git_ref(cls, v: str) -> str:
+        if not _GIT_REF_RE.fullmatch(v):
+            raise ValueError(f"{v!r} is not a branch, tag or commit name")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _abs_path(cls, v: str) -> str:
+        if v and not v.startswith("/"):
+            raise ValueError(f"{v!r} is not an absolute path")
+        return v
+
+    @model_validator(mode="after")
+    def _url_or_path(self) -> ComponentSource:
+        if bool(self.url) == bool(self.path):
+            raise ValueError("give either url (a git repository) or path (a directory)")
+        return self
+
+    def env_entry(self) -> dict[str, str]:
+        """What the spawner hands each server (MLFACTORY_COMPONENT_SOURCES)."""
+        if self.path:
+            return {"name": self.name, "path": self.path}
+        return {"name": self.name, "url": self.url, "ref": self.ref}
+
+
+class ReviewMaintainers(_Strict):
+    users: tuple[str, ...] = Field((), description="hub users who review published components")
+    groups: tuple[str, ...] = Field((), description="hub groups whose members review them")
+
+
+class ComponentReview(_Strict):
+    """Who approves components users publish into the shared namespace. Hub admins always
+    may; the hub grants listed maintainers ``custom:mlfactory:components:review``."""
+
+    maintainers: ReviewMaintainers = ReviewMaintainers()
 
 
 class PlatformConfig(_Strict):
@@ -410,6 +472,7 @@ class PlatformConfig(_Strict):
     culling: Culling = Culling()
     data_stores: tuple[DataStore, ...] = ()
     component_sources: tuple[ComponentSource, ...] = ()
+    component_review: ComponentReview = ComponentReview()
 
     @model_validator(mode="after")
     def _cross_references(self) -> PlatformConfig:
@@ -460,6 +523,7 @@ class PlatformConfig(_Strict):
             ]
         for di, d in enumerate(self.data_stores):
             _known(problems, f"data_stores[{di}].groups", d.groups, group_names, "group")
+        _unique(problems, "component_sources", [c.name for c in self.component_sources])
         for key, items in (("profiles", self.profiles), ("images", self.images)):
             defaults = [x.slug for x in items if x.default]
             if len(defaults) > 1:

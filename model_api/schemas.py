@@ -276,7 +276,11 @@ def tensors_to_input(tensors: dict[str, np.ndarray], schema: ModelSchema) -> Any
 def array_to_input(x: Any, schema: ModelSchema) -> Any:
     """In-process calls: accept a 2-D array in schema column order (or a dict of columns)."""
     if isinstance(x, dict):
-        return tensors_to_input({k: np.asarray(v) for k, v in x.items()}, schema)
+        # a list of str would become a fixed-width '<U' array: BYTES columns are object arrays
+        text = {s.name for s in schema.inputs if s.datatype == "BYTES"}
+        return tensors_to_input(
+            {k: np.asarray(v, dtype=object if k in text else None) for k, v in x.items()}, schema
+        )
     if hasattr(x, "columns") and hasattr(x, "to_dict"):  # a DataFrame, without importing pandas
         return records_to_input(x.to_dict(orient="records"), schema)
     if schema.tabular:

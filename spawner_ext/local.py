@@ -122,6 +122,24 @@ def cached_platform_config(path: str) -> PlatformConfig:
     return cached[1]
 
 
+def component_sources_env(config: PlatformConfig) -> str:
+    """MLFACTORY_COMPONENT_SOURCES: the config's component sources, as JSON, in order."""
+    return json.dumps([s.env_entry() for s in config.component_sources])
+
+
+def data_stores_env(config: PlatformConfig, groups: tuple[str, ...] | list[str]) -> str:
+    """MLFACTORY_DATA_STORES: the data stores these groups may use (a store without groups is
+    for everyone), as JSON ``[{"name", "kind", "url", "description"}]``."""
+    mine = set(groups)
+    return json.dumps(
+        [
+            {"name": d.name, "kind": d.kind, "url": d.url, "description": d.description}
+            for d in config.data_stores
+            if not d.groups or mine & set(d.groups)
+        ]
+    )
+
+
 def request_error(err: RequestError) -> SpawnException:
     return spawn_error(
         f"Invalid choice for {err.field}: {err.message}", reason="user-options", status_code=400
@@ -405,6 +423,9 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             env["CPU_GUARANTEE"] = str(request.cpu_guarantee)
             env["MEM_LIMIT"] = str(request.mem_limit)
             env["MEM_GUARANTEE"] = str(request.mem_guarantee)
+            # the config was read to resolve the request, so it is usable here
+            env["MLFACTORY_COMPONENT_SOURCES"] = component_sources_env(self.platform)
+            env["MLFACTORY_DATA_STORES"] = data_stores_env(self.platform, self._access().groups)
         env.update(cuda_env(self._held.get("gpus", ())))
         return env
 

@@ -186,6 +186,38 @@ class CullingStop(Base):
     __table_args__ = (UniqueConstraint("user", "server_name", "started", name="uq_cull_once"),)
 
 
+class ComponentSubmission(Base):
+    """A component a user published from a notebook: one row per owner, name and version
+    (the folder ``users/<owner>/<name>/<version>/`` under the service's components dir)."""
+
+    __tablename__ = "component_submissions"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    submitted_at: Mapped[float] = mapped_column(Float)
+    files: Mapped[list] = mapped_column(JSON, default=list)
+    reviewer: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    note: Mapped[str] = mapped_column(String(2000), default="")
+    reviewed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    history: Mapped[list] = mapped_column(JSON, default=list)
+    __table_args__ = (UniqueConstraint("owner", "name", "version", name="uq_component_submission"),)
+
+
+class PublishedComponent(Base):
+    """A version in the shared namespace; the primary key makes it immutable."""
+
+    __tablename__ = "published_components"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    submission_id: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(String(255))
+    published_at: Mapped[float] = mapped_column(Float, index=True)
+    published_by: Mapped[str] = mapped_column(String(255))
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
     is_sqlite = url.startswith("sqlite")

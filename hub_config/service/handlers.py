@@ -464,6 +464,12 @@ def _csv_safe(text: str) -> str:
 
 
 def routes(prefix: str) -> list[tuple]:
+    from .components import (
+        PublishedHandler,
+        ReviewHandler,
+        SubmissionHandler,
+        SubmissionsHandler,
+    )
     from .dashboard import DashboardHandler
 
     p = prefix.rstrip("/")
@@ -486,4 +492,8 @@ def routes(prefix: str) -> list[tuple]:
         (rf"{p}/api/culling/status", CullingStatusHandler),
         (rf"{p}/api/culling/keepalive", KeepAliveHandler),
         (rf"{p}/api/culling/stops", CullingStopsHandler),
+        (rf"{p}/api/components/submissions", SubmissionsHandler),
+        (rf"{p}/api/components/submissions/([0-9a-f]{{16}})", SubmissionHandler),
+        (rf"{p}/api/components/submissions/([0-9a-f]{{16}})/review", ReviewHandler),
+        (rf"{p}/api/components/published", PublishedHandler),
     ]

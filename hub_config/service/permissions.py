@@ -3,6 +3,8 @@
 Hub admins hold every mlfactory scope (JupyterHub's admin role cannot be extended).
 Others hold what their roles grant, possibly filtered: ``custom:mlfactory:usage:read!group=ds``
 lets a team lead see the sessions of the ``ds`` group's members and nothing else.
+``custom:mlfactory:components:review`` lets a maintainer approve or reject published
+components (filtered: those of the group's members or the named user).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .store import Visibility
 BUDGETS_READ = "custom:mlfactory:budgets:read"
 BUDGETS_WRITE = "custom:mlfactory:budgets:write"
 USAGE_READ = "custom:mlfactory:usage:read"
+COMPONENTS_REVIEW = "custom:mlfactory:components:review"
 
 CUSTOM_SCOPES = {
     BUDGETS_READ: {"description": "Read mlfactory budgets, their spend and alert history."},
@@ -24,6 +27,10 @@ CUSTOM_SCOPES = {
         "subscopes": [BUDGETS_READ],
     },
     USAGE_READ: {"description": "Read mlfactory usage and cost reports and running servers."},
+    COMPONENTS_REVIEW: {
+        "description": "Review components users publish: see their submissions and approve "
+        "them into the shared namespace or reject them with a note."
+    },
 }
 _IMPLIED = {BUDGETS_READ: (BUDGETS_READ, BUDGETS_WRITE), USAGE_READ: (USAGE_READ,)}
 

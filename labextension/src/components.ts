@@ -1,16 +1,5 @@
 /**
- * Placeholder: filled in by the components panel work.
+ * The Components panel (component registry): see `components/`.
  */
-import {
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
-
-export const componentsPlugin: JupyterFrontEndPlugin<void> = {
-  id: 'mlfactory:components',
-  description: 'The components panel.',
-  autoStart: true,
-  activate: (app: JupyterFrontEnd): void => {
-    void app;
-  }
-};
+export { componentsPlugin, CommandIDs } from './components/plugin';
+export { ComponentsPanel } from './components/panel';

@@ -67,3 +67,70 @@ function messageOf(data: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** Query parameters; empty and undefined values are left out of the URL. */
+export type QueryParams = Record<string, string | number | undefined>;
+
+/**
+ * Call `<base>/mlfactory/<segments…>?<query>` and return the parsed JSON body:
+ * for the routes outside `mlfactory/api` (e.g. `mlfactory/components/…`).
+ * Each segment is URL-encoded here, so server-provided names are safe to pass.
+ *
+ * @throws DOMException (AbortError) when `init.signal` aborts the request.
+ * @throws ServerConnection.NetworkError when the server cannot be reached.
+ * @throws ServerConnection.ResponseError carrying the server's `message`
+ *   when the answer is not 2xx or its body is not JSON.
+ */
+export async function requestMlfactory<T>(
+  segments: string[],
+  query: QueryParams = {},
+  init: RequestInit = {}
+): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const path = segments.map(encodeURIComponent).join('/');
+  const params: Record<string, string> = {};
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== '') {
+      params[key] = String(value);
+    }
+  }
+  const requestUrl =
+    URLExt.join(settings.baseUrl, 'mlfactory', path) +
+    (Object.keys(params).length ? URLExt.objectToQueryString(params) : '');
+
+  let response: Response;
+  let text: string;
+  try {
+    response = await ServerConnection.makeRequest(requestUrl, init, settings);
+    text = await response.text();
+  } catch (error) {
+    if (init.signal?.aborted) {
+      throw error;
+    }
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+
+  let data: unknown = undefined;
+  let isJSON = true;
+  if (text.length > 0) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      isJSON = false;
+    }
+  }
+  if (!response.ok) {
+    throw new ServerConnection.ResponseError(
+      response,
+      messageOf(data) ??
+        `mlfactory/${path} answered ${response.status} ${response.statusText}`.trim()
+    );
+  }
+  if (!isJSON) {
+    throw new ServerConnection.ResponseError(
+      response,
+      `mlfactory/${path} did not answer with JSON`
+    );
+  }
+  return data as T;
+}

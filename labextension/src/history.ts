@@ -1,16 +1,4 @@
 /**
- * Placeholder: filled in by the history panel work.
+ * Notebook history without git vocabulary: the plugin lives in `history/`.
  */
-import {
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
-
-export const historyPlugin: JupyterFrontEndPlugin<void> = {
-  id: 'mlfactory:history',
-  description: 'The history panel.',
-  autoStart: true,
-  activate: (app: JupyterFrontEnd): void => {
-    void app;
-  }
-};
+export { historyPlugin } from './history/plugin';

@@ -29,3 +29,19 @@ def test_missing_values_dropped_and_no_shared_columns(component):
     assert detect({"a": same}, {"a": same})["drifted"] == []
     with pytest.raises(ValueError, match="share no columns"):
         detect({"a": same}, {"b": same})
+
+
+def test_dataframes_are_accepted(component):
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    reference = pd.DataFrame(
+        {"x": rng.normal(0, 1, 1000), "plan": pd.array(["a", "b"] * 500, dtype="string")}
+    )
+    current = pd.DataFrame(
+        {"x": rng.normal(2, 1, 1000), "plan": pd.array(["a", "b", None, "a"] * 250, dtype="str")}
+    )
+    report = component("detect_drift")(reference, current)
+    assert report["drifted"] == ["x"]
+    assert report["columns"]["plan"]["kind"] == "categorical"
+    assert report["columns"]["plan"]["psi"] < 0.2  # the missing quarter is dropped, not a category

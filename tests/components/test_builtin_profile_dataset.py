@@ -29,3 +29,22 @@ def test_profile_numeric_categorical_and_warnings(component):
 def test_ragged_columns_are_refused(component):
     with pytest.raises(ValueError, match="differ in length"):
         component("profile_dataset")({"a": [1, 2], "b": [1]})
+
+
+def test_dataframe_with_nullable_and_string_dtypes(component):
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "age": pd.array([20, None, 40, 30], dtype="Int64"),
+            "plan": pd.array(["a", "b", None, "a"], dtype="string"),
+        }
+    )
+    profile = component("profile_dataset")(frame)
+    assert profile["rows"] == 4
+    age = profile["columns"]["age"]
+    assert age["kind"] == "numeric" and age["missing"] == 1 and age["mean"] == pytest.approx(30.0)
+    plan = profile["columns"]["plan"]
+    assert plan["kind"] == "categorical" and plan["missing"] == 1 and plan["top"][0] == ("a", 2)
+    with pytest.raises(TypeError, match="DataFrame or a dict of columns"):
+        component("profile_dataset")([1, 2, 3])

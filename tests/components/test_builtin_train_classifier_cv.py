@@ -24,3 +24,13 @@ def test_default_model_and_bad_cv(component):
     assert result["scoring"] == "f1_macro" and np.all(result["scores"] >= 0)
     with pytest.raises(ValueError, match="at least 2"):
         train(X, y, cv=1)
+
+
+def test_dataframe_features(component):
+    import pandas as pd
+
+    X, y = make_classification(n_samples=120, n_features=4, random_state=2)
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    result = component("train_classifier_cv")(frame, pd.Series(y), cv=3, scoring="accuracy")
+    assert list(result["model"].feature_names_in_) == ["a", "b", "c", "d"]
+    assert result["mean"] > 0.7

@@ -188,3 +188,56 @@ def test_builtin_catalog_is_clean_and_searchable():
     assert names(cat.search("drift"))[0] == "detect_drift"
     assert set(names(cat.search("split"))) >= {"time_split", "train_test_split_stratified"}
     assert names(cat.search("confusion"))[0] == "evaluate_classifier"  # a tag
+
+
+def test_facets_count_names_and_ignore_their_own_filter(tmp_path):
+    make(tmp_path / "a", "load", categories=["data-loading"])
+    make(tmp_path / "a", "train", "1.0.0", categories=["training"])
+    make(tmp_path / "a", "train", "2.0.0", categories=["training"], stability="beta")
+    make(tmp_path / "b", "fit", categories=["training", "tuning"], stability="beta")
+    cat = Catalog.from_sources([Source("a", tmp_path / "a"), Source("b", tmp_path / "b", "git")])
+    f = cat.facets()
+    assert f["categories"] == [("training", 2), ("data-loading", 1), ("tuning", 1)]
+    assert f["stabilities"] == [("beta", 2), ("stable", 2)]  # train counts once per value
+    assert f["sources"] == [("a", 2), ("b", 1)]
+    f = cat.facets(category="training", stability="beta")
+    assert f["categories"] == [("training", 2), ("tuning", 1)]  # beta only
+    assert f["stabilities"] == [("beta", 2), ("stable", 1)]  # training only
+    assert cat.facets("nothing-matches") == {"categories": [], "stabilities": [], "sources": []}
+    assert cat.source_kind("b") == "git" and cat.counts() == {"a": 3, "b": 1}
+
+
+def test_problems_name_files_relative_to_their_source(tmp_path):
+    root = tmp_path / "org"
+    bad = make(root, "bad", folder="bad")
+    (bad / "README.md").unlink()
+    make(root, "load_csv", "1.0.0", folder="load_csv")  # the built-in has this version
+    cat = default_catalog([Source("org", root)])
+    assert [(p.source, p.file, p.key) for p in cat.problems()] == [
+        ("org", "bad/component.yaml", "doc"),
+        ("org", "load_csv/component.yaml", "version"),
+    ]
+    assert all(str(tmp_path) not in p.message for p in cat.problems())
+
+
+def test_nothing_outside_a_source_is_read(tmp_path):
+    outside = make(tmp_path / "elsewhere", "secret", folder="secret")
+    root = tmp_path / "org"
+    root.mkdir()
+    (root / "linked").symlink_to(outside)  # a folder linking out of the source
+    escaping = make(root, "docs_out", folder="docs_out")
+    text = (escaping / "component.yaml").read_text() + "doc: ../../elsewhere/secret/README.md\n"
+    (escaping / "component.yaml").write_text(text)
+    cat = Catalog.from_sources([Source("org", root)])
+    assert cat.names() == []
+    assert sorted((p.file, p.key) for p in cat.problems()) == [
+        ("docs_out/component.yaml", "doc"),
+        ("linked/component.yaml", ""),
+    ]
+
+
+def test_exact_references():
+    from mlfactory.components.catalog import is_exact_ref
+
+    assert is_exact_ref("a@1.2.3") and is_exact_ref("a@1.2.3-rc.1")
+    assert not any(map(is_exact_ref, ["a", "a@1", "a@1.2", "a@x", "@1.2.3"]))

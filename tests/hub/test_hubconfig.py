@@ -76,6 +76,7 @@ def test_apply_platform_runs_the_platform_service_with_least_privilege(platform)
         "custom:mlfactory:budgets:read",
         "custom:mlfactory:budgets:write",
         "custom:mlfactory:usage:read",
+        "custom:mlfactory:components:review",
     }
     gate = c.MLFactoryLocalSpawner.budget_check
     assert gate.url == "http://127.0.0.1:18181/services/mlfactory" and gate.secret == "s3cret"

@@ -9,6 +9,7 @@ from mlfactory.model_api.schemas import (
     ModelSchema,
     TensorSpec,
     openapi_document,
+    array_to_input,
     records_to_input,
     request_json_schema,
     response_json_schema,
@@ -59,6 +60,15 @@ def test_nullable_and_typed_columns():
     with pytest.raises(InvalidInput) as e:
         records_to_input([{"n": 1.5, "s": "x", "f": 1.0}], schema)
     assert e.value.field == "records[0].n"
+
+
+def test_a_dict_of_plain_lists_keeps_text_columns_as_text():
+    schema = ModelSchema(
+        inputs=(TensorSpec(name="n", datatype="INT64"), TensorSpec(name="s", datatype="BYTES"))
+    )
+    x = array_to_input({"n": [1, 2], "s": ["x", "y"]}, schema)
+    assert x["s"].dtype == object and x["s"].tolist() == ["x", "y"]
+    assert x["n"].tolist() == [1, 2]
 
 
 def test_tensors_per_column_or_one_matrix():

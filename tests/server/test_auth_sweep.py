@@ -31,7 +31,10 @@ def _rules(router):
 
 def _sample_path(matcher: PathMatches) -> str:
     """A concrete path the pattern matches, with each regex group filled in."""
-    path = matcher.reverse(*["sample"] * (matcher._group_count or 0))
+    try:
+        path = matcher.reverse(*["sample"] * (matcher._group_count or 0))
+    except ValueError:  # tornado %-formats the pattern: a '%' in the base_url breaks it
+        path = None
     if path is None:  # too complex for tornado to reverse
         path = _GROUP.sub("sample", matcher.regex.pattern).strip("^$").replace("\\", "")
     assert matcher.regex.match(path), f"sample {path!r} does not match {matcher.regex.pattern}"

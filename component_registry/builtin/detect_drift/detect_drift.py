@@ -8,6 +8,33 @@ import numpy as np
 from scipy import stats
 
 
+def _columns(data: Any, what: str = "data") -> dict[str, np.ndarray]:
+    """A pandas DataFrame or a dict of columns -> ``{name: 1-d numpy array}``.
+
+    Missing values become NaN in numeric columns and None in the others, whatever the pandas
+    dtype (nullable ``Int64``, ``string``, ...). pandas is duck-typed, not imported.
+    """
+    if hasattr(data, "columns") and hasattr(data, "dtypes"):
+        out: dict[str, np.ndarray] = {}
+        for name in data.columns:
+            s = data[name]
+            arr = np.asarray(s)
+            if arr.dtype.kind == "O":
+                kind = getattr(s.dtype, "kind", "O")
+                if kind in "iuf":
+                    arr = s.to_numpy(dtype=float, na_value=np.nan)
+                else:
+                    arr = arr.copy()
+                    arr[s.isna().to_numpy()] = None
+            out[str(name)] = arr
+        return out
+    if not hasattr(data, "items"):
+        raise TypeError(
+            f"{what} must be a pandas DataFrame or a dict of columns, got {type(data).__name__}"
+        )
+    return {k: np.asarray(v) for k, v in data.items()}
+
+
 def _psi(ref: np.ndarray, cur: np.ndarray, bins: int) -> float:
     # Bin edges from reference quantiles so each bin holds about the same reference share.
     edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)))
@@ -27,13 +54,13 @@ def _psi_categorical(ref: np.ndarray, cur: np.ndarray) -> float:
 
 
 def detect_drift(
-    reference: dict[str, Any],
-    current: dict[str, Any],
+    reference: Any,
+    current: Any,
     psi_threshold: float = 0.2,
     p_value: float = 0.01,
     bins: int = 10,
 ) -> dict[str, Any]:
-    """Compare each column present in both datasets (``{column: 1-d array}``).
+    """Compare each column present in both datasets (DataFrames or ``{column: 1-d array}``).
 
     Numeric columns: two-sample Kolmogorov-Smirnov test and PSI over ``bins`` reference
     quantile bins; other columns: PSI over categories. A column drifts when PSI exceeds
@@ -41,6 +68,8 @@ def detect_drift(
     columns, the KS p-value is below ``p_value``. Missing values (NaN/None) are dropped.
     Returns ``{"columns": {name: {psi, ks_statistic, ks_p_value, drift}}, "drifted": [...]}``.
     """
+    reference = _columns(reference, "reference")
+    current = _columns(current, "current")
     common = [k for k in reference if k in current]
     if not common:
         raise ValueError("reference and current share no columns")

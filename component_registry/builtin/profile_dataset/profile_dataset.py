@@ -8,6 +8,33 @@ from typing import Any
 import numpy as np
 
 
+def _columns(data: Any, what: str = "data") -> dict[str, np.ndarray]:
+    """A pandas DataFrame or a dict of columns -> ``{name: 1-d numpy array}``.
+
+    Missing values become NaN in numeric columns and None in the others, whatever the pandas
+    dtype (nullable ``Int64``, ``string``, ...). pandas is duck-typed, not imported.
+    """
+    if hasattr(data, "columns") and hasattr(data, "dtypes"):
+        out: dict[str, np.ndarray] = {}
+        for name in data.columns:
+            s = data[name]
+            arr = np.asarray(s)
+            if arr.dtype.kind == "O":
+                kind = getattr(s.dtype, "kind", "O")
+                if kind in "iuf":
+                    arr = s.to_numpy(dtype=float, na_value=np.nan)
+                else:
+                    arr = arr.copy()
+                    arr[s.isna().to_numpy()] = None
+            out[str(name)] = arr
+        return out
+    if not hasattr(data, "items"):
+        raise TypeError(
+            f"{what} must be a pandas DataFrame or a dict of columns, got {type(data).__name__}"
+        )
+    return {k: np.asarray(v) for k, v in data.items()}
+
+
 def _missing_mask(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
         return np.isnan(values)
@@ -18,10 +45,8 @@ def _missing_mask(values: np.ndarray) -> np.ndarray:
     return np.zeros(len(values), dtype=bool)
 
 
-def profile_dataset(
-    data: dict[str, Any], top_k: int = 5, high_missing: float = 0.2
-) -> dict[str, Any]:
-    """Summarise each column of ``data`` (``{column: 1-d array-like}``).
+def profile_dataset(data: Any, top_k: int = 5, high_missing: float = 0.2) -> dict[str, Any]:
+    """Summarise each column of ``data`` (a pandas DataFrame or ``{column: 1-d array-like}``).
 
     Returns ``{"rows": n, "columns": {name: stats}, "warnings": [...]}``. Numeric columns get
     mean, std, min, quartiles and max (over present values); other columns get their
@@ -29,9 +54,9 @@ def profile_dataset(
     of their values, constant columns, and text columns where every value is unique (likely
     an identifier that should not be a feature).
     """
-    if not data:
+    arrays = _columns(data)
+    if not arrays:
         raise ValueError("data has no columns")
-    arrays = {k: np.asarray(v) for k, v in data.items()}
     lengths = {len(a) for a in arrays.values()}
     if len(lengths) != 1:
         raise ValueError(f"columns differ in length: { {k: len(a) for k, a in arrays.items()} }")

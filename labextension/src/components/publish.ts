@@ -1,0 +1,169 @@
+/**
+ * The Publish view: submit a component folder for review, see pending
+ * submissions and, for reviewers, approve or reject them with a note.
+ */
+import type { IComponentsAPI } from './api';
+import { button, errorBox, h, messageOf, table } from './dom';
+import type { ISubmission, ReviewDecision } from './types';
+
+export class PublishView {
+  readonly node: HTMLElement;
+
+  constructor(api: IComponentsAPI) {
+    this._api = api;
+    this._path = h('input', {
+      className: 'jp-mod-styled mlfactory-Components-path',
+      testid: 'components-publish-path',
+      attrs: {
+        type: 'text',
+        placeholder: 'folder/with/component.yaml',
+        'aria-label': 'Component folder, relative to the server root'
+      }
+    });
+    this._path.addEventListener('keydown', event => {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        void this.publish(this._path.value);
+      }
+    });
+    this._message = h('div', { attrs: { 'aria-live': 'polite' } });
+    this._list = h('div', { testid: 'components-submissions' });
+    this.node = h(
+      'div',
+      { className: 'mlfactory-Components-publish' },
+      h('p', {
+        className: 'mlfactory-Components-muted',
+        text: 'Submit a component folder (component.yaml, source, README, test) for review.'
+      }),
+      h(
+        'div',
+        { className: 'mlfactory-Components-publishForm' },
+        this._path,
+        button('Publish', () => void this.publish(this._path.value), {
+          kind: 'accept',
+          testid: 'components-publish'
+        })
+      ),
+      this._message,
+      h('h4', { text: 'Pending submissions' }),
+      this._list
+    );
+  }
+
+  /** Submit `path` (a folder relative to the server root) for review. */
+  async publish(path: string): Promise<ISubmission | null> {
+    path = path.trim().replace(/^\/+/, '');
+    if (!path) {
+      this._message.replaceChildren(
+        errorBox(null, 'Give the folder that holds component.yaml.')
+      );
+      return null;
+    }
+    this._path.value = path;
+    this._message.replaceChildren(
+      h('p', { className: 'mlfactory-loading', text: `Submitting ${path}…` })
+    );
+    try {
+      const { submission } = await this._api.publish(path);
+      this._message.replaceChildren(
+        h('p', {
+          className: 'mlfactory-Components-success',
+          text: `Submitted ${submission.name}@${submission.version} for review.`
+        })
+      );
+      void this.load();
+      return submission;
+    } catch (error) {
+      this._message.replaceChildren(
+        errorBox(error, `Could not publish ${path}.`)
+      );
+      return null;
+    }
+  }
+
+  /** Fetch the pending submissions (again). */
+  async load(): Promise<void> {
+    this._list.replaceChildren(
+      h('p', { className: 'mlfactory-loading', text: 'Loading…' })
+    );
+    try {
+      const data = await this._api.submissions('pending');
+      this._render(data.submissions ?? [], data.can_review === true);
+    } catch (error) {
+      // e.g. 503 when no hub service is configured: say so, keep the form.
+      this._list.replaceChildren(
+        errorBox(error, 'Could not load the submissions.')
+      );
+    }
+  }
+
+  private _render(submissions: ISubmission[], canReview: boolean): void {
+    if (!submissions.length) {
+      this._list.replaceChildren(h('p', { text: 'None pending.' }));
+      return;
+    }
+    const headers = ['Component', 'Owner', 'Submitted'];
+    if (canReview) {
+      headers.push('Review');
+    }
+    this._list.replaceChildren(
+      table(
+        headers,
+        submissions.map(s => {
+          const row: (string | Node)[] = [
+            h('code', { text: `${s.name}@${s.version}` }),
+            s.owner,
+            s.submitted_at
+          ];
+          if (canReview) {
+            row.push(this._reviewControls(s));
+          }
+          return row;
+        }),
+        'mlfactory-Components-submissions'
+      )
+    );
+  }
+
+  private _reviewControls(s: ISubmission): HTMLElement {
+    const note = h('input', {
+      className: 'jp-mod-styled',
+      attrs: {
+        type: 'text',
+        placeholder: 'Note',
+        'aria-label': `Review note for ${s.name}@${s.version}`
+      }
+    });
+    const status = h('div', { attrs: { 'aria-live': 'polite' } });
+    const decide = async (decision: ReviewDecision) => {
+      approve.disabled = reject.disabled = true;
+      try {
+        await this._api.review(s.id, decision, note.value);
+        void this.load();
+      } catch (error) {
+        status.replaceChildren(
+          errorBox(error, `Could not ${decision}: ${messageOf(error)}`)
+        );
+        approve.disabled = reject.disabled = false;
+      }
+    };
+    const approve = button('Approve', () => void decide('approve'), {
+      kind: 'accept'
+    });
+    const reject = button('Reject', () => void decide('reject'), {
+      kind: 'reject'
+    });
+    return h(
+      'div',
+      { className: 'mlfactory-Components-review' },
+      note,
+      h('div', {}, approve, reject),
+      status
+    );
+  }
+
+  private readonly _api: IComponentsAPI;
+  private readonly _path: HTMLInputElement;
+  private readonly _message: HTMLElement;
+  private readonly _list: HTMLElement;
+}

@@ -1,0 +1,247 @@
+"""The Components panel in a real JupyterLab: search the registry as you type, read a
+component's page, insert its pinned snippet below the active cell and run it; a
+directory source's names and summaries reach the page as text, never as markup; the
+Sources view lists invalid components; publishing without a hub says why."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from .conftest import screenshot, start_lab, stop_lab
+
+pytestmark = [pytest.mark.browser]
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+XSS_SUMMARY = '<img src=x onerror="window.__mlfXss=1"> shown as text'
+PANEL = '[data-testid="mlfactory-components"]'
+
+
+def write_component(folder: Path, name: str, summary: str, readme: str) -> None:
+    """A valid directory-source component (all inputs have defaults)."""
+    folder.mkdir(parents=True)
+    (folder / "component.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            name: {name}
+            version: 0.1.0
+            summary: {json.dumps(summary)}
+            description: {json.dumps('<b onmouseover="window.__mlfXss=2">bold</b> description')}
+            categories: [testing]
+            tags: [probe]
+            stability: experimental
+            owners: ["<i>team</i>"]
+            source: {name}.py
+            entry_point: {name}
+            inputs:
+              - name: value
+                type: int
+                description: "<script>window.__mlfXss=3</script>"
+                default: 1
+            outputs:
+              - {{name: doubled, type: int, description: Twice the value}}
+            example: {json.dumps(f"{name}(value=2)")}
+            last_verified: 2026-11-26
+            """
+        )
+    )
+    (folder / f"{name}.py").write_text(f"def {name}(value=1):\n    return value * 2\n")
+    (folder / "README.md").write_text(readme)
+
+
+@pytest.fixture
+def components_lab(tmp_path: Path):
+    """A lab with a notebook and a directory source holding a component whose texts carry
+    markup, plus a folder that is not a valid component."""
+    source = tmp_path / "team-components"
+    write_component(
+        source / "markup_probe",
+        "markup_probe",
+        XSS_SUMMARY,
+        "# Markup probe\n\nRendered **README**.\n\n"
+        '<img src=x onerror="window.__mlfXss=4"><script>window.__mlfXss=5</script>\n',
+    )
+    broken = source / "broken_probe"
+    broken.mkdir()
+    (broken / "component.yaml").write_text("name: broken_probe\nversion: not-a-version\n")
+
+    root = tmp_path / "work"
+    root.mkdir()
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": KERNELSPEC})
+    notebook.cells.append(nbformat.v4.new_code_cell("first = 1"))
+    nbformat.write(notebook, root / "analysis.ipynb")
+    env = {
+        "MLFACTORY_COMPONENT_SOURCES": json.dumps([{"name": "team", "path": str(source)}]),
+        "MLFACTORY_COMPONENT_CACHE": str(tmp_path / "component-cache"),
+    }
+    lab = start_lab(root, env=env)
+    yield lab
+    stop_lab(lab)
+
+
+def open_panel(page, lab, notebook: str | None = "analysis.ipynb") -> None:
+    page.goto(lab.lab_url(notebook or ""))
+    if notebook:
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+    page.locator('.jp-SideBar [data-id="mlfactory-components"]').click()
+    page.locator(PANEL).wait_for(state="visible")
+
+
+def search(page, text: str):
+    box = page.get_by_test_id("components-search")
+    box.fill("")
+    box.type(text, delay=30)  # as a person types: each key restarts the debounce
+    page.locator(
+        f'{PANEL} [data-testid="components-results"][data-query="{text}"][aria-busy="false"]'
+    ).wait_for()
+    return page.locator(f'{PANEL} [data-testid="components-result"]')
+
+
+def dismiss_toasts(page) -> None:
+    """Close Lab's news question so that screenshots show the panel and the notebook."""
+    no = page.locator(".Toastify").get_by_role("button", name="No")
+    if no.count():
+        no.first.click()
+        page.locator(".Toastify__toast").first.wait_for(state="detached")
+
+
+def input_row(inputs, name: str):
+    return inputs.locator(f'tbody tr:has(td:first-child code:text-is("{name}"))')
+
+
+def cell_source(cell) -> str:
+    return "\n".join(line.text_content() for line in cell.locator(".cm-line").all())
+
+
+def test_search_read_insert_and_run(components_lab, page):
+    lab = components_lab
+    open_panel(page, lab)
+
+    results = search(page, "split")
+    # Ranked: names containing "split" first, time_split among them.
+    names = [item.get_attribute("data-name") for item in results.all()]
+    assert "time_split" in names[:3], names
+    assert all("split" in n for n in names[:2]), names
+    status = page.get_by_test_id("components-status").text_content()
+    assert re.match(r"\d+ components?", status), status
+    dismiss_toasts(page)
+    screenshot(page, "components-panel-results")
+
+    # Keyboard: from the search box down to time_split, Enter opens its page.
+    page.get_by_test_id("components-search").press("ArrowDown")
+    for _ in range(names.index("time_split")):
+        page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page_view = page.get_by_test_id("components-page")
+    page_view.get_by_role("heading", name="time_split").wait_for()
+    inputs = page_view.locator(".mlfactory-Components-inputs")
+    assert "timestamps" in inputs.text_content()
+    assert "required" in input_row(inputs, "timestamps").text_content()
+    assert "0.2" in input_row(inputs, "test_size").text_content()
+    assert "train_index" in page_view.locator(".mlfactory-Components-outputs").text_content()
+    readme = page.get_by_test_id("components-readme")
+    readme.locator("h1", has_text="time_split").wait_for()  # rendered Markdown, not text
+    assert "leak the future" in readme.text_content()
+    assert page.get_by_test_id("components-ref").text_content() == "time_split@1.0.0"
+    assert page.get_by_test_id("components-source").text_content() == "builtin (builtin)"
+    assert page.get_by_test_id("components-owners").text_content()
+    screenshot(page, "components-panel")
+
+    insert = page.get_by_test_id("components-insert")
+    assert insert.is_enabled()
+    insert.click()
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    page.wait_for_function("document.querySelectorAll('.jp-Notebook .jp-Cell').length === 2")
+    new_cell = cells.nth(1)
+    source = cell_source(new_cell)
+    assert 'use("time_split@1.0.0")' in source, source
+    assert cell_source(cells.nth(0)) == "first = 1"  # inserted below the active cell
+
+    # Fill the required input, then run the cell with Shift+Enter.
+    assert re.search(r"^timestamps = \.\.\.", source, re.M), source
+    filled = re.sub(r"^timestamps = \.\.\..*$", "timestamps = list(range(10))", source, flags=re.M)
+    filled += '\nprint("test rows:", [int(i) for i in test_index])'
+    new_cell.locator(".cm-content").click()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.insert_text(filled)
+    page.keyboard.press("Shift+Enter")
+    output = new_cell.locator(".jp-OutputArea-output")
+    output.filter(has_text="test rows:").wait_for(timeout=60_000)
+    assert "test rows: [8, 9]" in output.text_content()
+    assert new_cell.locator('[data-mime-type="application/vnd.jupyter.stderr"]').count() == 0
+    assert new_cell.locator(".jp-InputPrompt").text_content().strip() == "[1]:"
+
+    # Dragging a result onto the first cell inserts the snippet there.
+    before = cells.count()  # Shift+Enter on the last cell added an empty one
+    page.get_by_test_id("components-back").click()
+    result = page.locator(f'{PANEL} [data-testid="components-result"][data-name="time_split"]')
+    target = cells.nth(0).locator(".jp-InputArea").bounding_box()
+    result.hover()
+    page.mouse.down()
+    box = result.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2 + 10, box["y"] + box["height"] / 2, steps=2)
+    page.wait_for_timeout(500)  # the snippet arrives, the drag starts
+    page.mouse.move(target["x"] + 40, target["y"] + target["height"] / 2, steps=10)
+    page.mouse.up()
+    page.wait_for_function(
+        "n => document.querySelectorAll('.jp-Notebook .jp-Cell').length === n", arg=before + 1
+    )
+    assert 'use("time_split@1.0.0")' in cell_source(cells.nth(0))
+    assert cell_source(cells.nth(1)) == "first = 1"
+
+
+def test_server_text_is_shown_as_text(components_lab, page):
+    lab = components_lab
+    open_panel(page, lab, notebook=None)
+
+    results = search(page, "markup")
+    probe = results.filter(has=page.locator(".mlfactory-Components-name", has_text="markup_probe"))
+    probe.wait_for()
+    assert probe.locator(".mlfactory-Components-summary").text_content() == XSS_SUMMARY
+    assert probe.locator(".mlfactory-Badge", has_text="team").count() == 1
+    assert page.locator(f"{PANEL} img").count() == 0
+
+    probe.click()
+    page_view = page.get_by_test_id("components-page")
+    page_view.get_by_role("heading", name="markup_probe").wait_for()
+    page.get_by_test_id("components-readme").locator("h1", has_text="Markup probe").wait_for()
+    assert page.get_by_test_id("components-summary").text_content() == XSS_SUMMARY
+    assert page.get_by_test_id("components-owners").text_content() == "<i>team</i>"
+    insert = page.get_by_test_id("components-insert")
+    assert insert.is_disabled()  # no notebook is open
+    assert "Open a notebook" in insert.get_attribute("title")
+    assert "<script>" in page_view.locator(".mlfactory-Components-inputs").text_content()
+    # The README went through the sanitizer: no script, no handler attributes.
+    readme = page.get_by_test_id("components-readme")
+    assert readme.locator("script").count() == 0
+    assert readme.locator("[onerror], [onmouseover]").count() == 0
+    assert page_view.locator("b, i, script").count() == 0
+    page_view.hover()
+    page.wait_for_timeout(300)  # let any injected handler run (image errors fire async)
+    assert page.evaluate("window.__mlfXss") is None
+
+    # The Sources view shows the directory source and the invalid component.
+    page.get_by_test_id("components-tab-sources").click()
+    sources = page.get_by_test_id("components-sources")
+    team = sources.get_by_test_id("components-source-item").filter(has_text="team")
+    team.wait_for()
+    assert "directory" in team.text_content() and "ok" in team.text_content()
+    invalid = page.get_by_test_id("components-invalid")
+    invalid.wait_for()
+    assert "broken_probe" in invalid.text_content()
+    assert "component.yaml" in invalid.text_content()
+    screenshot(page, "components-panel-sources")
+
+    # Publishing needs the hub service here: the panel says so and stays usable.
+    page.get_by_test_id("components-tab-publish").click()
+    alert = page.locator(f'{PANEL} [data-testid="components-submissions"] [role="alert"]')
+    alert.wait_for()
+    assert alert.text_content().strip()
+    page.get_by_test_id("components-tab-browse").click()
+    assert page.get_by_test_id("components-page").is_visible()
+    assert page.evaluate("window.__mlfXss") is None

@@ -1,0 +1,320 @@
+"""The History panel in a real JupyterLab: track the workspace, save versions of a
+notebook, compare two with nbdime, restore one; server text stays text."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from .conftest import RealLab, screenshot, start_lab, stop_lab
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "analysis.ipynb"
+FIRST = "rows = 'first draft'"
+SECOND = "rows = 'second draft'"
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def write_notebook(root: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}  # fmt: skip
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Analysis", id="intro"),
+        nbformat.v4.new_code_cell("rows = 'start'", id="work"),
+    ]
+    nbformat.write(nb, root / NOTEBOOK)
+
+
+def saved_source(root: Path) -> str:
+    nb = json.loads((root / NOTEBOOK).read_text())
+    return "".join(nb["cells"][1]["source"])
+
+
+@pytest.fixture
+def lab_with_local_remotes(tmp_path: Path) -> Iterator[RealLab]:
+    """A `jupyter lab` whose history accepts file:// remotes (refused in production)."""
+    server = start_lab(tmp_path / "work", "--NotebookHistory.allow_local_remotes=True")
+    yield server
+    stop_lab(server)
+
+
+def git(*args: str, cwd: Path) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=Colleague", "-c", "user.email=colleague@example.com", *args],
+        cwd=cwd, check=True, capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+
+
+def commit_cell(clone: Path, cell: int, source: str) -> None:
+    """A colleague on mlfactory changes one cell of the notebook (and so its paired
+    py:percent text file, which jupytext reads the cells from) and pushes."""
+    import jupytext
+
+    nb = nbformat.read(clone / NOTEBOOK, as_version=4)
+    nb.cells[cell].source = source
+    nbformat.write(nb, clone / NOTEBOOK)
+    paired = (clone / NOTEBOOK).with_suffix(".py")
+    assert paired.is_file(), "the default pairing keeps a py:percent copy in the repository"
+    paired.write_text(jupytext.writes(nb, fmt="py:percent"))
+    git("commit", "-am", f"colleague: {source}", cwd=clone)
+    git("push", "origin", "HEAD:main", cwd=clone)
+
+
+def open_history(page):
+    page.locator('.jp-SideBar [data-id="mlfactory-history"]').click()
+    panel = page.locator('[data-testid="mlfactory-history"]')
+    start = panel.locator('[data-testid="mlfactory-history-init"]')
+    start.wait_for(timeout=15_000)
+    start.click()
+    panel.get_by_label("Version message").wait_for(timeout=15_000)
+    return panel
+
+
+def wait_for_text(locator, text: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in locator.inner_text():
+        assert time.monotonic() < deadline, f"{text!r} not in {locator.inner_text()!r}"
+        time.sleep(0.2)  # waiting on the browser
+
+
+def open_notebook(page, lab) -> None:
+    page.goto(lab.lab_url(NOTEBOOK))
+    page.locator(".jp-Notebook .jp-Cell").nth(1).wait_for(timeout=90_000)
+    # JupyterLab may still ask which kernel to use: take what it offers
+    dialog = page.locator(".jp-Dialog .jp-mod-accept")
+    if dialog.count():
+        dialog.first.click()
+
+
+def set_cell_text(page, text: str) -> None:
+    editor = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type(text)
+    page.keyboard.press("Control+s")
+    page.locator(".lm-TabBar-tab.jp-mod-dirty").wait_for(state="detached", timeout=10_000)
+
+
+def save_version(page, panel, message: str, expected_count: int) -> None:
+    panel.get_by_label("Version message").fill(message)
+    panel.get_by_role("button", name="Save version").click()
+    expect_versions(panel, expected_count)
+
+
+def expect_versions(panel, count: int, timeout: float = 15) -> None:
+    rows = panel.locator("li.mlfactory-HistoryVersion")
+    deadline = time.monotonic() + timeout
+    while rows.count() != count:
+        assert time.monotonic() < deadline, f"{rows.count()} versions listed, not {count}"
+        time.sleep(0.2)  # waiting on the browser, not on a clock under test
+
+
+def save_version_by_shortcut(page, panel, message: str, expected_count: int) -> None:
+    """Accel Alt S (the documented shortcut) in the notebook asks for a message."""
+    page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".cm-content").click()
+    page.keyboard.press("Control+Alt+s")
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input").fill(message)
+    dialog.get_by_role("button", name="Save version").click()
+    expect_versions(panel, expected_count)
+
+
+def dismiss_news(page) -> None:
+    """JupyterLab's own "get notified about news?" toast would cover the screenshots."""
+    no = page.locator(".Toastify__toast").get_by_role("button", name="No", exact=True)
+    if no.count():
+        no.first.click()
+        page.locator(".Toastify__toast").filter(has_text="news").wait_for(state="detached")
+
+
+def close_diff_tab(page) -> None:
+    tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="→")
+    tab.locator(".lm-TabBar-tabCloseIcon").click()
+    tab.wait_for(state="detached")
+
+
+def wait_until(check, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)  # waiting on the browser
+
+
+def cell_editor_text(page) -> str:
+    return page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".cm-content").inner_text()
+
+
+def test_save_compare_and_restore_versions(lab, page):
+    write_notebook(lab.root)
+    alerts: list[str] = []
+    page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+    open_notebook(page, lab)
+
+    panel = open_history(page)
+    assert panel.locator('[data-testid="mlfactory-history-notebook"]').inner_text() == NOTEBOOK
+
+    set_cell_text(page, FIRST)
+    save_version(page, panel, "first", 1)
+    set_cell_text(page, SECOND)
+    save_version_by_shortcut(page, panel, "second", 2)
+    rows = panel.locator("li.mlfactory-HistoryVersion")
+    assert "first" in rows.nth(1).inner_text() and "second" in rows.nth(0).inner_text()
+
+    # compare the two versions: nbdime shows the cell's old and new text
+    for i in (0, 1):
+        rows.nth(i).locator("input[type=checkbox]").check()
+    panel.locator('[data-testid="mlfactory-history-compare"]').click()
+    diff = page.locator('[data-testid="mlfactory-history-diff"]')
+    changed = diff.locator(".jp-Cell-diff:not(.jp-Diff-unchanged)")
+    changed.first.wait_for(timeout=30_000)
+    assert FIRST in changed.first.inner_text() and SECOND in changed.first.inner_text()
+    scroller = diff.locator(".nbdime-root")
+    assert "mlfactory-mod-hideOutputs" in scroller.get_attribute("class")
+    diff.get_by_role("button", name="Show outputs").click()
+    assert "mlfactory-mod-hideOutputs" not in scroller.get_attribute("class")
+    dismiss_news(page)
+    screenshot(page, "history-diff")
+    close_diff_tab(page)
+
+    # restore the first version: the open notebook and the file go back to it
+    rows.nth(1).get_by_role("button", name="Restore").click()
+    page.locator(".jp-Dialog").get_by_role("button", name="Restore version", exact=True).click()
+    expect_versions(panel, 3)
+    deadline = time.monotonic() + 15
+    while FIRST not in cell_editor_text(page):
+        assert time.monotonic() < deadline, cell_editor_text(page)
+        time.sleep(0.2)  # waiting on the browser
+    assert saved_source(lab.root) == FIRST
+    assert "Restore" in rows.nth(0).inner_text()
+
+    # a message written as HTML is shown as text, never run
+    set_cell_text(page, "rows = 'third'")
+    save_version(page, panel, XSS, 4)
+    message = rows.nth(0).locator(".mlfactory-HistoryVersion-message")
+    assert message.inner_text() == XSS
+    assert panel.locator("img").count() == 0
+    assert alerts == []
+    dismiss_news(page)
+    screenshot(page, "history-panel")
+
+
+def test_remote_push_pull_and_conflicts(lab_with_local_remotes, page, tmp_path):
+    lab = lab_with_local_remotes
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    write_notebook(lab.root)
+    open_notebook(page, lab)
+    panel = open_history(page)
+    save_version(page, panel, "first", 1)
+
+    section = panel.locator('[data-testid="mlfactory-history-remote"]')
+    section.locator("summary").click()
+    section.get_by_label("Repository URL").fill(remote.as_uri())
+    section.get_by_label("Username").fill("alice")
+    token = "s3cret-token-123"
+    section.get_by_label("Token").fill(token)
+    section.get_by_role("button", name="Save remote").click()
+    wait_for_text(section, "(credentials saved)")
+    assert section.get_by_label("Token").input_value() == ""
+    assert token not in section.inner_text()
+    status = page.request.get(
+        f"{lab.url}/mlfactory/history/status", headers={"Authorization": f"token {lab.token}"}
+    )
+    assert status.ok and token not in status.text()
+
+    result = section.locator('[data-testid="mlfactory-history-remote-result"]')
+    section.get_by_role("button", name="Push").click()
+    wait_for_text(result, "Pushed your versions to main.")
+
+    # a colleague edits the heading: pulling brings it into the open notebook
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(remote), str(clone)], check=True)
+    commit_cell(clone, 0, "# Analysis (reviewed)")
+    section.get_by_role("button", name="Pull").click()
+    wait_for_text(result, "Pulled the versions from the remote.")
+    wait_for_text(page.locator(".jp-Notebook .jp-Cell").first, "Analysis (reviewed)")
+    expect_versions(panel, 2)
+
+    # both sides change the same line: the pull is undone and the conflict listed
+    commit_cell(clone, 1, "rows = 'theirs'")
+    set_cell_text(page, "rows = 'mine'")
+    save_version(page, panel, "mine", 3)
+    section.get_by_role("button", name="Pull").click()
+    conflicts = section.locator('[data-testid="mlfactory-history-conflicts"]')
+    conflicts.wait_for(timeout=30_000)
+    assert NOTEBOOK in conflicts.inner_text()
+    assert saved_source(lab.root) == "rows = 'mine'"
+    dismiss_news(page)
+    conflicts.scroll_into_view_if_needed()
+    screenshot(page, "history-remote-conflict")
+
+
+def test_settings_are_saved(lab, page):
+    write_notebook(lab.root)
+    open_notebook(page, lab)
+    panel = open_history(page)
+    settings = panel.locator('[data-testid="mlfactory-history-settings"]')
+    settings.locator("summary").click()
+    settings.locator('[data-testid="mlfactory-history-pairing"]').select_option("md")
+    minutes = settings.get_by_label("Automatic version every")
+    minutes.fill("-3")  # the browser refuses it before anything is sent
+    settings.get_by_role("button", name="Save settings").click()
+    assert minutes.evaluate("el => el.validity.rangeUnderflow")
+    assert "Settings saved." not in settings.inner_text()
+    minutes.fill("5")
+    settings.get_by_role("button", name="Save settings").click()
+    wait_for_text(settings, "Settings saved.")
+    stored = page.request.get(
+        f"{lab.url}/mlfactory/history/settings", headers={"Authorization": f"token {lab.token}"}
+    ).json()
+    assert stored == {"pairing": "md", "autosave_minutes": 5}
+
+
+def test_diff_spinner_cancel_on_close_and_timeout(lab, page):
+    """The diff shows a spinner while it loads, its request is cancelled when the tab
+    is closed first, and a server timeout (504) is said in words."""
+    write_notebook(lab.root)
+    open_notebook(page, lab)
+    panel = open_history(page)
+    save_version(page, panel, "first", 1)
+    set_cell_text(page, SECOND)
+
+    held: list = []
+    failed: list[str] = []
+    page.route("**/mlfactory/history/diff?**", lambda route: held.append(route))  # unanswered
+    page.on("requestfailed", lambda r: failed.append(r.url) if "/history/diff" in r.url else None)
+
+    def compare() -> None:
+        panel.locator("li.mlfactory-HistoryWorking input[type=checkbox]").check()
+        panel.locator("li.mlfactory-HistoryVersion input[type=checkbox]").first.check()
+        panel.locator('[data-testid="mlfactory-history-compare"]').click()
+
+    compare()
+    diff = page.locator('[data-testid="mlfactory-history-diff"]')
+    diff.locator(".jp-Spinner").wait_for(timeout=10_000)
+    wait_until(lambda: held, "the diff was not requested")
+    assert "from=" in held[0].request.url and "to=working" in held[0].request.url
+    close_diff_tab(page)
+    wait_until(lambda: failed, "closing the tab did not cancel the diff request")
+
+    page.unroute("**/mlfactory/history/diff?**")
+    message = "Comparing these versions of analysis.ipynb took longer than 30 s and was stopped."
+    page.route(
+        "**/mlfactory/history/diff?**",
+        lambda route: route.fulfill(
+            status=504, content_type="application/json", body=json.dumps({"message": message})
+        ),
+    )
+    compare()
+    alert = diff.locator('[role="alert"]')
+    alert.wait_for(timeout=10_000)
+    assert message in alert.inner_text() and "closer together" in alert.inner_text()
+    assert diff.locator(".jp-Spinner").count() == 0
