@@ -34,7 +34,8 @@ import yaml
 from mlfactory.components import shape
 from mlfactory.components.catalog import BUILTIN, Catalog, Source, default_catalog, scan
 
-VERBS = ["load", "clean", "rank", "cluster", "dedupe", "normalise", "tokenise", "merge", "encode", "impute", "scale", "split", "train", "tune", "evaluate",
+VERBS = ["load", "clean", "rank", "cluster", "dedupe", "normalise", "tokenise", "merge",
+         "encode", "impute", "scale", "split", "train", "tune", "evaluate",
          "detect", "score", "explain", "plot", "profile", "sample", "join", "validate",
          "export", "select", "aggregate"]  # fmt: skip
 OBJECTS = ["csv", "parquet", "features", "labels", "outliers", "drift", "churn", "fraud",
@@ -156,17 +157,26 @@ def time_calls(fn, queries: list[dict[str, str]], rounds: int) -> list[float]:
     return out
 
 
+def slowest_median(xs: list[float], n_queries: int) -> float:
+    """The slowest query's median over the rounds: robust to a busy machine's pauses."""
+    per_query = [xs[i::n_queries] for i in range(n_queries)]
+    return max(statistics.median(q) for q in per_query)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def http_bench(root: Path, tmp: Path, requests: int, names: int) -> tuple[float, list[float], float]:
+def http_bench(
+    root: Path, tmp: Path, requests: int, names: int, run: str
+) -> tuple[float, list[float], float]:
     """Start a real jupyter server with the extension; time the panel's first list, then
-    warm requests over the query mix. Returns (first ms, warm ms list, start-up s)."""
+    warm requests over the query mix. Returns (first ms, warm ms list, start-up s). Runs
+    share the cache folder (checkouts, scan cache) as restarts of one user's server do."""
     port, token = free_port(), "bench-token"
-    config_dir = tmp / "jupyter-config"
+    config_dir = tmp / f"jupyter-config-{run}"
     config_dir.mkdir()
     (config_dir / "jupyter_server_config.json").write_text(
         json.dumps({"ServerApp": {"jpserver_extensions": {"mlfactory.server": True}}})
@@ -182,7 +192,7 @@ def http_bench(root: Path, tmp: Path, requests: int, names: int) -> tuple[float,
            "--ServerApp.ip=127.0.0.1", "--ServerApp.open_browser=False",
            f"--ServerApp.root_dir={tmp}", "--ComponentLibrary.refresh_interval=0",
            *(["--allow-root"] if os.geteuid() == 0 else [])]  # fmt: skip
-    log = (tmp / "server.log").open("w")
+    log = (tmp / f"server-{run}.log").open("w")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     headers = {"Authorization": f"token {token}"}
@@ -190,7 +200,9 @@ def http_bench(root: Path, tmp: Path, requests: int, names: int) -> tuple[float,
         conn = None
         while True:  # ready when /api/status answers
             if proc.poll() is not None:
-                raise SystemExit("jupyter server exited:\n" + (tmp / "server.log").read_text())
+                raise SystemExit(
+                    "jupyter server exited:\n" + (tmp / f"server-{run}.log").read_text()
+                )
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 conn.request("GET", "/api/status", headers=headers)
@@ -201,7 +213,9 @@ def http_bench(root: Path, tmp: Path, requests: int, names: int) -> tuple[float,
         startup = time.perf_counter() - t0
 
         def get(params: dict[str, str]) -> dict:
-            conn.request("GET", f"/mlfactory/components/search?{urlencode(params)}", headers=headers)
+            conn.request(
+                "GET", f"/mlfactory/components/search?{urlencode(params)}", headers=headers
+            )
             r = conn.getresponse()
             body = r.read()
             assert r.status == 200, body
@@ -212,7 +226,7 @@ def http_bench(root: Path, tmp: Path, requests: int, names: int) -> tuple[float,
         first = (time.perf_counter() - t) * 1000
         assert len(body["results"]) == min(50, names) and body["total"] >= names, body["total"]
         mix = [{**q, "limit": "50"} for q in QUERIES]
-        warm = time_calls(get, mix, max(1, requests // len(mix)))
+        warm = time_calls(get, mix, requests // len(mix)) if requests else []
         return first, warm, startup
     finally:
         proc.terminate()
@@ -234,11 +248,16 @@ def main() -> None:
         n_names = generate(root, args.components, random.Random(args.seed))
         source = Source("bench", root, "directory")
 
-        builds, scans = [], []
+        builds, scans, cached = [], [], []
         for _ in range(3):
             t = time.perf_counter()
             cat = default_catalog([source])
             builds.append(time.perf_counter() - t)
+        default_catalog([source], cache_dir=tmp / "scan-cache")
+        for _ in range(3):
+            t = time.perf_counter()
+            default_catalog([source], cache_dir=tmp / "scan-cache")
+            cached.append(time.perf_counter() - t)
         assert not [e for e in cat.errors if "bench" in e.file], cat.errors[:3]
         found, _ = scan(source)
         for _ in range(3):
@@ -254,30 +273,38 @@ def main() -> None:
         )
         bare = time_calls(lambda q: cat.search(q.get("q", ""), limit=50), QUERIES, args.rounds)
         naive = time_calls(lambda q: naive_page(everything, q), QUERIES, args.rounds)
-        first, warm, startup = http_bench(root, tmp, args.requests, n_names)
+        first, warm, startup = http_bench(root, tmp, args.requests, n_names, "cold")
+        restart, _, _ = http_bench(root, tmp, 0, n_names, "restart")
 
     rows = [
         ("catalog build (scan + validate + index), median of 3", statistics.median(builds) * 1000),
         ("  of which the index alone", statistics.median(scans) * 1000),
+        ("catalog build from the scan cache (files unchanged)", statistics.median(cached) * 1000),
         ("search endpoint body p50 (search + facets + page)", pct(ours, 50)),
         ("search endpoint body p99", pct(ours, 99)),
+        ("  slowest query's median (noise-robust)", slowest_median(ours, len(QUERIES))),
         ("ranked search alone p99", pct(bare, 99)),
         ("anchor: naive substring scan p50", pct(naive, 50)),
         ("anchor: naive substring scan p99", pct(naive, 99)),
-        ("HTTP first list (GET search?limit=50, builds catalog)", first),
+        ("  slowest query's median (noise-robust)", slowest_median(naive, len(QUERIES))),
+        ("HTTP first list, first start (validates every folder)", first),
+        ("HTTP first list, restarted server (scan cache)", restart),
         ("HTTP warm p50 (query mix, limit=50)", pct(warm, 50)),
         ("HTTP warm p99", pct(warm, 99)),
     ]
     print(f"{len(everything)} component versions ({n_names} names + built-ins); "
-          f"{len(QUERIES)} queries x {args.rounds} rounds; jupyter server up in {startup:.1f} s")  # fmt: skip
-    print(f"python {pyplatform.python_version()} on {pyplatform.machine()}, {os.cpu_count()} CPUs")
+          f"{len(QUERIES)} queries x {args.rounds} rounds; "
+          f"jupyter server up in {startup:.1f} s")  # fmt: skip
+    print(f"python {pyplatform.python_version()} on {pyplatform.machine()}, {os.cpu_count()} CPUs,"
+          f" load average {os.getloadavg()[0]:.1f} at the end")  # fmt: skip
     print(f"{'measure':58} {'ms':>9}")
     for label, ms in rows:
         print(f"{label:58} {ms:9.2f}")
     print(f"search p99 vs naive p99: {pct(ours, 99) / pct(naive, 99):.2f}x "
           f"(ranked search alone: {pct(bare, 99) / pct(naive, 99):.2f}x)")  # fmt: skip
     print(f"targets: search p99 <= 10 ms: {'met' if pct(ours, 99) <= 10 else 'MISSED'}; "
-          f"first list < 300 ms: {'met' if first < 300 else 'MISSED'}; "
+          f"first list < 300 ms: first start {'met' if first < 300 else 'MISSED'}, "
+          f"restart {'met' if restart < 300 else 'MISSED'}; "
           f"warm p99 < 300 ms: {'met' if pct(warm, 99) < 300 else 'MISSED'}")  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .catalog import BUILTIN, Catalog, SearchHit, Source, default_catalog
@@ -26,7 +27,7 @@ __all__ = [
     "SearchHit",
     "Source",
     "Version",
-    "catalog",
+    "kernel_catalog",
     "default_catalog",
     "load_component",
     "use",
@@ -37,7 +38,7 @@ _cached: tuple[tuple[Any, ...], Catalog] | None = None
 _loaded: dict[tuple[str, str], Callable[..., Any]] = {}  # (source file, version) -> function
 
 
-def _kernel_sources() -> tuple[tuple[Any, ...], list[Source]]:
+def _kernel_sources() -> tuple[tuple[Any, ...], list[Source], Path]:
     """The sources this process's catalog joins after the built-ins, and a key that changes
     when they do: the server's manifest (what its catalog uses, published folders included)
     when there is one, else the sources in the environment and their cached checkouts."""
@@ -60,17 +61,17 @@ def _kernel_sources() -> tuple[tuple[Any, ...], list[Source]]:
     if found is None:
         specs, _ = sources_from_env()
         found = [s for s in (catalog_source(spec, cache_dir) for spec in specs) if s]
-    return key, found
+    return key, found, cache_dir
 
 
-def catalog() -> Catalog:
+def kernel_catalog() -> Catalog:
     """This process's catalog, built once and rebuilt only when the server's manifest or
     ``MLFACTORY_COMPONENT_SOURCES`` changes."""
     global _cached
     with _lock:
-        key, sources = _kernel_sources()
+        key, sources, cache_dir = _kernel_sources()
         if _cached is None or _cached[0] != key:
-            _cached = (key, default_catalog(sources))
+            _cached = (key, default_catalog(sources, cache_dir=cache_dir))
         return _cached[1]
 
 
@@ -82,7 +83,7 @@ def use(ref: str) -> Callable[..., Any]:
     Example: ``time_split = use("time_split@1.0.0")``
     """
     try:
-        component = catalog().resolve(ref)
+        component = kernel_catalog().resolve(ref)
     except LookupError as e:
         raise LookupError(f"{e}. Browse the components panel for what exists.") from None
     key = (str(component.source_file), str(component.version))

@@ -1,18 +1,21 @@
 """The catalog: components from several sources, side-by-side versions, references and search.
 
-Pure apart from reading the component folders it is given. Search runs on an index built
+Pure apart from reading the component folders it is given (and, when asked, keeping a scan
+cache of them). Search runs on an index built
 once (token -> components, plus a sorted vocabulary for prefix matches as the user types).
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .scancache import ScanCache, cache_file, signature
 from .spec import STABILITIES, Component, ComponentError, InvalidComponent, load_component
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -68,22 +71,82 @@ class Problem:
     message: str
 
 
-def scan(source: Source) -> tuple[list[Component], list[ComponentError]]:
-    """Every valid component under `source.root`; invalid folders are reported and skipped."""
+def _listing(folder: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=lambda e: e.name)
+    except OSError:
+        return []
+
+
+def _component_folders(
+    root: Path,
+) -> tuple[list[tuple[Path, list[os.DirEntry[str]]]], list[ComponentError]]:
+    """Folders `<root>/<name>/` and `<root>/<name>/<version>/` that hold a component.yaml,
+    each with its listing, in path order. Symbolic links are not followed: a folder that is
+    one, or holds one, is reported instead (it could make the catalog read, and echo in
+    its errors, files from elsewhere on the server)."""
+    found: list[tuple[Path, list[os.DirEntry[str]]]] = []
+    refused: list[ComponentError] = []
+
+    def consider(folder: str, listing: list[os.DirEntry[str]]) -> None:
+        if not any(e.name == "component.yaml" for e in listing):
+            return
+        links = [e.name for e in listing if e.is_symlink()]
+        if links:
+            message = f"holds a symbolic link ({links[0]}); links are not followed, skipped"
+            refused.append(ComponentError(os.path.join(folder, "component.yaml"), "", message))
+        else:
+            found.append((Path(folder), listing))
+
+    def linked(entry: os.DirEntry[str]) -> None:
+        if entry.is_dir() and os.path.exists(os.path.join(entry.path, "component.yaml")):
+            file = os.path.join(entry.path, "component.yaml")
+            refused.append(ComponentError(file, "", "links outside the source; skipped"))
+
+    for top in _listing(str(root)):
+        if top.is_symlink():
+            linked(top)
+        elif top.is_dir(follow_symlinks=False):
+            listing = _listing(top.path)
+            consider(top.path, listing)
+            for sub in listing:
+                if sub.is_symlink():
+                    linked(sub)
+                elif sub.is_dir(follow_symlinks=False):
+                    consider(sub.path, _listing(sub.path))
+    found.sort(key=lambda fl: str(fl[0] / "component.yaml"))
+    return found, refused
+
+
+def scan(
+    source: Source, cache_dir: Path | None = None
+) -> tuple[list[Component], list[ComponentError]]:
+    """Every valid component under `source.root`; invalid folders are reported and skipped.
+
+    With `cache_dir`, folders whose files are unchanged since the last scan are not
+    validated again (see `scancache`)."""
     found: list[Component] = []
-    errors: list[ComponentError] = []
-    yamls = sorted({*source.root.glob("*/component.yaml"), *source.root.glob("*/*/component.yaml")})
-    root = source.root.resolve()
-    for path in yamls:
-        # A symlinked folder or file could make the catalog read (and echo in its errors)
-        # files from elsewhere on the server.
-        if not path.resolve().is_relative_to(root) or path.parent.is_symlink():
-            errors.append(ComponentError(str(path), "", "links outside the source; skipped"))
-            continue
-        try:
-            found.append(load_component(path.parent, source=source.name))
-        except InvalidComponent as e:
-            errors.extend(e.errors)
+    folders, errors = _component_folders(source.root)
+    cache = ScanCache(cache_file(cache_dir, source.name), source.root) if cache_dir else None
+    for folder, listing in folders:
+        sig = signature(listing) if cache else None
+        hit = cache.get(folder, source.name, sig) if cache else None
+        if hit is None:
+            component, errs = None, []
+            try:
+                component = load_component(folder, source=source.name)
+            except InvalidComponent as e:
+                errs = e.errors
+            if cache:
+                cache.put(folder, sig, component, errs)
+        else:
+            component, errs = hit
+        if component is not None:
+            found.append(component)
+        errors.extend(errs)
+    if cache:
+        cache.save()
     return found, errors
 
 
@@ -115,11 +178,12 @@ class Catalog:
         self._build_index()
 
     @classmethod
-    def from_sources(cls, sources: Iterable[Source]) -> Catalog:
+    def from_sources(cls, sources: Iterable[Source], cache_dir: Path | None = None) -> Catalog:
+        sources = list(sources)
         components: list[Component] = []
         errors: list[ComponentError] = []
         for source in sources:
-            found, errs = scan(source)
+            found, errs = scan(source, cache_dir)
             components += found
             errors += errs
         return cls(components, errors, sources)
@@ -341,6 +405,6 @@ class Catalog:
         return hits[:limit] if limit is not None else hits
 
 
-def default_catalog(extra: Iterable[Source] = ()) -> Catalog:
+def default_catalog(extra: Iterable[Source] = (), cache_dir: Path | None = None) -> Catalog:
     """The built-in components first, then an organisation's sources in the order given."""
-    return Catalog.from_sources([BUILTIN, *extra])
+    return Catalog.from_sources([BUILTIN, *extra], cache_dir)

@@ -82,9 +82,10 @@ class ComponentLibrary(LoggingConfigurable):
         return value
 
     cache_dir = Unicode(
-        help="""Folder holding one checkout per git source (<cache_dir>/<name>) and the manifest
-        kernels read to find the same components as this server. Created if missing; a
-        checkout of another url or ref is fetched again.
+        help="""Folder holding one checkout per git source (<cache_dir>/<name>), the scan cache
+        (<cache_dir>/.scan/, validated components reused while their files are unchanged) and
+        the manifest kernels read to find the same components as this server. Created if
+        missing; a checkout of another url or ref is fetched again. Deleting it is safe.
 
         Default: $MLFACTORY_COMPONENT_CACHE, else ~/.cache/mlfactory/components/sources.
         Example: c.ComponentLibrary.cache_dir = "/srv/cache/components"
@@ -137,6 +138,7 @@ class ComponentLibrary(LoggingConfigurable):
         self.clock = clock
         self._extra: dict[str, list[Source]] = {}
         self._catalog: Catalog | None = None
+        self._seen: dict[str, Any] = {}  # per source, at the last build: checkout or is_dir
         self._first: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
         self._fetching: set[str] = set()
@@ -183,26 +185,38 @@ class ComponentLibrary(LoggingConfigurable):
         if not self._lock.locked():
             asyncio.ensure_future(self.refresh())
 
-    def _scan_sources(self) -> list[Source]:
+    def _build(self, extra: dict[str, list[Source]]) -> tuple[Catalog, dict[str, Any]]:
+        """In a worker thread: what to scan, the catalog, and what each source looked like
+        (so that answering about the sources reads nothing from disk)."""
         specs, _ = self.specs()
-        found = [s for s in (catalog_source(spec, self.cache_path) for spec in specs) if s]
-        for key in sorted(self._extra):
-            found += self._extra[key]
-        return found
-
-    def _build(self, sources: list[Source]) -> Catalog:
-        catalog = default_catalog(sources)
+        seen: dict[str, Any] = {}
+        sources: list[Source] = []
+        for spec in specs:
+            if spec.kind == "directory":
+                seen[spec.name] = Path(spec.path).is_dir()
+            else:
+                seen[spec.name] = read_checkout(self.cache_path, spec)
+            source = catalog_source(spec, self.cache_path)
+            if source is not None:
+                sources.append(source)
+        for key in sorted(extra):
+            for source in extra[key]:
+                seen[source.name] = source.root.is_dir()
+                sources.append(source)
+        catalog = default_catalog(sources, cache_dir=self.cache_path)
         try:
             write_manifest(self.cache_path, sources)
         except OSError as e:
             self.log.warning("Kernels will not see this server's component sources: %s", e)
-        return catalog
+        return catalog, seen
 
     async def _rebuild(self) -> None:
-        sources = self._scan_sources()
         loop = asyncio.get_running_loop()
-        # one assignment: a request sees the old catalog or the new one, never half of one
-        self._catalog = await loop.run_in_executor(None, self._build, sources)
+        extra = {key: list(sources) for key, sources in self._extra.items()}  # a snapshot
+        catalog, seen = await loop.run_in_executor(None, self._build, extra)
+        # one assignment each: a request sees the old catalog or the new one, never half
+        self._seen = seen
+        self._catalog = catalog
 
     def set_extra_sources(self, key: str, sources: Iterable[Source]) -> None:
         """Replace the sources registered under `key` (e.g. "published"); they come after
@@ -245,7 +259,7 @@ class ComponentLibrary(LoggingConfigurable):
         out = [shape.SourceState(BUILTIN.name, BUILTIN.kind)]
         for spec in specs:
             if spec.kind == "directory":
-                ok = Path(spec.path).is_dir()
+                ok = bool(self._seen.get(spec.name))
                 out.append(
                     shape.SourceState(
                         spec.name,
@@ -256,7 +270,7 @@ class ComponentLibrary(LoggingConfigurable):
                     )
                 )
                 continue
-            checkout = read_checkout(self.cache_path, spec)
+            checkout = self._seen.get(spec.name)
             error = self._fetch_errors.get(spec.name)
             if spec.name in self._fetching:
                 status = "fetching"
@@ -277,7 +291,10 @@ class ComponentLibrary(LoggingConfigurable):
             )
         for key in sorted(self._extra):
             for s in self._extra[key]:
-                ok = s.root.is_dir()
+                if s.name not in self._seen:  # registered since the last build
+                    out.append(shape.SourceState(s.name, s.kind, status="not-fetched"))
+                    continue
+                ok = bool(self._seen[s.name])
                 out.append(
                     shape.SourceState(
                         s.name,

@@ -1,1 +1,3 @@
 import './base.css';
+import './components.css';
+import './history.css';

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .paths import inside
+
 log = logging.getLogger(__name__)
 
 AUTOMATIC_TRAILER = "MLFactory-Automatic: true"
@@ -279,7 +281,9 @@ class Repository:
             )
         for key, value in driver_config().items():
             await self.git.run("config", "--local", key, value)
-        ignore = self.root / ".gitignore"
+        # refuses (paths.Refused) when either file is a symlink leading out of the workspace
+        ignore = inside(self.root, ".gitignore")
+        inside(self.root, ".gitattributes")
         if not ignore.exists():
             ignore.write_text(GITIGNORE, encoding="utf-8")
         attributes = self.root / ".gitattributes"

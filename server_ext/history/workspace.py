@@ -39,6 +39,11 @@ class HistoryError(Exception):
         self.extra = extra
 
 
+class NothingChanged(HistoryError):
+    def __init__(self, message: str) -> None:
+        super().__init__(409, message)
+
+
 @dataclass
 class Settings:
     pairing: str
@@ -144,7 +149,13 @@ class Workspace:
         return {
             "repository": exists,
             "branch": await self.repo.branch() if exists else None,
-            "remote": {"url": url, "has_credentials": self.credentials.present} if url else None,
+            "remote": {
+                "url": url,
+                # credentials count only for the URL they were given for
+                "has_credentials": self.credentials.present and self.credentials.url() == url,
+            }
+            if url
+            else None,
             "pairing": settings.pairing,
             "autosave_minutes": settings.autosave_minutes,
             "jupyterlab_git": _jupyterlab_git_installed(),
@@ -157,7 +168,10 @@ class Workspace:
         return await self.status()
 
     async def _init(self) -> None:
-        created = await self.repo.init()
+        try:
+            created = await self.repo.init()
+        except paths.Refused as e:
+            raise HistoryError(409, f"Cannot set up the repository: {e}") from None
         if created or await self.repo.head() is None:
             await self.repo.commit(
                 [".gitignore", ".gitattributes"], "Start the notebook history", self.author, False
@@ -208,7 +222,7 @@ class Workspace:
         if sha is None:
             latest = await self.repo.versions(rel, 1)
             since = f" version {latest[0].short}" if latest else " the last version"
-            raise HistoryError(409, f"Nothing changed in {rel} since{since}.")
+            raise NothingChanged(f"Nothing changed in {rel} since{since}.")
         self.last_version[rel] = self.clock()
         return (await self.repo.versions(rel, 1))[0]
 
@@ -223,7 +237,10 @@ class Workspace:
             )
         text_rel = pairing.paired_path(rel, pairing_value)
         assert text_rel is not None
-        target = paths.inside(self.root, text_rel)
+        try:
+            target = paths.inside(self.root, text_rel)
+        except paths.Refused as e:
+            raise HistoryError(409, f"Cannot write the text pair: {e}") from None
         content = pairing.text((self.root / rel).read_bytes(), pairing_value)
         if not target.exists() or target.read_text(encoding="utf-8") != content:
             target.write_text(content, encoding="utf-8")
@@ -293,9 +310,8 @@ class Workspace:
                 # the working copy is about to be replaced: keep it as a version first
                 try:
                     await self._save_version(rel, f"Before restoring {old.short}", True)
-                except HistoryError as e:
-                    if e.status != 409:
-                        raise
+                except NothingChanged:
+                    pass
             await self._write_notebook(rel, content)
             first_line = old.message.splitlines()[0] if old.message else ""
             return await self._save_version(
@@ -356,9 +372,10 @@ class Workspace:
                     return
                 try:
                     await self._save_version(rel, "Automatic version", True)
+                except NothingChanged:
+                    pass
                 except HistoryError as e:
-                    if e.status != 409:
-                        log.warning("No automatic version of %s: %s", rel, e.message)
+                    log.warning("No automatic version of %s: %s", rel, e.message)
         except Exception:
             log.exception("Automatic version of %s failed", rel)
 
@@ -374,9 +391,9 @@ class Workspace:
             raise HistoryError(400, "Send {url, username, token} as a JSON object.")
         try:
             url = paths.remote_url(body.get("url"), allow_local=self.runner.allow_local_remotes)
-            https = url.startswith("https://")
             username = token = None
-            if https or body.get("username") or body.get("token"):
+            # a public https remote (pull only) or an ssh one needs neither
+            if body.get("username") or body.get("token"):
                 username = paths.credential(body.get("username"), "username")
                 token = paths.credential(body.get("token"), "token")
         except paths.Refused as e:
@@ -458,8 +475,12 @@ class Workspace:
             if not (self.root / notebook).is_file():
                 return False
             pairs[path] = notebook
+        for text_path in pairs:
+            try:
+                paths.inside(self.root, text_path)
+            except paths.Refused:
+                return False
         for text_path, notebook in pairs.items():
-            paths.inside(self.root, text_path)
             content = pairing.text(
                 (self.root / notebook).read_bytes(), _pair_format(text_path, setting)
             )

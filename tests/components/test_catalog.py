@@ -241,3 +241,61 @@ def test_exact_references():
 
     assert is_exact_ref("a@1.2.3") and is_exact_ref("a@1.2.3-rc.1")
     assert not any(map(is_exact_ref, ["a", "a@1", "a@1.2", "a@x", "@1.2.3"]))
+
+
+def test_scan_cache_reuses_unchanged_folders_only(tmp_path, monkeypatch):
+    import os
+
+    import mlfactory.components.catalog as catalog_module
+
+    make(tmp_path / "org", "keep", folder="keep")
+    changing = make(tmp_path / "org", "change", folder="change")
+    broken = make(tmp_path / "org", "broken", folder="broken")
+    (broken / "README.md").unlink()
+    source = Source("org", tmp_path / "org")
+    cache = tmp_path / "cache"
+    first = Catalog.from_sources([source], cache)
+    assert first.names() == ["change", "keep"] and [e.key for e in first.errors] == ["doc"]
+    assert (cache / ".scan" / "org.json").is_file()
+
+    loaded: list[str] = []
+    real = catalog_module.load_component
+
+    def counting(folder, source="builtin"):
+        loaded.append(Path(folder).name)
+        return real(folder, source=source)
+
+    monkeypatch.setattr(catalog_module, "load_component", counting)
+    again = Catalog.from_sources([source], cache)
+    assert loaded == []  # nothing validated again, errors included
+    assert [c.ref for c in again] == [c.ref for c in first]
+    assert again.resolve("keep") == first.resolve("keep")
+    assert [str(e) for e in again.errors] == [str(e) for e in first.errors]
+
+    yaml_file = changing / "component.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("Does a thing.", "Does it better."))
+    os.utime(yaml_file, ns=(1, 1))  # a different mtime even on a coarse clock
+    (broken / "README.md").write_text("# fixed\n")
+    third = Catalog.from_sources([source], cache)
+    assert sorted(loaded) == ["broken", "change"]
+    assert third.resolve("change").summary == "Does it better."
+    assert third.names() == ["broken", "change", "keep"] and third.errors == []
+
+
+def test_scan_cache_of_other_code_or_root_is_ignored(tmp_path):
+    import json
+
+    make(tmp_path / "org", "keep", folder="keep")
+    cache = tmp_path / "cache"
+    Catalog.from_sources([Source("org", tmp_path / "org")], cache)
+    path = cache / ".scan" / "org.json"
+    body = json.loads(path.read_text())
+    body["entries"]["keep"]["c"]["summary"] = "tampered"
+    path.write_text(json.dumps({**body, "key": "older-code"}))
+    assert Catalog.from_sources([Source("org", tmp_path / "org")], cache).resolve(
+        "keep"
+    ).summary == ("Does a thing.")
+    path.write_text(json.dumps({**body, "root": "/elsewhere"}))
+    assert Catalog.from_sources([Source("org", tmp_path / "org")], cache).resolve(
+        "keep"
+    ).summary == ("Does a thing.")

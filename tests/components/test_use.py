@@ -10,7 +10,6 @@ import sys
 import mlfactory.components as components
 import pytest
 from mlfactory.components import Source, use
-from mlfactory.components.catalog import BUILTIN
 from mlfactory.components.snippet import snippet
 from mlfactory.components.sources import write_manifest
 
@@ -37,21 +36,22 @@ def test_builtin_by_exact_version_and_imported_once():
 def test_sources_from_the_environment(tmp_path, monkeypatch):
     make(tmp_path / "team", "tidy", "2.0.0")
     monkeypatch.setenv(
-        "MLFACTORY_COMPONENT_SOURCES", json.dumps([{"name": "team", "path": str(tmp_path / "team")}])
+        "MLFACTORY_COMPONENT_SOURCES",
+        json.dumps([{"name": "team", "path": str(tmp_path / "team")}]),
     )
     assert use("tidy@2.0.0")(1) == "2.0.0"
-    assert components.catalog().resolve("tidy").source == "team"
+    assert components.kernel_catalog().resolve("tidy").source == "team"
 
 
 def test_the_manifest_wins_and_a_new_one_is_picked_up(tmp_path, kernel_env):
     make(tmp_path / "published", "shared_fn", "0.1.0")
     with pytest.raises(LookupError, match="no component named 'shared_fn'.*components panel"):
         use("shared_fn@0.1.0")
-    first = components.catalog()
-    assert components.catalog() is first  # cached per process
+    first = components.kernel_catalog()
+    assert components.kernel_catalog() is first  # cached per process
     write_manifest(kernel_env, [Source("published", tmp_path / "published", "published")])
     assert use("shared_fn@0.1.0")(0) == "0.1.0"
-    assert components.catalog() is not first
+    assert components.kernel_catalog() is not first
 
 
 def test_a_pin_that_does_not_exist_says_what_does():
@@ -63,7 +63,7 @@ def test_an_inserted_cell_runs_in_a_fresh_kernel_process(tmp_path, kernel_env):
     """The snippet, placeholders filled, in a new interpreter with the server's manifest."""
     make(tmp_path / "org", "tidy", "1.2.3")
     write_manifest(kernel_env, [Source("org", tmp_path / "org", "git")])
-    cat = components.catalog()
+    cat = components.kernel_catalog()
     cell = snippet(cat.resolve("tidy@1.2.3")).replace("x = ...", "x = 5")
     cell += "print(out)\n"
     done = subprocess.run(
@@ -75,4 +75,3 @@ def test_an_inserted_cell_runs_in_a_fresh_kernel_process(tmp_path, kernel_env):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1.2.3"
-    assert BUILTIN.name == "builtin"

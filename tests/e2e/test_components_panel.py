@@ -22,14 +22,16 @@ XSS_SUMMARY = '<img src=x onerror="window.__mlfXss=1"> shown as text'
 PANEL = '[data-testid="mlfactory-components"]'
 
 
-def write_component(folder: Path, name: str, summary: str, readme: str) -> None:
+def write_component(
+    folder: Path, name: str, summary: str, readme: str, version: str = "0.1.0"
+) -> None:
     """A valid directory-source component (all inputs have defaults)."""
     folder.mkdir(parents=True)
     (folder / "component.yaml").write_text(
         textwrap.dedent(
             f"""\
             name: {name}
-            version: 0.1.0
+            version: {version}
             summary: {json.dumps(summary)}
             description: {json.dumps('<b onmouseover="window.__mlfXss=2">bold</b> description')}
             categories: [testing]
@@ -59,13 +61,15 @@ def components_lab(tmp_path: Path):
     """A lab with a notebook and a directory source holding a component whose texts carry
     markup, plus a folder that is not a valid component."""
     source = tmp_path / "team-components"
-    write_component(
-        source / "markup_probe",
-        "markup_probe",
-        XSS_SUMMARY,
-        "# Markup probe\n\nRendered **README**.\n\n"
-        '<img src=x onerror="window.__mlfXss=4"><script>window.__mlfXss=5</script>\n',
-    )
+    for version in ("0.1.0", "0.2.0"):
+        write_component(
+            source / "markup_probe" / version,
+            "markup_probe",
+            XSS_SUMMARY,
+            "# Markup probe\n\nRendered **README**.\n\n"
+            '<img src=x onerror="window.__mlfXss=4"><script>window.__mlfXss=5</script>\n',
+            version=version,
+        )
     broken = source / "broken_probe"
     broken.mkdir()
     (broken / "component.yaml").write_text("name: broken_probe\nversion: not-a-version\n")
@@ -212,6 +216,13 @@ def test_server_text_is_shown_as_text(components_lab, page):
     page.get_by_test_id("components-readme").locator("h1", has_text="Markup probe").wait_for()
     assert page.get_by_test_id("components-summary").text_content() == XSS_SUMMARY
     assert page.get_by_test_id("components-owners").text_content() == "<i>team</i>"
+    # The newest version is shown; the picker and the history reach the older one.
+    assert page.get_by_test_id("components-ref").text_content() == "markup_probe@0.2.0"
+    history = page_view.locator(".mlfactory-Components-history")
+    assert "0.1.0" in history.text_content() and "0.2.0" in history.text_content()
+    page.get_by_test_id("components-version").select_option("0.1.0")
+    page.get_by_test_id("components-ref").filter(has_text="markup_probe@0.1.0").wait_for()
+    page.get_by_test_id("components-readme").locator("h1", has_text="Markup probe").wait_for()
     insert = page.get_by_test_id("components-insert")
     assert insert.is_disabled()  # no notebook is open
     assert "Open a notebook" in insert.get_attribute("title")
@@ -236,6 +247,13 @@ def test_server_text_is_shown_as_text(components_lab, page):
     assert "broken_probe" in invalid.text_content()
     assert "component.yaml" in invalid.text_content()
     screenshot(page, "components-panel-sources")
+    refresh = page.get_by_test_id("components-sources-refresh")
+    refresh.click()  # the owner may refresh; the view reloads with the same sources
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"components-sources-refresh\"]').disabled"
+    )
+    assert sources.locator('[role="alert"]').count() == 0
+    assert team.is_visible()
 
     # Publishing needs the hub service here: the panel says so and stays usable.
     page.get_by_test_id("components-tab-publish").click()
@@ -245,3 +263,54 @@ def test_server_text_is_shown_as_text(components_lab, page):
     page.get_by_test_id("components-tab-browse").click()
     assert page.get_by_test_id("components-page").is_visible()
     assert page.evaluate("window.__mlfXss") is None
+
+
+def test_reviewer_sees_pending_submissions_and_approves(lab, page):
+    """The hub service is stood in for by routes in the browser: it lists one pending
+    submission to a reviewer and records the decision the panel posts."""
+    decisions: list[dict] = []
+    pending = [
+        {
+            "id": 7,
+            "name": "churn_<b>model</b>",
+            "version": "1.0.0",
+            "owner": "alice",
+            "status": "pending",
+            "submitted_at": "2026-11-26T10:00:00Z",
+            "reviewer": None,
+            "note": None,
+            "reviewed_at": None,
+        }
+    ]
+
+    def service(route):
+        request = route.request
+        if request.method == "POST":
+            decisions.append(
+                {
+                    "url": request.url,
+                    "xsrf": bool(request.headers.get("x-xsrftoken")),
+                    **json.loads(request.post_data),
+                }
+            )
+            pending.clear()
+            body = {"submission": {"id": 7, "status": "approved"}}
+        else:
+            body = {"submissions": pending, "can_review": True}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/mlfactory/components/submissions**", service)
+    open_panel(page, lab, notebook=None)
+    page.get_by_test_id("components-tab-publish").click()
+    item = page.get_by_test_id("components-submission")
+    item.wait_for()
+    assert "churn_<b>model</b>@1.0.0" in item.text_content()
+    assert "alice" in item.text_content()
+    item.get_by_role("textbox").fill("tests pass, README is clear")
+    item.get_by_role("button", name="Approve").click()
+    page.get_by_test_id("components-submissions").get_by_text("None pending.").wait_for()
+    assert len(decisions) == 1
+    assert decisions[0]["url"].split("?")[0].endswith("/mlfactory/components/submissions/7/review")
+    assert decisions[0]["xsrf"]  # Lab's XSRF header on a state change
+    assert decisions[0]["decision"] == "approve"
+    assert decisions[0]["note"] == "tests pass, README is clear"

@@ -92,6 +92,12 @@ def open_notebook(page, lab) -> None:
     dialog = page.locator(".jp-Dialog .jp-mod-accept")
     if dialog.count():
         dialog.first.click()
+    # the kernel's start fills in metadata (an unsaved edit): let it, then save
+    page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(timeout=60_000)
+    if page.locator(".lm-TabBar-tab.jp-mod-dirty").count():
+        page.locator(".jp-Notebook").first.click()
+        page.keyboard.press("Control+s")
+        page.locator(".lm-TabBar-tab.jp-mod-dirty").wait_for(state="detached", timeout=10_000)
 
 
 def set_cell_text(page, text: str) -> None:

@@ -182,6 +182,15 @@ async def test_credentials_are_not_sent_to_another_url(workspace, root):
     )
     git(root, "remote", "set-url", "origin", "https://elsewhere.example.org/p.git")
     assert await workspace._remote_env() == {}
+    assert (await workspace.status())["remote"]["has_credentials"] is False
+
+
+async def test_public_https_remote_needs_no_credentials(workspace):
+    status = await workspace.set_remote({"url": "https://github.com/team/public.git"})
+    assert status["remote"]["has_credentials"] is False
+    with pytest.raises(HistoryError) as e:
+        await workspace.set_remote({"url": "https://github.com/team/p.git", "username": "ada"})
+    assert e.value.status == 400
 
 
 @pytest.mark.parametrize(

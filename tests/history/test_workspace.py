@@ -329,3 +329,21 @@ def test_credentials_dir_private(history, root, tmp_path):
     assert "s3cret" not in json.dumps(env)
     assert stat.S_IMODE(store.askpass.stat().st_mode) == 0o700
     assert store.forget() and not store.present and store.git_env() == {}
+
+
+async def test_text_pair_symlinked_out_is_refused(workspace, root, tmp_path):
+    outside = tmp_path / "outside.py"
+    outside.write_text("keep me")
+    write_notebook(root, "a.ipynb", ["1"])
+    (root / "a.py").symlink_to(outside)
+    with pytest.raises(HistoryError) as e:
+        await workspace.save_version("a.ipynb", "one")
+    assert e.value.status == 409 and outside.read_text() == "keep me"
+
+
+async def test_settings_folder_symlinked_out_is_refused(workspace, root, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (root / ".mlfactory").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(Refused):
+        workspace.put_settings({"pairing": "md"})
+    assert not (tmp_path / "elsewhere" / "history.json").exists()

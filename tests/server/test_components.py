@@ -143,15 +143,19 @@ async def test_item_detail(jp_fetch):
     }
     assert body["inputs"][1]["default"] == 0.2 and body["inputs"][1]["required"] is False
     assert body["outputs"][0]["name"] == "train_index"
-    assert body["history"] == [{"version": "1.0.0", "stability": "beta",
-                                "last_verified": body["last_verified"], "source": "builtin"}]  # fmt: skip
+    assert body["history"] == [
+        {"version": "1.0.0", "stability": "beta", "last_verified": body["last_verified"],
+         "source": "builtin"}
+    ]  # fmt: skip
     same = await get(jp_fetch, "items", "time_split", version="1.0.0")
     assert same == body
 
 
 async def test_unknown_item_or_version_is_404_saying_what_exists(jp_fetch):
     err = await refused(jp_fetch, "items", "time_split", version="9.0.0")
-    assert err.code == 404 and err.message_text == "time_split has no version '9.0.0'. Versions: 1.0.0"
+    assert (
+        err.code == 404 and err.message_text == "time_split has no version '9.0.0'. Versions: 1.0.0"
+    )
     err = await refused(jp_fetch, "items", "time_spilt")
     assert err.code == 404 and "time_split" in err.message_text
     err = await refused(jp_fetch, "items", "<script>")
@@ -261,6 +265,7 @@ async def test_extra_sources_from_another_module(sources, jp_serverapp, jp_fetch
     make(tmp_path / "published", "shared_metric", "0.1.0", folder="shared_metric")
     lib.set_extra_sources("published", [Source("published", tmp_path / "published", "published")])
     assert (await get(jp_fetch, "search", q="shared_metric"))["total"] == 0  # until refresh
+    assert (await get(jp_fetch, "sources"))["sources"][-1]["status"] == "not-fetched"
     await lib.refresh(fetch=False)
     hit = (await get(jp_fetch, "search", q="shared_metric"))["results"][0]
     assert (hit["source"], hit["source_kind"]) == ("published", "published")

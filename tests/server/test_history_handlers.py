@@ -333,3 +333,54 @@ async def test_state_changes_need_the_xsrf_token(
         url_path_join(jp_base_url, "mlfactory/history/status"), headers={"Cookie": cookie}
     )
     assert response.code == 200
+
+
+async def test_slow_diff_is_504(history_api, jp_serverapp, jp_root_dir):
+    from mlfactory.server.history import SETTINGS_KEY
+
+    path = notebook(jp_root_dir, "a.ipynb", ["1"])
+    await history_api("versions", "POST", {"path": "a.ipynb", "message": "one"})
+    edit(path, "2")
+    jp_serverapp.web_app.settings[SETTINGS_KEY].diff_timeout = 0.001
+    code, body = await refused(history_api, "diff", path="a.ipynb")
+    assert code == 504 and "longer than" in body["message"]
+
+
+@pytest.fixture
+def with_jupytext(jp_server_config):
+    """jupytext's server extension, as installed beside mlfactory: it wraps the contents
+    manager before mlfactory loads (extensions load in name order)."""
+    jp_server_config["ServerApp"]["jpserver_extensions"]["jupyterlab_jupytext"] = True
+
+
+async def test_composes_with_jupytext_s_contents_manager(
+    with_jupytext, history_api, jp_fetch, jp_serverapp, jp_root_dir, tmp_path
+):
+    cm = jp_serverapp.contents_manager
+    assert hasattr(cm, "formats") and getattr(cm.load_config_file, "_mlfactory_guard", False)
+    marker = tmp_path / "config-ran"
+    (jp_root_dir / "jupytext.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    (jp_root_dir / ".jupytext.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    cm.allow_hidden = True
+    notebook(jp_root_dir, "a.ipynb", ["x = 1"])
+    model = json.loads((await jp_fetch("api", "contents", "a.ipynb")).body)
+    await jp_fetch(
+        "api", "contents", "a.ipynb", method="PUT",
+        body=json.dumps({"type": "notebook", "content": model["content"]}),
+    )  # fmt: skip
+    assert "x = 1" in (jp_root_dir / "a.py").read_text()  # jupytext paired it
+    assert not marker.exists()
+    code, body = await refused(
+        history_api, "versions", "POST", {"path": "a.ipynb", "message": "one"}
+    )
+    assert code == 409 and "jupytext.py" in body["message"]
+    (jp_root_dir / "jupytext.py").unlink()
+    (jp_root_dir / ".jupytext.py").unlink()
+    code, created = await history_api("versions", "POST", {"path": "a.ipynb", "message": "one"})
+    assert code == 201
+    old = created["version"]["id"]
+    edit(jp_root_dir / "a.ipynb", "x = 2")
+    await history_api("versions", "POST", {"path": "a.ipynb", "message": "two"})
+    await history_api("restore", "POST", {"path": "a.ipynb", "version": old})
+    assert "x = 1" in (jp_root_dir / "a.py").read_text()
+    assert not marker.exists()

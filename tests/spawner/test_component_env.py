@@ -18,7 +18,12 @@ from mlfactory.spawner.local import (
 
 STORES = [
     {"name": "lake", "kind": "s3", "url": "s3://lake/", "description": "Everyone's lake"},
-    {"name": "ml-db", "kind": "postgresql", "url": "postgresql://db/ml", "groups": ["ml-engineering"]},
+    {
+        "name": "ml-db",
+        "kind": "postgresql",
+        "url": "postgresql://db/ml",
+        "groups": ["ml-engineering"],
+    },
     {"name": "ds-files", "kind": "filesystem", "url": "/srv/ds", "groups": ["data-science"]},
 ]
 SOURCES = [

@@ -141,6 +141,13 @@ export class ComponentsPanel extends Widget {
 
   /** Show the page of `name` (its default version, or `version`). */
   async openComponent(name: string, version?: string): Promise<void> {
+    const focused = document.activeElement;
+    const hadFocus = this.node.contains(focused);
+    // Switching versions keeps focus on the version picker.
+    const refocus =
+      focused instanceof HTMLElement && this._page.contains(focused)
+        ? focused.dataset.testid
+        : undefined;
     this.selectTab('browse');
     this._pageController?.abort();
     const controller = new AbortController();
@@ -159,6 +166,13 @@ export class ComponentsPanel extends Widget {
       }
       this._detail = detail;
       this._renderPage(detail);
+      if (hadFocus) {
+        // Keyboard users land on the page they opened (Escape goes back).
+        const again = refocus
+          ? this._page.querySelector<HTMLElement>(`[data-testid="${refocus}"]`)
+          : null;
+        (again ?? this._page.querySelector<HTMLElement>('h3'))?.focus();
+      }
     } catch (error) {
       if (isAbort(error) || controller.signal.aborted) {
         return;
@@ -642,8 +656,16 @@ export class ComponentsPanel extends Widget {
   // -- component page ---------------------------------------------------------
 
   private _showPage(show: boolean): void {
-    setHidden(this._browse, show);
-    setHidden(this._page, !show);
+    if (show === this._page.hidden) {
+      // The panel scrolls as a whole: a page starts at its top, the list
+      // comes back where it was.
+      if (show) {
+        this._listScroll = this.node.scrollTop;
+      }
+      setHidden(this._browse, show);
+      setHidden(this._page, !show);
+      this.node.scrollTop = show ? 0 : this._listScroll;
+    }
   }
 
   private _pageToolbar(): HTMLElement {
@@ -742,7 +764,11 @@ export class ComponentsPanel extends Widget {
         h(
           'div',
           { className: 'mlfactory-Components-pageHeader' },
-          h('h3', { className: 'mlfactory-Components-title', text: d.name }),
+          h('h3', {
+            className: 'mlfactory-Components-title',
+            text: d.name,
+            attrs: { tabindex: '-1' }
+          }),
           picker,
           stabilityBadge(d.stability)
         ),
@@ -895,6 +921,7 @@ export class ComponentsPanel extends Widget {
   private _pageController: AbortController | null = null;
   private _detail: IComponentDetail | null = null;
   private _insertButton: HTMLButtonElement | null = null;
+  private _listScroll = 0;
   private _renderers: Widget[] = [];
 }
 

@@ -14,7 +14,6 @@ import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 // style/index.js (the styleModule Lab loads) lists only base.css; importing the
 // panel's CSS here loads it either way (webpack includes a module once).
-import '../../style/components.css';
 
 import { componentsAPI } from './api';
 import { componentsIcon } from './icon';

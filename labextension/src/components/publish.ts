@@ -3,7 +3,7 @@
  * submissions and, for reviewers, approve or reject them with a note.
  */
 import type { IComponentsAPI } from './api';
-import { button, errorBox, h, messageOf, table } from './dom';
+import { button, errorBox, h, messageOf } from './dom';
 import type { ISubmission, ReviewDecision } from './types';
 
 export class PublishView {
@@ -102,25 +102,22 @@ export class PublishView {
       this._list.replaceChildren(h('p', { text: 'None pending.' }));
       return;
     }
-    const headers = ['Component', 'Owner', 'Submitted'];
-    if (canReview) {
-      headers.push('Review');
-    }
     this._list.replaceChildren(
-      table(
-        headers,
-        submissions.map(s => {
-          const row: (string | Node)[] = [
+      h(
+        'ul',
+        { className: 'mlfactory-Components-sourceList' },
+        ...submissions.map(s =>
+          h(
+            'li',
+            { testid: 'components-submission' },
             h('code', { text: `${s.name}@${s.version}` }),
-            s.owner,
-            s.submitted_at
-          ];
-          if (canReview) {
-            row.push(this._reviewControls(s));
-          }
-          return row;
-        }),
-        'mlfactory-Components-submissions'
+            h('div', {
+              className: 'mlfactory-Components-muted',
+              text: `by ${s.owner} · ${s.submitted_at}`
+            }),
+            canReview ? this._reviewControls(s) : null
+          )
+        )
       )
     );
   }

@@ -18,26 +18,30 @@ export const STABILITIES: readonly Stability[] = [
 
 /** An input as the API sends it: `required` is set when there is no default. */
 export interface IInputPort extends Omit<Port, 'default'> {
-  /** Any JSON value (null included); absent when the input is required. */
+  /** Any JSON value; null both as a default and when the input is required. */
   default?: unknown;
   required: boolean;
 }
 
-export type IOutputPort = Pick<Port, 'name' | 'type' | 'description'>;
+export type OutputPort = Pick<Port, 'name' | 'type' | 'description'>;
 
-/**
- * One component version in search results. `source` is the registry source
- * the component comes from (not component.yaml's Python file).
- */
-export interface IComponentSummary extends Pick<
-  MlfactoryComponent,
-  'name' | 'version' | 'summary' | 'stability' | 'last_verified'
-> {
+/** One component version in search results. */
+export interface IComponentSummary
+  extends
+    Pick<
+      MlfactoryComponent,
+      | 'name'
+      | 'version'
+      | 'summary'
+      | 'categories'
+      | 'stability'
+      | 'owners'
+      | 'last_verified'
+    >,
+    Required<Pick<MlfactoryComponent, 'tags'>> {
   /** The exact reference, `name@x.y.z`. */
   ref: string;
-  categories: string[];
-  tags: string[];
-  owners: string[];
+  /** The registry source the component comes from (not component.yaml's `source`). */
   source: string;
   source_kind: string;
   /** Every version of the component, newest first. */
@@ -55,10 +59,10 @@ export interface IHistoryEntry extends Pick<
 export interface IComponentDetail
   extends
     IComponentSummary,
-    Pick<MlfactoryComponent, 'description' | 'example' | 'entry_point'> {
+    Pick<MlfactoryComponent, 'example' | 'entry_point'>,
+    Required<Pick<MlfactoryComponent, 'description' | 'requirements'>> {
   inputs: IInputPort[];
-  outputs: IOutputPort[];
-  requirements: string[];
+  outputs: OutputPort[];
   /** Markdown, rendered sanitized. */
   readme: string;
   history: IHistoryEntry[];

@@ -591,16 +591,25 @@ export class HistoryPanel extends Widget {
     }
   }
 
-  /** Show pulled content in open notebooks that have no unsaved edits. */
-  private async _reloadOpenNotebooks(): Promise<void> {
+  /**
+   * Show pulled content in the open notebooks; those with unsaved edits are
+   * left alone (JupyterLab asks about the newer file when they are saved).
+   *
+   * @returns the paths of the notebooks not reloaded.
+   */
+  private async _reloadOpenNotebooks(): Promise<string[]> {
     const reloads: Promise<void>[] = [];
+    const skipped: string[] = [];
     this._tracker.forEach(widget => {
-      if (!widget.context.model.dirty) {
+      if (widget.context.model.dirty) {
+        skipped.push(notebookPath(widget));
+      } else {
         reloads.push(widget.context.revert());
       }
     });
     await Promise.allSettled(reloads);
     await this._loadVersions();
+    return skipped;
   }
 
   private readonly _tracker: INotebookTracker;

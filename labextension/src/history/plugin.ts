@@ -23,7 +23,6 @@ import { HistoryPanel } from './panel';
 import type { IVersionRef } from './versions';
 
 // style/index.js (the package's styleModule) does not load this sheet yet.
-import '../../style/history.css';
 
 export namespace CommandIDs {
   export const open = 'mlfactory:history-open';

@@ -27,8 +27,11 @@ export namespace RemoteSection {
   export interface IOptions {
     /** Fetch the workspace status again (after the remote changed). */
     reloadStatus: () => Promise<void>;
-    /** Called after a pull changed the workspace. */
-    pulled: () => Promise<void>;
+    /**
+     * Called after a pull changed the workspace; resolves with the open
+     * notebooks that could not be reloaded (they have unsaved edits).
+     */
+    pulled: () => Promise<string[]>;
   }
 }
 
@@ -178,7 +181,15 @@ export class RemoteSection {
         });
         this._showPull(result);
         if (result.updated) {
-          await this._options.pulled();
+          const skipped = await this._options.pulled();
+          if (skipped.length) {
+            this._result.append(
+              paragraph(
+                'Not reloaded because of unsaved edits (save them, or use File › Reload Notebook from Disk):'
+              ),
+              fileList(skipped)
+            );
+          }
         }
       }
     } catch (error) {
