@@ -136,10 +136,16 @@ class MLFactoryServerApp(ExtensionApp):
         # runs once the event loop does (not under pytest-jupyter, which never starts it)
         if self.activity_reporter is not None:
             self.activity_reporter.start()
+        settings = serverapp.web_app.settings
+        settings[components.SETTINGS_KEY].warm_up()
+        component_publish.sync_soon(settings)
 
     async def stop_extension(self) -> None:
         if self.activity_reporter is not None:
             self.activity_reporter.stop()
+        library = self.settings.get(components.SETTINGS_KEY)
+        if library is not None:
+            library.stop()
 
     def initialize_handlers(self) -> None:
         # ExtensionApp._prepare_handlers prefixes each pattern with base_url.

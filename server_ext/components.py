@@ -181,6 +181,23 @@ class ComponentLibrary(LoggingConfigurable):
             self._periodic = PeriodicCallback(self._tick, self.refresh_interval * 1000)
             self._periodic.start()
 
+    def warm_up(self) -> None:
+        """Build the catalog in the background (at server start, while JupyterLab loads), so
+        the panel's first list does not wait on a cold scan of every source."""
+
+        async def run() -> None:
+            try:
+                await self.catalog()
+            except Exception:  # the first request will try again and report it
+                self.log.exception("Building the component catalog failed")
+
+        asyncio.ensure_future(run())
+
+    def stop(self) -> None:
+        if self._periodic is not None:
+            self._periodic.stop()
+            self._periodic = None
+
     def _tick(self) -> None:
         if not self._lock.locked():
             asyncio.ensure_future(self.refresh())
