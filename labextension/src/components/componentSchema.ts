@@ -61,7 +61,7 @@ export interface MlfactoryComponent {
 export interface Port {
   name: string;
   /**
-   * dataset: a dict of column name to 1-d array (pandas: DataFrame.to_dict('series') or dict(df)).
+   * dataset: a pandas DataFrame or a dict of column name to 1-d array.
    */
   type:
     | 'str'
@@ -79,9 +79,7 @@ export interface Port {
   /**
    * Present means optional; null is a valid default.
    */
-  default?: {
-    [k: string]: unknown;
-  };
+  default?: unknown;
   /**
    * @minItems 1
    */
