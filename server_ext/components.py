@@ -38,6 +38,7 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Float, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from . import component_publish
 from .handlers import MLFactoryAPIHandler
 
 SETTINGS_KEY = "mlfactory_components"
@@ -377,6 +378,8 @@ class SearchHandler(ComponentsHandler):
             params = shape.search_params({k: self.get_query_argument(k, None) for k in keys})
         except shape.BadRequest as e:
             raise self.fail(400, e) from None
+        # components approved since the last look reach this server's catalog (throttled)
+        component_publish.sync_soon(self.settings)
         self.reply(shape.search_body(await self.library.catalog(), params))
 
 

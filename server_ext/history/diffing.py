@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import binascii
 import bisect
+import contextlib
 import hashlib
 import json
+import os
+import signal
 import struct
 import sys
 from typing import Any, BinaryIO
@@ -252,9 +255,16 @@ class DiffWorkers:
     ) -> tuple[bytes, bytes]:
         reusable = False
         proc: asyncio.subprocess.Process | None = None
+        # started outside the time limit and shielded: a cancellation while the process is
+        # being created must not leave it running without anyone holding its pipes
+        starting = asyncio.ensure_future(self._take())
+        try:
+            proc = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            starting.add_done_callback(_kill_when_started)
+            raise
         try:
             async with asyncio.timeout(limit_s):
-                proc = await self._take()
                 assert proc.stdin is not None and proc.stdout is not None
                 proc.stdin.write(_REQUEST.pack(len(base), len(remote), ids) + base + remote)
                 await proc.stdin.drain()
@@ -275,6 +285,8 @@ class DiffWorkers:
                     self.idle.append((asyncio.get_running_loop(), proc))
                 else:
                     _kill(proc)
+                    with contextlib.suppress(Exception):
+                        await proc.wait()
         if status != 0:
             raise DiffFailed(first.decode("utf-8", "replace"))
         return first, second
@@ -297,12 +309,20 @@ class DiffWorkers:
         self.idle.append((asyncio.get_running_loop(), proc))
 
 
+def _kill_when_started(task: asyncio.Future[asyncio.subprocess.Process]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        _kill(task.result())
+
+
 def _kill(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         try:
             proc.kill()
         except ProcessLookupError:
             pass
+        except RuntimeError:  # its event loop is gone (a previous test's, say)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
 
 
 WORKERS = DiffWorkers()
