@@ -20,6 +20,7 @@ from .activity import NVIDIA_SMI, ActivityReporter
 from .activity import handlers as culling_handlers
 from .budget import handlers as budget_handlers
 from .handlers import SETTINGS_KEY, default_handlers
+from .history import diffing
 from .owner import owner_from_env
 
 PROFILE_ENV = "MLFACTORY_PROFILE"
@@ -146,6 +147,7 @@ class MLFactoryServerApp(ExtensionApp):
         library = self.settings.get(components.SETTINGS_KEY)
         if library is not None:
             library.stop()
+        await diffing.WORKERS.close()
 
     def initialize_handlers(self) -> None:
         # ExtensionApp._prepare_handlers prefixes each pattern with base_url.

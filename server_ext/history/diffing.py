@@ -237,6 +237,7 @@ class DiffWorkers:
 
     def __init__(self) -> None:
         self.idle: list[tuple[asyncio.AbstractEventLoop, asyncio.subprocess.Process]] = []
+        self._warming: asyncio.Future[None] | None = None
 
     async def _take(self) -> asyncio.subprocess.Process:
         loop = asyncio.get_running_loop()
@@ -307,6 +308,13 @@ class DiffWorkers:
         """Start a worker now, so the first diff does not pay for importing nbdime."""
         proc = await self._take()
         self.idle.append((asyncio.get_running_loop(), proc))
+
+    def warm_soon(self) -> None:
+        """Start a worker in the background unless one is idle or starting: called when the
+        History panel opens, so servers that never diff do not carry a worker (~50 MB)."""
+        if self.idle or (self._warming is not None and not self._warming.done()):
+            return
+        self._warming = asyncio.ensure_future(self.warm_up())
 
 
 def _kill_when_started(task: asyncio.Future[asyncio.subprocess.Process]) -> None:

@@ -12,6 +12,8 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..handlers import MLFactoryAPIHandler
+from . import diffing
+from .git import GitTimeout
 from .paths import Refused
 from .workspace import HistoryError, Workspace
 
@@ -51,6 +53,10 @@ class HistoryHandler(MLFactoryAPIHandler):
             self.set_status(e.status)
             self.finish(json.dumps({"message": e.message, **e.extra}))
             return
+        except GitTimeout as e:
+            raise web.HTTPError(
+                504, "git did not answer in time (%s); try again.", e.stderr
+            ) from None
         self.reply(shape(result) if shape else result, status)
 
     def query(self, name: str, default: str | None = None) -> str | None:
@@ -68,6 +74,7 @@ class StatusHandler(HistoryHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        diffing.WORKERS.warm_soon()  # the panel asks first: have a diff worker ready for it
         await self.respond(self.workspace.status())
 
 

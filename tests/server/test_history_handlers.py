@@ -384,3 +384,15 @@ async def test_composes_with_jupytext_s_contents_manager(
     await history_api("restore", "POST", {"path": "a.ipynb", "version": old})
     assert "x = 1" in (jp_root_dir / "a.py").read_text()
     assert not marker.exists()
+
+
+async def test_git_timeout_is_504(history_api, jp_serverapp, jp_root_dir, tmp_path):
+    from mlfactory.server.history import SETTINGS_KEY
+
+    slow = tmp_path / "slow-git"
+    slow.write_text("#!/bin/sh\nexec sleep 30\n")
+    slow.chmod(0o755)
+    runner = jp_serverapp.web_app.settings[SETTINGS_KEY].runner
+    runner.git, runner.timeout = str(slow), 0.2
+    code, body = await refused(history_api, "init", "POST")
+    assert code == 504 and "in time" in body["message"]
