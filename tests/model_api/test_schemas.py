@@ -8,8 +8,8 @@ from mlfactory.model_api.errors import InvalidInput
 from mlfactory.model_api.schemas import (
     ModelSchema,
     TensorSpec,
-    openapi_document,
     array_to_input,
+    openapi_document,
     records_to_input,
     request_json_schema,
     response_json_schema,
