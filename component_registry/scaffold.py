@@ -13,6 +13,7 @@ import dis
 import inspect
 import os
 import pathlib
+import secrets
 import shutil
 import textwrap
 import types
@@ -325,9 +326,20 @@ def scaffold(
                     for e_ in e.errors
                 ]
             ) from None
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        replace_dir(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return load_component(target, source="user")
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put the folder ``new`` at ``target``; an old ``target`` goes away only once ``new``
+    is in place, so a reader sees the old folder or the new one, never neither."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if target.exists():
+        old = target.with_name(f".old-{secrets.token_hex(4)}-{target.name}")
+        target.rename(old)
+    new.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -25,6 +25,7 @@ from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from mlfactory.components.catalog import Source
+from mlfactory.components.scaffold import replace_dir
 from mlfactory.components.spec import InvalidComponent, load_component
 from mlfactory.hub.service.submissions import (
     MAX_BYTES,
@@ -168,16 +169,6 @@ def check_folder(folder: Path) -> dict[str, str]:
 # --- the published copy -------------------------------------------------------------------
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.with_name(f".old-{secrets.token_hex(4)}-{target.name}")
-        target.rename(old)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def materialise(root: Path, published: Mapping[str, Any]) -> dict[str, Path]:
     """Lay out the service's ``published`` answer as ``root/shared`` and ``root/mine``, each
     ``<name>/<version>/<files>``, swapping each folder whole so a reader never sees half.
@@ -200,7 +191,7 @@ def materialise(root: Path, published: Mapping[str, Any]) -> dict[str, Path]:
                 for rel, text in files.items():
                     (folder / rel).parent.mkdir(parents=True, exist_ok=True)
                     (folder / rel).write_text(text, encoding="utf-8")
-            _replace_dir(staging, root / ns)
+            replace_dir(staging, root / ns)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         out[ns] = root / ns

@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mlfactory.components.scaffold import replace_dir
 from mlfactory.components.spec import InvalidComponent, load_component
 from mlfactory.hub.platform_config import data_dir
 from sqlalchemy import select
@@ -122,18 +123,6 @@ def _read(folder: Path, names: Iterable[str]) -> dict[str, str]:
     return {n: (folder / n).read_text(encoding="utf-8") for n in names}
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put ``new`` at ``target``, an old ``target`` going away only once ``new`` is there."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if target.exists():
-        old = target.with_name(f".old-{secrets.token_hex(4)}-{target.name}")
-        target.rename(old)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 class ComponentRegistry:
     """Submissions and published components: the database rows and the folders behind them.
 
@@ -208,7 +197,7 @@ class ComponentRegistry:
                     db.add(row)
                 _store(row, sub)
                 db.flush()
-                _replace_dir(staging, self.user_path(sub))
+                replace_dir(staging, self.user_path(sub))
             return sub
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -254,7 +243,7 @@ class ComponentRegistry:
                     )
                     db.flush()  # the primary key refuses a second copy of name@version here
                     # a folder without a row is left from a crash before a commit: replace it
-                    _replace_dir(staging, self.shared_path(sub.name, sub.version))
+                    replace_dir(staging, self.shared_path(sub.name, sub.version))
             return sub
         except IntegrityError:
             raise SubmissionError(409, "This version was published meanwhile.", "version") from None

@@ -2,6 +2,9 @@
  * Small DOM builders: every string from the server goes in through
  * `textContent` or an attribute, never as markup.
  */
+import { isAbort } from '../handler';
+
+export { isAbort };
 
 export interface IElementOptions {
   className?: string;
@@ -95,10 +98,6 @@ export function errorBox(error: unknown, fallback: string): HTMLElement {
 
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : '';
-}
-
-export function isAbort(error: unknown): boolean {
-  return error instanceof DOMException && error.name === 'AbortError';
 }
 
 /** A `<table>` with a header row; cells are text or nodes. */

@@ -7,6 +7,10 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import type { IDiffEntry } from 'nbdime/lib/diff/diffentries';
 
+import { isAbort, MlfactoryError, requestJSON } from '../handler';
+
+export { isAbort };
+
 /** How a notebook's text twin is written next to it (jupytext formats). */
 export type Pairing = 'py:percent' | 'md' | 'py:light' | 'none';
 
@@ -74,88 +78,32 @@ export interface IPullResult {
   conflicts: string[];
 }
 
-/** An answer that is not 2xx, with the server's JSON body kept. */
-export class HistoryError extends ServerConnection.ResponseError {
-  constructor(response: Response, message: string, body: unknown) {
-    super(response, message);
-    this.body = body;
-  }
+export { MlfactoryError as HistoryError };
 
-  get status(): number {
-    return this.response.status;
-  }
-
-  /** The `conflicts` a refused pull lists, if any. */
-  get conflicts(): string[] {
-    return stringList(this.body, 'conflicts');
-  }
-
-  readonly body: unknown;
+/** The `conflicts` a refused pull lists, if any. */
+export function conflictsOf(error: MlfactoryError): string[] {
+  return stringList(error.body, 'conflicts');
 }
 
 /**
- * Call `<base>/mlfactory/history/<endPoint>` (JSON in, JSON out).
- *
- * @throws ServerConnection.NetworkError when the server cannot be reached,
- *   or a DOMException named AbortError when `init.signal` aborts.
- * @throws HistoryError carrying the server's `message` and body when the
- *   answer is not 2xx.
+ * Call `<base>/mlfactory/history/<endPoint>` (JSON in, JSON out); see
+ * `requestJSON` for what it throws.
  */
-export async function requestHistory<T>(
+export function requestHistory<T>(
   endPoint: string,
   init: RequestInit & { json?: unknown } = {}
 ): Promise<T> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'mlfactory', 'history', endPoint);
-  const { json, ...rest } = init;
-  const request: RequestInit = { ...rest };
+  const { baseUrl } = ServerConnection.makeSettings();
+  const { json, ...request } = init;
   if (json !== undefined) {
     request.body = JSON.stringify(json);
     request.headers = { 'Content-Type': 'application/json' };
   }
-
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, request, settings);
-  } catch (error) {
-    // JupyterLab wraps an abort in a NetworkError: unwrap it.
-    throwIfAborted(init.signal);
-    if (error instanceof ServerConnection.NetworkError) {
-      throw error;
-    }
-    throw new ServerConnection.NetworkError(error as TypeError);
-  }
-
-  let text: string;
-  try {
-    text = await response.text();
-  } catch (error) {
-    throwIfAborted(init.signal);
-    throw new ServerConnection.NetworkError(error as TypeError);
-  }
-  let data: unknown = undefined;
-  let isJSON = true;
-  if (text.length > 0) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      isJSON = false;
-    }
-  }
-  const name = `mlfactory/history/${endPoint.split('?')[0]}`;
-  if (!response.ok) {
-    // Only a JSON `message` is shown as is; an HTML error page is not.
-    throw new HistoryError(
-      response,
-      messageOf(data) ??
-        `${name} answered ${response.status} ${response.statusText}`.trim(),
-      data
-    );
-  }
-  if (!isJSON) {
-    throw new HistoryError(response, `${name} did not answer with JSON`, data);
-  }
-  return data as T;
+  return requestJSON<T>(
+    URLExt.join(baseUrl, 'mlfactory', 'history', endPoint),
+    `mlfactory/history/${endPoint.split('?')[0]}`,
+    request
+  );
 }
 
 /** `versions?path=a%20b.ipynb&limit=100` */
@@ -179,26 +127,6 @@ export function errorText(error: unknown, fallback: string): string {
     return error.message;
   }
   return fallback;
-}
-
-export function isAbort(error: unknown): boolean {
-  return error instanceof DOMException && error.name === 'AbortError';
-}
-
-function throwIfAborted(signal: AbortSignal | null | undefined): void {
-  if (signal?.aborted) {
-    throw new DOMException('The request was cancelled.', 'AbortError');
-  }
-}
-
-function messageOf(data: unknown): string | undefined {
-  if (typeof data === 'object' && data !== null && 'message' in data) {
-    const { message } = data as { message: unknown };
-    if (typeof message === 'string' && message.length > 0) {
-      return message;
-    }
-  }
-  return undefined;
 }
 
 function stringList(data: unknown, key: string): string[] {

@@ -5,6 +5,7 @@
  */
 import {
   errorText,
+  conflictsOf,
   HistoryError,
   type IHistoryStatus,
   type IPullResult,
@@ -194,8 +195,8 @@ export class RemoteSection {
       }
     } catch (error) {
       feedback(this._result, errorText(error, `Could not ${action}.`), true);
-      if (error instanceof HistoryError && error.conflicts.length) {
-        this._showConflicts(error.conflicts);
+      if (error instanceof HistoryError && conflictsOf(error).length) {
+        this._showConflicts(conflictsOf(error));
       }
     } finally {
       this._setBusy(false);
