@@ -19,6 +19,7 @@ import os
 import signal
 import struct
 import sys
+import weakref
 from typing import Any, BinaryIO
 
 
@@ -210,6 +211,7 @@ def diff_documents(base: bytes, remote: bytes, *, ids: bool = True) -> tuple[byt
 _REQUEST = struct.Struct("!QQ?")
 _REPLY = struct.Struct("!BQQ")
 MAX_IDLE_WORKERS = 2
+MAX_WORKERS = 2
 WORKER_MODULE = "mlfactory.server.history.worker"
 
 
@@ -238,6 +240,9 @@ class DiffWorkers:
     def __init__(self) -> None:
         self.idle: list[tuple[asyncio.AbstractEventLoop, asyncio.subprocess.Process]] = []
         self._warming: asyncio.Future[None] | None = None
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def _take(self) -> asyncio.subprocess.Process:
         loop = asyncio.get_running_loop()
@@ -253,6 +258,23 @@ class DiffWorkers:
 
     async def diff(
         self, base: bytes, remote: bytes, *, limit_s: float, ids: bool = True
+    ) -> tuple[bytes, bytes]:
+        # at most MAX_WORKERS at once (~50 MB each): a burst of requests waits its turn
+        loop = asyncio.get_running_loop()
+        if loop not in self._slots:
+            self._slots[loop] = asyncio.Semaphore(MAX_WORKERS)
+        try:
+            async with asyncio.timeout(limit_s):
+                await self._slots[loop].acquire()
+        except TimeoutError:
+            raise DiffTimeout from None
+        try:
+            return await self._diff(base, remote, limit_s=limit_s, ids=ids)
+        finally:
+            self._slots[loop].release()
+
+    async def _diff(
+        self, base: bytes, remote: bytes, *, limit_s: float, ids: bool
     ) -> tuple[bytes, bytes]:
         reusable = False
         proc: asyncio.subprocess.Process | None = None

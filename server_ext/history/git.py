@@ -39,6 +39,16 @@ venv/
 .env
 .mlfactory/
 .Trash-*/
+# the workspace is also the home folder: keep settings, caches and secrets out
+.local/
+.cache/
+.config/
+.ipython/
+.jupyter/
+.ssh/
+.npm/
+.*_history
+.gitconfig
 *.parquet
 *.h5
 *.hdf5
@@ -127,6 +137,8 @@ class GitRunner:
         return [
             self.git,
             "-c", "core.hooksPath=/dev/null",
+            # a pulled link (say notes.py -> .git/config) must not let a save write through it
+            "-c", "core.symlinks=false",
             "-c", "core.fsmonitor=false",
             "-c", "credential.helper=",
             "-c", "protocol.ext.allow=never",
@@ -367,6 +379,10 @@ class Repository:
 
     async def changed_between(self, a: str, b: str) -> set[str]:
         result = await self.git.run("diff", "--name-only", "-z", "--no-renames", a, b, "--")
+        return {p for p in result.text.split("\0") if p}
+
+    async def files_at(self, commit: str) -> set[str]:
+        result = await self.git.run("ls-tree", "-r", "--name-only", "-z", commit, "--")
         return {p for p in result.text.split("\0") if p}
 
     async def conflicted(self) -> list[str]:

@@ -13,9 +13,9 @@ from tornado import web
 
 from ..handlers import MLFactoryAPIHandler
 from . import diffing
-from .git import GitTimeout
+from .git import GitError, GitTimeout
 from .paths import Refused
-from .workspace import HistoryError, Workspace
+from .workspace import HistoryError, Workspace, first_lines
 
 MAX_LIMIT = 1000
 
@@ -57,6 +57,8 @@ class HistoryHandler(MLFactoryAPIHandler):
             raise web.HTTPError(
                 504, "git did not answer in time (%s); try again.", e.stderr
             ) from None
+        except GitError as e:
+            raise web.HTTPError(409, "git refused: %s", first_lines(e.stderr)) from None
         self.reply(shape(result) if shape else result, status)
 
     def query(self, name: str, default: str | None = None) -> str | None:
@@ -118,6 +120,10 @@ class DiffHandler(HistoryHandler):
             return  # the client went away and the worker was killed
         except HistoryError as e:
             raise web.HTTPError(e.status, "%s", e.message) from None
+        except GitTimeout as e:
+            raise web.HTTPError(504, "git did not answer in time (%s).", e.stderr) from None
+        except GitError as e:
+            raise web.HTTPError(409, "git refused: %s", first_lines(e.stderr)) from None
         if self.request.connection.stream.closed():
             return
         self.set_header("Content-Type", "application/json")

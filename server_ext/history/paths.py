@@ -70,7 +70,18 @@ def inside(root: str | os.PathLike[str], rel: str) -> Path:
     target = Path(os.path.realpath(real_root / rel))
     if target != real_root and not target.is_relative_to(real_root):
         raise Refused(f"{rel!r} leads outside the workspace.")
+    if ".git" in (part.lower() for part in target.relative_to(real_root).parts):
+        raise Refused(f"{rel!r} leads into the repository's own .git folder.")
     return target
+
+
+def hidden(rel: str) -> bool:
+    """Whether a repository path has a hidden part (``.ipython/...``, ``.bashrc``) other
+    than the two files the history itself keeps (``.gitignore``, ``.gitattributes``)."""
+    parts = rel.split("/")
+    if parts[-1] in (".gitignore", ".gitattributes"):
+        parts = parts[:-1]
+    return any(part.startswith(".") for part in parts)
 
 
 def version_id(value: str | None, *, allow_working: bool = False) -> str:

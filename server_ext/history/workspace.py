@@ -215,7 +215,8 @@ class Workspace:
         await self._init()
         settings = self.settings()
         if settings.pairing != "none":
-            self._write_pair(rel, settings.pairing)
+            # jupytext parses the whole notebook: off the event loop
+            await asyncio.to_thread(self._write_pair, rel, settings.pairing)
         sha = await self.repo.commit(
             self._files(rel, settings.pairing), message, self.author, automatic
         )
@@ -303,9 +304,8 @@ class Workspace:
             if not self.repo.exists:
                 raise HistoryError(404, f"{rel} has no versions yet.")
             old = await self._version_of(rel, version)
-            content = nbformat.reads(
-                (await self.repo.show(old.id, old.path)).decode("utf-8"), as_version=4
-            )
+            raw = (await self.repo.show(old.id, old.path)).decode("utf-8")
+            content = await asyncio.to_thread(nbformat.reads, raw, as_version=4)
             if (self.root / rel).is_file() and await self.repo.dirty(*self._files(rel)):
                 # the working copy is about to be replaced: keep it as a version first
                 try:
@@ -440,7 +440,7 @@ class Workspace:
             except GitTimeout as e:
                 raise HistoryError(504, f"Pushing took too long: {e.stderr}") from None
             except GitError as e:
-                raise HistoryError(409, f"The push was refused: {_first_lines(e.stderr)}") from None
+                raise HistoryError(409, f"The push was refused: {first_lines(e.stderr)}") from None
         return {"pushed": True, "branch": branch}
 
     async def pull(self) -> dict[str, Any]:
@@ -459,7 +459,7 @@ class Workspace:
             except GitError as e:
                 if "couldn't find remote ref" in e.stderr:
                     return {"updated": False, "merged_notebooks": [], "conflicts": []}
-                raise HistoryError(409, f"The fetch failed: {_first_lines(e.stderr)}") from None
+                raise HistoryError(409, f"The fetch failed: {first_lines(e.stderr)}") from None
             return await self._merge(f"refs/remotes/{REMOTE}/{branch}")
 
     async def _resolve_pairs(self, conflicts: list[str]) -> bool:
@@ -481,8 +481,8 @@ class Workspace:
             except paths.Refused:
                 return False
         for text_path, notebook in pairs.items():
-            content = pairing.text(
-                (self.root / notebook).read_bytes(), _pair_format(text_path, setting)
+            content = await asyncio.to_thread(
+                pairing.text, (self.root / notebook).read_bytes(), _pair_format(text_path, setting)
             )
             (self.root / text_path).write_text(content, encoding="utf-8")
         await self.runner.run("add", "--", *pairs)
@@ -492,13 +492,26 @@ class Workspace:
         before = await self.repo.head()
         their_sha = (await self.runner.run("rev-parse", "--verify", theirs)).text.strip()
         both: set[str] = set()
+        incoming: set[str] | None = None
         if before is not None:
             base = await self.runner.run("merge-base", before, their_sha, check=False)
             if base.returncode == 0:
                 fork = base.text.strip()
-                both = await self.repo.changed_between(fork, before) & (
-                    await self.repo.changed_between(fork, their_sha)
-                )
+                incoming = await self.repo.changed_between(fork, their_sha)
+                both = await self.repo.changed_between(fork, before) & incoming
+        if incoming is None:
+            incoming = await self.repo.files_at(their_sha)
+        # The workspace is the home folder: a pulled .ipython/ startup file, .jupyter/ config
+        # or .ssh/config would run as this user. Never let a remote write hidden paths.
+        hidden = sorted(p for p in incoming if paths.hidden(p))
+        if hidden:
+            raise HistoryError(
+                409,
+                "The pull was refused: the remote adds or changes hidden files, which programs "
+                f"here read as settings and may run ({', '.join(hidden[:10])}). Remove them "
+                "from the remote, or fetch and check them with git yourself. Nothing changed.",
+                conflicts=[],
+            )
         # nbdime's merge driver must be the one git uses, whatever the repo config says
         from .git import driver_config
 
@@ -527,7 +540,7 @@ class Workspace:
                 )
             else:
                 raise HistoryError(
-                    409, f"The pull was refused: {_first_lines(result.stderr)}", conflicts=[]
+                    409, f"The pull was refused: {first_lines(result.stderr)}", conflicts=[]
                 )
         after = await self.repo.head()
         merged = sorted(p for p in both if p.endswith(".ipynb"))
@@ -541,7 +554,7 @@ def _pair_format(text_path: str, setting: str) -> str:
     return setting if setting.startswith("py:") else "py:percent"
 
 
-def _first_lines(text: str, n: int = 4) -> str:
+def first_lines(text: str, n: int = 4) -> str:
     return " ".join(line.strip() for line in text.strip().splitlines()[:n])
 
 

@@ -115,3 +115,28 @@ def test_credentials():
     for bad in ["", "a\nb", "a\rb", "a\x00", None, "x" * 5000]:
         with pytest.raises(Refused):
             paths.credential(bad, "token")
+
+
+def test_links_into_the_repository_folder_are_refused(tmp_path):
+    root = tmp_path / "root"
+    (root / ".git").mkdir(parents=True)
+    (root / ".git" / "config").write_text("")
+    os.symlink(root / ".git" / "config", root / "notes.py")
+    with pytest.raises(Refused, match=r"\.git"):
+        paths.inside(root, "notes.py")
+
+
+@pytest.mark.parametrize(
+    ("rel", "hidden"),
+    [
+        (".ipython/profile_default/startup/00.py", True),
+        ("project/.jupyter/jupyter_server_config.py", True),
+        (".bashrc", True),
+        (".gitignore", False),
+        ("sub/.gitattributes", False),
+        ("a.ipynb", False),
+        ("data/x.csv", False),
+    ],
+)
+def test_hidden_paths(rel, hidden):
+    assert paths.hidden(rel) is hidden

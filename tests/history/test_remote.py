@@ -247,3 +247,39 @@ async def test_push_without_remote_or_versions(workspace, root):
     with pytest.raises(HistoryError) as e:
         await workspace.push()
     assert e.value.status == 409 and "remote" in e.value.message
+
+
+def _push_from_a_clone(bare: Path, tmp_path: Path, files: dict[str, str], links=()) -> None:
+    """Someone else pushes `files` (and symlinks `links`: (name, target)) to the remote."""
+    clone = tmp_path / "mallory"
+    git(tmp_path, "clone", "-q", str(bare), str(clone))
+    for name, text in files.items():
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        (clone / name).write_text(text)
+    for name, target in links:
+        os.symlink(target, clone / name)
+    git(clone, "add", "-A", "--force")
+    git(clone, "-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qm", "evil")
+    git(clone, "push", "-q", "origin", "HEAD:main")
+
+
+async def test_pulled_hidden_files_are_refused(workspace, other, root, bare, tmp_path):
+    """The workspace is the user's home: a pulled IPython startup file would run."""
+    await shared_start(workspace, other, root, bare)
+    _push_from_a_clone(bare, tmp_path, {".ipython/profile_default/startup/00-x.py": "x = 1\n"})
+    head = git(other.root, "rev-parse", "HEAD")
+    with pytest.raises(HistoryError, match=r"hidden files.*\.ipython/") as e:
+        await other.pull()
+    assert e.value.status == 409
+    assert git(other.root, "rev-parse", "HEAD") == head
+    assert not (other.root / ".ipython").exists()
+
+
+async def test_pulled_symlinks_arrive_as_plain_files(workspace, other, root, bare, tmp_path):
+    """A link to .git/config must not let the next save write git config (and run a filter)."""
+    await shared_start(workspace, other, root, bare)
+    _push_from_a_clone(bare, tmp_path, {}, links=[("evil.py", ".git/config")])
+    assert (await other.pull())["updated"] is True
+    pulled = other.root / "evil.py"
+    assert pulled.is_file() and not pulled.is_symlink()
+    assert pulled.read_text() == ".git/config"
