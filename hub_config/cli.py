@@ -551,7 +551,8 @@ def components_request(args: argparse.Namespace) -> ApiRequest:
     if verb == "show":
         return ApiRequest("GET", path)
     decision = "approve" if verb == "approve" else "reject"
-    return ApiRequest("POST", f"{path}/review", {"decision": decision, "note": args.note or ""})
+    body = {"decision": decision, "note": args.note or "", "revision": args.revision}
+    return ApiRequest("POST", f"{path}/review", body)
 
 
 def format_submissions(data: Mapping[str, Any]) -> str:
@@ -580,6 +581,7 @@ def format_submission(s: Mapping[str, Any]) -> str:
         f"{s['name']}@{s['version']} by {s['owner']}: {s['status']} (id {s['id']})",
         f"  {s.get('summary') or ''}".rstrip(),
         f"  submitted {when(s.get('submitted_at'))}; files: {', '.join(s.get('files') or [])}",
+        f"  revision {s.get('revision')} (approve --revision takes it)",
     ]
     if s.get("reviewer"):
         lines.append(f"  reviewed by {s['reviewer']} {when(s.get('reviewed_at'))}")
@@ -629,10 +631,17 @@ def _add_components_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("id")
     p = verb("approve", "approve a pending submission into the shared namespace")
     p.add_argument("id")
+    p.add_argument(
+        "--revision",
+        required=True,
+        help="the revision `show` printed: the approval covers exactly the files you read, "
+        "and is refused if the author uploaded again since",
+    )
     p.add_argument("--note", default="", help="a remark for the author (optional)")
     p = verb("reject", "reject a pending submission; the note tells the author what to fix")
     p.add_argument("id")
     p.add_argument("--note", required=True, help="what the author should change")
+    p.add_argument("--revision", default=None, help="the revision `show` printed (optional)")
 
 
 def build_parser() -> argparse.ArgumentParser:

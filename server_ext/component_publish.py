@@ -360,6 +360,25 @@ class SubmissionsHandler(ComponentPublishHandler):
         self.answer(answer)
 
 
+class SubmissionHandler(ComponentPublishHandler):
+    """One submission with its files: what a reviewer reads before deciding."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, sub_id: str) -> None:
+        self.require_owner()
+        if not SUBMISSION_ID.fullmatch(sub_id):
+            raise web.HTTPError(404, "No submission has this id.")
+        target = self.target()
+        answer = await service_client.call(
+            target.url(f"components/submissions/{sub_id}"),
+            target.token,
+            WORDING,
+            passthrough=frozenset({404}),
+        )
+        self.answer(answer)
+
+
 class ReviewHandler(ComponentPublishHandler):
     @web.authenticated
     @authorized
@@ -368,7 +387,11 @@ class ReviewHandler(ComponentPublishHandler):
         if not SUBMISSION_ID.fullmatch(sub_id):
             raise web.HTTPError(404, "No submission has this id.")
         body = self.body()
-        review = {"decision": body.get("decision"), "note": body.get("note") or ""}
+        review = {
+            "decision": body.get("decision"),
+            "note": body.get("note") or "",
+            "revision": body.get("revision"),
+        }
         target = self.target()
         answer = await service_client.call(
             target.url(f"components/submissions/{sub_id}/review"),
@@ -388,5 +411,6 @@ def setup(app: Any) -> list[tuple[str, Any]]:
     return [
         (r"/mlfactory/components/publish", PublishHandler),
         (r"/mlfactory/components/submissions", SubmissionsHandler),
+        (r"/mlfactory/components/submissions/([^/]+)", SubmissionHandler),
         (r"/mlfactory/components/submissions/([^/]+)/review", ReviewHandler),
     ]

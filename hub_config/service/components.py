@@ -20,7 +20,7 @@ from typing import Any
 from mlfactory.components.scaffold import replace_dir
 from mlfactory.components.spec import InvalidComponent, load_component
 from mlfactory.hub.platform_config import data_dir
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -191,6 +191,15 @@ class ComponentRegistry:
                     files=files,
                     now=self.clock(),
                     published=published,
+                    waiting=db.scalar(
+                        select(func.count())
+                        .select_from(ComponentSubmission)
+                        .where(
+                            ComponentSubmission.owner == owner,
+                            ComponentSubmission.status == "pending",
+                        )
+                    )
+                    or 0,
                 )
                 if row is None:
                     row = ComponentSubmission(id=sub.id)
@@ -203,13 +212,22 @@ class ComponentRegistry:
             shutil.rmtree(staging, ignore_errors=True)
 
     async def review(
-        self, sub_id: str, *, decision: Any, note: Any, reviewer: str, is_admin: bool
+        self,
+        sub_id: str,
+        *,
+        decision: Any,
+        note: Any,
+        reviewer: str,
+        is_admin: bool,
+        seen: Any = None,
     ) -> Submission:
         async with self._lock:
-            return await asyncio.to_thread(self._review, sub_id, decision, note, reviewer, is_admin)
+            return await asyncio.to_thread(
+                self._review, sub_id, decision, note, reviewer, is_admin, seen
+            )
 
     def _review(
-        self, sub_id: str, decision: Any, note: Any, reviewer: str, is_admin: bool
+        self, sub_id: str, decision: Any, note: Any, reviewer: str, is_admin: bool, seen: Any
     ) -> Submission:
         staging = self._staging()
         try:
@@ -227,6 +245,7 @@ class ComponentRegistry:
                     reviewer_is_admin=is_admin,
                     now=self.clock(),
                     published=published,
+                    seen=seen,
                 )
                 _store(row, sub)
                 if sub.status == "approved":
@@ -457,6 +476,7 @@ class ReviewHandler(ComponentsHandler):
                 note=body.get("note"),
                 reviewer=self.model["name"],
                 is_admin=bool(self.model.get("admin")),
+                seen=body.get("revision"),
             )
         except SubmissionError as e:
             raise self.fail(e) from None

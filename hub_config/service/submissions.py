@@ -17,6 +17,7 @@ MAX_FILES = 20
 MAX_BYTES = 1_000_000  # all files together, UTF-8 encoded
 MAX_DEPTH = 3  # "tests/data/x.csv" at most
 MAX_NOTE = 2000
+MAX_PENDING = 50  # per user
 STATUSES = ("pending", "approved", "rejected")
 DECISIONS = ("approve", "reject")
 # Component names and versions as the component schema allows them (re-checked here because
@@ -152,8 +153,12 @@ def submit(
     files: Iterable[str],
     now: float,
     published: bool,
+    waiting: int = 0,
 ) -> Submission:
     """The submission that ``owner`` uploading ``name@version`` leads to.
+
+    ``waiting`` is how many of the owner's other submissions wait for review: beyond
+    MAX_PENDING a new one is refused, so one user cannot fill the hub's disk.
 
     ``existing`` is the owner's earlier submission of the same version, ``published`` whether
     the shared namespace has that version (from anyone). A pending one is replaced; a
@@ -167,6 +172,12 @@ def submit(
             f"{ref} is already published and cannot be replaced; "
             "raise the version in component.yaml and publish again.",
             "version",
+        )
+    if (existing is None or existing.status != "pending") and waiting >= MAX_PENDING:
+        raise SubmissionError(
+            409,
+            f"You have {waiting} submissions waiting for review (at most {MAX_PENDING}); "
+            "ask a maintainer to review them, or publish again over one of them.",
         )
     names = tuple(sorted(files))
     if existing is None:
@@ -190,6 +201,12 @@ def submit(
     )
 
 
+def revision(sub: Submission) -> str:
+    """Which upload of a submission a reviewer saw: a re-submission (same name and version,
+    while pending) changes it, so an approval never covers files nobody read."""
+    return f"{sub.submitted_at:.6f}"
+
+
 def review(
     sub: Submission,
     *,
@@ -199,11 +216,14 @@ def review(
     reviewer_is_admin: bool,
     now: float,
     published: bool,
+    seen: Any = None,
 ) -> Submission:
     """``sub`` after a reviewer's decision; only pending submissions are reviewed.
 
     A maintainer may not approve their own component (a second pair of eyes); hub admins
     may, and the record names whoever decided. Rejecting needs a note the author can act on.
+    Approving needs ``seen``, the ``revision`` the reviewer read: when the author uploaded
+    again since, the decision is refused (409) rather than applied to unread files.
     """
     if decision not in DECISIONS:
         raise SubmissionError(400, "decision: use approve or reject", "decision")
@@ -227,6 +247,17 @@ def review(
         raise SubmissionError(
             409, f"{sub.name}@{sub.version} is already published; it cannot be replaced", "version"
         )
+    if decision == "approve" and seen is None:
+        raise SubmissionError(
+            400, "revision: give the revision of the submission you reviewed", "revision"
+        )
+    if seen is not None and seen != revision(sub):
+        raise SubmissionError(
+            409,
+            f"{sub.name}@{sub.version} was uploaded again after you opened it; "
+            "read the new files, then decide",
+            "revision",
+        )
     status: Status = "approved" if decision == "approve" else "rejected"
     return replace(sub, status=status, reviewer=reviewer, note=note, reviewed_at=now)
 
@@ -249,6 +280,7 @@ def as_json(sub: Submission, iso: Any) -> dict[str, Any]:
         "summary": sub.summary,
         "status": sub.status,
         "submitted_at": iso(sub.submitted_at),
+        "revision": revision(sub),
         "reviewer": sub.reviewer,
         "note": sub.note,
         "reviewed_at": iso(sub.reviewed_at),

@@ -39,16 +39,6 @@ venv/
 .env
 .mlfactory/
 .Trash-*/
-# the workspace is also the home folder: keep settings, caches and secrets out
-.local/
-.cache/
-.config/
-.ipython/
-.jupyter/
-.ssh/
-.npm/
-.*_history
-.gitconfig
 *.parquet
 *.h5
 *.hdf5
@@ -58,6 +48,13 @@ venv/
 *.onnx
 data/raw/
 """
+# The workspace is also the home folder: its settings, caches and secrets (the history's
+# own remote credentials live in .local/) stay out of every commit. In .git/info/exclude,
+# which is never shared, so a project's own .gitignore cannot let them in.
+HOME_EXCLUDES = (
+    ".local/", ".cache/", ".config/", ".ipython/", ".jupyter/", ".ssh/", ".npm/",
+    ".*_history", ".gitconfig", ".bashrc", ".profile",
+)  # fmt: skip
 ATTRIBUTES_LINES = (
     "*.ipynb diff=jupyternotebook merge=jupyternotebook",
     # line lists: both sides' lines are kept, so pulling a project into a fresh workspace
@@ -298,13 +295,8 @@ class Repository:
         inside(self.root, ".gitattributes")
         if not ignore.exists():
             ignore.write_text(GITIGNORE, encoding="utf-8")
-        attributes = self.root / ".gitattributes"
-        text = attributes.read_text(encoding="utf-8") if attributes.exists() else ""
-        missing = [line for line in ATTRIBUTES_LINES if line not in text.splitlines()]
-        if missing:
-            sep = "" if not text or text.endswith("\n") else "\n"
-            added = "".join(f"{line}\n" for line in missing)
-            attributes.write_text(f"{text}{sep}{added}", encoding="utf-8")
+        _append_missing(self.root / ".gitattributes", ATTRIBUTES_LINES)
+        _append_missing(self.root / ".git" / "info" / "exclude", HOME_EXCLUDES)
         return created
 
     async def head(self) -> str | None:
@@ -388,3 +380,13 @@ class Repository:
     async def conflicted(self) -> list[str]:
         result = await self.git.run("diff", "--name-only", "-z", "--diff-filter=U", "--")
         return sorted(p for p in result.text.split("\0") if p)
+
+
+def _append_missing(path: Path, lines: Sequence[str]) -> None:
+    """Add the ``lines`` a text file lacks at its end (creating it), keeping the rest."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    missing = [line for line in lines if line not in text.splitlines()]
+    if missing:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sep = "" if not text or text.endswith("\n") else "\n"
+        path.write_text(text + sep + "".join(f"{line}\n" for line in missing), encoding="utf-8")

@@ -55,6 +55,8 @@ def errors_of(folder: Path) -> list[str]:
     ("changes", "key", "message"),
     [
         ({"version": "1.0"}, "version", "does not match"),
+        ({"version": "1.0.0\n"}, "version", "does not match"),  # $ is the end, not a newline
+        ({"name": "time_split\n"}, "name", "does not match"),
         ({"stability": "alpha"}, "stability", "is not one of"),
         ({"summary": None}, "(top)", "'summary' is a required property"),
         ({"colour": "blue"}, "(top)", "Additional properties are not allowed"),

@@ -129,9 +129,16 @@ def test_publish_review_and_share(publish_hub, browser):
     ).json()
     assert queue["can_review"] is True
     assert [(s["id"], s["owner"]) for s in queue["submissions"]] == [(submission["id"], "ana")]
+    # she reads the files first; her approval covers exactly that upload
+    detail = rita.request.get(
+        f"{rita_base}/mlfactory/components/submissions/{submission['id']}", headers=rita_auth
+    ).json()["submission"]
+    assert detail["contents"]["team_scaler.py"] == COMPONENT["team_scaler.py"]
     r = rita.request.post(
         f"{rita_base}/mlfactory/components/submissions/{submission['id']}/review",
-        data=json.dumps({"decision": "approve", "note": "agreed in review"}),
+        data=json.dumps(
+            {"decision": "approve", "note": "agreed in review", "revision": detail["revision"]}
+        ),
         headers=rita_auth,
     )
     assert r.status == 200, r.text()

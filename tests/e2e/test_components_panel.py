@@ -277,15 +277,20 @@ def test_reviewer_sees_pending_submissions_and_approves(lab, page):
             "owner": "alice",
             "status": "pending",
             "submitted_at": "2026-11-26T10:00:00Z",
+            "revision": "1795000000.250000",
             "reviewer": None,
             "note": None,
             "reviewed_at": None,
         }
     ]
+    source = "def churn():\n    return '<img src=x onerror=window.__mlfXss=1>'\n"
 
     def service(route):
         request = route.request
-        if request.method == "POST":
+        if request.url.split("?")[0].endswith("/submissions/7"):
+            detail = {**pending[0], "contents": {"churn.py": source}}
+            body = {"submission": detail}
+        elif request.method == "POST":
             decisions.append(
                 {
                     "url": request.url,
@@ -306,11 +311,20 @@ def test_reviewer_sees_pending_submissions_and_approves(lab, page):
     item.wait_for()
     assert "churn_<b>model</b>@1.0.0" in item.text_content()
     assert "alice" in item.text_content()
+    approve = item.get_by_role("button", name="Approve")
+    assert approve.is_disabled()  # nothing is approved unread
+    item.get_by_test_id("components-submission-read").click()
+    file = item.get_by_test_id("components-submission-file")
+    file.wait_for()
+    file.locator("summary").click()
+    assert file.locator("pre").text_content() == source  # shown as text
+    assert page.evaluate("window.__mlfXss") is None
     item.get_by_role("textbox").fill("tests pass, README is clear")
-    item.get_by_role("button", name="Approve").click()
+    approve.click()
     page.get_by_test_id("components-submissions").get_by_text("None pending.").wait_for()
     assert len(decisions) == 1
     assert decisions[0]["url"].split("?")[0].endswith("/mlfactory/components/submissions/7/review")
     assert decisions[0]["xsrf"]  # Lab's XSRF header on a state change
     assert decisions[0]["decision"] == "approve"
     assert decisions[0]["note"] == "tests pass, README is clear"
+    assert decisions[0]["revision"] == "1795000000.250000"  # the upload that was read

@@ -283,3 +283,25 @@ async def test_pulled_symlinks_arrive_as_plain_files(workspace, other, root, bar
     pulled = other.root / "evil.py"
     assert pulled.is_file() and not pulled.is_symlink()
     assert pulled.read_text() == ".git/config"
+
+
+async def test_home_folders_stay_out_of_commits_whatever_the_projects_gitignore(root, clock):
+    """The workspace is the home folder: the default credentials folder (.local/) and other
+    dotfolders are excluded in .git/info/exclude, even under a project's own .gitignore."""
+    from mlfactory.server.history import NotebookHistory
+
+    (root / ".gitignore").write_text("*.tmp\n")  # the project's own, without .local/
+    history = NotebookHistory(
+        credentials_dir=str(root / ".local" / "share" / "mlfactory" / "git"),
+        author_name="Ada",
+        author_email="ada@example.org",
+    )
+    ws = history.workspace(str(root))
+    ws.clock = clock
+    write_notebook(root, "a.ipynb", CELLS)
+    await ws.save_version("a.ipynb", "start")
+    await ws.set_remote({"url": "https://git.example.org/t/p.git", "username": "a", "token": "t"})
+    assert ws.credentials.path.is_relative_to(root)
+    git(root, "add", "-A")  # what a terminal or jupyterlab-git user might run
+    assert ".local" not in git(root, "status", "--porcelain", "--ignored=no")
+    assert (root / ".gitignore").read_text() == "*.tmp\n"

@@ -262,7 +262,7 @@ async def test_the_service_refusal_is_passed_on(
         "POST",
         f"/api/components/submissions/{body['submission']['id']}/review",
         token=admin,
-        body={"decision": "approve"},
+        body={"decision": "approve", "revision": body["submission"]["revision"]},
     )
     assert code == 200
     code, body = await post(jp_fetch, *PUBLISH, body={"path": "scale"})
@@ -283,17 +283,28 @@ async def test_review_from_a_maintainers_server(
     sid = body["submission"]["id"]
     code, body = await get(jp_fetch, *SUBMISSIONS, status="pending")
     assert body["can_review"] is True and [s["owner"] for s in body["submissions"]] == ["bob"]
+    # the reviewer reads the files; the approval then covers that upload
+    code, detail = await get(jp_fetch, *SUBMISSIONS, sid)
+    assert code == 200 and "component.yaml" in detail["submission"]["contents"]
+    read = detail["submission"]["revision"]
+    code, body = await get(jp_fetch, *SUBMISSIONS, "0" * 16)
+    assert code == 404
 
     code, body = await post(jp_fetch, *SUBMISSIONS, sid, "review", body={"decision": "reject"})
     assert code == 400 and "note" in body["message"]
     code, body = await post(
-        jp_fetch, *SUBMISSIONS, sid, "review", body={"decision": "approve", "note": "Good."}
+        jp_fetch,
+        *SUBMISSIONS,
+        sid,
+        "review",
+        body={"decision": "approve", "note": "Good.", "revision": read},
     )
     assert code == 200, body
     assert (body["submission"]["status"], body["submission"]["reviewer"]) == ("approved", CALLER)
     (comp,) = library.catalog.versions("bob_step")
     assert comp.source == "shared"
-    code, body = await post(jp_fetch, *SUBMISSIONS, sid, "review", body={"decision": "approve"})
+    again = {"decision": "approve", "revision": read}
+    code, body = await post(jp_fetch, *SUBMISSIONS, sid, "review", body=again)
     assert code == 409
     for bad in ("sample", "A" * 16, "a" * 17):
         code, body = await post(jp_fetch, *SUBMISSIONS, bad, "review", body={"decision": "approve"})
@@ -326,7 +337,7 @@ async def test_listing_refreshes_the_published_copy_lazily(
         "POST",
         f"/api/components/submissions/{body['submission']['id']}/review",
         token=admin,
-        body={"decision": "approve"},
+        body={"decision": "approve", "revision": body["submission"]["revision"]},
     )
     now = [1000.0]
     monkeypatch.setattr(component_publish, "clock", lambda: now[0])

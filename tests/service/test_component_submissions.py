@@ -14,10 +14,12 @@ from mlfactory.hub.hubconfig import apply_platform
 from mlfactory.hub.service.submissions import (
     MAX_BYTES,
     MAX_FILES,
+    MAX_PENDING,
     Submission,
     SubmissionError,
     check_files,
     review,
+    revision,
     submit,
     user_folder,
 )
@@ -122,7 +124,9 @@ def test_user_folders_are_single_safe_names():
     assert user_folder("") == "%00"
 
 
-def _submit(existing: Submission | None = None, published: bool = False, now: float = T0):
+def _submit(
+    existing: Submission | None = None, published: bool = False, now: float = T0, waiting: int = 0
+):
     return submit(
         existing,
         new_id="a" * 16,
@@ -133,11 +137,13 @@ def _submit(existing: Submission | None = None, published: bool = False, now: fl
         files=["component.yaml", "README.md"],
         now=now,
         published=published,
+        waiting=waiting,
     )
 
 
 def _review(sub: Submission, decision: str = "approve", **kw: Any) -> Submission:
     args = {"note": "", "reviewer": "mia", "reviewer_is_admin": False, "now": T0 + 60}
+    args["seen"] = revision(sub)  # the reviewer read this upload
     args.update(kw)
     return review(sub, decision=decision, published=args.pop("published", False), **args)
 
@@ -176,6 +182,30 @@ def test_state_machine():
         with pytest.raises(SubmissionError) as e:
             bad()
         assert e.value.status == 409
+
+
+def test_waiting_submissions_are_capped_per_user():
+    with pytest.raises(SubmissionError, match="waiting for review") as e:
+        _submit(None, waiting=MAX_PENDING)
+    assert e.value.status == 409
+    pending = _submit()
+    # uploading again over a pending one adds nothing to the queue
+    assert _submit(pending, now=T0 + 5, waiting=MAX_PENDING).status == "pending"
+    assert _submit(None, waiting=MAX_PENDING - 1).status == "pending"
+
+
+def test_an_approval_covers_the_upload_the_reviewer_read():
+    sub = _submit()
+    read = revision(sub)
+    swapped = _submit(sub, now=T0 + 30)  # the author uploads again after the review began
+    with pytest.raises(SubmissionError) as e:
+        _review(swapped, seen=read)
+    assert (e.value.status, e.value.field) == (409, "revision")
+    with pytest.raises(SubmissionError) as e:
+        _review(swapped, seen=None)
+    assert (e.value.status, e.value.field) == (400, "revision")
+    assert _review(swapped, seen=revision(swapped)).status == "approved"
+    assert _review(swapped, "reject", note="no", seen=None).status == "rejected"
 
 
 def test_review_rules():
@@ -290,6 +320,14 @@ async def test_publish_list_review_and_published(svc, hub_state, data_dir):
     code, body = await call(
         "POST", REV, mia, {"decision": "approve", "note": "Nice."}, sub_id=sub["id"]
     )
+    assert code == 400 and body["field"] == "revision"  # which upload was read?
+    code, body = await call(
+        "POST",
+        REV,
+        mia,
+        {"decision": "approve", "note": "Nice.", "revision": sub["revision"]},
+        sub_id=sub["id"],
+    )
     assert code == 200, body
     approved = body["submission"]
     assert (approved["status"], approved["reviewer"], approved["note"]) == (
@@ -366,8 +404,10 @@ async def test_self_approval_needs_an_admin(svc, hub_state):
     )
     assert code == 403 and "your own" in body["error"]
     code, body = await call("POST", SUBS, admin, {"files": component_files("admin_step")})
-    sid = body["submission"]["id"]
-    code, body = await call("POST", REV, admin, {"decision": "approve"}, sub_id=sid)
+    sid, rev = body["submission"]["id"], body["submission"]["revision"]
+    code, body = await call(
+        "POST", REV, admin, {"decision": "approve", "revision": rev}, sub_id=sid
+    )
     assert code == 200 and body["submission"]["reviewer"] == "root"
 
 
@@ -376,15 +416,16 @@ async def test_group_filtered_reviewer_sees_only_the_group(svc, hub_state):
     alice = hub_state.add_user("alice", groups=("data-science",))
     bob = hub_state.add_user("bob", groups=("ml-engineering",))
     lead = hub_state.add_user("lead", scopes=(f"{REVIEW}!group=data-science",))
-    ids = {}
+    ids, revs = {}, {}
     for name, token in (("alice_step", alice), ("bob_step", bob)):
         code, body = await call("POST", SUBS, token, {"files": component_files(name)})
-        ids[name] = body["submission"]["id"]
+        ids[name], revs[name] = body["submission"]["id"], body["submission"]["revision"]
     code, body = await call("GET", SUBS, lead)
     assert [s["owner"] for s in body["submissions"]] == ["alice"] and body["can_review"]
     code, body = await call("POST", REV, lead, {"decision": "approve"}, sub_id=ids["bob_step"])
     assert code == 404
-    code, body = await call("POST", REV, lead, {"decision": "approve"}, sub_id=ids["alice_step"])
+    approve = {"decision": "approve", "revision": revs["alice_step"]}
+    code, body = await call("POST", REV, lead, approve, sub_id=ids["alice_step"])
     assert code == 200
 
 
@@ -510,15 +551,20 @@ def test_cli_requests():
     assert req("submissions") == cli.ApiRequest("GET", f"{SUBS}?status=pending")
     assert req("submissions", "--status", "all") == cli.ApiRequest("GET", f"{SUBS}?status=all")
     assert req("show", "ab/../c") == cli.ApiRequest("GET", f"{SUBS}/ab%2F..%2Fc")
-    assert req("approve", "a" * 16) == cli.ApiRequest(
-        "POST", f"{SUBS}/{'a' * 16}/review", {"decision": "approve", "note": ""}
+    assert req("approve", "a" * 16, "--revision", "12.5") == cli.ApiRequest(
+        "POST",
+        f"{SUBS}/{'a' * 16}/review",
+        {"decision": "approve", "note": "", "revision": "12.5"},
     )
     assert req("reject", "a" * 16, "--note", "fix it").body == {
         "decision": "reject",
         "note": "fix it",
+        "revision": None,
     }
     with pytest.raises(SystemExit):
         req("reject", "a" * 16)  # a rejection needs its note
+    with pytest.raises(SystemExit):
+        req("approve", "a" * 16)  # an approval names the upload it covers
 
 
 async def test_cli_against_the_service(svc, hub_state, monkeypatch, capsys):
@@ -542,8 +588,8 @@ async def test_cli_against_the_service(svc, hub_state, monkeypatch, capsys):
     assert "--- README.md\n# scale_columns" in out
     assert await run("reject", sid, "--note", "Add tests.") == 0
     assert "rejected" in capsys.readouterr().out
-    assert await run("approve", sid) == 1
+    assert await run("approve", sid, "--revision", body["submission"]["revision"]) == 1
     assert "already rejected" in capsys.readouterr().err
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", alice)
-    assert await run("approve", sid) == 1
+    assert await run("approve", sid, "--revision", body["submission"]["revision"]) == 1
     assert REVIEW in capsys.readouterr().err

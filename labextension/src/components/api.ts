@@ -9,6 +9,7 @@ import type {
   ISnippet,
   ISources,
   ISubmission,
+  ISubmissionDetail,
   ISubmissions,
   ReviewDecision
 } from './types';
@@ -26,10 +27,12 @@ export interface IComponentsAPI {
   refreshSources(): Promise<unknown>;
   publish(path: string): Promise<{ submission: ISubmission }>;
   submissions(status?: string): Promise<ISubmissions>;
+  submission(id: string | number): Promise<{ submission: ISubmissionDetail }>;
   review(
     id: string | number,
     decision: ReviewDecision,
-    note: string
+    note: string,
+    revision: string | null
   ): Promise<unknown>;
   /** Whether the caller owns this server (owner-only actions are shown). */
   isOwner(): Promise<boolean>;
@@ -68,11 +71,17 @@ export const componentsAPI: IComponentsAPI = {
     ),
   submissions: (status = 'pending') =>
     requestMlfactory<ISubmissions>([ROOT, 'submissions'], { status }),
-  review: (id, decision, note) =>
+  submission: id =>
+    requestMlfactory<{ submission: ISubmissionDetail }>([
+      ROOT,
+      'submissions',
+      String(id)
+    ]),
+  review: (id, decision, note, revision) =>
     requestMlfactory<unknown>(
       [ROOT, 'submissions', String(id), 'review'],
       {},
-      post({ decision, note })
+      post({ decision, note, revision })
     ),
   isOwner: () =>
     requestAPI<{ is_owner?: boolean }>('info').then(

@@ -123,6 +123,40 @@ export class PublishView {
   }
 
   private _reviewControls(s: ISubmission): HTMLElement {
+    // Approving covers the upload whose files were read here: the server refuses it
+    // (409) if the author uploaded again since.
+    let revision: string | null = null;
+    const files = h('div', { className: 'mlfactory-Components-files' });
+    const read = button(
+      'Read files',
+      () => {
+        read.disabled = true;
+        this._api
+          .submission(s.id)
+          .then(({ submission }) => {
+            revision = submission.revision;
+            files.replaceChildren(
+              ...Object.entries(submission.contents ?? {}).map(([name, text]) =>
+                h(
+                  'details',
+                  { testid: 'components-submission-file' },
+                  h('summary', { text: name }),
+                  h('pre', { text })
+                )
+              )
+            );
+            approve.disabled = false;
+            approve.title = '';
+          })
+          .catch(error => {
+            files.replaceChildren(
+              errorBox(error, `Could not load the files: ${messageOf(error)}`)
+            );
+            read.disabled = false;
+          });
+      },
+      { testid: 'components-submission-read' }
+    );
     const note = h('input', {
       className: 'jp-mod-styled',
       attrs: {
@@ -135,7 +169,7 @@ export class PublishView {
     const decide = async (decision: ReviewDecision) => {
       approve.disabled = reject.disabled = true;
       try {
-        await this._api.review(s.id, decision, note.value);
+        await this._api.review(s.id, decision, note.value, revision);
         void this.load();
       } catch (error) {
         status.replaceChildren(
@@ -145,14 +179,18 @@ export class PublishView {
       }
     };
     const approve = button('Approve', () => void decide('approve'), {
-      kind: 'accept'
+      kind: 'accept',
+      title: 'Read the files first'
     });
+    approve.disabled = true;
     const reject = button('Reject', () => void decide('reject'), {
       kind: 'reject'
     });
     return h(
       'div',
       { className: 'mlfactory-Components-review' },
+      read,
+      files,
       note,
       h('div', {}, approve, reject),
       status

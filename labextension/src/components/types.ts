@@ -134,9 +134,17 @@ export interface ISubmission {
   owner: string;
   status: string;
   submitted_at: string;
+  /** Which upload this is; an approval names the one the reviewer read. */
+  revision: string;
   reviewer: string | null;
   note: string | null;
   reviewed_at: string | null;
+}
+
+/** `GET mlfactory/components/submissions/{id}`: a submission with its files. */
+export interface ISubmissionDetail extends ISubmission {
+  /** File path -> text. */
+  contents: Record<string, string>;
 }
 
 /** `GET mlfactory/components/submissions?status=` */
