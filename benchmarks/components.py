@@ -170,11 +170,18 @@ def free_port() -> int:
 
 
 def http_bench(
-    root: Path, tmp: Path, requests: int, names: int, run: str
+    root: Path,
+    tmp: Path,
+    requests: int,
+    names: int,
+    run: str,
+    delay: float = 0.0,
+    cache: str = "cache",
 ) -> tuple[float, list[float], float]:
     """Start a real jupyter server with the extension; time the panel's first list, then
     warm requests over the query mix. Returns (first ms, warm ms list, start-up s). Runs
-    share the cache folder (checkouts, scan cache) as restarts of one user's server do."""
+    sharing `cache` (checkouts, scan cache) are restarts of one user's server. `delay`:
+    seconds between the server answering and the first list (JupyterLab loading first)."""
     port, token = free_port(), "bench-token"
     config_dir = tmp / f"jupyter-config-{run}"
     config_dir.mkdir()
@@ -185,7 +192,7 @@ def http_bench(
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(config_dir),
         "MLFACTORY_COMPONENT_SOURCES": json.dumps([{"name": "bench", "path": str(root)}]),
-        "MLFACTORY_COMPONENT_CACHE": str(tmp / "cache"),
+        "MLFACTORY_COMPONENT_CACHE": str(tmp / cache),
         "JUPYTER_TOKEN": token,
     }
     cmd = [sys.executable, "-m", "jupyter_server", f"--ServerApp.port={port}",
@@ -221,6 +228,7 @@ def http_bench(
             assert r.status == 200, body
             return json.loads(body)
 
+        time.sleep(delay)  # JupyterLab loading before its panel asks (the catalog builds meanwhile)
         t = time.perf_counter()
         body = get({"limit": "50"})
         first = (time.perf_counter() - t) * 1000
@@ -240,6 +248,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20, help="passes over the query mix")
     ap.add_argument("--requests", type=int, default=300, help="warm HTTP requests")
     ap.add_argument("--seed", type=int, default=8)
+    ap.add_argument(
+        "--lab-load",
+        type=float,
+        default=2.0,
+        help="seconds JupyterLab takes to load before its panel can ask (measured: 2-4 s here)",
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="mlf-components-") as tmp_name:
@@ -275,6 +289,9 @@ def main() -> None:
         naive = time_calls(lambda q: naive_page(everything, q), QUERIES, args.rounds)
         first, warm, startup = http_bench(root, tmp, args.requests, n_names, "cold")
         restart, _, _ = http_bench(root, tmp, 0, n_names, "restart")
+        in_lab, _, _ = http_bench(
+            root, tmp, 0, n_names, "lab", delay=args.lab_load, cache="cache-lab"
+        )
 
     rows = [
         ("catalog build (scan + validate + index), median of 3", statistics.median(builds) * 1000),
@@ -289,6 +306,7 @@ def main() -> None:
         ("  slowest query's median (noise-robust)", slowest_median(naive, len(QUERIES))),
         ("HTTP first list, first start (validates every folder)", first),
         ("HTTP first list, restarted server (scan cache)", restart),
+        (f"HTTP first list, first start, asked {args.lab_load:g} s after start-up", in_lab),
         ("HTTP warm p50 (query mix, limit=50)", pct(warm, 50)),
         ("HTTP warm p99", pct(warm, 99)),
     ]
@@ -303,7 +321,8 @@ def main() -> None:
     print(f"search p99 vs naive p99: {pct(ours, 99) / pct(naive, 99):.2f}x "
           f"(ranked search alone: {pct(bare, 99) / pct(naive, 99):.2f}x)")  # fmt: skip
     print(f"targets: search p99 <= 10 ms: {'met' if pct(ours, 99) <= 10 else 'MISSED'}; "
-          f"first list < 300 ms: first start {'met' if first < 300 else 'MISSED'}, "
+          f"first list < 300 ms: first start {'met' if first < 300 else 'MISSED'} "
+          f"({'met' if in_lab < 300 else 'MISSED'} when asked after Lab's load), "
           f"restart {'met' if restart < 300 else 'MISSED'}; "
           f"warm p99 < 300 ms: {'met' if pct(warm, 99) < 300 else 'MISSED'}")  # fmt: skip
 
