@@ -292,15 +292,6 @@ class ComponentPublishHandler(MLFactoryAPIHandler):
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(answer.body))
 
-    def body(self) -> dict[str, Any]:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, "The request body is not JSON.") from None
-        if not isinstance(body, dict):
-            raise web.HTTPError(400, "The request body must be a JSON object.")
-        return body
-
     async def resync(self, target: Target) -> None:
         try:
             await sync_published(self.settings, target)

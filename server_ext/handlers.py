@@ -54,6 +54,16 @@ class MLFactoryAPIHandler(APIHandler):
                 self.caller,
             )
 
+    def body(self) -> dict[str, Any]:
+        """The request's JSON object body ({} when empty); 400 with a message otherwise."""
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise web.HTTPError(400, "The request body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise web.HTTPError(400, "The request body must be a JSON object.")
+        return data
+
     def _allowed_methods(self) -> list[str]:
         return [
             m

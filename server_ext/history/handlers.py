@@ -29,15 +29,6 @@ class HistoryHandler(MLFactoryAPIHandler):
 
         return self.settings[SETTINGS_KEY]
 
-    def body(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, "The request body is not valid JSON.") from None
-        if not isinstance(data, dict):
-            raise web.HTTPError(400, "Send a JSON object.")
-        return data
-
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.finish(json.dumps(data))

@@ -167,3 +167,18 @@ async def test_authorizer_is_consulted(deny_all, jp_fetch, route):
     assert code == 403
     assert deny_all.asked == [("read", f"mlfactory:{route}")]
     assert reply["message"] == f"User is not authorized to read on resource: mlfactory:{route}."
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "The request body is not valid JSON."),
+        (b"[1, 2]", "The request body must be a JSON object."),
+    ],
+)
+async def test_a_bad_json_body_is_a_400_naming_the_problem(jp_fetch, raw, message):
+    """Every POST with a body reads it through the base class (here: save a version)."""
+    code, body, _ = await _json_error(
+        jp_fetch, "mlfactory", "history", "versions", method="POST", body=raw
+    )
+    assert (code, body["message"]) == (400, message)
