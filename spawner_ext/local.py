@@ -48,6 +48,9 @@ from .os_accounts import (
     home_problem,
     interpreter_problem,
     os_account_name,
+    owned_dir,
+    private_dirs,
+    traversable_dirs,
 )
 from .picker import form_to_options, render_picker
 from .profiles import (
@@ -56,6 +59,7 @@ from .profiles import (
     resolve_request,
     user_access,
 )
+from .server_env import platform_env
 from .slugs import safe_slug
 from .startup import failure_cause
 
@@ -71,44 +75,6 @@ def spawn_error(message: str, *, reason: str, log_message: str = "", status_code
     return exc
 
 
-def _private_dirs(path: Path) -> None:
-    """Create ``path`` and any missing parents with mode 0700 (mkdir's mode only applies
-    to the last level)."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    for p in reversed(missing):
-        p.mkdir(mode=0o700, exist_ok=True)
-
-
-def _traversable_dirs(path: Path) -> None:
-    """Create ``path`` (and parents) owned by root with mode 0711: accounts may pass
-    through to their own home but not list anyone else's."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    for p in reversed(missing):
-        p.mkdir(mode=0o711, exist_ok=True)
-    os.chmod(path, 0o711)  # noqa: S103 - traverse only, no listing
-
-
-def _owned_dir(path: Path, account: pwd.struct_passwd) -> None:
-    """Make ``path`` a 0700 folder owned by ``account``, without following links.
-
-    The parent may be the user's own home: a symlink planted there (``~/etc -> /etc``)
-    must not make the hub (root) hand ``/etc`` to the user.
-    """
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        st = os.fstat(fd)
-        if st.st_uid not in (0, account.pw_uid):
-            raise OSError(f"{path} belongs to another account (uid {st.st_uid})")
-        os.fchown(fd, account.pw_uid, account.pw_gid)
-        os.fchmod(fd, 0o700)
-    finally:
-        os.close(fd)
-
-
 _CONFIG_CACHE: dict[str, tuple[float, PlatformConfig]] = {}
 
 
@@ -120,24 +86,6 @@ def cached_platform_config(path: str) -> PlatformConfig:
     if cached is None or cached[0] != mtime:
         cached = _CONFIG_CACHE[resolved] = (mtime, load_platform_config(resolved))
     return cached[1]
-
-
-def component_sources_env(config: PlatformConfig) -> str:
-    """MLFACTORY_COMPONENT_SOURCES: the config's component sources, as JSON, in order."""
-    return json.dumps([s.env_entry() for s in config.component_sources])
-
-
-def data_stores_env(config: PlatformConfig, groups: tuple[str, ...] | list[str]) -> str:
-    """MLFACTORY_DATA_STORES: the data stores these groups may use (a store without groups is
-    for everyone), as JSON ``[{"name", "kind", "url", "description"}]``."""
-    mine = set(groups)
-    return json.dumps(
-        [
-            {"name": d.name, "kind": d.kind, "url": d.url, "description": d.description}
-            for d in config.data_stores
-            if not d.groups or mine & set(d.groups)
-        ]
-    )
 
 
 def request_error(err: RequestError) -> SpawnException:
@@ -424,8 +372,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             env["MEM_LIMIT"] = str(request.mem_limit)
             env["MEM_GUARANTEE"] = str(request.mem_guarantee)
             # the config was read to resolve the request, so it is usable here
-            env["MLFACTORY_COMPONENT_SOURCES"] = component_sources_env(self.platform)
-            env["MLFACTORY_DATA_STORES"] = data_stores_env(self.platform, self._access().groups)
+            env.update(platform_env(self.platform, self._access().groups))
         env.update(cuda_env(self._held.get("gpus", ())))
         return env
 
@@ -448,8 +395,8 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
                     "user_accounts = 'create'.",
                     reason="root",
                 )
-            await asyncio.to_thread(_private_dirs, self.workspace)
-            await asyncio.to_thread(_private_dirs, self.server_root)
+            await asyncio.to_thread(private_dirs, self.workspace)
+            await asyncio.to_thread(private_dirs, self.server_root)
             return None
         if os.geteuid() != 0:
             raise spawn_error(
@@ -465,7 +412,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
                     raise OSError(f"{self.user.name} is a system account")
             else:
                 root = Path(self.workspace_root)
-                await asyncio.to_thread(_traversable_dirs, root)
+                await asyncio.to_thread(traversable_dirs, root)
                 account = await ensure_os_account(
                     os_account_name(self.user.name),
                     self.workspace,
@@ -484,9 +431,9 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         try:
             if mode == "create":
                 # The account may predate this workspace root (or have lost its home).
-                await asyncio.to_thread(_owned_dir, self.workspace, account)
+                await asyncio.to_thread(owned_dir, self.workspace, account)
             if self.name:
-                await asyncio.to_thread(_owned_dir, self.server_root, account)
+                await asyncio.to_thread(owned_dir, self.server_root, account)
         except OSError as e:
             self.log.error("Workspace of %s not usable: %s", self._log_name, e)
             raise spawn_error(
@@ -525,7 +472,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         host = await LocalHost.get(self.nvidia_smi)
         self._emit(25, "Preparing your workspace")
         account = await self._prepare_account()
-        await asyncio.to_thread(_private_dirs, self.log_path.parent)
+        await asyncio.to_thread(private_dirs, self.log_path.parent)
         if self.port == 0:
             self.port = random_port()
         try:

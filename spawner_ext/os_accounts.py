@@ -198,3 +198,41 @@ def home_problem(home: Path, account: pwd.struct_passwd) -> str | None:
                 "accounts may pass through"
             )
     return None
+
+
+def private_dirs(path: Path) -> None:
+    """Create ``path`` and any missing parents with mode 0700 (mkdir's mode only applies
+    to the last level)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for p in reversed(missing):
+        p.mkdir(mode=0o700, exist_ok=True)
+
+
+def traversable_dirs(path: Path) -> None:
+    """Create ``path`` (and parents) owned by root with mode 0711: accounts may pass
+    through to their own home but not list anyone else's."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for p in reversed(missing):
+        p.mkdir(mode=0o711, exist_ok=True)
+    os.chmod(path, 0o711)  # noqa: S103 - traverse only, no listing
+
+
+def owned_dir(path: Path, account: pwd.struct_passwd) -> None:
+    """Make ``path`` a 0700 folder owned by ``account``, without following links.
+
+    The parent may be the user's own home: a symlink planted there (``~/etc -> /etc``)
+    must not make the hub (root) hand ``/etc`` to the user.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid not in (0, account.pw_uid):
+            raise OSError(f"{path} belongs to another account (uid {st.st_uid})")
+        os.fchown(fd, account.pw_uid, account.pw_gid)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)

@@ -185,7 +185,8 @@ function renderWorkspace(info: IInfo): HTMLElement {
   return section;
 }
 
-function addFact(
+/** A `<dt>label</dt><dd>value</dd>` pair, the value as text. */
+export function addFact(
   list: HTMLElement,
   label: string,
   value: string,

@@ -10,11 +10,8 @@ import pytest
 import yaml
 from jupyterhub.tests.utils import add_user
 from mlfactory.hub.platform_config import PACKAGED_CONFIG, parse_platform_config
-from mlfactory.spawner.local import (
-    MLFactoryLocalSpawner,
-    component_sources_env,
-    data_stores_env,
-)
+from mlfactory.spawner.local import MLFactoryLocalSpawner
+from mlfactory.spawner.server_env import component_sources_env, data_stores_env
 
 STORES = [
     {"name": "lake", "kind": "s3", "url": "s3://lake/", "description": "Everyone's lake"},

@@ -165,7 +165,7 @@ async def test_stop_forgets_the_last_start_progress():
 def test_owned_dir_never_follows_a_planted_symlink(tmp_path):
     import pwd
 
-    from mlfactory.spawner.local import _owned_dir
+    from mlfactory.spawner.os_accounts import owned_dir
 
     target = tmp_path / "etc"
     target.mkdir(mode=0o755)
@@ -174,8 +174,8 @@ def test_owned_dir_never_follows_a_planted_symlink(tmp_path):
     (home / "etc").symlink_to(target)  # what a user could plant in their own home
     nobody = pwd.getpwnam("nobody")
     with pytest.raises(OSError):
-        _owned_dir(home / "etc", nobody)
+        owned_dir(home / "etc", nobody)
     assert target.stat().st_uid == 0 and target.stat().st_mode & 0o777 == 0o755
-    _owned_dir(home / "work", nobody)
+    owned_dir(home / "work", nobody)
     st = (home / "work").stat()
     assert (st.st_uid, st.st_mode & 0o777) == (nobody.pw_uid, 0o700)

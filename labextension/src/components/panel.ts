@@ -16,19 +16,18 @@ import {
   messageOf,
   setHidden,
   sourceBadge,
-  stabilityBadge,
-  table
+  stabilityBadge
 } from './dom';
+import { PressToDrag } from './drag';
 import { componentsIcon } from './icon';
 import { pythonFence, renderMarkdown } from './markdown';
-import { dragCodeCell } from './notebook';
+import { componentPage, pageToolbar, refOf } from './page';
 import { PublishView } from './publish';
 import { SourcesView } from './sources';
 import {
   STABILITIES,
   type IComponentDetail,
   type IComponentSummary,
-  type IInputPort,
   type ISearchResult
 } from './types';
 
@@ -36,8 +35,6 @@ import {
 export const PAGE_SIZE = 50;
 /** Wait this long after the last keystroke before searching. */
 export const SEARCH_DELAY_MS = 150;
-/** Pointer travel (px) that turns a press on a result into a drag. */
-const DRAG_THRESHOLD = 5;
 
 export type ComponentsTab = 'browse' | 'sources' | 'publish';
 
@@ -229,7 +226,7 @@ export class ComponentsPanel extends Widget {
     this._searchController?.abort();
     this._pageController?.abort();
     this._disposeRenderers();
-    this._endPress();
+    this._drag.end();
     super.dispose();
   }
 
@@ -521,8 +518,7 @@ export class ComponentsPanel extends Widget {
   }
 
   private _onListClick(event: MouseEvent): void {
-    if (this._suppressClick) {
-      this._suppressClick = false;
+    if (this._drag.swallowClick()) {
       return;
     }
     const index = this._indexOf(event.target);
@@ -583,64 +579,17 @@ export class ComponentsPanel extends Widget {
     if (event.button !== 0 || index < 0) {
       return;
     }
-    const c = this._results[index];
-    const ref = refOf(c);
-    // Fetch the snippet while the pointer is down so that a drag has it.
-    const snippet = this._snippet(ref);
-    snippet.catch(() => undefined);
-    const press = {
-      x: event.clientX,
-      y: event.clientY,
-      released: false,
-      move: (e: PointerEvent) => {
-        if (
-          Math.abs(e.clientX - press.x) + Math.abs(e.clientY - press.y) <
-          DRAG_THRESHOLD
-        ) {
-          return;
-        }
-        this._endPress();
-        this._suppressClick = true;
-        void snippet.then(
-          code => {
-            if (press.released || this.isDisposed) {
-              return;
-            }
-            return dragCodeCell(code, ref, e.clientX, e.clientY, this).then(
-              () => undefined
-            );
-          },
-          error => {
-            this._status.replaceChildren(
-              errorBox(error, `Could not get the snippet of ${ref}.`)
-            );
-          }
-        );
-        document.addEventListener('pointerup', release, true);
-      },
-      up: () => {
-        press.released = true;
-        this._endPress();
-      }
-    };
-    const release = () => {
-      press.released = true;
-      document.removeEventListener('pointerup', release, true);
-      // A click follows a press that did not become a drag; let it through later.
-      window.setTimeout(() => (this._suppressClick = false), 0);
-    };
-    this._endPress();
-    this._press = press;
-    document.addEventListener('pointermove', press.move, true);
-    document.addEventListener('pointerup', press.up, true);
-  }
-
-  private _endPress(): void {
-    if (this._press) {
-      document.removeEventListener('pointermove', this._press.move, true);
-      document.removeEventListener('pointerup', this._press.up, true);
-      this._press = null;
-    }
+    const ref = refOf(this._results[index]);
+    this._drag.press({
+      event,
+      label: ref,
+      code: this._snippet(ref),
+      source: this,
+      onError: error =>
+        this._status.replaceChildren(
+          errorBox(error, `Could not get the snippet of ${ref}.`)
+        )
+    });
   }
 
   private _snippet(ref: string): Promise<string> {
@@ -669,134 +618,20 @@ export class ComponentsPanel extends Widget {
   }
 
   private _pageToolbar(): HTMLElement {
-    const back = button('‹ Components', () => this.closeComponent(), {
-      kind: 'link',
-      className: 'mlfactory-Components-back',
-      testid: 'components-back',
-      attrs: { 'aria-label': 'Back to the results' }
-    });
-    return h('div', { className: 'mlfactory-Components-pageToolbar' }, back);
+    return pageToolbar(() => this.closeComponent());
   }
 
   private _renderPage(d: IComponentDetail): void {
-    const ref = refOf(d);
-
-    const versions = uniq([
-      d.version,
-      ...(d.versions ?? []),
-      ...(d.history ?? []).map(v => v.version)
-    ]);
-    const picker = h('select', {
-      className: 'jp-mod-styled mlfactory-Components-versionPicker',
-      testid: 'components-version',
-      attrs: { 'aria-label': 'Version' }
+    const page = componentPage(d, {
+      back: () => this.closeComponent(),
+      openVersion: version => void this.openComponent(d.name, version),
+      browseCategory: category => this._browseCategory(category),
+      insert: (ref, message) => void this._onInsert(ref, message)
     });
-    for (const version of versions) {
-      const option = h('option', { text: version, attrs: { value: version } });
-      option.selected = version === d.version;
-      picker.append(option);
-    }
-    picker.addEventListener(
-      'change',
-      () => void this.openComponent(d.name, picker.value)
-    );
-
-    this._insertButton = button(
-      'Insert',
-      () => void this._onInsert(ref, message),
-      {
-        kind: 'accept',
-        className: 'mlfactory-Components-insert',
-        testid: 'components-insert'
-      }
-    );
-    const message = h('div', {
-      className: 'mlfactory-Components-message',
-      attrs: { 'aria-live': 'polite' }
-    });
+    this._insertButton = page.insertButton;
     this.updateInsertState();
-
-    const facts = h('dl', { className: 'mlfactory-Components-facts' });
-    addFact(facts, 'Reference', h('code', { text: ref }), 'components-ref');
-    addFact(facts, 'Owners', (d.owners ?? []).join(', '), 'components-owners');
-    addFact(
-      facts,
-      'Source',
-      `${d.source} (${d.source_kind})`,
-      'components-source'
-    );
-    addFact(facts, 'Last verified', d.last_verified, 'components-verified');
-    addFact(
-      facts,
-      'Categories',
-      h(
-        'span',
-        { className: 'mlfactory-Components-chips' },
-        ...(d.categories ?? []).map(category =>
-          button(category, () => this._browseCategory(category), {
-            kind: 'link',
-            className: 'mlfactory-Components-chip',
-            title: `Browse the category ${category}`
-          })
-        )
-      )
-    );
-    if (d.tags?.length) {
-      addFact(facts, 'Tags', d.tags.join(', '));
-    }
-    if (d.requirements?.length) {
-      addFact(facts, 'Requirements', d.requirements.join(', '));
-    }
-    addFact(facts, 'Entry point', h('code', { text: d.entry_point }));
-
-    const example = h('div', {
-      className: 'mlfactory-Components-example',
-      testid: 'components-example'
-    });
-    const readme = h('div', {
-      className: 'mlfactory-Components-readme',
-      testid: 'components-readme'
-    });
-
-    this._page.replaceChildren(
-      ...present([
-        this._pageToolbar(),
-        h(
-          'div',
-          { className: 'mlfactory-Components-pageHeader' },
-          h('h3', {
-            className: 'mlfactory-Components-title',
-            text: d.name,
-            attrs: { tabindex: '-1' }
-          }),
-          picker,
-          stabilityBadge(d.stability)
-        ),
-        h('p', {
-          className: 'mlfactory-Components-pageSummary',
-          text: d.summary,
-          testid: 'components-summary'
-        }),
-        h(
-          'div',
-          { className: 'mlfactory-Components-actions' },
-          this._insertButton
-        ),
-        message,
-        facts,
-        d.description
-          ? section(
-              'Description',
-              ...paragraphs(d.description, 'mlfactory-Components-description')
-            )
-          : null,
-        section('Inputs', inputsTable(d.inputs ?? [])),
-        section('Outputs', outputsTable(d.outputs ?? [])),
-        d.example ? section('Example', example) : null,
-        d.readme ? section('README', readme) : null,
-        section('Versions', this._historyTable(d))
-      ])
-    );
+    const { example, readme } = page;
+    this._page.replaceChildren(...page.nodes);
 
     // Renderers need their host in the document.
     const pending: Promise<Widget | null>[] = [];
@@ -817,33 +652,6 @@ export class ComponentsPanel extends Widget {
         }
       });
     }
-  }
-
-  private _historyTable(d: IComponentDetail): HTMLElement {
-    const history = d.history ?? [];
-    if (!history.length) {
-      return h('p', { text: d.version });
-    }
-    return table(
-      ['Version', 'Stability', 'Verified', 'Source'],
-      history.map(entry => [
-        entry.version === d.version
-          ? h('strong', { text: `${entry.version} (shown)` })
-          : button(
-              entry.version,
-              () => void this.openComponent(d.name, entry.version),
-              {
-                kind: 'link',
-                className: 'mlfactory-Components-link',
-                title: `Show ${d.name}@${entry.version}`
-              }
-            ),
-        stabilityBadge(entry.stability),
-        entry.last_verified,
-        entry.source
-      ]),
-      'mlfactory-Components-history'
-    );
   }
 
   private async _onInsert(ref: string, message: HTMLElement): Promise<void> {
@@ -910,11 +718,7 @@ export class ComponentsPanel extends Widget {
   private _focused = -1;
   private _total = 0;
 
-  private _press: {
-    move: (e: PointerEvent) => void;
-    up: () => void;
-  } | null = null;
-  private _suppressClick = false;
+  private readonly _drag = new PressToDrag();
   private readonly _snippets = new Map<string, Promise<string>>();
 
   private _page!: HTMLElement;
@@ -923,98 +727,6 @@ export class ComponentsPanel extends Widget {
   private _insertButton: HTMLButtonElement | null = null;
   private _listScroll = 0;
   private _renderers: Widget[] = [];
-}
-
-/** The exact reference of a component version: `name@x.y.z`. */
-export function refOf(c: { name: string; version: string }): string {
-  return `${c.name}@${c.version}`;
-}
-
-/** How a default reads in Python: None, True, 0.2, 'text', [1, 2]. */
-export function pythonLiteral(value: unknown): string {
-  if (value === null || value === undefined) {
-    return 'None';
-  }
-  if (typeof value === 'boolean') {
-    return value ? 'True' : 'False';
-  }
-  if (typeof value === 'string') {
-    return JSON.stringify(value);
-  }
-  return JSON.stringify(value) ?? String(value);
-}
-
-function inputsTable(inputs: IInputPort[]): HTMLElement {
-  if (!inputs.length) {
-    return h('p', { text: 'None.' });
-  }
-  return table(
-    ['Input', 'Description'],
-    inputs.map(port => {
-      const required = port.required ?? !('default' in port);
-      return [
-        portName(port),
-        h(
-          'span',
-          {},
-          port.description,
-          required
-            ? h('div', {
-                className: 'mlfactory-Components-required',
-                text: 'required'
-              })
-            : h(
-                'div',
-                { className: 'mlfactory-Components-muted' },
-                'default ',
-                h('code', { text: pythonLiteral(port.default) })
-              )
-        )
-      ];
-    }),
-    'mlfactory-Components-inputs'
-  );
-}
-
-function outputsTable(
-  outputs: { name: string; type: string; description: string }[]
-): HTMLElement {
-  if (!outputs.length) {
-    return h('p', { text: 'None.' });
-  }
-  return table(
-    ['Output', 'Description'],
-    outputs.map(port => [portName(port), port.description]),
-    'mlfactory-Components-outputs'
-  );
-}
-
-/** The port's name (code) over its type. */
-function portName(port: { name: string; type: string }): HTMLElement {
-  return h(
-    'span',
-    {},
-    h('code', { text: port.name }),
-    h('div', { className: 'mlfactory-Components-muted', text: port.type })
-  );
-}
-
-function section(title: string, ...content: Node[]): HTMLElement {
-  return h(
-    'section',
-    { className: 'mlfactory-Components-section' },
-    h('h4', { text: title }),
-    ...content
-  );
-}
-
-function addFact(
-  list: HTMLElement,
-  label: string,
-  value: string | Node,
-  testid?: string
-): void {
-  list.append(h('dt', { text: label }), h('dd', { testid }, value));
 }
 
 /** Replace a select's options, keeping the current choice (even if gone). */
@@ -1037,21 +749,4 @@ function fillSelect(
   }
   select.replaceChildren(...nodes);
   select.value = current;
-}
-
-/** Text split at blank lines into <p>s; single line breaks are reflowed. */
-function paragraphs(text: string, className: string): HTMLElement[] {
-  return text
-    .split(/\n\s*\n/)
-    .map(part => part.trim())
-    .filter(Boolean)
-    .map(part => h('p', { className, text: part.replace(/\s*\n\s*/g, ' ') }));
-}
-
-function present(nodes: (Node | null)[]): Node[] {
-  return nodes.filter((node): node is Node => node !== null);
-}
-
-function uniq(values: string[]): string[] {
-  return [...new Set(values.filter(Boolean))];
 }

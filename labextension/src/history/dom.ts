@@ -2,6 +2,7 @@
  * Small DOM builders for the history views. Every piece of text goes in
  * through textContent (or a text node), never as HTML.
  */
+export { addFact } from '../sidebar';
 
 export function div(className: string): HTMLDivElement {
   const node = document.createElement('div');
@@ -92,18 +93,4 @@ export function section(
 export function feedback(node: HTMLElement, text: string, error = false): void {
   node.classList.toggle('mlfactory-error', error);
   node.replaceChildren(text);
-}
-
-export function addFact(
-  list: HTMLElement,
-  label: string,
-  value: string,
-  testid: string
-): void {
-  const term = document.createElement('dt');
-  term.textContent = label;
-  const detail = document.createElement('dd');
-  detail.textContent = value;
-  detail.dataset.testid = testid;
-  list.append(term, detail);
 }
