@@ -15,6 +15,7 @@ from .errors import (
     InvalidInput,
     ModelAPIError,
     ModelFailure,
+    ModelUnavailable,
     NotFound,
     NotReady,
     Overloaded,
@@ -22,6 +23,7 @@ from .errors import (
     PackageVersionError,
     PredictionTimeout,
     Unauthorized,
+    UnsupportedMediaType,
 )
 from .outputs import Generation
 from .package import ModelRepository, load_package
@@ -45,6 +47,7 @@ __all__ = [
     "ModelFailure",
     "ModelRepository",
     "ModelSchema",
+    "ModelUnavailable",
     "NotFound",
     "NotReady",
     "Overloaded",
@@ -55,6 +58,7 @@ __all__ = [
     "Task",
     "TensorSpec",
     "Unauthorized",
+    "UnsupportedMediaType",
     "load_package",
 ]
 

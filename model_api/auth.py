@@ -5,6 +5,11 @@ logs and browser history). Behind JupyterHub the server runs as a hub service an
 who a token belongs to with ``jupyterhub.services.auth.HubAuth``; jupyterhub is imported only
 in that mode, so the library works without Jupyter installed.
 
+The hub's answers are cached for a few seconds only (``cache_seconds``, never past the
+token's ``expires_at`` when the hub says it), and a token the hub refuses is dropped at once:
+a deleted user's or an expired token stops working within seconds, not after HubAuth's
+default five minutes.
+
 Scopes (JupyterHub custom scopes, declared in the hub config; see ``hub_custom_scopes``):
 ``custom:mlfactory:models:<name>:predict`` lets a token use one model (metadata, schema,
 predict, infer); ``custom:mlfactory:models:predict`` lets it use every model of the service.
@@ -12,12 +17,16 @@ predict, infer); ``custom:mlfactory:models:predict`` lets it use every model of 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from .errors import Forbidden, NotReady, Unauthorized
 
@@ -98,23 +107,131 @@ class TokenAuth:
         return Identity("token")
 
 
-class HubScopeAuth:
-    """Hub service: the hub names the token's owner and scopes; each model needs its scope."""
+def _epoch(iso: str | None) -> float | None:
+    """The hub's ``expires_at`` (ISO 8601, UTC, ``Z``) as a Unix time; None: never expires."""
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
-    def __init__(self, hub_auth: Any = None, **hub_auth_config: Any) -> None:
+
+@dataclass(slots=True)
+class _Cached:
+    user: dict[str, Any]
+    stored_at: float
+    valid_until: float
+
+
+class HubScopeAuth:
+    """Hub service: the hub names the token's owner and scopes; each model needs its scope.
+
+    The hub's answer for a token is kept ``cache_seconds`` (0: ask on every request), and
+    never past the token's ``expires_at``. The expiry is read from the hub's token model with
+    the caller's own token, which JupyterHub allows a token with its owner's default
+    permissions; for a token restricted to fewer scopes it stays unknown, and the entry lives
+    ``cache_seconds``. Concurrent requests with one uncached token share one hub lookup.
+    """
+
+    def __init__(
+        self,
+        hub_auth: Any = None,
+        *,
+        cache_seconds: float = 5.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.time,
+        **hub_auth_config: Any,
+    ) -> None:
         if hub_auth is None:
             from jupyterhub.services.auth import HubAuth  # lazy: only in hub mode
 
-            # api_url / api_token default to JUPYTERHUB_API_URL / JUPYTERHUB_API_TOKEN
+            # api_url / api_token default to JUPYTERHUB_API_URL / JUPYTERHUB_API_TOKEN;
+            # HubAuth's own cache (300 s by default) is bypassed: see user_for_token below
             hub_auth = HubAuth(allow_token_in_url=False, **hub_auth_config)
         self.hub_auth = hub_auth
+        self.cache_seconds = cache_seconds
+        self.max_entries = max_entries
+        self.clock = clock  # Unix time: compared with the hub's expires_at
+        self._cache: dict[str, _Cached] = {}
+        self._lookups: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+
+    def _cached(self, key: str) -> dict[str, Any] | None:
+        hit = self._cache.get(key)
+        if hit is None:
+            return None
+        now = self.clock()
+        # a clock that went back counts as expired too
+        if hit.stored_at <= now < hit.valid_until:
+            return hit.user
+        del self._cache[key]
+        return None
+
+    def _store(
+        self, key: str, user: dict[str, Any], stored_at: float, expires: float | None
+    ) -> None:
+        if self.cache_seconds <= 0:
+            return
+        valid_until = stored_at + self.cache_seconds
+        if expires is not None:
+            valid_until = min(valid_until, expires)
+        if len(self._cache) >= self.max_entries:
+            now = self.clock()
+            for k in [k for k, c in self._cache.items() if not c.stored_at <= now < c.valid_until]:
+                del self._cache[k]
+            while len(self._cache) >= self.max_entries:  # still full: drop the oldest
+                del self._cache[next(iter(self._cache))]
+        self._cache[key] = _Cached(user, stored_at, valid_until)
+
+    async def _token_expiry(self, token: str, user: dict[str, Any]) -> float | None:
+        """The token's expires_at from the hub, or None when it has none or is not shown."""
+        token_id = user.get("token_id")
+        if not token_id or user.get("kind", "user") != "user":
+            return None
+        from jupyterhub.utils import url_path_join
+
+        url = url_path_join(
+            self.hub_auth.api_url, "users", quote(user["name"], safe=""), "tokens", token_id
+        )
+        try:
+            # JupyterHub's own request helper (TLS settings, error handling); None on 403
+            model = await self.hub_auth._api_request(
+                "GET", url, headers={"Authorization": f"token {token}"}, allow_403=True
+            )
+        except Exception:  # 404 and the like: not this token's to read
+            return None
+        return _epoch(model.get("expires_at")) if isinstance(model, dict) else None
+
+    async def _lookup(self, key: str, token: str) -> dict[str, Any] | None:
+        started = self.clock()
+        # use_cache=False: HubAuth would keep the answer 300 s, past deletion and expiry
+        user = await self.hub_auth.user_for_token(token, use_cache=False, sync=False)
+        if not user:
+            self._cache.pop(key, None)
+            return None
+        expires = await self._token_expiry(token, user) if self.cache_seconds > 0 else None
+        self._store(key, user, started, expires)
+        return user
+
+    async def user_for_token(self, token: str) -> dict[str, Any] | None:
+        """The hub's user model for ``token`` (with its ``scopes``), or None if refused."""
+        key = hashlib.sha256(token.encode("utf8", "replace")).hexdigest()
+        user = self._cached(key)
+        if user is not None:
+            return user
+        pending = self._lookups.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(key, token))
+            self._lookups[key] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(key, None))
+        return await asyncio.shield(pending)
 
     async def _user(self, headers: Any) -> dict[str, Any]:
         token = bearer_token(headers)
         if token is None:
             raise Unauthorized("send 'Authorization: token <JupyterHub API token>'")
         try:
-            user = await self.hub_auth.user_for_token(token, sync=False)
+            user = await self.user_for_token(token)
         except Exception as e:  # HubAuth raises tornado HTTPError when the hub is unreachable
             raise NotReady(
                 "cannot check the token with JupyterHub right now; retry shortly",
@@ -122,7 +239,10 @@ class HubScopeAuth:
                 details={"reason": type(e).__name__},
             ) from e
         if not user:
-            raise Unauthorized("JupyterHub does not recognise this token")
+            raise Unauthorized(
+                "JupyterHub does not recognise this token (it may have expired, been revoked, "
+                "or its user deleted); get a new token from the hub's token page"
+            )
         return user
 
     async def authorize(self, headers: Any, model: str | None) -> Identity:

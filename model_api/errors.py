@@ -74,6 +74,24 @@ class Overloaded(NotReady):
     error_type = "overloaded"
 
 
+class ModelUnavailable(ModelAPIError):
+    """503 for one model (or one version or alias) that failed to load at start-up.
+
+    Not a ``NotReady``: retrying will not help until the package is fixed and the server
+    restarted, so no ``Retry-After`` and the SDK does not retry. ``details['reason']`` says why.
+    """
+
+    status = 503
+    error_type = "model_unavailable"
+
+
+class UnsupportedMediaType(ModelAPIError):
+    """415: the body's ``Content-Type`` is not one the route reads."""
+
+    status = 415
+    error_type = "unsupported_media_type"
+
+
 class ModelFailure(ModelAPIError):
     """The model raised. The client sees the exception class name only, never a traceback."""
 
@@ -109,6 +127,8 @@ ERROR_TYPES: dict[str, type[ModelAPIError]] = {
         NotFound,
         NotReady,
         Overloaded,
+        ModelUnavailable,
+        UnsupportedMediaType,
         ModelFailure,
         PredictionTimeout,
         PackageError,

@@ -188,8 +188,18 @@ class ModelRepository:
         path = self._model_dir(name) / ALIASES
         if not path.is_file():
             return {}
-        data = yaml.safe_load(path.read_text()) or {}
-        return {str(k): int(v) for k, v in data.items()}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise PackageError(f"{path} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise PackageError(f"{path} must map aliases to version numbers")
+        out: dict[str, int] = {}
+        for k, v in data.items():
+            if type(v) is not int:  # YAML gives int for 3; "3", 3.0, true are mistakes
+                raise PackageError(f"{path}: alias {k!r} must name a version number, not {v!r}")
+            out[str(k)] = v
+        return out
 
     def resolve(self, name: str, ref: str | int | None = None) -> tuple[int, str | None]:
         """(version number, alias used) for a version number, an alias, or ``None``: the
@@ -371,6 +381,11 @@ def load_package(
             raise PackageError(f"{folder} is not a <root>/<name>/<version> package folder")
         card = repo.card(name, int(version))
     artifact = repo._inside(folder / card.artifact.file)
+    if not artifact.is_file():
+        raise PackageError(
+            f"{artifact} is missing: the package's model.yaml names it as the serialized "
+            "model; re-publish the model"
+        )
     if _sha256(artifact) != card.artifact.sha256:
         raise PackageError(
             f"{artifact} does not match the SHA-256 in its model.yaml; refusing to unpickle it"

@@ -439,9 +439,14 @@ def openapi_document(
         "401": {"description": "No or bad credentials", **err},
         "403": {"description": "Credentials lack this model's scope", **err},
         "404": {"description": "Unknown model or version", **err},
+        "415": {"description": "The body's Content-Type is not one this route reads", **err},
         "422": {"description": "Input breaks the schema (details.field names where)", **err},
         "500": {"description": "The model failed (no traceback is sent)", **err},
-        "503": {"description": "Not ready or overloaded; see Retry-After", **err},
+        "503": {
+            "description": "Not ready or overloaded (see Retry-After), or this model or "
+            "version failed to load (model_unavailable, details.reason says why)",
+            **err,
+        },
         "504": {"description": "The prediction took longer than the server's timeout", **err},
     }
     version_param = {
@@ -474,7 +479,16 @@ def openapi_document(
     infer = {
         "post": {
             "summary": "Open Inference Protocol (KServe v2) inference",
-            "requestBody": {"required": True, "content": {"application/json": {}}},
+            "requestBody": {
+                "required": True,
+                # Triton's binary tensors: JSON header, then raw bytes; the header's length
+                # in Inference-Header-Content-Length or in the SageMaker media type
+                "content": {
+                    "application/json": {},
+                    "application/octet-stream": {},
+                    "application/vnd.sagemaker-triton.binary+json": {},
+                },
+            },
             "responses": {"200": {"description": "Inference response"}, **errors},
         }
     }

@@ -49,6 +49,14 @@ def parser() -> argparse.ArgumentParser:
         "service auth with a scope per model; none: no auth (localhost only)",
     )
     p.add_argument("--token-file", type=Path, help="file with one accepted token per line")
+    p.add_argument(
+        "--hub-auth-cache-seconds",
+        type=float,
+        default=5.0,
+        help="hub mode: how long the hub's answer for a token is reused (never past the "
+        "token's expiry; 0: ask the hub on every request). A deleted user's token stops "
+        "working within this time",
+    )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request (504 after)")
     p.add_argument("--workers", type=int, default=4, help="model threads")
     p.add_argument(
@@ -68,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
 
 def make_authorizer(args: argparse.Namespace) -> Authorizer:
     if args.auth == "hub":
-        return HubScopeAuth()
+        return HubScopeAuth(cache_seconds=args.hub_auth_cache_seconds)
     if args.auth == "none":
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             raise SystemExit("--auth none is only allowed with --host 127.0.0.1")
@@ -126,10 +134,11 @@ async def run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    # answer health checks (503 not ready) while loading
+    # answer health checks (503 not ready) while loading; a package that cannot load is
+    # logged and refused with its reason, and the other models are served
     await server.load(lambda: load_repository(repo, args.models))
     if server.store.loading_error:
-        # a package that cannot load will not load on retry: fail where a supervisor sees it
+        # the repository itself could not be read: fail where a supervisor sees it
         print(f"error: {server.store.loading_error}", file=sys.stderr)
         http.stop()
         server.runner.shutdown()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,10 +29,12 @@ from .errors import (
     BadRequest,
     InvalidInput,
     ModelAPIError,
+    ModelUnavailable,
     NotFound,
     NotReady,
     Overloaded,
     PredictionTimeout,
+    UnsupportedMediaType,
 )
 from .package import ModelRepository, mlfactory_version
 from .protocol import decode_infer_request, encode_infer_response, output_specs
@@ -49,10 +52,31 @@ _DUMPS_OPTS = orjson.OPT_SERIALIZE_NUMPY
 class _Entry:
     versions: dict[str, Model] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    # version numbers and aliases that failed to load -> why; a request for one is refused,
+    # never answered by another version
+    unavailable: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None  # why none of the model is served (unreadable aliases, ...)
+
+    def default_ref(self) -> str | None:
+        """The ``production`` alias when the model has one, else its newest version."""
+        if "production" in self.aliases or "production" in self.unavailable:
+            return "production"
+        published = [*self.versions, *(r for r in self.unavailable if r.isdigit())]
+        return max(published, key=_version_key) if published else None
+
+
+def _unavailable(name: str, ref: str | None, reason: str) -> ModelUnavailable:
+    what = f"model {name!r}" if ref is None else f"{ref!r} of model {name!r}"
+    return ModelUnavailable(
+        f"{what} is not served: it failed to load when the server started ({reason}); fix "
+        "the package and restart the model server",
+        {"model": name, "version": ref, "ready": False, "reason": reason},
+    )
 
 
 class ModelStore:
-    """The models this server serves: name -> numbered versions and aliases."""
+    """The models this server serves: name -> numbered versions and aliases, plus the
+    models, versions and aliases that failed to load and why."""
 
     def __init__(self) -> None:
         self._models: dict[str, _Entry] = {}
@@ -67,8 +91,24 @@ class ModelStore:
         for alias in aliases:
             entry.aliases[alias] = version
 
+    def add_unavailable(self, name: str, ref: str | None, reason: str) -> None:
+        """Record that ``ref`` (a version or an alias; None: the whole model) is not served."""
+        entry = self._models.setdefault(name, _Entry())
+        if ref is None:
+            entry.reason = reason
+        else:
+            entry.unavailable[ref] = reason
+
     def names(self) -> list[str]:
         return sorted(self._models)
+
+    def problem(self, name: str) -> str | None:
+        """Why the model's default version is not served, or None when it is."""
+        e = self.entry(name)
+        if e.reason is not None:
+            return e.reason
+        ref = e.default_ref()
+        return "no version loaded" if ref is None else e.unavailable.get(ref)
 
     def entry(self, name: str) -> _Entry:
         e = self._models.get(name)
@@ -84,10 +124,13 @@ class ModelStore:
     def get(self, name: str, ref: str | None) -> tuple[Model, str | None]:
         """(model, alias used) for a version number, an alias, or None (production / newest)."""
         e = self.entry(name)
+        if e.reason is not None:
+            raise _unavailable(name, None, e.reason)
+        ref = ref if ref is not None else e.default_ref()
         if ref is None:
-            alias = "production" if "production" in e.aliases else None
-            version = e.aliases["production"] if alias else max(e.versions, key=_version_key)
-            return e.versions[version], alias
+            raise _unavailable(name, None, "no version loaded")
+        if ref in e.unavailable:
+            raise _unavailable(name, ref, e.unavailable[ref])
         m = e.versions.get(ref)
         if m is not None:
             return m, None
@@ -106,19 +149,57 @@ def _version_key(v: str) -> tuple[int, str]:
     return (int(v), v) if v.isdigit() else (-1, v)
 
 
-def load_repository(
-    repo: ModelRepository, names: Iterable[str] | None = None
-) -> list[tuple[Model, list[str]]]:
-    """Every version of the named models (all models by default) with their aliases."""
-    out = []
+@dataclass
+class Loaded:
+    """What a loader gives the server: models with their aliases, and what failed to load."""
+
+    models: list[tuple[Model, list[str]]] = field(default_factory=list)
+    # (model name, version or alias; None: the whole model) -> why it is not served
+    unavailable: dict[tuple[str, str | None], str] = field(default_factory=dict)
+
+
+def _reason(e: Exception, root: os.PathLike[str]) -> str:
+    msg = e.message if isinstance(e, ModelAPIError) else f"{type(e).__name__}: {e}"
+    # paths relative to the repository: the operator knows where it is, callers need not
+    return msg.replace(f"{os.fspath(root)}{os.sep}", "")
+
+
+def load_repository(repo: ModelRepository, names: Iterable[str] | None = None) -> Loaded:
+    """Every version of the named models (all models by default) with their aliases.
+
+    A package that cannot be loaded (missing or swapped artefact, newer package format,
+    unreadable aliases, an alias naming a version that does not exist or did not load) is
+    skipped and reported in ``Loaded.unavailable``; the rest is served.
+    """
+    out = Loaded()
     for name in names or repo.models():
-        aliases = repo.aliases(name)
-        versions = repo.versions(name)
-        if not versions:
-            raise NotFound(f"no model named {name!r} in {repo.root}")
+        try:
+            aliases = repo.aliases(name)
+            versions = repo.versions(name)
+            if not versions:
+                raise NotFound(f"no model named {name!r} in the repository")
+        except Exception as e:
+            out.unavailable[(name, None)] = _reason(e, repo.root)
+            continue
+        loaded: dict[int, Model] = {}
         for v in versions:
-            model = repo.load(name, v)
-            out.append((model, [a for a, av in aliases.items() if av == v]))
+            try:
+                loaded[v] = repo.load(name, v)
+            except Exception as e:
+                out.unavailable[(name, str(v))] = _reason(e, repo.root)
+        for alias, v in aliases.items():
+            if v not in versions:
+                out.unavailable[(name, alias)] = (
+                    f"the alias {alias!r} names version {v}, which does not exist; "
+                    f"versions: {', '.join(map(str, versions))}"
+                )
+            elif v not in loaded:
+                out.unavailable[(name, alias)] = (
+                    f"the alias {alias!r} names version {v}, which failed to load: "
+                    f"{out.unavailable[(name, str(v))]}"
+                )
+        for v, model in loaded.items():
+            out.models.append((model, [a for a, av in aliases.items() if av == v]))
     return out
 
 
@@ -314,6 +395,25 @@ class BaseHandler(web.RequestHandler):
     async def identify(self, model: str | None) -> Identity:
         return await self.authorizer.authorize(self.request.headers, model)
 
+    def check_media_type(self, accepted: tuple[str, ...]) -> str:
+        """The body's media type if the route reads it (no ``Content-Type``: JSON, which is
+        what tritonclient sends without one), else 415."""
+        raw = self.request.headers.get("Content-Type", "").strip()
+        if not raw:
+            return JSON
+        kind, _, rest = raw.partition(";")
+        kind = kind.strip().lower()
+        params = _media_params(rest)
+        if kind in accepted and (
+            kind != JSON or params.get("charset", "utf-8").lower() in ("utf-8", "utf8")
+        ):
+            return kind
+        raise UnsupportedMediaType(
+            f"this route reads {' or '.join(accepted)} (UTF-8), not {raw!r}; send the body as "
+            "JSON with 'Content-Type: application/json'",
+            {"content_type": raw, "accepted": list(accepted)},
+        )
+
     def json_body(self) -> dict[str, Any]:
         try:
             body = orjson.loads(self.request.body)
@@ -336,13 +436,17 @@ class LiveHandler(BaseHandler):
 
 class ReadyHandler(BaseHandler):
     def get(self) -> None:
+        # ready once loading is over, even if some packages failed: the rest is served, and
+        # each failed model says why on its own (authenticated) ready route
         if not self.store.ready:
             raise NotReady(self.store.loading_error or "models are still loading", retry_after=1)
         self.send_json({"ready": True})
 
 
 class ServerMetadataHandler(BaseHandler):
-    def get(self) -> None:
+    async def get(self) -> None:
+        # only the health routes are public (probes); the server's version is for callers
+        await self.identify(None)
         self.send_json(
             {
                 "name": "mlfactory-model-api",
@@ -364,15 +468,18 @@ class ModelsHandler(BaseHandler):
             if not ident.may_use(name):
                 continue
             e = self.store.entry(name)
-            latest = e.versions[max(e.versions, key=_version_key)]
-            models.append(
-                {
-                    "name": name,
+            problem = self.store.problem(name)
+            item: dict[str, Any] = {"name": name, "ready": problem is None, "reason": problem}
+            if e.versions:
+                latest = e.versions[max(e.versions, key=_version_key)]
+                item |= {
                     "task": latest.task.value,
                     "versions": sorted(e.versions, key=_version_key),
                     "aliases": e.aliases,
                 }
-            )
+            if e.unavailable:
+                item["unavailable"] = e.unavailable
+            models.append(item)
         self.send_json({"models": models})
 
 
@@ -504,6 +611,7 @@ def _infer_job(model: Model, req: Any, alias: str | None) -> bytes:
 class PredictHandler(ModelHandler):
     async def post(self, name: str, ref: str | None = None) -> None:
         model, alias = await self.resolve(name, ref)
+        self.check_media_type(PREDICT_MEDIA_TYPES)
         body = self.json_body()
         records = body.get("records")
         rows = len(records) if isinstance(records, list) else 1
@@ -517,7 +625,15 @@ class PredictHandler(ModelHandler):
 class InferHandler(ModelHandler):
     async def post(self, name: str, ref: str | None = None) -> None:
         model, alias = await self.resolve(name, ref)
+        kind = self.check_media_type(INFER_MEDIA_TYPES)
         header = self.request.headers.get("Inference-Header-Content-Length")
+        if header is None and kind == SAGEMAKER_TRITON_BINARY:
+            # SageMaker's Triton carries the JSON header's length in the media type
+            header = _media_params(self.request.headers["Content-Type"].partition(";")[2]).get(
+                "json-header-size"
+            )
+            if header is None:
+                raise BadRequest(f"{SAGEMAKER_TRITON_BINARY} needs a json-header-size parameter")
         length = None
         if header is not None:
             if not header.isdigit() or int(header) > len(self.request.body):
@@ -533,6 +649,23 @@ class InferHandler(ModelHandler):
 
 
 _MODEL = r"/v2/models/([^/]+)(?:/versions/([^/]+))?"
+JSON = "application/json"
+SAGEMAKER_TRITON_BINARY = "application/vnd.sagemaker-triton.binary+json"
+PREDICT_MEDIA_TYPES = (JSON,)
+# Triton's binary tensor extension: the JSON header, then raw tensor bytes
+INFER_MEDIA_TYPES = (JSON, "application/octet-stream", SAGEMAKER_TRITON_BINARY)
+
+
+def _media_params(text: str) -> dict[str, str]:
+    """``; charset=utf-8; json-header-size=12`` -> {"charset": "utf-8", ...}"""
+    params = {}
+    for part in text.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip():
+            params[key.strip().lower()] = value.strip().strip('"')
+    return params
+
+
 _access = logging.getLogger("tornado.access")
 
 
@@ -578,17 +711,26 @@ class ModelServer:
         gc.freeze()
         self.store.ready = True
 
-    async def load(self, loader: Callable[[], list[tuple[Model, list[str]]]]) -> None:
-        """Load models in a thread while the server already answers (503 until ready)."""
+    async def load(self, loader: Callable[[], Loaded | list[tuple[Model, list[str]]]]) -> None:
+        """Load models in a thread while the server already answers (503 until ready).
+
+        What failed to load is logged and refused with its reason; the rest is served.
+        """
         try:
             loaded = await asyncio.get_running_loop().run_in_executor(None, loader)
         except Exception as e:
             self.store.loading_error = f"loading models failed: {e}"
             log.exception("loading models failed")
             return
-        for model, aliases in loaded:
+        if not isinstance(loaded, Loaded):
+            loaded = Loaded(models=loaded)
+        for model, aliases in loaded.models:
             self.add(model, aliases)
             log.info("serving %s version %s %s", model.name, model.version, aliases or "")
+        for (name, ref), reason in loaded.unavailable.items():
+            self.store.add_unavailable(name, ref, reason)
+            what = name if ref is None else f"{name} version {ref}"
+            log.error("not serving %s: %s", what, reason)
         self.mark_ready()
 
     def app(self, **settings: Any) -> web.Application:

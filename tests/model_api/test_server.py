@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import threading
 
 import numpy as np
@@ -33,6 +34,9 @@ class Served:
         h = dict(headers or {})
         if token:
             h["Authorization"] = f"Bearer {token}"
+        if body is not None:
+            # what clients send; tornado's own default for a POST is a form type
+            h.setdefault("Content-Type", "application/json")
         if body is not None and not isinstance(body, (bytes, str)):
             body = orjson.dumps(body)
         r = await self.client.fetch(
@@ -337,6 +341,137 @@ async def test_hub_auth_scope_per_model(iris_clf):
         hub.stop()
 
 
+async def test_server_metadata_needs_a_token_and_only_health_is_public(served):
+    for token in (None, "wrong"):
+        for path in ("/v2", "/v2/"):
+            code, headers, data = await served.fetch(path, token=token)
+            assert code == 401, (path, token, data)
+            assert data["error_type"] == "unauthorized" and "version" not in data
+            assert headers["WWW-Authenticate"].startswith("Bearer")
+    code, _, meta = await served.fetch("/v2")
+    assert code == 200 and meta["name"] == "mlfactory-model-api" and meta["version"]
+    # probes need no token, and learn nothing but the state
+    assert await served.fetch("/v2/health/live", token=None) == (200, ANY_HEADERS, {"live": True})
+    assert (await served.fetch("/v2/health/ready", token=None))[2] == {"ready": True}
+
+
+class _AnyHeaders:
+    def __eq__(self, other):
+        return True
+
+
+ANY_HEADERS = _AnyHeaders()
+
+
+def _binary_infer(x: np.ndarray) -> tuple[bytes, int]:
+    """A Triton binary tensor request: the JSON header, then the raw little-endian FP64s."""
+    raw = np.ascontiguousarray(x, "<f8").tobytes()
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP64",
+                    "shape": list(x.shape),
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
+    )
+    return head + raw, len(head)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/csv",
+        "application/x-www-form-urlencoded",  # curl -d without -H
+        "text/plain",
+        "application/json; charset=latin-1",
+        "application/octet-stream",  # binary tensors are for /infer
+        "application/xml",
+    ],
+)
+async def test_predict_refuses_a_body_that_is_not_json(served, iris, content_type):
+    X, _ = iris
+    body = {"records": iris_records(X[:1])}
+    code, _, data = await served.fetch(
+        "/v2/models/iris/predict", body, headers={"Content-Type": content_type}
+    )
+    assert code == 415, data
+    assert data["error_type"] == "unsupported_media_type"
+    assert "Content-Type: application/json" in data["error"]
+    assert data["details"] == {"content_type": content_type, "accepted": ["application/json"]}
+    assert served.est.total == 0  # the model never ran
+    # auth still comes first: a caller without a token learns nothing about the route
+    code, _, _ = await served.fetch(
+        "/v2/models/iris/predict", body, token=None, headers={"Content-Type": content_type}
+    )
+    assert code == 401
+
+
+async def test_predict_and_infer_read_json_and_triton_binary_types(served, iris):
+    X, _ = iris
+    body = orjson.dumps({"records": iris_records(X[:1])})
+    for content_type in ("application/json", "Application/JSON; charset=UTF-8"):
+        code, _, data = await served.fetch(
+            "/v2/models/iris/predict", body, headers={"Content-Type": content_type}
+        )
+        assert code == 200, (content_type, data)
+
+    def post_without_content_type(path: str, payload: bytes, extra: dict) -> tuple[int, dict]:
+        # tornado's and urllib's clients add a form type; http.client sends none, as
+        # tritonclient does
+        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+        try:
+            conn.request(
+                "POST", path, body=payload, headers={"Authorization": f"Bearer {TOKEN}", **extra}
+            )
+            r = conn.getresponse()
+            assert r.getheader("Content-Type") == "application/json"
+            return r.status, orjson.loads(r.read())
+        finally:
+            conn.close()
+
+    code, data = await asyncio.to_thread(
+        post_without_content_type, "/v2/models/iris/predict", body, {}
+    )
+    assert code == 200, data
+    binary, head = _binary_infer(X[:2])
+    code, data = await asyncio.to_thread(
+        post_without_content_type,
+        "/v2/models/iris/infer",
+        binary,
+        {"Inference-Header-Content-Length": str(head)},
+    )
+    assert code == 200, data
+    code, _, data = await served.fetch(
+        "/v2/models/iris/infer",
+        binary,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Inference-Header-Content-Length": str(head),
+        },
+    )
+    assert code == 200, data
+    labels = next(o for o in data["outputs"] if o["name"] == "label")["data"]
+    assert labels == ["setosa", "setosa"]
+    # SageMaker's Triton gives the header length in the media type
+    code, _, data = await served.fetch(
+        "/v2/models/iris/infer",
+        binary,
+        headers={
+            "Content-Type": f"application/vnd.sagemaker-triton.binary+json;json-header-size={head}"
+        },
+    )
+    assert code == 200, data
+    code, _, data = await served.fetch(
+        "/v2/models/iris/infer", binary, headers={"Content-Type": "text/csv"}
+    )
+    assert code == 415 and data["error_type"] == "unsupported_media_type"
+    assert "application/octet-stream" in data["details"]["accepted"]
+
+
 def test_hub_custom_scopes_are_valid_jupyterhub_scopes():
     from jupyterhub.scopes import _custom_scope_pattern
 
@@ -346,3 +481,177 @@ def test_hub_custom_scopes_are_valid_jupyterhub_scopes():
         "custom:mlfactory:models:churn-v2:predict",
         "custom:mlfactory:models:iris:predict",
     ]
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class HubState:
+    """A JupyterHub's answers as the real one gives them: GET /hub/api/user (403 for a token
+    it refuses) and GET /hub/api/users/<name>/tokens/<id> (the token model with
+    ``expires_at``; 403 without ``read:tokens`` on the owner)."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, dict] = {}
+        self.calls = 0
+
+    def add(self, token: str, name: str, *, expires_at: str | None = None, read_tokens=True):
+        self.tokens[token] = {
+            "name": name,
+            "id": f"a{len(self.tokens) + 1}",
+            "expires_at": expires_at,
+            "scopes": ["custom:mlfactory:models:predict"]
+            + ([f"read:tokens!user={name}"] if read_tokens else []),
+        }
+
+
+class FakeHubSelf(RequestHandler):
+    def initialize(self, state: HubState) -> None:
+        self.state = state
+
+    def token(self) -> dict | None:
+        return self.state.tokens.get(self.request.headers.get("Authorization", "").split()[-1])
+
+    def refuse(self) -> None:
+        self.set_status(403)
+        self.finish({"status": 403, "message": "Not authorized"})
+
+    def get(self) -> None:
+        self.state.calls += 1
+        t = self.token()
+        if t is None:
+            return self.refuse()
+        self.finish(
+            {
+                "kind": "user",
+                "name": t["name"],
+                "admin": False,
+                "groups": [],
+                "token_id": t["id"],
+                "session_id": None,
+                "scopes": t["scopes"],
+            }
+        )
+
+
+class FakeHubTokenModel(FakeHubSelf):
+    def get(self, name: str, token_id: str) -> None:
+        self.state.calls += 1
+        t = self.token()
+        if t is None or f"read:tokens!user={name}" not in t["scopes"]:
+            return self.refuse()
+        if t["name"] != name or t["id"] != token_id:
+            self.set_status(404)
+            return self.finish({"status": 404, "message": "No such token"})
+        self.finish(
+            {"user": name, "id": token_id, "kind": "api_token", "expires_at": t["expires_at"]}
+        )
+
+
+@pytest.fixture
+async def hub_served(iris_clf):
+    state = HubState()
+    hub_port = free_port()
+    hub = HTTPServer(
+        Application(
+            [
+                (r"/hub/api/user", FakeHubSelf, {"state": state}),
+                (r"/hub/api/users/([^/]+)/tokens/([^/]+)", FakeHubTokenModel, {"state": state}),
+            ]
+        )
+    )
+    hub.listen(hub_port, "127.0.0.1")
+    clock = FakeClock()
+    auth = HubScopeAuth(
+        api_url=f"http://127.0.0.1:{hub_port}/hub/api",
+        api_token="svc-token",
+        cache_seconds=5,
+        clock=clock,
+    )
+    server = ModelServer(authorizer=auth)
+    server.add(
+        Model(
+            iris_clf,
+            task="classification",
+            name="iris",
+            labels=IRIS_LABELS,
+            input_schema=IRIS_FEATURES,
+        )
+    )
+    server.mark_ready()
+    s = Served(server)
+    s.hub, s.clock = state, clock
+    yield s
+    s.http.stop()
+    hub.stop()
+    server.runner.shutdown()
+
+
+def _iso(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+async def test_hub_token_of_a_deleted_user_is_refused_after_a_few_seconds(hub_served):
+    s = hub_served
+    s.hub.add("alice-token", "alice")
+    rec = {"records": iris_records(np.ones((1, 4)))}
+    assert (await s.fetch("/v2/models/iris/predict", rec, token="alice-token"))[0] == 200
+    asked = s.hub.calls
+    assert asked == 2  # who owns the token, then the token's expiry
+    assert (await s.fetch("/v2/models/iris/predict", rec, token="alice-token"))[0] == 200
+    assert s.hub.calls == asked  # the answer is reused...
+    del s.hub.tokens["alice-token"]  # DELETE /hub/api/users/alice
+    s.clock.now += 5  # ...for cache_seconds, not HubAuth's default 300 s
+    code, _, data = await s.fetch("/v2/models/iris/predict", rec, token="alice-token")
+    assert code == 401 and data["error_type"] == "unauthorized"
+    assert "expired" in data["error"] and "deleted" in data["error"]
+    # a refused token is not remembered as good: every request asks again
+    assert (await s.fetch("/v2/models/iris", token="alice-token"))[0] == 401
+    assert s.hub.calls == asked + 2
+
+
+async def test_hub_token_is_never_reused_past_its_expiry(hub_served):
+    s = hub_served
+    s.hub.add("short-token", "bob", expires_at=_iso(s.clock.now + 2))
+    assert (await s.fetch("/v2/models/iris", token="short-token"))[0] == 200
+    s.clock.now += 1.9
+    assert (await s.fetch("/v2/models/iris", token="short-token"))[0] == 200
+    calls = s.hub.calls
+    assert calls == 2  # the second request was answered from the cache
+    del s.hub.tokens["short-token"]  # the hub refuses it once it has expired
+    s.clock.now += 0.2  # past expires_at, well within cache_seconds
+    assert (await s.fetch("/v2/models/iris", token="short-token"))[0] == 401
+    assert s.hub.calls == calls + 1
+
+
+async def test_hub_token_without_read_tokens_is_cached_for_cache_seconds_only(hub_served):
+    s = hub_served
+    s.hub.add("narrow-token", "carol", expires_at=_iso(s.clock.now + 60), read_tokens=False)
+    assert (await s.fetch("/v2/models/iris", token="narrow-token"))[0] == 200
+    s.clock.now += 4.9
+    assert (await s.fetch("/v2/models/iris", token="narrow-token"))[0] == 200
+    assert s.hub.calls == 2  # the token model was refused: its expiry is unknown
+    s.clock.now += 0.2
+    assert (await s.fetch("/v2/models/iris", token="narrow-token"))[0] == 200
+    assert s.hub.calls == 4  # asked again after cache_seconds
+    # a clock that jumps back does not stretch the cache
+    s.clock.now -= 100
+    assert (await s.fetch("/v2/models/iris", token="narrow-token"))[0] == 200
+    assert s.hub.calls == 6
+
+
+async def test_hub_token_lookups_are_shared_by_concurrent_requests(hub_served):
+    s = hub_served
+    s.hub.add("busy-token", "dave")
+    codes = await asyncio.gather(
+        *(s.fetch("/v2/models/iris", token="busy-token") for _ in range(8))
+    )
+    assert [c for c, _, _ in codes] == [200] * 8
+    assert s.hub.calls == 2
