@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from mlfactory.hub.platform_config import Budget, PlatformConfig
+from mlfactory.hub.platform_config import Budget, PlatformConfig, parse_duration
 
 from .periods import Period, iso_utc, readable_utc
 
@@ -85,6 +85,46 @@ def commitment(charge: Charge, start: float, end: float, now: float, minimum_run
         return spent
     run_until = min(max(now, charge.started + minimum_run), end)
     return spent + charge.price_per_hour * max(0.0, run_until - max(now, start)) / 3600
+
+
+# --- a budget as the API takes it ---------------------------------------------------------
+
+# What a GET answers besides the budget itself: ignored on PUT, so a GET body can go back.
+STANDING_ONLY = ("source", "spent", "fraction", "period_start", "resets_at")
+
+
+class BudgetBodyError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def budget_input(body: Mapping[str, Any], scope: Scope) -> dict[str, Any]:
+    """A PUT body → the fields of ``Budget``. Takes the config's names (``grace``) and what a
+    GET answers (``grace_seconds``, ``kind``/``name`` if they match the URL, and the
+    standing's read-only fields, which are ignored); anything else is left for ``Budget``
+    to refuse."""
+    data = dict(body)
+    for key, mine in (("kind", scope.kind), ("name", scope.name)):
+        if key in data and data.pop(key) != mine:
+            raise BudgetBodyError(key, f"{key}: this is the budget of {scope}; PUT to its URL")
+    for key in STANDING_ONLY:
+        data.pop(key, None)
+    if "grace_seconds" in data:
+        seconds = data.pop("grace_seconds")
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+            raise BudgetBodyError("grace_seconds", "grace_seconds: use a whole number of seconds")
+        if "grace" in data:
+            try:
+                same = parse_duration(data["grace"]) == seconds
+            except ValueError:
+                same = False
+            if not same:
+                raise BudgetBodyError(
+                    "grace", "grace: differs from grace_seconds; send one of the two"
+                )
+        data["grace"] = seconds
+    return data
 
 
 # --- which budgets apply ------------------------------------------------------------------

@@ -7,6 +7,10 @@ activity the server's extension reported, the warning and keep-alives recorded h
 the profile's limits. Warnings and stops are written here, where the user's JupyterLab, the
 hub's home page and the dashboard read them. Everything the passes need from the database
 is loaded once per pass, so a pass over thousands of servers is a few queries.
+
+A stop is recorded only once the hub shows the server stopped (a failed DELETE leaves it
+running and warned, and the next pass tries again). After the hub was unreachable nothing
+is judged for ``grace_after_restart``: activity reaches the hub late after an outage.
 """
 
 from __future__ import annotations
@@ -63,8 +67,11 @@ class Culler:
         self.page_size = page_size
         self.concurrency = concurrency
         self.watching_since = clock()  # the hub restarts its managed services with it
+        self.hub_lost = False  # a pass failed; the grace restarts when the hub answers again
         self.groups: dict[str, list[str]] = {}
         self.last_pass: dict[str, Any] = {}
+        # stops asked of the hub and not yet seen done, by (user, server name)
+        self.unconfirmed: dict[tuple[str, str], dict] = {}
 
     # --- reports from the servers ------------------------------------------------------
 
@@ -90,13 +97,15 @@ class Culler:
 
         if not self.config.culling.enabled:
             return {}
-        complete = False
+        complete, confirmed = False, []
         try:
             if self.hub is not None:
-                self.groups = {}
+                groups: dict[str, list[str]] = {}
                 for g in await self.hub.groups():
                     for u in g.get("users") or ():
-                        self.groups.setdefault(u, []).append(g["name"])
+                        groups.setdefault(u, []).append(g["name"])
+                self.groups = groups
+                self._hub_answered()
             self._load()
             await cull_idle(
                 url=self.hub_url,
@@ -107,15 +116,57 @@ class Culler:
                 api_page_size=self.page_size,
                 cull_arbiter=self.arbiter,
             )
+            self._hub_answered()
             complete = True
+            confirmed = await self._confirm_stops()
         except Exception as e:  # the hub may be restarting: keep what we know, retry later
             log.warning("Idle-shutdown pass failed (%s); the next pass retries", e)
+            self.hub_lost = True
             self.last_pass = {"ok": False, "error": str(e)[:200], "at": self.clock()}
             return self.last_pass
         finally:
-            await asyncio.to_thread(self._flush, complete)
+            await asyncio.to_thread(self._flush, complete, confirmed)
+        self._counts["stopped"] = len(confirmed)
         self.last_pass = {"ok": True, "at": self.clock(), **self._counts}
         return self.last_pass
+
+    def _hub_answered(self) -> None:
+        if self.hub_lost:
+            # servers' activity reached neither the hub nor us while it was away
+            self.hub_lost = False
+            self.watching_since = self.clock()
+            log.info("The hub answers again: idle shutdown judges nothing for %s",
+                     duration(self.config.culling.grace_after_restart))  # fmt: skip
+
+    async def _confirm_stops(self) -> list[dict]:
+        """The stops asked for that the hub shows done: the server is gone, stopping, or
+        running a later start. A stop the hub refused is dropped (the server is still warned,
+        and the next pass asks again); one we cannot check yet waits for the next pass."""
+        if not self.unconfirmed:
+            return []
+        hub = self.hub or HubAPI(self.hub_url, self.token)
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def model(user: str) -> dict | None:
+            async with limit:
+                return await hub.user(user)
+
+        users = sorted({u for u, _ in self.unconfirmed})
+        answers = await asyncio.gather(*(model(u) for u in users), return_exceptions=True)
+        models = dict(zip(users, answers, strict=True))
+        done = []
+        for key, stop in list(self.unconfirmed.items()):
+            answer = models[key[0]]
+            if isinstance(answer, BaseException):
+                log.warning("Cannot check the stop of %s/%s yet (%s)", *key, answer)
+                continue
+            server = ((answer or {}).get("servers") or {}).get(key[1])
+            del self.unconfirmed[key]
+            if server_stopped(server, stop["started"]):
+                done.append(stop)
+            else:
+                log.warning("The hub did not stop %s/%s; the next pass tries again", *key)
+        return done
 
     def _load(self) -> None:
         with self.engine.connect() as c:
@@ -123,7 +174,6 @@ class Culler:
             self._states = {(r.user, r.server_name): r for r in c.execute(select(S))}
         self._writes: dict[tuple[str, str], dict] = {}
         self._seen: set[tuple[str, str]] = set()
-        self._stops: list[dict] = []
         self._counts = {"servers": 0, "warned": 0, "stopped": 0}
 
     async def arbiter(self, *, server: dict, **_: Any) -> bool:
@@ -131,9 +181,13 @@ class Culler:
         user = user_of(server)
         if user is None:
             return False
+        self._hub_answered()
         name = server.get("name") or ""
         ledger = ((server.get("state") or {}).get("mlfactory") or {}).get("ledger") or {}
         started = parse_iso(server["started"]) if server.get("started") else self.clock()
+        asked = self.unconfirmed.get((user, name))
+        if asked is not None and asked["started"] == started:
+            del self.unconfirmed[(user, name)]  # still running: that stop did not happen
         groups = self.groups.get(user) or ledger.get("groups") or []
         limits = limits_for(self.config, user, ledger.get("profile", ""), groups)
         state = self._states.get((user, name))
@@ -160,22 +214,19 @@ class Culler:
             return False
         if d.action != "stop":
             return False
-        self._counts["stopped"] += 1
         log.warning("Stopping %s/%s because %s", user, name, d.reason)
-        self._stops.append(
-            {
-                "user": user,
-                "server_name": name,
-                "started": started,
-                "stopped_at": now,
-                "reason": d.reason,
-                "idle_seconds": d.idle_for,
-                "price_per_hour": float(ledger.get("price_per_hour") or 0.0),
-                "profile": ledger.get("profile", ""),
-                "project": ledger.get("project", ""),
-                "groups": list(groups),
-            }
-        )
+        self.unconfirmed[(user, name)] = {
+            "user": user,
+            "server_name": name,
+            "started": started,
+            "stopped_at": now,
+            "reason": d.reason,
+            "idle_seconds": d.idle_for,
+            "price_per_hour": float(ledger.get("price_per_hour") or 0.0),
+            "profile": ledger.get("profile", ""),
+            "project": ledger.get("project", ""),
+            "groups": list(groups),
+        }  # recorded once the hub shows it stopped (``_confirm_stops``)
         return True
 
     def _remember(self, user, name, started, d: Decision, state, timeout: int) -> None:
@@ -197,8 +248,9 @@ class Culler:
             "idle_timeout": timeout,
         }
 
-    def _flush(self, complete: bool = False) -> None:
-        writes, stops = getattr(self, "_writes", {}), getattr(self, "_stops", [])
+    def _flush(self, complete: bool = False, stops: Iterable[dict] = ()) -> None:
+        """Write the pass's warnings, and the ``stops`` the hub confirmed."""
+        writes = getattr(self, "_writes", {})
         # after a complete pass, servers not seen (stopped, or stopped by this pass) lose
         # their row: a warning must not outlive its server
         seen = getattr(self, "_seen", set())
@@ -219,7 +271,7 @@ class Culler:
                     c.execute(X.insert().values(**stop))
             except IntegrityError:
                 pass  # the DELETE of an earlier pass had not finished: recorded then
-        self._writes, self._stops, self._seen = {}, [], set()
+        self._writes, self._seen = {}, set()
 
     # --- named servers nobody uses any more ---------------------------------------------
 
@@ -434,6 +486,16 @@ def report_of(row: Any) -> Report:
         gpu_util=tuple(gpu) if gpu is not None else None,
         gpu_busy_at=row.gpu_busy_at,
     )
+
+
+def server_stopped(server: dict | None, started: float) -> bool:
+    """Whether the hub's model of a server (None: not listed) shows the start that began at
+    ``started`` over: gone, being stopped, or replaced by a later start."""
+    if server is None or server.get("pending") == "stop":
+        return True
+    if not (server.get("ready") or server.get("pending")):
+        return True  # listed as stopped (``include_stopped_servers``)
+    return bool(server.get("started")) and parse_iso(server["started"]) != started
 
 
 def user_of(server: dict) -> str | None:

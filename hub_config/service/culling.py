@@ -90,7 +90,7 @@ def decide(facts: Facts, limits: Limits, now: float, watching_since: float, grac
         d = _warn_or_stop(facts, now, deadline, reason, idle_for=0.0, warn=limits.warn_before)
         return replace(d, cause="max_age")
     if now - watching_since < grace:
-        return Decision("keep", f"waiting {duration(grace)} after a restart before judging")
+        return Decision("keep", f"judging nothing for {duration(grace)} after a restart or outage")
     if limits.exempt:
         return Decision("keep", "exempt from idle shutdown")
     report = facts.report if facts.report and now - facts.report.at <= REPORT_STALE_AFTER else None

@@ -1,15 +1,24 @@
 """Idle shutdown on a real hub, with real servers and short timeouts: a server with nothing
-running is warned and stopped with its reason; one whose kernel is busy is kept."""
+running is warned and stopped with its reason; one whose kernel is busy is kept; after the
+hub was unreachable nothing is stopped during the grace period."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+import requests
+from mlfactory.hub.platform_config import parse_platform_config
+from mlfactory.hub.service.culler import Culler
+from mlfactory.hub.service.db import make_engine, upgrade
+from mlfactory.hub.service.hubapi import HubAPI
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -20,11 +29,12 @@ from .conftest import (
     example_config,
     log_in,
     prepare_hub,
+    rest_token,
     screenshot,
     start_hub,
 )
 
-pytestmark = [pytest.mark.hub, pytest.mark.browser]
+pytestmark = [pytest.mark.hub]
 
 IDLE_TIMEOUT = 30  # seconds: the real clock runs in this test, so keep it short
 
@@ -76,6 +86,7 @@ async def _run_forever(hub_url: str, token: str, server: str) -> None:
             return
 
 
+@pytest.mark.browser
 def test_idle_server_is_stopped_and_busy_one_is_kept(idle_hub, page):
     hub = idle_hub
     log_in(page, hub, "admin", ADMIN_PASSWORD, next_url="/hub/home")
@@ -126,6 +137,7 @@ def test_idle_server_is_stopped_and_busy_one_is_kept(idle_hub, page):
     assert busy["action"] == "keep" and busy["reason"] == "a kernel is busy"
 
 
+@pytest.mark.browser
 def test_jupyterlab_warns_saves_unsaved_work_and_keeps_running(idle_hub, page):
     """The user at their notebook: the warning appears in JupyterLab, the unsaved edit is
     saved before any stop, and "Keep running" puts the stop off."""
@@ -195,3 +207,116 @@ def test_jupyterlab_warns_saves_unsaved_work_and_keeps_running(idle_hub, page):
     assert page.request.get(f"{hub.url}/hub/api/users/admin", headers=headers).json()["servers"][
         "lab"
     ]["ready"]
+
+
+class Clock:
+    """The culler's injected time: starts at the real time (the hub's timestamps), then
+    moves only when the test says."""
+
+    def __init__(self) -> None:
+        self.t = time.time()
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def test_nothing_is_stopped_during_the_grace_after_the_hub_returns(tmp_path):
+    """A real hub and server; a culler on an injected clock. The server is warned, the hub
+    hangs (SIGSTOP) through the pass at its deadline, and when it answers again nothing is
+    stopped for ``grace_after_restart``; then the user is warned in full before the stop."""
+    config = example_config()
+    config["culling"] = {"enabled": False}  # the hub's own service stays out of this
+    data, config_path = prepare_hub("outage", config)
+    hub = start_hub(data, config=config_path)
+    try:
+        token = rest_token(hub)
+        headers = {"Authorization": f"token {token}"}
+        user_url = f"{hub.url}/hub/api/users/admin"
+        r = requests.post(
+            f"{user_url}/servers/quiet", json={"profile": "cpu-small"}, headers=headers, timeout=60
+        )
+        assert r.status_code in (201, 202), r.text
+
+        def server() -> dict | None:
+            model = requests.get(user_url, headers=headers, timeout=30).json()
+            return model["servers"].get("quiet")
+
+        deadline = time.monotonic() + 90
+        while not (server() or {}).get("ready"):
+            assert time.monotonic() < deadline, server()
+            time.sleep(0.5)  # waiting on a real server to start
+        # a browser test before this one leaves Playwright's loop running in this thread
+        with ThreadPoolExecutor(1) as pool:
+            db = tmp_path / "platform.sqlite"
+            pool.submit(asyncio.run, _passes_through_an_outage(hub, token, db, server)).result()
+    finally:
+        discard_hub(hub, config_path)
+
+
+async def _passes_through_an_outage(hub, token: str, db: Path, server) -> None:
+    limits = {"idle_timeout": "1h", "warn_before": "10m", "grace_after_restart": "330s"}
+    cfg = parse_platform_config({**example_config(), "culling": limits}, "test.yaml")
+    engine = make_engine(f"sqlite:///{db}")
+    upgrade(engine)
+    clock = Clock()
+    api = f"{hub.url}/hub/api"
+    culler = Culler(engine, cfg, hub=HubAPI(api, token, timeout=3), hub_url=api, token=token,
+                    clock=clock)  # fmt: skip
+
+    async def status() -> dict:
+        return await culler.status("admin", "quiet")
+
+    clock.advance(55 * 60)  # nobody used it: warned, to stop at 1h
+    assert (await culler.run_pass())["warned"] == 1
+    assert (await status())["action"] == "warn"
+    os.kill(hub.proc.pid, signal.SIGSTOP)  # the hub hangs
+    try:
+        clock.advance(10 * 60)  # its deadline passes while the hub does not answer
+        assert (await culler.run_pass())["ok"] is False
+    finally:
+        os.kill(hub.proc.pid, signal.SIGCONT)
+    result = await culler.run_pass()
+    assert result["ok"] is True and result["stopped"] == 0, result
+    assert (await status())["action"] == "keep" and server()["ready"]
+    clock.advance(329)  # just inside the grace
+    await culler.run_pass()
+    assert server()["ready"], "stopped during the grace after the hub returned"
+    clock.advance(2)  # the grace is over: warned in full before any stop
+    await culler.run_pass()
+    assert (await status())["action"] == "warn" and server()["ready"]
+    clock.advance(10 * 60)
+    result = await culler.run_pass()
+    assert result["stopped"] == 1, result
+    assert server() is None or not server()["ready"]
+    assert (await status())["last_stop"]["reason"] == "it was idle for 1h"
+    engine.dispose()
+
+
+def test_the_service_behind_the_real_hub_refuses_non_finite_numbers(idle_hub):
+    headers = {"Authorization": f"token {rest_token(idle_hub)}"}
+    url = f"{idle_hub.url}/services/mlfactory/api/activity"
+    for number in ("NaN", "Infinity"):
+        body = f'{{"server_name": "x", "gpu_util": [{number}]}}'
+        r = requests.post(url, data=body, headers=headers, timeout=30)
+        assert r.status_code == 400, (number, r.text)
+        assert "not valid JSON" in r.json()["error"]
+    r = requests.post(
+        url, json={"server_name": "x", "gpu_util": [3.0]}, headers=headers, timeout=30
+    )
+    assert r.status_code == 204, r.text
+
+
+def test_a_budget_from_the_real_service_can_be_put_back(idle_hub):
+    headers = {"Authorization": f"token {rest_token(idle_hub)}"}
+    url = f"{idle_hub.url}/services/mlfactory/api/budgets/user/nobody-here"
+    first = {"amount": 5, "enforcement": "stop", "grace": "5m"}  # the config's names
+    assert requests.put(url, json=first, headers=headers, timeout=30).status_code in (200, 201)
+    got = requests.get(url, headers=headers, timeout=30).json()
+    assert got["grace_seconds"] == 300
+    r = requests.put(url, json=got, headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json() == got
+    assert requests.get(url, headers=headers, timeout=30).json() == got

@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from jupyterhub.services.auth import HubOAuth
@@ -73,6 +74,11 @@ class HubState:
     groups: dict[str, list[str]] = field(default_factory=dict)
     stopped: list[tuple[str, str]] = field(default_factory=list)
     down: bool = False
+    # JupyterHub's api_page_default_limit / api_page_max_limit
+    page_default_limit: int = 50
+    page_max_limit: int = 200
+    # servers whose stop the hub refuses (answers 500 and leaves running)
+    refuse_stop: set[tuple[str, str]] = field(default_factory=set)
 
     def add_user(
         self,
@@ -115,12 +121,37 @@ class HubState:
         }
 
 
+PAGINATION = "application/jupyterhub-pagination+json"
+
+
 def fake_hub_app(state: HubState) -> web.Application:
     class Base(web.RequestHandler):
         def prepare(self):
             if state.down:
                 raise web.HTTPError(503)
             self.set_header("Content-Type", "application/json")
+
+        def paginated(self, items: list) -> None:
+            """What JupyterHub's list endpoints answer (apihandlers/base.py): pages only for
+            the pagination media type; otherwise a plain list silently cut at the limit."""
+            accepts = {a.strip().lower() for a in self.request.headers.get("Accept", "").split(",")}
+            paginate = PAGINATION in accepts
+            default = state.page_default_limit if paginate else state.page_max_limit
+            offset = abs(int(self.get_argument("offset", "0")))
+            limit = min(max(abs(int(self.get_argument("limit", str(default)))), 1),
+                        state.page_max_limit)  # fmt: skip
+            page = items[offset : offset + limit]
+            if not paginate:
+                self.finish(json.dumps(page))
+                return
+            nxt = None
+            if offset + limit < len(items):
+                query = {**{k: v[-1].decode() for k, v in self.request.query_arguments.items()},
+                         "offset": offset + limit, "limit": limit}  # fmt: skip
+                url = f"{self.request.protocol}://{self.request.host}{self.request.path}"
+                nxt = {"offset": offset + limit, "limit": limit, "url": f"{url}?{urlencode(query)}"}
+            pagination = {"offset": offset, "limit": limit, "total": len(items), "next": nxt}
+            self.finish(json.dumps({"items": page, "_pagination": pagination}))
 
     class UserH(Base):
         def get(self):
@@ -139,15 +170,7 @@ def fake_hub_app(state: HubState) -> web.Application:
             users = list(state.users.values())
             if self.get_argument("state", "") in ("active", "ready"):
                 users = [u for u in users if u["servers"]]
-            offset = int(self.get_argument("offset", "0"))
-            limit = int(self.get_argument("limit", "200"))
-            page = users[offset : offset + limit]
-            nxt = None
-            if offset + limit < len(users):
-                url = f"{self.request.protocol}://{self.request.host}{self.request.path}"
-                nxt = {"offset": offset + limit, "limit": limit,
-                       "url": f"{url}?offset={offset + limit}&limit={limit}"}  # fmt: skip
-            self.finish(json.dumps({"items": page, "_pagination": {"next": nxt}}))
+            self.paginated(users)
 
     class OneUserH(Base):
         def get(self, name):
@@ -157,11 +180,12 @@ def fake_hub_app(state: HubState) -> web.Application:
 
     class GroupsH(Base):
         def get(self):
-            items = [{"name": g, "users": u} for g, u in state.groups.items()]
-            self.finish(json.dumps({"items": items, "_pagination": {"next": None}}))
+            self.paginated([{"name": g, "users": u} for g, u in state.groups.items()])
 
     class ServerH(Base):
         def delete(self, user, server_name=""):
+            if (user, server_name) in state.refuse_stop:
+                raise web.HTTPError(500)  # the spawner failed to stop it: it keeps running
             state.stopped.append((user, server_name))
             state.users.get(user, {}).get("servers", {}).pop(server_name, None)
             self.set_status(204)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from .conftest import SECRET
 
 
@@ -186,3 +188,63 @@ async def test_usage_rejects_bad_ranges(service, hub_state):
     ]:
         code, body, _ = await svc.call("GET", f"/api/usage?{query}", token=admin)
         assert code == 400 and body["field"] == field, (query, body)
+
+
+async def test_a_budget_get_body_can_be_put_back_unchanged(service, hub_state, clock):
+    svc = await service()
+    admin = hub_state.add_user("root", admin=True)
+    path = "/api/budgets/user/ann"
+    first = {"amount": 42, "enforcement": "stop", "grace": "5m", "thresholds": [0.5, 1.0],
+             "notify": ["lead@example.com"]}  # fmt: skip
+    code, _, _ = await svc.call("PUT", path, token=admin, body=first)
+    assert code == 201
+    await svc.call("POST", "/api/gate", secret=SECRET, body=gate_body("ann-session-1", user="ann"))
+    clock.advance(3600)  # something spent, so the standing's read-only fields are not empty
+    code, got, _ = await svc.call("GET", path, token=admin)
+    assert code == 200 and got["spent"] > 0 and got["grace_seconds"] == 300
+    code, put, _ = await svc.call("PUT", path, token=admin, body=got)
+    assert code == 200, put
+    assert put == got
+    assert (await svc.call("GET", path, token=admin))[1] == got
+    # a budget from the config: the same body becomes the API's, nothing else changes
+    group = "/api/budgets/group/data-science"
+    code, got, _ = await svc.call("GET", group, token=admin)
+    assert got["source"] == "config"
+    code, put, _ = await svc.call("PUT", group, token=admin, body=got)
+    assert code == 201, put
+    assert put == {**got, "source": "api"}
+    # what cannot be sent back: another budget's body, two different graces
+    for body, field in [
+        ({**got, "name": "ml-engineering"}, "name"),
+        ({**got, "kind": "project"}, "kind"),
+        ({**got, "grace": "1h"}, "grace"),
+        ({**got, "grace_seconds": -1}, "grace_seconds"),
+    ]:
+        code, err, _ = await svc.call("PUT", group, token=admin, body=body)
+        assert code == 400 and err["field"] == field, (body, err)
+    code, put, _ = await svc.call("PUT", group, token=admin, body={**got, "grace": "15m"})
+    assert code == 200 and put["grace_seconds"] == 900  # the same grace in both names
+
+
+async def test_non_finite_numbers_are_refused_in_every_json_body(service, hub_state):
+    from mlfactory.hub.service.db import ActivityReport
+    from sqlalchemy import select
+
+    svc = await service()
+    token = hub_state.add_user("ann")
+    for number in ("NaN", "Infinity", "-Infinity", "1e999"):
+        raw = f'{{"server_name": "", "gpu_util": [{number}]}}'.encode()
+        code, body, _ = await svc.call("POST", "/api/activity", token=token, raw=raw)
+        assert code == 400, (number, body)
+        assert body["error"].startswith("The request body is not valid JSON: ")
+        assert "send finite numbers" in body["error"], body
+    with svc.accountant.store.engine.connect() as c:
+        assert list(c.execute(select(ActivityReport.__table__))) == []  # nothing stored
+    code, _, _ = await svc.call(
+        "POST", "/api/activity", token=token, body={"server_name": "", "gpu_util": [12.5]}
+    )
+    assert code == 204
+    raw = json.dumps(gate_body("k" * 16)).replace("1.0", "NaN").encode()
+    code, body, _ = await svc.call("POST", "/api/gate", secret=SECRET, raw=raw)
+    assert code == 400 and "NaN" in body["error"]
+    assert svc.accountant.store.open_sessions() == []

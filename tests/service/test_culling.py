@@ -251,3 +251,71 @@ async def test_stops_report_money_saved_per_team_and_month(service, hub_state, c
     assert code == 200 and 'id="idle-stops"' in page
     assert "it was idle for 1h" in page and "2.00 USD</strong> saved" in page
     assert 'id="chart-saved"' in page
+
+
+async def test_a_stop_the_hub_refuses_is_not_recorded(service, hub_state, clock):
+    """The arbiter says stop, the hub's DELETE fails: the server still runs, so it is not
+    listed as stopped (no money "saved"), stays warned, and the next pass stops it."""
+    svc = await service(platform_with(culling={"grace_after_restart": 0, "warn_before": "1m"}))
+    admin = hub_state.add_user("root", admin=True)
+    ivy = hub_state.add_user("ivy", groups=("data-science",))
+    hub_state.run_server("ivy", "", ledger("ivy", price=0.5), iso(T0))
+    hub_state.refuse_stop.add(("ivy", ""))
+    clock.advance(H)
+    await svc.culler.run_pass()  # warned
+    clock.advance(60)
+    result = await svc.culler.run_pass()  # stop asked; the hub answers 500
+    assert result["ok"] is True and result["stopped"] == 0
+    assert hub_state.users["ivy"]["servers"][""]["ready"] and hub_state.stopped == []
+    clock.advance(4 * H)
+    code, body, _ = await svc.call("GET", "/api/culling/stops", token=admin)
+    assert code == 200 and body["stops"] == [] and body["by_team_month"] == []
+    code, status, _ = await svc.call("GET", "/api/culling/status?server_name=", token=ivy)
+    assert status["action"] == "warn" and status["last_stop"] is None
+    code, page, _ = await svc.call("GET", "/dashboard", token=admin)
+    assert "it was idle for 1h" not in page
+
+    hub_state.refuse_stop.clear()  # the hub can stop it now: the next pass does, once
+    result = await svc.culler.run_pass()
+    assert result["stopped"] == 1 and hub_state.stopped == [("ivy", "")]
+    code, body, _ = await svc.call("GET", "/api/culling/stops", token=admin)
+    (stop,) = body["stops"]
+    assert stop["reason"] == "it was idle for 1h" and stop["stopped_at"] == iso_utc(clock())
+    code, status, _ = await svc.call("GET", "/api/culling/status?server_name=", token=ivy)
+    assert status["action"] == "keep" and status["last_stop"]["reason"] == "it was idle for 1h"
+
+
+async def test_nothing_is_stopped_during_the_grace_after_the_hub_returns(
+    store, clock, fake_hub, hub_state
+):
+    """The hub is down during a pass: activity reached nobody while it was away, so for
+    ``grace_after_restart`` after it answers again nothing is judged, then the user gets
+    the full warning before any stop."""
+    cfg = platform_with(culling={"grace_after_restart": "330s", "warn_before": "10m"})
+    culler = Culler(store.engine, cfg, hub=HubAPI(fake_hub, "t"), hub_url=fake_hub, token="t",
+                    clock=clock)  # fmt: skip
+    hub_state.add_user("jo")
+    hub_state.run_server("jo", "", ledger("jo"), iso(T0))
+    clock.advance(50 * M)
+    await culler.run_pass()
+    assert (await culler.status("jo", ""))["action"] == "warn"  # to stop at T0 + 1h
+    hub_state.down = True
+    clock.advance(20 * M)  # past the deadline while the hub is down
+    assert (await culler.run_pass())["ok"] is False
+    hub_state.down = False
+    clock.advance(60)
+    await culler.run_pass()
+    status = await culler.status("jo", "")
+    assert hub_state.stopped == [] and status["action"] == "keep"
+    assert "after a restart" in status["reason"]
+    clock.advance(329)  # 329 s after it answered again
+    await culler.run_pass()
+    assert hub_state.stopped == []
+    clock.advance(2)  # the grace is over: warned again, with the full warning time
+    await culler.run_pass()
+    status = await culler.status("jo", "")
+    assert hub_state.stopped == [] and status["action"] == "warn"
+    assert status["deadline"] == iso_utc(clock() + 10 * M)
+    clock.advance(10 * M)
+    await culler.run_pass()
+    assert hub_state.stopped == [("jo", "")]
