@@ -1,10 +1,14 @@
 """The single-user server command of the local backend: ``python -m mlfactory.spawner.singleuser``.
 
-It is ``jupyterhub-singleuser`` with one start-up cost deferred: jsonschema imports
-``rfc3987_syntax`` eagerly, which compiles ~35 Lark parsers (about 1 s here, half of a
-server's start) although no Jupyter schema uses the ``iri`` formats it checks
-(jsonschema #1428, jupyter_server #1559). The real module is loaded on first use, so
-validation behaves exactly as before.
+It is ``jupyterhub-singleuser`` with two changes:
+
+- one start-up cost deferred: jsonschema imports ``rfc3987_syntax`` eagerly, which compiles
+  ~35 Lark parsers (about 1 s here, half of a server's start) although no Jupyter schema
+  uses the ``iri`` formats it checks (jsonschema #1428, jupyter_server #1559). The real
+  module is loaded on first use, so validation behaves exactly as before.
+- the hub's answers about a token (or the OAuth cookie holding one) are trusted for
+  ``AUTH_CACHE_SECONDS``, not HubAuth's default 300 s: the hub refuses an expired token or a
+  deleted user's on the next request, and the server must follow within seconds.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import importlib
 import importlib.util
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+AUTH_CACHE_SECONDS = 2
 
 
 def defer_module_function(module_name: str, function_name: str) -> bool:
@@ -38,8 +44,18 @@ def defer_module_function(module_name: str, function_name: str) -> bool:
     return True
 
 
+def with_auth_cache_bound(argv: Sequence[str]) -> list[str]:
+    """The server's arguments with ``--HubOAuth.cache_max_age`` set to AUTH_CACHE_SECONDS,
+    unless they set it already (an admin's ``Spawner.args`` win). HubOAuth is made with the
+    server as its parent, so it reads this from the server's config."""
+    if any(a.startswith("--HubOAuth.cache_max_age") for a in argv):
+        return list(argv)
+    return [*argv, f"--HubOAuth.cache_max_age={AUTH_CACHE_SECONDS}"]
+
+
 def main() -> None:
     defer_module_function("rfc3987_syntax", "is_valid_syntax")
+    sys.argv[1:] = with_auth_cache_bound(sys.argv[1:])
     from jupyterhub.singleuser import main as singleuser_main
 
     singleuser_main()

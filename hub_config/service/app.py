@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
+from jupyterhub.log import _scrub_uri
 from jupyterhub.services.auth import HubOAuth
 from mlfactory.hub.platform_config import (
     PACKAGED_CONFIG,
@@ -29,6 +30,7 @@ from mlfactory.hub.platform_config import (
 from mlfactory.spawner.journal import Journal
 from tornado import web
 from tornado.ioloop import PeriodicCallback
+from tornado.log import access_log
 from traitlets import Callable as CallableTrait
 from traitlets import Unicode, default
 from traitlets.config import Application
@@ -41,6 +43,10 @@ from .hubapi import HubAPI
 from .store import Store
 
 HERE = Path(__file__).parent
+# How long the service trusts the hub's answer about a token (or the OAuth cookie that holds
+# one). The hub applies a role or group change, a deleted user and an expired token on the
+# next request; HubAuth's default of 300 s would let all of those work on here for minutes.
+AUTH_CACHE_SECONDS = 2
 
 
 def default_database_url() -> str:
@@ -49,6 +55,41 @@ def default_database_url() -> str:
 
 def journal_dir() -> Path:
     return data_dir() / "runtime" / "servers"
+
+
+def make_hub_auth() -> HubOAuth:
+    """The service's HubOAuth, configured from the ``JUPYTERHUB_*`` environment.
+
+    It is ``HubOAuth.instance()``: the login redirect stores the OAuth state and PKCE code
+    verifier in this object, and JupyterHub's ``HubOAuthCallbackHandler`` reads the
+    instance; a second object made the callback fail with "Code verifier required".
+    """
+    return HubOAuth.instance(cache_max_age=AUTH_CACHE_SECONDS)
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """The access log, with secrets in URLs (the OAuth callback's code and state, a
+    ``?token=``) scrubbed by JupyterHub's own scrubber. Unlike ``jupyterhub.log.log_request``
+    it does not ask for ``current_user``, which would identify a user synchronously."""
+    status = handler.get_status()
+    if status < 300 or status == 304:
+        level = logging.DEBUG
+    elif status < 400:
+        level = logging.INFO
+    elif status < 500:
+        level = logging.WARNING
+    else:
+        level = logging.ERROR
+    request = handler.request
+    access_log.log(
+        level,
+        "%d %s %s (%s) %.2fms",
+        status,
+        request.method,
+        _scrub_uri(request.uri or ""),
+        request.remote_ip,
+        1000.0 * request.request_time(),
+    )
 
 
 def make_app(
@@ -75,7 +116,7 @@ def make_app(
         cookie_secret=cookie_secret or secrets.token_bytes(32),
         xsrf_cookies=False,  # HubOAuth checks XSRF itself for cookie-authenticated writes
         service_prefix=prefix,
-        **settings,
+        **{"log_function": log_request, **settings},
     )
 
 
@@ -91,6 +132,10 @@ class PlatformService(Application):
     def _default_config_file(self) -> str:
         return os.environ.get("MLFACTORY_CONFIG") or str(PACKAGED_CONFIG)
 
+    @default("log_level")
+    def _default_log_level(self) -> int:
+        return logging.INFO
+
     clock = CallableTrait(
         time.time,
         help="Where the service reads the time (epoch seconds); tests pass a fake clock.",
@@ -100,6 +145,11 @@ class PlatformService(Application):
         super().initialize(argv)
         self.log.setLevel(logging.INFO)
         logging.getLogger("mlfactory.service").setLevel(logging.INFO)
+        # tornado's loggers (the access log, HubOAuth's messages) write through the service's
+        # handler, as JupyterHub hooks them up to its own
+        tornado_log = logging.getLogger("tornado")
+        tornado_log.parent = self.log
+        tornado_log.setLevel(logging.INFO)
         self.platform: PlatformConfig = load_platform_config(self.config_file)
         url = self.platform.accounting.database_url or default_database_url()
         if url.startswith("sqlite:///"):
@@ -122,10 +172,9 @@ class PlatformService(Application):
     async def serve(self) -> None:
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/mlfactory/")
         bind = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
-        hub_auth = HubOAuth(cache_max_age=60)  # configured from the JUPYTERHUB_* environment
         app = make_app(
             self.accountant,
-            hub_auth,
+            make_hub_auth(),
             prefix=prefix,
             secret=os.environ.get("MLFACTORY_SERVICE_SECRET", ""),
             culler=self.culler,

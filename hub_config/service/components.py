@@ -438,12 +438,7 @@ class SubmissionsHandler(ComponentsHandler):
             raise APIError(
                 413, f"The upload is too large; a component may have {MAX_BYTES:,} bytes."
             )
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise APIError(400, "The request body is not JSON.") from None
-        if not isinstance(body, dict):
-            raise APIError(400, "The request body must be a JSON object.")
+        body = self.json_body(max_size=MAX_UPLOAD)
         # the owner is whoever the token belongs to; a body naming someone else is ignored
         try:
             sub = await self.registry.submit(self.model["name"], body.get("files"))

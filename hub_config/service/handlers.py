@@ -12,17 +12,20 @@ import csv
 import hmac
 import io
 import json
+import math
 import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from jupyterhub.log import _scrub_uri
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated, UserNotAllowed
 from mlfactory.hub.platform_config import Budget
 from pydantic import ValidationError
 from tornado import web
+from tornado.log import app_log, gen_log
 
 from .accounting import GateRequest
-from .budgets import KINDS, Rule, Scope
+from .budgets import KINDS, BudgetBodyError, Rule, Scope, budget_input
 from .culler import KeepAliveRefused
 from .periods import iso_utc
 from .permissions import (
@@ -40,6 +43,27 @@ from .store import DIMENSIONS, Visibility
 MAX_BODY = 64 * 1024
 SESSION_KEY = re.compile(r"[A-Za-z0-9_-]{8,80}")
 MAX_DAYS = 366
+
+
+class NonFiniteNumber(ValueError):
+    """NaN, Infinity or a number too large for a float: Python's json reads them, JSON has none."""
+
+
+def _reject_constant(name: str) -> float:
+    raise NonFiniteNumber(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NonFiniteNumber(f"{text[:20]} is too large for a number")
+    return value
+
+
+def loads_strict(data: bytes | str) -> Any:
+    """``json.loads`` that refuses what RFC 8259 does (NaN, Infinity, overflowing floats):
+    they would reach the store and the idle-shutdown decisions as numbers."""
+    return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 class APIError(web.HTTPError):
@@ -71,17 +95,32 @@ class BaseHandler(web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
 
+    def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
+        # tornado's own logs the full URI and the request's repr: an OAuth code or a
+        # ?token= would reach the log. The same lines, with JupyterHub's scrubber applied.
+        where = f"{self.request.method} {_scrub_uri(self.request.uri or '')}"
+        if isinstance(value, web.HTTPError):
+            if value.get_message():
+                gen_log.warning("%d %s: %s", value.status_code, where, value.get_message())
+        else:
+            app_log.error("Uncaught exception %s", where, exc_info=(typ, value, tb))
+
     def write_json(self, obj: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(obj))
 
-    def json_body(self) -> dict[str, Any]:
-        if len(self.request.body) > MAX_BODY:
+    def json_body(self, max_size: int = MAX_BODY) -> dict[str, Any]:
+        """The request's JSON object; 400 for anything JSON does not allow (NaN, Infinity)."""
+        if len(self.request.body) > max_size:
             raise APIError(413, "The request body is too large.")
         try:
-            body = json.loads(self.request.body or b"{}")
+            body = loads_strict(self.request.body or b"{}")
+        except NonFiniteNumber as e:
+            raise APIError(
+                400, f"The request body is not valid JSON: {e}; send finite numbers (or null)."
+            ) from None
         except ValueError:
             raise APIError(400, "The request body is not JSON.") from None
         if not isinstance(body, dict):
@@ -151,9 +190,37 @@ class SessionEndHandler(SecretHandler):
         if when is not None and (isinstance(when, bool) or not isinstance(when, int | float)):
             raise APIError(400, "ended_at: use epoch seconds", field="ended_at")
         reason = str(body.get("reason") or "stopped")[:200]
-        if not await self.accountant.end(key, when, reason):
+        never_ready = body.get("never_ready", False)
+        if not isinstance(never_ready, bool):
+            raise APIError(400, "never_ready: use true or false", field="never_ready")
+        if not await self.accountant.end(key, when, reason, never_ready=never_ready):
             raise APIError(404, "No open session has this key.")
         self.write_json({"ended": True})
+
+
+class OAuthCallbackHandler(HubOAuthCallbackHandler, BaseHandler):
+    """JupyterHub's OAuth callback on the service's own ``HubOAuth`` (the one the login
+    redirect stored its state and PKCE verifier in), with the service's JSON errors."""
+
+    @property
+    def hub_auth(self):
+        return self.settings["hub_auth"]
+
+    async def prepare(self) -> None:
+        # The callback asks for current_user when the state is stale; identify the user here,
+        # asynchronously, so the mixin's synchronous path never blocks the event loop.
+        model = await self.hub_auth.get_user(self, sync=False)
+        try:
+            self._hub_auth_user_cache = self.check_hub_user(model) if model else None
+        except UserNotAllowed:
+            self._hub_auth_user_cache = None
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message and 400 <= status_code < 500:
+            # JupyterHub's messages here tell the user what to do ("Try logging in again.")
+            kwargs["exc_info"] = (APIError, APIError(status_code, exc.log_message), None)
+        super().write_error(status_code, **kwargs)
 
 
 class UserHandler(HubOAuthenticated, BaseHandler):
@@ -260,9 +327,10 @@ class BudgetHandler(UserHandler):
             raise APIError(404, f"No project {name!r} in the platform config.")
         if kind in ("group", "project") and not _slug_ok(name):
             raise APIError(400, "name: not a valid group or project name", field="name")
-        body = self.json_body()
         try:
-            budget = Budget.model_validate(body)
+            budget = Budget.model_validate(budget_input(self.json_body(), scope))
+        except BudgetBodyError as e:
+            raise APIError(400, str(e), field=e.field) from None
         except ValidationError as e:
             err = e.errors()[0]
             field = ".".join(str(p) for p in err["loc"]) or "body"
@@ -476,7 +544,7 @@ def routes(prefix: str) -> list[tuple]:
     return [
         (rf"{p}/?", web.RedirectHandler, {"url": f"{p}/dashboard"}),
         (rf"{p}/dashboard", DashboardHandler),
-        (rf"{p}/oauth_callback", HubOAuthCallbackHandler),
+        (rf"{p}/oauth_callback", OAuthCallbackHandler),
         (rf"{p}/openapi.yaml", OpenAPIHandler),
         (rf"{p}/api/health", HealthHandler),
         (rf"{p}/api/gate", GateHandler),
