@@ -47,6 +47,11 @@ def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os
     # Several workspaces per user, each with its own profile.
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 5
+    # A hub restart or upgrade must not stop users' servers (Zero to JupyterHub ships the
+    # same): the restarted hub finds them again from their saved state, and the spawner's
+    # journal and the service's reconcile keep charging the ones it lost track of.
+    if "cleanup_servers" not in c.JupyterHub:
+        c.JupyterHub.cleanup_servers = False
     apply_platform_service(c, platform, env)
     apply_model_service(c, platform)
 

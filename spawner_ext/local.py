@@ -4,7 +4,8 @@ Two levers make it faster than JupyterHub's LocalProcessSpawner: ``start()``
 returns only once the server accepts connections (so the hub's randomised
 readiness backoff succeeds on its first poll), and a server that dies during
 start-up fails the spawn at once with the cause from its log, instead of the
-hub waiting out ``http_timeout`` and answering with a bare error.
+hub waiting out ``http_timeout`` and answering with a bare error; one that never
+answers fails just before ``start_timeout`` with the last lines of its log.
 
 What a user asked for is resolved once, before anything starts
 (``run_pre_spawn_hook``), by the pure resolver in ``profiles``; everything after
@@ -26,6 +27,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from jupyterhub.handlers.pages import SpawnHandler
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_setuid
 from jupyterhub.utils import maybe_future, random_port
 from mlfactory.hub.platform_config import (
@@ -34,6 +36,7 @@ from mlfactory.hub.platform_config import (
     data_dir,
     load_platform_config,
 )
+from tornado import web
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Unicode, default
 
@@ -61,21 +64,34 @@ from .profiles import (
 )
 from .server_env import platform_env
 from .slugs import safe_slug
-from .startup import failure_cause
+from .startup import failure_cause, last_log_lines, timeout_cause, timeout_cause_html
 
 
-def spawn_error(message: str, *, reason: str, log_message: str = "", status_code: int = 400):
+def spawn_error(
+    message: str,
+    *,
+    reason: str,
+    log_message: str = "",
+    status_code: int = 400,
+    html_message: str | None = None,
+) -> SpawnException:
     """A SpawnException whose ``message`` is exactly what the user reads.
 
     JupyterHub's progress stream and error pages show ``exc.jupyterhub_message`` when
-    set, and ``str(exc)`` (status, class name and the log message) otherwise.
+    set, and ``str(exc)`` (status, class name and the log message) otherwise; where
+    ``html_message`` is given (already escaped) they render it instead.
     """
     exc = SpawnException(message, reason=reason, log_message=log_message, status_code=status_code)
     exc.jupyterhub_message = message
+    if html_message is not None:
+        exc.jupyterhub_html_message = html_message
     return exc
 
 
 _CONFIG_CACHE: dict[str, tuple[float, PlatformConfig]] = {}
+# How long before JupyterHub's start_timeout a start gives up by itself (a tenth of the
+# timeout when that is less): long enough for the event loop to run it first.
+_TIMEOUT_MARGIN = 2.0
 
 
 def cached_platform_config(path: str) -> PlatformConfig:
@@ -238,6 +254,10 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         self._held: dict[str, Any] = {}  # what this server holds: gpus, cgroup, pinned cores
         self._restore_pending = False
         self.ledger: dict[str, Any] | None = None  # this session as the ledger knows it
+        # The choice saved before the current spawn request (JupyterHub overwrites the
+        # saved one with a request's options before the spawn begins): put back when the
+        # request is refused, so that a later spawn without options does not repeat it.
+        self._saved_options: dict[str, Any] = dict(self.user_options or {})
 
     # -- where things live -------------------------------------------------------------
 
@@ -303,10 +323,37 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         return form_to_options(formdata)
 
     def _options_are_remembered(self) -> bool:
-        """True when the hub re-used the last spawn's options (no options in this request)."""
+        """True when the hub re-used the saved options: this request carried none.
+
+        The REST API's body is read as JupyterHub reads it (``{}``, a body with only a
+        ``display_name`` or with ``"user_options": null`` carry none); the spawn page's
+        form and its ``?opt-…`` query arguments are always explicit.
+        """
         handler = getattr(self, "handler", None)
-        request = getattr(handler, "request", None)
-        return request is None or not (request.body or request.query_arguments)
+        if handler is None:
+            return True
+        read_server_body = getattr(handler, "get_server_json_body", None)
+        if read_server_body is not None:
+            try:
+                return read_server_body()["user_options"] is None
+            except web.HTTPError:  # the hub read the same body before spawning
+                return False
+        if isinstance(handler, SpawnHandler):
+            request = handler.request
+            return request.method != "POST" and not (
+                set(request.query_arguments) - {"next", "display_name"}
+            )
+        return True
+
+    def _forget_refused_options(self) -> None:
+        """Put back the choice saved before this refused request (the hub commits it when it
+        cleans up the failed spawn)."""
+        if self._options_are_remembered():
+            return  # nothing of this request was saved
+        saved = dict(self._saved_options)
+        self.user_options = saved
+        if self.orm_spawner is not None:
+            self.orm_spawner.user_options = saved
 
     async def _resolve(self) -> ResourceRequest:
         try:
@@ -341,15 +388,21 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         self._events = []
         self._events_changed.set()
         self._emit(5, "Checking resources")
-        request = self.resource_request = await self._resolve()
-        groups = [g.name for g in self.user.groups]
-        self.ledger = new_ledger(self.user.name, self.name, groups, request)
-        self._emit(15, "Checking budget")
-        if self.budget_check is not None:
-            refusal = await maybe_future(self.budget_check(self, request))
-            if refusal:
-                self.ledger = None
-                raise spawn_error(str(refusal), reason="budget", status_code=403)
+        try:
+            request = self.resource_request = await self._resolve()
+            groups = [g.name for g in self.user.groups]
+            self.ledger = new_ledger(self.user.name, self.name, groups, request)
+            self._emit(15, "Checking budget")
+            if self.budget_check is not None:
+                refusal = await maybe_future(self.budget_check(self, request))
+                if refusal:
+                    self.ledger = None
+                    raise spawn_error(str(refusal), reason="budget", status_code=403)
+        except SpawnException:
+            # A refused request must not become the saved choice.
+            self._forget_refused_options()
+            raise
+        self._saved_options = dict(self.user_options or {})
         return await maybe_future(super().run_pre_spawn_hook())
 
     # -- process set-up ----------------------------------------------------------------
@@ -468,6 +521,38 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             await self._events_changed.wait()
 
     async def start(self) -> tuple[str, int]:
+        # JupyterHub cancels a start that outlasts start_timeout and tells the user only
+        # "Spawn failed: " (its TimeoutError has no text). Give up a little earlier, while
+        # the server's log can still say why.
+        limit = self.start_timeout
+        timeout = asyncio.timeout(max(0.0, limit - min(_TIMEOUT_MARGIN, limit / 10)))
+        proc_before = self.proc
+        try:
+            async with timeout:
+                return await self._start()
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            # only this start's output: none if it never got as far as the process
+            launched = self.proc is not proc_before
+            tail = await asyncio.to_thread(self._log_tail) if launched else ""
+            self.log.warning(
+                "%s did not accept connections within %s s (log: %s)",
+                self._log_name,
+                limit,
+                self.log_path,
+            )
+            lines = last_log_lines(tail)
+            raise spawn_error(
+                timeout_cause(limit, lines),
+                reason="timeout",
+                log_message=f"Server {self.server_slug} did not start within {limit} s "
+                f"(log: {self.log_path})",
+                status_code=500,
+                html_message=timeout_cause_html(limit, lines),
+            ) from None
+
+    async def _start(self) -> tuple[str, int]:
         request = self.resource_request or await self._resolve()
         host = await LocalHost.get(self.nvidia_smi)
         self._emit(25, "Preparing your workspace")
@@ -492,6 +577,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             await asyncio.to_thread(self._journal_started)
             self._emit(70, "Waiting for JupyterLab to accept connections")
             await self._wait_until_listening(self.ip or "127.0.0.1", self.port)
+            await asyncio.to_thread(self._journal_ready)
         except BaseException:
             await self._release()
             await self._ledger_ended("failed to start")
@@ -568,13 +654,26 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
     def _journal_started(self) -> None:
         if self.ledger is None:
             return
+        self.ledger["ready"] = False  # until it accepts connections; if it never does: free
         Journal(self.journal_root).write(record_of(self.ledger, self.pid))
 
-    async def _ledger_ended(self, reason: str) -> None:
-        """Record the end in the journal and tell the service (once per session)."""
-        ledger, self.ledger = self.ledger, None
-        if ledger is None:
+    def _journal_ready(self) -> None:
+        if self.ledger is None:
             return
+        self.ledger["ready"] = True
+        Journal(self.journal_root).mark_ready(self.ledger["key"])
+
+    async def _ledger_ended(self, reason: str, ledger: dict[str, Any] | None = None) -> None:
+        """Record the end in the journal and tell the service at once (once per session), so
+        the server stops counting now; a server that never accepted connections costs
+        nothing. ``ledger``: the session, when the caller took it out of ``self.ledger``."""
+        if ledger is None:
+            ledger, self.ledger = self.ledger, None
+        elif ledger is self.ledger:
+            self.ledger = None
+        if ledger is None or ledger.get("ended"):
+            return
+        ledger["ended"] = True
         now = time.time()
         try:
             await asyncio.to_thread(Journal(self.journal_root).mark_stopped, ledger["key"], now)
@@ -582,12 +681,15 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             self.log.error("Cannot record the end of %s: %s", self._log_name, e)
         ended = getattr(self.budget_check, "ended", None)
         if ended is not None:
-            await ended(ledger["key"], now, reason)
+            await ended(ledger["key"], now, reason, never_ready=ledger.get("ready") is False)
 
     async def poll(self) -> int | None:
+        # JupyterHub's poll clears the state of a process that is gone, and the session with
+        # it (clear_state): keep hold of it to report the end.
+        ledger = self.ledger
         status = await super().poll()
         if status is not None:
-            await self._ledger_ended("exited")
+            await self._ledger_ended("exited", ledger)
             await self._release()
         elif self._restore_pending:
             # After a hub restart: the server still holds its GPUs; tell the allocator.
@@ -601,8 +703,14 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
 
     async def stop(self, now: bool = False) -> None:
         self._events = []
-        await super().stop(now=now)
-        await self._ledger_ended("stopped")
+        # Taken out first: the polls inside JupyterHub's stop would report it as "exited".
+        ledger, self.ledger = self.ledger, None
+        try:
+            await super().stop(now=now)
+        except BaseException:
+            self.ledger = self.ledger or ledger  # still running, as far as we know
+            raise
+        await self._ledger_ended("stopped", ledger)
         await self._release()
 
     def get_state(self) -> dict:

@@ -208,16 +208,18 @@ def render_picker(view: PickerView) -> str:
 
 
 def _first(formdata: Mapping[str, Any], key: str) -> str:
-    """The first submitted value of ``key``, stripped; "" when absent or not text."""
-    try:
-        values = formdata.get(key)
-    except Exception:
-        return ""
+    """The first submitted value of ``key``, stripped; "" when absent or not text.
+
+    Values of the wrong type are expected junk (anyone can post anything) and give "".
+    Anything else raised here is a bug: it propagates, and JupyterHub's spawn page logs
+    it with its traceback and shows the form again.
+    """
+    values = formdata.get(key)
     if isinstance(values, str | bytes):
         values = [values]
     try:
         value = next(iter(values), "") if values is not None else ""
-    except TypeError:
+    except TypeError:  # not a list of values (a number, an object)
         return ""
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
@@ -244,7 +246,8 @@ def form_to_options(formdata: Mapping[str, Sequence[str]]) -> dict[str, str]:
 
     Returns keys among ``profile``, ``cpu``, ``memory`` (e.g. ``"8Gi"``), ``gpu``,
     ``image`` and ``project``. Fields of other cards and unknown keys are ignored;
-    values are not range-checked here (the server's resolver does that). Never raises.
+    values are not range-checked here (the server's resolver does that). Never raises on
+    junk values; a ``formdata`` whose own methods fail is not hidden.
     """
     if not isinstance(formdata, Mapping):
         return {}

@@ -56,10 +56,16 @@ class RealHub:
 
 
 def start_hub(
-    data: Path, *extra_args: str, config: Path | None = None, timeout: float = 60
+    data: Path,
+    *extra_args: str,
+    config: Path | None = None,
+    timeout: float = 60,
+    hub_config: Path | None = None,
 ) -> RealHub:
     """Start `mlfactory hub` (with platform ``config``, default: the shipped example) and
-    return once its login page answers."""
+    return once its login page answers. With ``hub_config``, run `jupyterhub -f hub_config`
+    instead, as an admin runs their own copy of the shipped config (the first admin's
+    account must then exist: ``prepare_hub(accounts=...)``)."""
     port = free_port()
     env = {
         **os.environ,
@@ -78,10 +84,13 @@ def start_hub(
         f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
         *extra_args,
     ]
+    if hub_config is not None:  # what `mlfactory hub` does before it runs the shipped config
+        args[:2] = [sys.executable, "-m", "jupyterhub", "-f", str(hub_config)]
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     data.mkdir(parents=True, exist_ok=True)
     log_path = data / "hub-test.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
     hub = RealHub(url=f"http://127.0.0.1:{port}", data=data, proc=proc, log_path=log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -105,10 +114,50 @@ def stop_hub(hub: RealHub) -> None:
     except subprocess.TimeoutExpired:
         hub.proc.kill()
         hub.proc.wait()
-    # As root the hub made an OS account per user, homed in this data folder: remove them.
+    remove_accounts(hub.data)
+
+
+def remove_accounts(data: Path) -> None:
+    """As root the hub made an OS account per user, homed in ``data``: remove them (an
+    account whose server still runs stays)."""
     for account in pwd.getpwall():
-        if account.pw_dir.startswith(f"{hub.data}/"):
+        if account.pw_dir.startswith(f"{data}/"):
             subprocess.run(["userdel", account.pw_name], check=False, capture_output=True)
+
+
+def _server_running(pid: int, pid_start: str) -> bool:
+    """``pid`` is still that server (not a reused pid) and not a zombie nobody reaps."""
+    from mlfactory.spawner.journal import process_start
+
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and process_start(pid) == pid_start
+
+
+def stop_servers(data: Path, timeout: float = 30) -> None:
+    """Stop the servers a stopped hub left running (the shipped config keeps them across
+    hub restarts), found in the spawner's journal, then the accounts they ran as."""
+    import signal
+
+    from mlfactory.spawner.journal import Journal
+
+    records = Journal(data / "runtime" / "servers").records()
+    running = [r for r in records if r.stopped_at is None and _server_running(r.pid, r.pid_start)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for r in running:
+            try:
+                os.killpg(r.pid, sig)  # the server leads its own session and process group
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = [r for r in running if _server_running(r.pid, r.pid_start)]
+            if not running:
+                break
+            time.sleep(0.2)  # waiting on real processes
+    remove_accounts(data)
 
 
 def hub_data_dir(name: str) -> Path:
@@ -153,6 +202,7 @@ def example_config() -> dict:
 
 def discard_hub(hub: RealHub, config_path: Path) -> None:
     stop_hub(hub)
+    stop_servers(hub.data)
     shutil.rmtree(hub.data, ignore_errors=True)
     config_path.unlink(missing_ok=True)
 
@@ -162,6 +212,7 @@ def real_hub() -> Iterator[RealHub]:
     hub = start_hub(hub_data_dir("hub"))
     yield hub
     stop_hub(hub)
+    stop_servers(hub.data)
     shutil.rmtree(hub.data, ignore_errors=True)
 
 
@@ -203,6 +254,20 @@ def api_token(page, hub: RealHub, user: str) -> str:
         data=json.dumps({"note": "e2e test", "expires_in": 900}),
         headers={"X-XSRFToken": cookies["_xsrf"], "Content-Type": "application/json"},
     ).json()["token"]
+
+
+def rest_token(hub: RealHub, user: str = "admin", password: str = ADMIN_PASSWORD) -> str:
+    """A 30-minute hub API token for ``user``, asked for through the REST API with the
+    user's password (JupyterHub's ``auth`` body), no browser."""
+    import requests
+
+    r = requests.post(
+        f"{hub.url}/hub/api/users/{user}/tokens",
+        json={"auth": {"username": user, "password": password}, "expires_in": 1800},
+        timeout=60,
+    )
+    r.raise_for_status()
+    return r.json()["token"]
 
 
 def screenshot(page, name: str) -> Path:

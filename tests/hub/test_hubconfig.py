@@ -112,6 +112,19 @@ def test_apply_platform_leaves_groups_to_an_authenticator_that_manages_them(plat
     assert "load_groups" not in c.JupyterHub
 
 
+def test_apply_platform_keeps_servers_running_across_hub_restarts(platform):
+    c = Config()
+    apply_platform(c, platform)
+    assert c.JupyterHub.cleanup_servers is False
+
+
+def test_apply_platform_keeps_an_admins_cleanup_servers(platform):
+    c = Config()
+    c.JupyterHub.cleanup_servers = True
+    apply_platform(c, platform)
+    assert c.JupyterHub.cleanup_servers is True
+
+
 def test_apply_platform_keeps_earlier_settings(platform):
     c = Config()
     c.JupyterHub.template_paths = ["/site/templates"]
@@ -237,6 +250,10 @@ def test_shipped_config_applies_embedded_defaults(hub_env, data):
     assert c.JupyterHub.spawner_class == "mlfactory-local"
     assert c.JupyterHub.authenticator_class == "mlfactory"
     assert c.JupyterHub.db_url == f"sqlite:///{data.resolve() / 'hub' / 'jupyterhub.sqlite'}"
+
+
+def test_shipped_config_keeps_servers_running_across_hub_restarts(hub_env, data):
+    assert load_shipped().JupyterHub.cleanup_servers is False
 
 
 def test_shipped_config_reads_env_for_port_and_admin(hub_env):

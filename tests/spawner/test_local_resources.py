@@ -115,3 +115,59 @@ async def test_explicit_options_out_of_policy_get_400_naming_the_field(hub_app, 
         assert r.status_code == 400, (options, r.text)
         assert field in r.json()["message"], r.json()
     assert (await api_request(app, "users", "ivy")).json()["servers"] == {}
+
+
+async def _post_server(app, user, body: str):
+    return await api_request(app, "users", user, "server", method="post", data=body)
+
+
+async def test_a_refused_request_does_not_become_the_saved_choice(hub_app, config):
+    app = await hub_app(config)
+    user = add_user(app.db, app, name="jill")  # the default group: cpu-small by default
+    spawner = user.spawners[""]
+    bad = json.dumps({"user_options": {"profile": "no-such-profile-xyz"}})
+    try:
+        r = await _post_server(app, "jill", bad)
+        assert r.status_code == 400 and "profile" in r.json()["message"], r.text
+        assert user.spawners[""].orm_spawner.user_options == {}  # nothing saved
+        # a request without options: the default profile, not the refused one
+        r = await _post_server(app, "jill", "{}")
+        assert r.status_code == 201, r.text
+        spawner = user.spawners[""]
+        assert spawner.resource_request.profile == "cpu-small"
+        await user.stop()
+
+        medium = json.dumps({"user_options": {"profile": "cpu-medium"}})
+        assert (await _post_server(app, "jill", medium)).status_code == 201
+        await user.stop()
+        r = await _post_server(app, "jill", bad)
+        assert r.status_code == 400, r.text
+        assert user.spawners[""].orm_spawner.user_options == {"profile": "cpu-medium"}
+        # without options again: the last valid choice
+        for body in ("{}", json.dumps({"user_options": None})):
+            r = await _post_server(app, "jill", body)
+            assert r.status_code == 201, r.text
+            spawner = user.spawners[""]
+            assert spawner.resource_request.profile == "cpu-medium"
+            await user.stop()
+    finally:
+        if user.spawners[""].active:
+            await user.stop()
+
+
+async def test_a_budget_refusal_does_not_become_the_saved_choice(hub_app, config):
+    async def refuse_medium(spawner, request):
+        return "Over budget" if request.profile == "cpu-medium" else None
+
+    config["MLFactoryLocalSpawner"]["budget_check"] = refuse_medium
+    app = await hub_app(config)
+    user = add_user(app.db, app, name="kim")
+    medium = json.dumps({"user_options": {"profile": "cpu-medium"}})
+    try:
+        r = await _post_server(app, "kim", medium)
+        assert r.status_code == 403 and r.json()["message"] == "Over budget", r.text
+        assert (await _post_server(app, "kim", "{}")).status_code == 201
+        assert user.spawners[""].resource_request.profile == "cpu-small"
+    finally:
+        if user.spawners[""].active:
+            await user.stop()

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
 
 import pytest
 from jupyterhub.spawner import SpawnException
 from jupyterhub.tests.utils import add_user, api_request
 from mlfactory.spawner.local import MLFactoryLocalSpawner
+
+# A "server" that prints, then never listens (a frozen start-up).
+NEVER_LISTENS = (
+    "import time; print('loading the model weights', flush=True); "
+    "print('still loading', flush=True); time.sleep(600)"
+)
 
 
 @pytest.fixture
@@ -68,6 +76,47 @@ async def test_spawner_raises_spawn_exception_with_log_cause(hub_app, server_exi
     with pytest.raises(SpawnException) as info:
         await user.spawn()
     assert info.value.message.startswith("Your server stopped during start-up")
+
+
+async def _progress_events(app, user: str) -> list[dict]:
+    """Every event of ``user``'s progress stream, until it ends."""
+    r = await api_request(app, "users", user, "server", "progress", stream=True)
+    assert r.status_code == 200, r.text
+
+    def read() -> list[dict]:
+        with r:
+            return [
+                json.loads(line.split(":", 1)[1])
+                for line in r.iter_lines(decode_unicode=True)
+                if line.startswith("data:")
+            ]
+
+    return await asyncio.to_thread(read)
+
+
+async def test_a_start_timeout_names_the_limit_and_the_last_log_lines(hub_app, spawner_config):
+    # A server that prints and then never listens; the hub answers 202 at once, as on the
+    # spawn page, and the user follows the progress stream.
+    spawner_config["MLFactoryLocalSpawner"]["cmd"] = [sys.executable, "-c", NEVER_LISTENS]
+    spawner_config["Spawner"]["start_timeout"] = 4
+    spawner_config["JupyterHub"]["tornado_settings"] = {"slow_spawn_timeout": 0}
+    app = await hub_app(spawner_config)
+    user = add_user(app.db, app, name="dave")
+    r = await api_request(app, "users", "dave", "server", method="post")
+    assert r.status_code == 202, r.text
+    events = await _progress_events(app, "dave")
+    failed = events[-1]
+    assert failed["failed"] is True
+    message = failed["message"]
+    assert message.startswith(
+        "Spawn failed: Your server did not accept connections within 4 s, so it was stopped."
+    ), message
+    assert "loading the model weights" in message and "still loading" in message
+    assert "<pre>" in failed["html_message"] and "still loading" in failed["html_message"]
+    # and the process is gone, its ledger session ended
+    spawner = user.spawners[""]
+    assert await spawner.poll() is not None
+    assert spawner.ledger is None
 
 
 async def test_refuses_root_when_disallowed(hub_app, spawner_config, monkeypatch):

@@ -558,6 +558,33 @@ def test_junk_input_never_raises(form, expected):
     assert form_to_options(form) == expected
 
 
+class _BrokenForm(dict):
+    """A form whose own lookup fails: a bug somewhere, not something a user sent."""
+
+    def get(self, key, default=None):
+        raise RuntimeError("the form store is broken")
+
+
+class _BrokenValues:
+    """A value list whose iteration fails with something other than "not iterable"."""
+
+    def __iter__(self):
+        raise ValueError("cannot list the values")
+
+
+def test_an_unexpected_error_is_not_hidden():
+    with pytest.raises(RuntimeError, match="form store is broken"):
+        form_to_options(_BrokenForm(profile=["flex"]))
+    with pytest.raises(ValueError, match="cannot list the values"):
+        form_to_options({"profile": _BrokenValues()})
+
+
+def test_values_that_are_not_lists_are_expected_junk():
+    # the one error expected from what a user posts: a value that is not a list
+    assert form_to_options({"profile": 3, "project": object()}) == {}
+    assert form_to_options({"profile": ["flex"], "cpu--flex": 4.0}) == {"profile": "flex"}
+
+
 @pytest.mark.parametrize("form", [None, [], "profile=flex", 42])
 def test_non_mapping_input_gives_nothing(form):
     assert form_to_options(form) == {}

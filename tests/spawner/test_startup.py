@@ -1,8 +1,14 @@
-"""failure_cause: the one line of a failed server's output that says why it stopped."""
+"""failure_cause: the one line of a failed server's output that says why it stopped;
+timeout_cause: what a server that never answered printed last."""
 
 from __future__ import annotations
 
-from mlfactory.spawner.startup import failure_cause
+from mlfactory.spawner.startup import (
+    failure_cause,
+    last_log_lines,
+    timeout_cause,
+    timeout_cause_html,
+)
 
 ROOT_LOG = """\
 [I 2026-11-26 10:15:01.101 ServerApp] Extension package jupyter_lsp took 0.0s to import
@@ -124,3 +130,44 @@ def test_long_error_line_truncated():
 def test_line_at_limit_is_not_truncated():
     line = "z" * 400
     assert failure_cause(line) == line
+
+
+# --- a server that never answered -------------------------------------------------------
+
+
+def test_last_log_lines_are_the_last_non_blank_ones():
+    log = "".join(f"line {i}\n\n" for i in range(20))
+    assert last_log_lines(log) == [f"line {i}" for i in range(12, 20)]
+    assert last_log_lines(log, 2) == ["line 18", "line 19"]
+    assert last_log_lines("  \n\n") == []
+
+
+def test_last_log_lines_are_shortened():
+    (line,) = last_log_lines("w" * 1000)
+    assert len(line) == 200 and line.endswith("…")
+
+
+def test_timeout_cause_names_the_limit_and_the_last_lines():
+    lines = last_log_lines(NO_DIR_LOG, 2)
+    assert timeout_cause(30, lines) == (
+        "Your server did not accept connections within 30 s, so it was stopped. "
+        "The last lines of its log:\n"
+        "[C 2026-11-26 10:15:01.300 ServerApp] No such directory: '/home/alice/missing'\n"
+        "[I 2026-11-26 10:15:01.301 ServerApp] exiting"
+    )
+
+
+def test_timeout_cause_without_output():
+    assert timeout_cause(7.5, []) == (
+        "Your server did not accept connections within 7.5 s, so it was stopped; it printed "
+        "nothing; an admin can find its log under the hub's data folder."
+    )
+
+
+def test_timeout_cause_html_escapes_what_the_server_printed():
+    html = timeout_cause_html(30, ["<script>alert(1)</script>", "a & b"])
+    assert html == (
+        "Your server did not accept connections within 30 s, so it was stopped. The last "
+        "lines of its log:<pre>&lt;script&gt;alert(1)&lt;/script&gt;\na &amp; b</pre>"
+    )
+    assert timeout_cause_html(30, []) == timeout_cause(30, []).replace("'", "&#x27;")
