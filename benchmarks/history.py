@@ -35,7 +35,8 @@ from pathlib import Path
 import nbformat
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from jupytext.async_contentsmanager import build_async_jupytext_contents_manager_class
-from mlfactory.server.history import NotebookHistory, diffing, pairing
+from mlfactory.server.history import diffing, pairing
+from mlfactory.server.history.extension import NotebookHistory
 from nbdime.diffing.notebooks import diff_notebooks
 
 

@@ -21,7 +21,8 @@ from tornado.httpserver import HTTPServer
 
 from .auth import Authorizer, HubScopeAuth, NoAuth, TokenAuth
 from .package import ModelRepository
-from .server import ModelServer, load_repository
+from .server import ModelServer
+from .store import load_repository
 
 TOKEN_ENV = "MLFACTORY_MODEL_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 

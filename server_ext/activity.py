@@ -303,7 +303,8 @@ class KeepAliveHandler(_CullingProxy):
         self._reply(answer)
 
 
-handlers = [
+# Patterns are relative: ExtensionApp prefixes them with the server's base_url.
+default_handlers = [
     (r"/mlfactory/api/culling", CullingHandler),
     (r"/mlfactory/api/keepalive", KeepAliveHandler),
 ]

@@ -1,7 +1,9 @@
 """The ExtensionApp that plugs mlfactory into each user's jupyter server.
 
 It reads what the spawner handed over (profile, owner), puts it in the tornado
-settings for the handlers, and registers the route tables.
+settings for the handlers, runs each feature's ``setup(app)`` (its configurables, its
+settings) and registers the routes: every handler module ends with a ``default_handlers``
+list, as JupyterHub's ``apihandlers`` do, and this app concatenates them.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Float, List, TraitError, Unicode, default, validate
 
-from . import component_publish, components, history
+from . import activity, budget, component_publish, components, handlers
 from .activity import NVIDIA_SMI, ActivityReporter
-from .activity import handlers as culling_handlers
-from .budget import handlers as budget_handlers
-from .handlers import SETTINGS_KEY, default_handlers
-from .history import diffing
+from .handlers import SETTINGS_KEY
+from .history import diffing, extension
+from .history import handlers as history_handlers
 from .owner import owner_from_env
 
 PROFILE_ENV = "MLFACTORY_PROFILE"
+
+# The modules whose default_handlers make up the routes, in the order they are matched.
+ROUTE_MODULES = (handlers, budget, activity, components, component_publish, history_handlers)
 
 
 def _package_version() -> str:
@@ -46,9 +50,8 @@ class MLFactoryServerApp(ExtensionApp):
     name = "mlfactory"
     load_other_extensions = True
     activity_reporter: ActivityReporter | None = None
-    # Each feature module's setup(app) configures itself and returns its route table.
-    features = (components, component_publish, history)
-    feature_handlers: list[tuple[str, Any]]
+    # Each feature's setup(app) builds its configurables and stores them in the settings.
+    feature_setups = (components.setup, component_publish.setup, extension.setup)
 
     profile = Dict(
         allow_none=True,
@@ -131,7 +134,8 @@ class MLFactoryServerApp(ExtensionApp):
             self.serverapp, self.report_interval, self.nvidia_smi
         )
         self.activity_reporter.install_save_hook(self.serverapp.contents_manager)
-        self.feature_handlers = [route for f in self.features for route in f.setup(self)]
+        for setup in self.feature_setups:
+            setup(self)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         # runs once the event loop does (not under pytest-jupyter, which never starts it)
@@ -151,6 +155,4 @@ class MLFactoryServerApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         # ExtensionApp._prepare_handlers prefixes each pattern with base_url.
-        self.handlers.extend(
-            [*default_handlers, *budget_handlers, *culling_handlers, *self.feature_handlers]
-        )
+        self.handlers.extend(route for module in ROUTE_MODULES for route in module.default_handlers)

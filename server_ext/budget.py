@@ -109,4 +109,5 @@ class BudgetHandler(MLFactoryAPIHandler):
         self.finish(json.dumps(answer.body))
 
 
-handlers = [(r"/mlfactory/api/budget", BudgetHandler)]
+# Patterns are relative: ExtensionApp prefixes them with the server's base_url.
+default_handlers = [(r"/mlfactory/api/budget", BudgetHandler)]

@@ -328,13 +328,12 @@ class ComponentLibrary(LoggingConfigurable):
         return shape.sources_body(catalog, self.states(), self.specs()[1])
 
 
-def setup(app: Any) -> list[tuple[str, Any]]:
-    """Create the library (configured by ``c.ComponentLibrary``) and return the routes."""
+def setup(app: Any) -> None:
+    """Create the library (configured by ``c.ComponentLibrary``) for ``app``'s handlers."""
     library = ComponentLibrary(parent=app)
     app.settings[SETTINGS_KEY] = library
     # kernels this server starts inherit it: use() reads the manifest kept there
     os.environ[CACHE_ENV] = str(library.cache_path)
-    return handlers
 
 
 # -- REST -------------------------------------------------------------------------------------
@@ -438,7 +437,7 @@ class RefreshHandler(ComponentsHandler):
 
 
 # Patterns are relative: ExtensionApp prefixes them with the server's base_url.
-handlers = [
+default_handlers = [
     (r"/mlfactory/components/search", SearchHandler),
     (r"/mlfactory/components/items/(?P<name>[^/]+)", ItemHandler),
     (r"/mlfactory/components/snippet", SnippetHandler),

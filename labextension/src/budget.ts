@@ -17,6 +17,8 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
+import { Poller } from './handler';
+
 /** One budget the user's spending counts against (the service's Standing.as_json). */
 export interface IBudget {
   kind: string;
@@ -344,45 +346,33 @@ export class BudgetMonitor {
     this._fetch = options.fetch ?? (() => fetchBudget());
     this._notify = options.notify ?? notify;
     this._seenFor = options.seen ?? (user => new SeenNotices(user));
+    this._poller = new Poller(() => this._check(), {
+      name: 'budget',
+      interval: POLL_MS,
+      focusMinMs: FOCUS_MIN_MS
+    });
   }
 
   start(): void {
-    this._timer = window.setInterval(() => {
-      // a hidden tab catches up on focus instead
-      if (!document.hidden) {
-        void this.poll();
-      }
-    }, POLL_MS);
-    window.addEventListener('focus', this._onFocus);
-    void this.poll();
+    this._poller.start();
   }
 
   dispose(): void {
-    if (this._timer !== null) {
-      window.clearInterval(this._timer);
-      this._timer = null;
-    }
-    window.removeEventListener('focus', this._onFocus);
+    this._poller.dispose();
   }
 
-  async poll(): Promise<void> {
-    if (this._busy) {
-      return;
-    }
-    this._busy = true;
-    this._last = Date.now();
-    try {
-      const result = await this._fetch();
-      this._status?.render(result);
-      if (result.state === 'off') {
-        this.dispose(); // it will not change while this server runs
-      } else if (result.state === 'ok') {
-        this._notifyNew(result.reply);
-      }
-    } catch (reason) {
-      console.error('mlfactory: budget poll failed.', reason);
-    } finally {
-      this._busy = false;
+  /** Ask now (unless a poll is running). */
+  poll(): Promise<void> {
+    return this._poller.run();
+  }
+
+  private async _check(): Promise<void> {
+    const result = await this._fetch();
+    this._status?.render(result);
+    if (result.state === 'off') {
+      this.dispose(); // it will not change while this server runs
+    } else if (result.state === 'ok') {
+      this._notifyNew(result.reply);
     }
   }
 
@@ -402,20 +392,12 @@ export class BudgetMonitor {
     }
   }
 
-  private _onFocus = (): void => {
-    if (Date.now() - this._last >= FOCUS_MIN_MS) {
-      void this.poll();
-    }
-  };
-
   private _status: BudgetStatus | null;
   private _fetch: () => Promise<PollResult>;
   private _notify: (n: INotice) => void;
   private _seenFor: (user: string) => SeenNotices;
   private _seen: SeenNotices | null = null;
-  private _timer: number | null = null;
-  private _busy = false;
-  private _last = 0;
+  private _poller: Poller;
 }
 
 /** A notice as a JupyterLab notification (rendered as text by JupyterLab). */

@@ -17,6 +17,8 @@ import { PathExt, URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
+import { Poller } from './handler';
+
 /** The body of `GET <base>/mlfactory/api/culling` (the service's culling status). */
 export interface ICullingStatus {
   server_name: string;
@@ -302,64 +304,43 @@ export class CullingMonitor {
     this._fetch = options.fetch ?? (() => fetchCulling());
     this._keepAlive = options.keepAlive ?? (() => keepAlive());
     this._notifier = options.notifier ?? defaultNotifier;
+    // a hidden tab catches up on focus; the pre-deadline save runs on its own timer
+    this._poller = new Poller(() => this._check(), {
+      name: 'idle-shutdown',
+      interval: POLL_MS,
+      focusMinMs: FOCUS_MIN_MS
+    });
   }
 
   start(): void {
-    this._every(POLL_MS);
-    window.addEventListener('focus', this._onFocus);
-    void this.poll();
-  }
-
-  private _every(ms: number): void {
-    if (this._timer !== null) {
-      window.clearInterval(this._timer);
-    }
-    this._intervalMs = ms;
-    this._timer = window.setInterval(() => {
-      // a hidden tab catches up on focus; the pre-deadline save runs on its own timer
-      if (!document.hidden) {
-        void this.poll();
-      }
-    }, ms);
+    this._poller.start();
   }
 
   dispose(): void {
-    if (this._timer !== null) {
-      window.clearInterval(this._timer);
-      this._timer = null;
-    }
+    this._poller.dispose();
     this._clearSaveTimer();
-    window.removeEventListener('focus', this._onFocus);
   }
 
-  async poll(): Promise<void> {
-    if (this._busy) {
-      return;
-    }
-    this._busy = true;
-    this._last = Date.now();
-    try {
-      const result = await this._fetch();
-      if (result.state === 'off') {
-        this.dispose(); // it will not change while this server runs
-      } else if (result.state === 'ok') {
-        const hint = result.status.poll_seconds;
-        if (
-          typeof hint === 'number' &&
-          isFinite(hint) &&
-          this._timer !== null
-        ) {
-          const ms = Math.min(POLL_MS, Math.max(1_000, hint * 1000));
-          if (ms !== this._intervalMs) {
-            this._every(ms);
-          }
-        }
-        await this._show(result.status);
+  /** Ask now (unless a poll is running). */
+  poll(): Promise<void> {
+    return this._poller.run();
+  }
+
+  private async _check(): Promise<void> {
+    const result = await this._fetch();
+    if (result.state === 'off') {
+      this.dispose(); // it will not change while this server runs
+    } else if (result.state === 'ok') {
+      const hint = result.status.poll_seconds;
+      if (
+        typeof hint === 'number' &&
+        isFinite(hint) &&
+        !this._poller.isDisposed
+      ) {
+        // as often as the service asks, between 1 s and POLL_MS
+        this._poller.interval = Math.min(POLL_MS, Math.max(1_000, hint * 1000));
       }
-    } catch (reason) {
-      console.error('mlfactory: idle-shutdown poll failed.', reason);
-    } finally {
-      this._busy = false;
+      await this._show(result.status);
     }
   }
 
@@ -485,12 +466,6 @@ export class CullingMonitor {
     }
   }
 
-  private _onFocus = (): void => {
-    if (Date.now() - this._last >= FOCUS_MIN_MS) {
-      void this.poll();
-    }
-  };
-
   private _save: () => Promise<ISaveResult>;
   private _fetch: () => Promise<CullingPoll>;
   private _keepAlive: () => Promise<KeepAliveResult>;
@@ -498,11 +473,8 @@ export class CullingMonitor {
   /** The warning shown last, keyed by its deadline; null while the server is kept. */
   private _warning: { deadline: string | null } | null = null;
   private _notificationId: string | null = null;
-  private _timer: number | null = null;
-  private _intervalMs = POLL_MS;
+  private _poller: Poller;
   private _saveTimer: number | null = null;
-  private _busy = false;
-  private _last = 0;
 }
 
 export const cullingPlugin: JupyterFrontEndPlugin<void> = {

@@ -3,6 +3,7 @@
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
+import { Poll } from '@lumino/polling';
 
 /** Query parameters; empty and undefined values are left out of the URL. */
 export type QueryParams = Record<string, string | number | undefined>;
@@ -121,6 +122,121 @@ export function requestMlfactory<T>(
 /** Whether `error` is the AbortError `requestJSON` throws for a cancelled call. */
 export function isAbort(error: unknown): boolean {
   return error instanceof DOMException && error.name === 'AbortError';
+}
+
+/**
+ * Runs `job` now and then every `interval` ms, on JupyterLab's own `Poll`: the one poll
+ * loop of the clients that watch the server (budget, idle warning).
+ *
+ * - A hidden tab skips its turns; it catches up when the window regains focus, which
+ *   runs `job` unless it last started less than `focusMinMs` ago.
+ * - One run at a time: a turn or a focus that comes while `job` runs is dropped.
+ * - `job` handles its own failures; one that throws anyway is logged and tried again at
+ *   the next turn, at the same interval (no backoff).
+ * - `dispose()` stops it for good (a job may call it, e.g. when the feature is off).
+ */
+export class Poller {
+  constructor(job: () => Promise<void>, options: Poller.IOptions) {
+    this._job = job;
+    this._name = options.name;
+    this._focusMinMs = options.focusMinMs;
+    this._poll = new Poll({
+      auto: false,
+      factory: () => this.run(),
+      frequency: Private.every(options.interval),
+      name: `mlfactory:${options.name}`,
+      standby: () => document.hidden
+    });
+  }
+
+  /** Milliseconds between turns; a change restarts the wait for the next turn. */
+  get interval(): number {
+    return this._poll.frequency.interval;
+  }
+  set interval(ms: number) {
+    ms = Math.round(ms); // as Poll stores it
+    if (this.isDisposed || ms === this.interval) {
+      return;
+    }
+    this._poll.frequency = Private.every(ms);
+    if (this._started) {
+      // the next turn comes `ms` from now, not at the end of the old interval
+      void this._poll.schedule();
+    }
+  }
+
+  get isDisposed(): boolean {
+    return this._poll.isDisposed;
+  }
+
+  /** Run `job` now (hidden tab or not), then start the turns and the focus catch-up. */
+  start(): void {
+    if (this._started || this.isDisposed) {
+      return;
+    }
+    this._started = true;
+    window.addEventListener('focus', this._onFocus);
+    void this.run();
+    // the first turn comes one interval from now (Poll.start() would run `job` again)
+    void this._poll.schedule({ phase: 'started' });
+  }
+
+  /** Run `job` now, between turns, unless it is running. */
+  async run(): Promise<void> {
+    if (this._busy) {
+      return;
+    }
+    this._busy = true;
+    this._last = Date.now();
+    try {
+      await this._job();
+    } catch (reason) {
+      console.error(`mlfactory: ${this._name} poll failed.`, reason);
+    } finally {
+      this._busy = false;
+    }
+  }
+
+  dispose(): void {
+    window.removeEventListener('focus', this._onFocus);
+    this._poll.dispose();
+  }
+
+  private _onFocus = (): void => {
+    if (Date.now() - this._last >= this._focusMinMs) {
+      void this.run();
+    }
+  };
+
+  private _job: () => Promise<void>;
+  private _name: string;
+  private _focusMinMs: number;
+  private _poll: Poll;
+  private _started = false;
+  private _busy = false;
+  private _last = 0;
+}
+
+export namespace Poller {
+  export interface IOptions {
+    /** Milliseconds between turns while the tab is visible. */
+    interval: number;
+    /** A window focus runs the job unless it last started less than this ago. */
+    focusMinMs: number;
+    /** What is polled, for the console and the `Poll`'s name, e.g. "budget". */
+    name: string;
+  }
+}
+
+namespace Private {
+  /** A fixed interval: `run` never rejects, and a failure must not slow the turns. */
+  export function every(ms: number): {
+    interval: number;
+    backoff: boolean;
+    max: number;
+  } {
+    return { interval: ms, backoff: false, max: ms };
+  }
 }
 
 function messageOf(data: unknown): string | undefined {

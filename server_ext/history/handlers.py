@@ -13,6 +13,7 @@ from tornado import web
 
 from ..handlers import MLFactoryAPIHandler
 from . import diffing
+from .extension import SETTINGS_KEY
 from .git import GitError, GitTimeout
 from .paths import Refused
 from .workspace import HistoryError, Workspace, first_lines
@@ -25,8 +26,6 @@ class HistoryHandler(MLFactoryAPIHandler):
 
     @property
     def workspace(self) -> Workspace:
-        from . import SETTINGS_KEY
-
         return self.settings[SETTINGS_KEY]
 
     def reply(self, data: Any, status: int = 200) -> None:
@@ -192,7 +191,7 @@ def _text(body: dict[str, Any], key: str) -> str:
 
 
 # Patterns are relative: ExtensionApp prefixes them with the server's base_url.
-handlers = [
+default_handlers = [
     (r"/mlfactory/history/status", StatusHandler),
     (r"/mlfactory/history/init", InitHandler),
     (r"/mlfactory/history/versions", VersionsHandler),

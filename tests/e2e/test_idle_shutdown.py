@@ -200,7 +200,9 @@ def test_jupyterlab_warns_saves_unsaved_work_and_keeps_running(idle_hub, page):
     while "an unsaved edit" not in saved_text():
         assert time.monotonic() < deadline, "the warning did not save the open notebook"
         time.sleep(0.5)
-    keep.click()
+    # the click sends the keep-alive: read the status once that request has been answered
+    with page.expect_response(lambda r: "keepalive" in r.url and r.request.method == "POST"):
+        keep.click()
     status_url = f"{hub.url}/services/mlfactory/api/culling/status?server_name=lab"
     status = page.request.get(status_url, headers=headers).json()
     assert status["action"] == "keep" and status["keep_alive_left"] == 2

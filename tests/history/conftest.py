@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from mlfactory.server.history import NotebookHistory
+from mlfactory.server.history.extension import NotebookHistory
 from mlfactory.server.history.workspace import Workspace
 
 

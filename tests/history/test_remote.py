@@ -288,7 +288,7 @@ async def test_pulled_symlinks_arrive_as_plain_files(workspace, other, root, bar
 async def test_home_folders_stay_out_of_commits_whatever_the_projects_gitignore(root, clock):
     """The workspace is the home folder: the default credentials folder (.local/) and other
     dotfolders are excluded in .git/info/exclude, even under a project's own .gitignore."""
-    from mlfactory.server.history import NotebookHistory
+    from mlfactory.server.history.extension import NotebookHistory
 
     (root / ".gitignore").write_text("*.tmp\n")  # the project's own, without .local/
     history = NotebookHistory(

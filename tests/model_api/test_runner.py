@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from mlfactory.model_api.server import Runner
+from mlfactory.model_api.runner import Runner
 
 
 class Clock:

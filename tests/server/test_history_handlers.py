@@ -201,7 +201,7 @@ async def test_settings(history_api, jp_root_dir):
 async def test_automatic_versions_through_the_contents_api(
     history_api, jp_fetch, jp_serverapp, jp_root_dir
 ):
-    from mlfactory.server.history import SETTINGS_KEY
+    from mlfactory.server.history.extension import SETTINGS_KEY
 
     notebook(jp_root_dir, "a.ipynb", ["1"])
     await history_api("settings", "PUT", {"autosave_minutes": 5})
@@ -336,7 +336,7 @@ async def test_state_changes_need_the_xsrf_token(
 
 
 async def test_slow_diff_is_504(history_api, jp_serverapp, jp_root_dir):
-    from mlfactory.server.history import SETTINGS_KEY
+    from mlfactory.server.history.extension import SETTINGS_KEY
 
     path = notebook(jp_root_dir, "a.ipynb", ["1"])
     await history_api("versions", "POST", {"path": "a.ipynb", "message": "one"})
@@ -387,7 +387,7 @@ async def test_composes_with_jupytext_s_contents_manager(
 
 
 async def test_git_timeout_is_504(history_api, jp_serverapp, jp_root_dir, tmp_path):
-    from mlfactory.server.history import SETTINGS_KEY
+    from mlfactory.server.history.extension import SETTINGS_KEY
 
     slow = tmp_path / "slow-git"
     slow.write_text("#!/bin/sh\nexec sleep 30\n")
