@@ -1,6 +1,7 @@
 """One idle-shutdown pass over many running servers (default 5,000).
 
-The hub is a stand-in serving the REST API the pass uses (``GET /users?state=ready`` in
+The hub is the tests' stand-in (``tests/fakehub.py``, checked against a real JupyterHub by
+``tests/test_fakehub_fidelity.py``) serving the REST API the pass uses (``GET /users`` in
 pages, ``GET /groups``, ``DELETE`` a server), so what is measured is the pass itself:
 jupyterhub-idle-culler's paginated walk with bounded concurrency, our arbiter (the pure
 policy per server) and the database reads and writes around it. The anchor, in the same
@@ -17,11 +18,12 @@ import json
 import logging
 import os
 import platform as pyplatform
-import socket
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import yaml
 from jupyterhub_idle_culler import cull_idle
@@ -29,8 +31,9 @@ from mlfactory.hub.platform_config import PACKAGED_CONFIG, parse_platform_config
 from mlfactory.hub.service.culler import Culler
 from mlfactory.hub.service.db import make_engine, upgrade
 from mlfactory.hub.service.hubapi import HubAPI
-from tornado import web
-from tornado.httpserver import HTTPServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.fakehub import HubState, serve_fake_hub  # noqa: E402  (the tests' stand-in hub)
 
 # The real clock: jupyterhub-idle-culler's own pass (the anchor) reads it.
 NOW = float(int(time.time()))
@@ -40,89 +43,23 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
-def population(n: int) -> list[dict]:
-    """``n`` users with one running server each: most active, some idle, some busy."""
-    users = []
+def populate(hub: HubState, n: int) -> None:
+    """The hub knows ``n`` users with one running server each: most active, some idle."""
+    for known in (hub.users, hub.groups, hub.tokens, hub.stopped):
+        known.clear()
     for i in range(n):
-        name = f"user{i:05d}"
+        name, team = f"user{i:05d}", f"team{i % 50}"
         idle = i % 10 == 0  # one in ten has been idle for two hours
-        started = NOW - 3 * 3600
-        users.append(
-            {
-                "name": name,
-                "admin": False,
-                "groups": [f"team{i % 50}"],
-                "servers": {
-                    "": {
-                        "name": "",
-                        "ready": True,
-                        "pending": None,
-                        "url": f"/user/{name}/",
-                        "started": iso(started),
-                        "last_activity": iso(NOW - (7200 if idle else 60)),
-                        "state": {"mlfactory": {"ledger": {
-                            "key": f"k{i:015d}", "user": name, "price_per_hour": 0.2,
-                            "profile": "cpu-medium", "project": "", "groups": [f"team{i % 50}"]}}},
-                    }
-                },
-            }
-        )  # fmt: skip
-    return users
-
-
-def hub_app(users: list[dict], deleted: list) -> web.Application:
-    class Root(web.RequestHandler):
-        def get(self):
-            self.finish({"version": "6.1.1"})
-
-    class Users(web.RequestHandler):
-        def get(self):
-            offset = int(self.get_argument("offset", "0"))
-            limit = int(self.get_argument("limit", "200"))
-            page = users[offset : offset + limit]
-            nxt = None
-            if offset + limit < len(users):
-                url = f"{self.request.protocol}://{self.request.host}{self.request.path}"
-                query = f"state=ready&offset={offset + limit}&limit={limit}"
-                nxt = {"offset": offset + limit, "limit": limit, "url": f"{url}?{query}"}
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"items": page, "_pagination": {"next": nxt}}))
-
-    class Groups(web.RequestHandler):
-        def get(self):
-            groups = [{"name": f"team{g}", "users": []} for g in range(50)]
-            self.finish(json.dumps({"items": groups, "_pagination": {"next": None}}))
-
-    class Server(web.RequestHandler):
-        def delete(self, user, name=""):
-            deleted.append(user)
-            self.set_status(204)
-
-    return web.Application(
-        [
-            (r"/hub/api/?", Root),
-            (r"/hub/api/users", Users),
-            (r"/hub/api/groups", Groups),
-            (r"/hub/api/users/([^/]+)/server", Server),
-            (r"/hub/api/users/([^/]+)/servers/([^/]*)", Server),
-        ]
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        hub.add_user(name, groups=(team,))
+        ledger = {"key": f"k{i:015d}", "user": name, "price_per_hour": 0.2,
+                  "profile": "cpu-medium", "project": "", "groups": [team]}  # fmt: skip
+        hub.run_server(name, "", ledger, iso(NOW - 3 * 3600), iso(NOW - (7200 if idle else 60)))
 
 
 async def main(args) -> dict:
     logging.basicConfig(level=logging.ERROR)
-    users = population(args.servers)
-    deleted: list = []
-    port = free_port()
-    server = HTTPServer(hub_app(users, deleted))
-    server.listen(port, "127.0.0.1")
-    url = f"http://127.0.0.1:{port}/hub/api"
+    hub = HubState()  # "t" is one of the tokens it takes for the service's
+    url, server = serve_fake_hub(hub)
     data = yaml.safe_load(PACKAGED_CONFIG.read_text())
     data["culling"] = {"idle_timeout": "1h", "warn_before": "10m", "grace_after_restart": 0}
     cfg = parse_platform_config(data, "bench.yaml")
@@ -145,13 +82,13 @@ async def main(args) -> dict:
                             hub_url=url, token="t", clock=lambda now=now: now[0],
                             page_size=args.page_size, concurrency=args.concurrency)  # fmt: skip
             culler.watching_since = NOW - 3600
-            deleted.clear()
+            populate(hub, args.servers)
             await timed("mlfactory: pass that warns 10%", culler.run_pass())
             now[0] += 600
             await timed("mlfactory: pass that stops 10%", culler.run_pass())
-            assert len(deleted) == args.servers // 10, len(deleted)
+            assert len(hub.stopped) == args.servers // 10, len(hub.stopped)
             engine.dispose()
-        deleted.clear()
+        populate(hub, args.servers)  # the stopped tenth runs again
         await timed(
             "idle-culler default: pass that stops none",
             cull_idle(
@@ -174,7 +111,7 @@ async def main(args) -> dict:
                 api_page_size=args.page_size,
             ),
         )
-        # fmt: skip
+        assert len(hub.stopped) == args.servers // 10, len(hub.stopped)
     results["seconds"] = runs
     med = {k: statistics.median(v) for k, v in runs.items()}
     results["ratio_stop_pass"] = round(

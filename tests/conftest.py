@@ -1,6 +1,7 @@
 """Shared test setup.
 
-Loads the jupyter-server fixtures (jp_fetch & co) for the server-extension tests,
+Loads the jupyter-server fixtures (jp_fetch & co) for the server-extension tests and the
+shared fixture plugins below (the stand-in hub, the platform service, PostgreSQL),
 puts this environment's bin folder first on PATH (where the run command installs
 configurable-http-proxy), and gives MockHub tests a configuration that keeps each
 hub apart from any other hub on the machine.
@@ -15,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+pytest_plugins = [
+    "pytest_jupyter.jupyter_server",
+    # shared fixtures, reaching every test directory (none imports another's conftest)
+    "tests.fakehub",  # hub_state, fake_hub: the one stand-in for the hub's REST API
+    "tests.service.fixtures",  # the platform service: store, clock, service, ...
+    "tests.service.pg_fixture",  # postgresql_cluster, postgresql_url: one per session
+]
 
 BIN = Path(sys.executable).parent
 os.environ["PATH"] = os.pathsep.join([str(BIN), os.environ["PATH"]])

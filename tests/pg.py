@@ -190,6 +190,14 @@ class PostgresCluster:
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None
 
+    def pg_ctl(self, action: str, *args: str, timeout: float = 60) -> None:
+        """Run ``pg_ctl <action>`` on this cluster and wait for it (fault tests stop and
+        start the server under a running service, e.g. ``pg_ctl("stop", "-m", "fast")``)."""
+        argv = [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60"]
+        if action in ("start", "restart"):
+            argv += ["-l", str(self.socket_dir / "postgres.log")]
+        self._run([*argv, *args, action], f"pg_ctl {action}", timeout=timeout)
+
     def __enter__(self) -> PostgresCluster:
         return self.start()
 

@@ -10,8 +10,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
-from ..service.pg_fixture import postgresql_cluster  # noqa: F401 - the shared throw-away cluster
-
 FRAME = pd.DataFrame({"sku": ["a", "b", "c"], "units": [3, 5, 8]})
 
 
@@ -123,7 +121,7 @@ def test_http_store(component, http_store):
         load("exports", path="units.csv", max_bytes=5, stores=[http_store])
 
 
-def test_postgresql_query_with_bound_parameters(component, postgresql_cluster):  # noqa: F811
+def test_postgresql_query_with_bound_parameters(component, postgresql_cluster):
     import sqlalchemy as sa
 
     url = postgresql_cluster.create_database("components_datastore")

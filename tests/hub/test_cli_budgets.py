@@ -1,5 +1,5 @@
 """``mlfactory budgets ...``: arguments → REST calls, answers → tables, and real calls against
-the platform service (in-process, with the stand-in hub from the service tests)."""
+the platform service (in-process, with the stand-in hub of ``tests/fakehub.py``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import argparse
 import asyncio
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
-from mlfactory.hub import cli
 from mlfactory.hub.cli import (
     ApiReply,
     ApiRequest,
@@ -29,22 +29,23 @@ from mlfactory.hub.cli import (
     render_table,
     service_url,
 )
+from mlfactory.hub.cli import budgets as cli
 from mlfactory.hub.service.budgets import Scope
+from mlfactory.hub.service.store import Store
 
-from tests.service import conftest as service_fixtures
-from tests.service.conftest import SECRET, free_port
+from tests.service.helpers import SECRET, Clock, free_port, service_store
 
-# The service fixture and what it needs, from the service tests (assigned rather than imported
-# so that the test functions' same-named parameters do not read as shadowed imports).
-service = service_fixtures.service
-hub_state = service_fixtures.hub_state
-fake_hub = service_fixtures.fake_hub
-make_accountant = service_fixtures.make_accountant
-platform = service_fixtures.platform
-clock = service_fixtures.clock
-store = service_fixtures.store
-db_url = service_fixtures.db_url
-journal = service_fixtures.journal
+
+# The service fixtures (tests/service/fixtures.py) reach this module as a plugin; its
+# ``clock`` and ``store`` are the service's, not tests/hub/conftest.py's account database's.
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(db_url) -> Iterator[Store]:
+    yield from service_store(db_url)
 
 
 def parse(*argv: str) -> argparse.Namespace:

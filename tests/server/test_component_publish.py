@@ -1,5 +1,5 @@
 """Publishing and reviewing components from a notebook server, against the real platform
-service app (in-process, with the stand-in hub from the service tests), and the published
+service app (in-process, with the stand-in hub of ``tests/fakehub.py``), and the published
 copy the server lays out for its component library."""
 
 from __future__ import annotations
@@ -14,21 +14,9 @@ from mlfactory.components.catalog import Catalog, Source
 from mlfactory.server import component_publish
 from tornado.httpclient import HTTPClientError
 
-from tests.service import conftest as service_fixtures
 from tests.service.test_component_submissions import REVIEW, component_files
 
 from .conftest import CALLER
-
-# The service fixture and what it needs (assigned, not imported, like tests/hub's CLI tests).
-service = service_fixtures.service
-hub_state = service_fixtures.hub_state
-fake_hub = service_fixtures.fake_hub
-make_accountant = service_fixtures.make_accountant
-platform = service_fixtures.platform
-clock = service_fixtures.clock
-store = service_fixtures.store
-db_url = service_fixtures.db_url
-journal = service_fixtures.journal
 
 TOKEN = "hub-api-token"  # what conftest's hub fixtures put in JUPYTERHUB_API_TOKEN
 PUBLISH = ("mlfactory", "components", "publish")
@@ -212,6 +200,67 @@ async def test_symlinks_inside_the_folder_are_not_followed(
     code, body = await post(jp_fetch, *PUBLISH, body={"path": "scale"})
     assert code == 400 and "symlinks" in body["message"]
     assert await own_submissions(configured) == []
+
+
+@pytest.mark.timeout(60)  # without the fix the publish blocks for ever on the FIFO
+@pytest.mark.parametrize("fifo", ["notes.txt", "data/rows.csv", "component.yaml"])
+async def test_a_fifo_in_the_folder_is_refused_at_once(
+    configured, hub_state, library, jp_root_dir, jp_fetch, fifo
+):
+    """A named pipe blocks whoever opens it for reading until a writer comes: it is refused
+    by name, never opened, and the server keeps answering."""
+    hub_state.add_user(CALLER, token=TOKEN)
+    folder = write_folder(jp_root_dir / "scale", component_files())
+    (folder / fifo).parent.mkdir(exist_ok=True)
+    (folder / fifo).unlink(missing_ok=True)
+    os.mkfifo(folder / fifo)
+    code, body = await post(jp_fetch, *PUBLISH, body={"path": "scale"})
+    assert code == 400, body
+    assert body == {
+        "message": f"{fifo} is a named pipe (FIFO): only regular files and folders are "
+        "published; remove it"
+    }
+    assert await own_submissions(configured) == []
+    # the server is not stuck: the same folder without the pipe is published
+    os.remove(folder / fifo)
+    write_folder(folder, {k: v for k, v in component_files().items() if k == fifo})
+    code, body = await post(jp_fetch, *PUBLISH, body={"path": "scale"})
+    assert code == 201, body
+
+
+@pytest.mark.timeout(60)
+def test_reading_never_blocks_nor_follows_what_was_swapped_in(tmp_path):
+    """What lstat saw can change before the open: the open itself must refuse a FIFO
+    (without waiting for a writer) and a symlink."""
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(component_publish.FolderError) as e:
+        component_publish._read_bounded(tmp_path / "pipe", "pipe", 10, float("inf"), 10)
+    assert (e.value.status, e.value.message) == (
+        400, "pipe is a named pipe (FIFO): only regular files and folders are published; remove it"
+    )  # fmt: skip
+    (tmp_path / "secret").write_text("s3cret")
+    os.symlink(tmp_path / "secret", tmp_path / "link")
+    with pytest.raises(component_publish.FolderError) as e:
+        component_publish._read_bounded(tmp_path / "link", "link", 10, float("inf"), 10)
+    assert e.value.message == "link: symlinks are not published"
+    # and a read stops one byte past what may still be uploaded, however big the file
+    (tmp_path / "big").write_bytes(b"x" * 100_000)
+    got = component_publish._read_bounded(tmp_path / "big", "big", 10, float("inf"), 10)
+    assert got == b"x" * 11
+
+
+def test_reading_the_folder_is_bounded_in_time(monkeypatch, tmp_path):
+    """The walk and the reads share one deadline (the time is injected: each look at the
+    clock moves it one second)."""
+    folder = write_folder(tmp_path / "scale", component_files())
+    ticks = iter(range(10_000))
+    monkeypatch.setattr(component_publish, "clock", lambda: float(next(ticks)))
+    with pytest.raises(component_publish.FolderError) as e:
+        component_publish.collect_files(folder, timeout_s=2)
+    assert e.value.status == 503
+    assert e.value.message.startswith("Reading the folder took more than 2 s")
+    ticks = iter(range(10_000))
+    assert set(component_publish.collect_files(folder, timeout_s=1000)) == set(component_files())
 
 
 async def test_invalid_components_and_limits_are_refused_before_upload(

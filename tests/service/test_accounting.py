@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 from datetime import UTC, datetime
 from email import message_from_string
 from email.policy import default as default_policy
@@ -19,7 +20,7 @@ from mlfactory.spawner.journal import Record, process_start
 from tornado import web
 from tornado.httpserver import HTTPServer
 
-from .conftest import free_port, platform_with
+from .helpers import free_port, platform_with
 
 H = 3600
 
@@ -228,12 +229,23 @@ async def test_a_restarted_service_neither_loses_nor_double_counts(
     assert spend["ann"][0] == pytest.approx(2.0)
 
 
+@pytest.fixture
+def forgotten_server():
+    """A live process standing in for a server the hub forgot (never this test process:
+    the service stops orphans)."""
+    proc = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
 async def test_a_process_the_hub_forgot_is_found_and_charged(
-    make_accountant, clock, hub_state, fake_hub, journal
+    make_accountant, clock, hub_state, fake_hub, journal, forgotten_server
 ):
-    acc = make_accountant(platform_with(), fake_hub)
+    # an orphan, stopped after its grace (tests/service/test_ledger_lifecycle.py); longer here
+    acc = make_accountant(platform_with(accounting={"orphan_grace": "2h"}), fake_hub)
     await acc.start()
-    pid = os.getpid()  # a live process stands in for the forgotten server
+    pid = forgotten_server.pid
     journal.write(
         Record(
             key="f" * 16,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import SECRET
+from .helpers import SECRET
 
 
 def gate_body(key: str, user: str = "alice", price: float = 1.0, **kw) -> dict:

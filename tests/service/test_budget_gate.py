@@ -9,7 +9,7 @@ import pytest
 from mlfactory.spawner.budget_gate import UNREACHABLE, ServiceGate
 from mlfactory.spawner.form import budget_text
 
-from .conftest import SECRET, free_port, platform_with
+from .helpers import SECRET, free_port, platform_with
 
 
 def spawner_for(user: str, price: float, key: str = "gatekey-0001") -> SimpleNamespace:

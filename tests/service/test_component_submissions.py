@@ -25,7 +25,7 @@ from mlfactory.hub.service.submissions import (
 )
 from traitlets.config import Config
 
-from .conftest import T0, platform_with
+from .helpers import T0, platform_with
 from .test_openapi import check_response
 
 REVIEW = "custom:mlfactory:components:review"

@@ -11,7 +11,7 @@ from mlfactory.hub.service.culling import Facts, Limits, Report, decide, duratio
 from mlfactory.hub.service.hubapi import HubAPI
 from mlfactory.hub.service.periods import iso_utc
 
-from .conftest import T0, platform_with
+from .helpers import T0, platform_with
 
 M, H = 60, 3600
 LIMITS = Limits(idle_timeout=H, max_age=0, warn_before=10 * M, gpu_idle_percent=5)

@@ -9,7 +9,7 @@ from mlfactory.hub.service.budgets import Rule, Scope
 from mlfactory.hub.service.permissions import BUDGETS_READ, USAGE_READ
 from mlfactory.hub.service.reconcile import Sighting
 
-from .conftest import T0
+from .helpers import T0
 
 HOUR = 3600.0
 DAY = 86400.0

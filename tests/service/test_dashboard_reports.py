@@ -13,8 +13,6 @@ from mlfactory.hub.service.reconcile import Sighting
 from mlfactory.hub.service.reports import daily_by, top_n
 from mlfactory.hub.service.store import Store, Visibility
 
-from .pg_fixture import postgresql_cluster  # noqa: F401 - the shared throw-away cluster
-
 UTC = ZoneInfo("UTC")
 HOUR = 3600.0
 EVERYONE = Visibility(everyone=True)

@@ -8,7 +8,7 @@ import json
 from mlfactory.hub.service.hubapi import HubAPI, hub_key, sighting
 from tornado.httpclient import AsyncHTTPClient
 
-from .conftest import T0
+from .helpers import T0
 from .test_culling import iso
 
 
@@ -16,13 +16,14 @@ async def test_the_stand_in_hub_pages_only_when_asked_like_jupyterhub(fake_hub, 
     for i in range(450):
         hub_state.add_user(f"user{i:03d}", groups=(f"team{i:03d}",))
     client = AsyncHTTPClient()
-    plain = json.loads((await client.fetch(f"{fake_hub}/users?limit=1000")).body)
+    auth = {"Authorization": "token service-token"}  # the hub answers its lists to tokens only
+    plain = json.loads((await client.fetch(f"{fake_hub}/users?limit=1000", headers=auth)).body)
     assert isinstance(plain, list) and len(plain) == 200  # cut at the max limit, silently
     paged = json.loads(
         (
             await client.fetch(
                 f"{fake_hub}/users",
-                headers={"Accept": "application/jupyterhub-pagination+json"},
+                headers={**auth, "Accept": "application/jupyterhub-pagination+json"},
             )
         ).body
     )

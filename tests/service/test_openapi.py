@@ -17,7 +17,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from tornado import web
 
-from .conftest import SECRET
+from .helpers import SECRET
 
 PREFIX = "/services/mlfactory/"
 DOC_PATH = Path(handlers.__file__).with_name("openapi.yaml")

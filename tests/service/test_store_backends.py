@@ -29,8 +29,6 @@ from mlfactory.hub.service.store import Store, Visibility
 from sqlalchemy import delete, inspect, text
 from sqlalchemy.engine import Engine
 
-from .pg_fixture import postgresql_cluster, postgresql_url  # noqa: F401
-
 TZ = ZoneInfo("Europe/Berlin")
 TABLES = {"alerts", "budget_stops", "budgets", "ledger_sessions", "ledger_session_groups"}
 HOUR = 3600.0

@@ -1,0 +1,110 @@
+"""What the platform service's tests share besides fixtures: the secret and prefix the test
+service runs with, the injected clock, and platform configs derived from the shipped one."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mlfactory.hub.platform_config import PACKAGED_CONFIG, PlatformConfig
+from mlfactory.hub.service.accounting import Accountant
+from mlfactory.hub.service.culler import Culler
+from mlfactory.hub.service.db import make_engine, upgrade
+from mlfactory.hub.service.store import Store
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from ..fakehub import HubState
+
+SECRET = "test-service-secret"
+PREFIX = "/services/mlfactory/"
+T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC).timestamp()
+
+
+class Clock:
+    """Injected time: tests move it instead of sleeping."""
+
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+    def set(self, t: float) -> None:
+        self.t = t
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def service_store(db_url: str) -> Iterator[Store]:
+    """The service's store on a database migrated to the newest schema (a fixture's body)."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield Store(engine)
+    engine.dispose()
+
+
+def platform_with(**changes: Any) -> PlatformConfig:
+    """The shipped example with top-level keys replaced (``changes`` are plain YAML data)."""
+    import yaml
+    from mlfactory.hub.platform_config import parse_platform_config
+
+    data = yaml.safe_load(PACKAGED_CONFIG.read_text())
+    data.update(changes)
+    return parse_platform_config(data, "test.yaml")
+
+
+@dataclass
+class Service:
+    url: str
+    accountant: Accountant
+    hub: HubState
+    culler: Culler
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        secret: str | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+    ) -> tuple[int, Any, dict]:
+        headers = {}
+        if token:
+            headers["Authorization"] = f"token {token}"
+        if secret:
+            headers["Authorization"] = f"secret {secret}"
+        data = raw if raw is not None else (None if body is None else json.dumps(body))
+        if data is None and method in ("POST", "PUT"):
+            data = b""
+        req = HTTPRequest(
+            self.url + path,
+            method=method,
+            headers=headers,
+            body=data,
+            allow_nonstandard_methods=True,
+            follow_redirects=False,
+        )
+        try:
+            resp = await AsyncHTTPClient().fetch(req)
+        except HTTPClientError as e:
+            resp = e.response
+            assert resp is not None, e
+        text = resp.body.decode() if resp.body else ""
+        try:
+            payload = json.loads(text) if text else None
+        except ValueError:
+            payload = text
+        return resp.code, payload, dict(resp.headers)
