@@ -46,12 +46,15 @@ $(LAB_OUT)/package.json: $(LAB)/node_modules/.installed $(VENV)/.installed $(LAB
 	cd $(LAB) && npm run build
 	touch $@
 
-# An editable install does not copy data_files: link the labextension and the
-# server-extension switch into the venv, as `jupyter labextension develop` would.
-$(VENV)/.linked: $(VENV)/.installed server_ext/jupyter_server_config.d/mlfactory.json
-	mkdir -p $(VENV)/share/jupyter/labextensions $(VENV)/etc/jupyter/jupyter_server_config.d
+# An editable install does not copy data_files: link the labextension and copy the
+# server-extension switch and JupyterLab's default settings (news off) into the venv, as
+# `jupyter labextension develop` and a wheel install would.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d
+$(VENV)/.linked: $(VENV)/.installed server_ext/jupyter_server_config.d/mlfactory.json server_ext/lab_settings/mlfactory.json
+	mkdir -p $(VENV)/share/jupyter/labextensions $(VENV)/etc/jupyter/jupyter_server_config.d $(LAB_OVERRIDES)
 	ln -sfn $(CURDIR)/$(LAB_OUT) $(VENV)/share/jupyter/labextensions/mlfactory
 	cp server_ext/jupyter_server_config.d/mlfactory.json $(VENV)/etc/jupyter/jupyter_server_config.d/
+	cp server_ext/lab_settings/mlfactory.json $(LAB_OVERRIDES)/
 	touch $@
 
 # Playwright drives Debian's Chromium (it cannot download its own browser here).

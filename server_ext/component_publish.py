@@ -11,12 +11,15 @@ library's cache dir as two catalog sources, ``shared`` and ``mine``.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
 import re
 import secrets
 import shutil
+import stat
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +55,8 @@ SYNC_EVERY_S = 60.0  # searching or listing submissions re-syncs the published c
 TIMEOUT_S = 30.0  # an upload of up to 1 MB
 MAX_PATH = 1024
 SKIPPED_DIRS = {"__pycache__", ".ipynb_checkpoints"}
+READ_TIMEOUT_S = 10.0  # walking and reading the folder to publish, all of it
+READ_CHUNK = 64 * 1024
 
 WORDING = service_client.Wording(
     endpoint="components",
@@ -110,35 +115,118 @@ def resolve_folder(root: Path, path: Any, *, allow_hidden: bool = False) -> Path
     return real
 
 
-def collect_files(folder: Path) -> dict[str, str]:
+def _kind(mode: int) -> str:
+    """What a non-regular directory entry is, in words a user knows."""
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _refuse(rel: str, mode: int) -> FolderError:
+    if stat.S_ISLNK(mode):
+        return FolderError(400, f"{rel}: symlinks are not published")
+    return FolderError(
+        400, f"{rel} is {_kind(mode)}: only regular files and folders are published; remove it"
+    )
+
+
+def _read_bounded(path: Path, rel: str, limit: int, deadline: float, timeout_s: float) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file ``path``, before ``deadline``.
+
+    O_NOFOLLOW|O_NONBLOCK: opening a FIFO (or a symlink swapped in since the lstat) must
+    neither block nor follow; fstat on the open file is what decides what it is.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # O_NOFOLLOW on a symlink
+            raise FolderError(400, f"{rel}: symlinks are not published") from None
+        raise FolderError(400, f"{rel}: cannot be read ({e.strerror})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _refuse(rel, mode)
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            if clock() > deadline:
+                raise _too_slow(timeout_s)
+            try:
+                chunk = os.read(fd, min(READ_CHUNK, left))
+            except BlockingIOError:  # not for regular files; never wait on one that says so
+                raise FolderError(400, f"{rel}: cannot be read without waiting") from None
+            except OSError as e:
+                raise FolderError(400, f"{rel}: cannot be read ({e.strerror})") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _too_slow(timeout_s: float = READ_TIMEOUT_S) -> FolderError:
+    return FolderError(
+        503,
+        f"Reading the folder took more than {timeout_s:g} s; try again, or publish "
+        "a folder that holds only the component's files.",
+    )
+
+
+def collect_files(folder: Path, timeout_s: float = READ_TIMEOUT_S) -> dict[str, str]:
     """The files to upload: every file in ``folder`` except caches and hidden ones, within
-    the service's limits. A symlink is refused: it could upload a file from anywhere."""
+    the service's limits, read within ``timeout_s``.
+
+    Only regular files and folders are published: a symlink could upload a file from
+    anywhere, and reading a FIFO or a device would block or never end.
+    """
+    deadline = clock() + timeout_s
     out: dict[str, str] = {}
     total = 0
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         here = Path(dirpath)
         for d in list(dirnames):
+            if clock() > deadline:
+                raise _too_slow(timeout_s)
             if d in SKIPPED_DIRS or d.startswith("."):
                 dirnames.remove(d)
-            elif (here / d).is_symlink():
-                raise FolderError(
-                    400, f"{(here / d).relative_to(folder)}: symlinks are not published"
-                )
+                continue
+            try:
+                mode = os.lstat(here / d).st_mode
+            except FileNotFoundError:  # removed while we walked
+                dirnames.remove(d)
+                continue
+            if not stat.S_ISDIR(mode):
+                raise _refuse((here / d).relative_to(folder).as_posix(), mode)
         dirnames.sort()
         for name in sorted(filenames):
+            if clock() > deadline:
+                raise _too_slow(timeout_s)
             if name.startswith(".") or name.endswith((".pyc", ".pyo")):
                 continue
             path = here / name
             rel = path.relative_to(folder).as_posix()
-            if path.is_symlink():
-                raise FolderError(400, f"{rel}: symlinks are not published")
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:  # removed while we walked: it is not published
+                continue
+            if not stat.S_ISREG(mode):
+                raise _refuse(rel, mode)
             try:
                 check_path(rel)
             except SubmissionError as e:
                 raise FolderError(400, e.message.removeprefix("files: ")) from None
             if len(out) >= MAX_FILES:
                 raise FolderError(413, f"The folder has more than {MAX_FILES} files to publish.")
-            data = path.read_bytes()
+            data = _read_bounded(path, rel, MAX_BYTES - total, deadline, timeout_s)
             total += len(data)
             if total > MAX_BYTES:
                 raise FolderError(413, f"The folder holds more than {MAX_BYTES:,} bytes.")
@@ -149,21 +237,44 @@ def collect_files(folder: Path) -> dict[str, str]:
     return out
 
 
-def check_folder(folder: Path) -> dict[str, str]:
-    """Validate the component in ``folder`` with the spec and return its files."""
+def check_folder(folder: Path, timeout_s: float = READ_TIMEOUT_S) -> dict[str, str]:
+    """Collect the files in ``folder`` and validate the component they make with the spec.
+
+    The spec reads the copy that was collected, never ``folder`` itself: what is checked is
+    what is uploaded, and a file swapped for a FIFO after collecting cannot block the check.
+    """
+    files = collect_files(folder, timeout_s)
+    with tempfile.TemporaryDirectory(prefix="mlfactory-publish-") as tmp:
+        copy = Path(tmp) / folder.name  # the spec's messages name the folder
+        for rel, text in files.items():
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            (copy / rel).write_text(text, encoding="utf-8")
+        copy.mkdir(exist_ok=True)
+        try:
+            load_component(copy, source="user")
+        except InvalidComponent as e:
+            errors = []
+            for err in e.errors:
+                try:
+                    file = Path(err.file).relative_to(copy).as_posix()
+                except ValueError:
+                    file = Path(err.file).name
+                errors.append({"file": file, "key": err.key, "message": err.message})
+            lines = "; ".join(f"{x['file']}: {x['key'] or '(top)'}: {x['message']}" for x in errors)
+            raise FolderError(400, f"The component is not valid: {lines}", errors) from None
+    return files
+
+
+async def read_folder(folder: Path) -> dict[str, str]:
+    """check_folder in a thread, so reading the folder never holds up the event loop.
+
+    The thread keeps its own deadline; wait_for is the backstop for a read that stalls
+    inside the kernel (a hung network filesystem), where that deadline cannot see.
+    """
     try:
-        load_component(folder, source="user")
-    except InvalidComponent as e:
-        errors = []
-        for err in e.errors:
-            try:
-                file = Path(err.file).relative_to(folder).as_posix()
-            except ValueError:
-                file = Path(err.file).name
-            errors.append({"file": file, "key": err.key, "message": err.message})
-        lines = "; ".join(f"{x['file']}: {x['key'] or '(top)'}: {x['message']}" for x in errors)
-        raise FolderError(400, f"The component is not valid: {lines}", errors) from None
-    return collect_files(folder)
+        return await asyncio.wait_for(asyncio.to_thread(check_folder, folder), READ_TIMEOUT_S + 5)
+    except TimeoutError:
+        raise _too_slow() from None
 
 
 # --- the published copy -------------------------------------------------------------------
@@ -312,7 +423,7 @@ class PublishHandler(ComponentPublishHandler):
             folder = resolve_folder(
                 root, body.get("path"), allow_hidden=bool(getattr(cm, "allow_hidden", False))
             )
-            files = await asyncio.to_thread(check_folder, folder)
+            files = await read_folder(folder)
         except FolderError as e:
             self.set_status(e.status)
             reply: dict[str, Any] = {"message": e.message}
@@ -397,11 +508,14 @@ class ReviewHandler(ComponentPublishHandler):
         self.answer(answer)
 
 
-def setup(app: Any) -> list[tuple[str, Any]]:
+def setup(app: Any) -> None:
     app.settings[STATE_KEY] = SyncState()
-    return [
-        (r"/mlfactory/components/publish", PublishHandler),
-        (r"/mlfactory/components/submissions", SubmissionsHandler),
-        (r"/mlfactory/components/submissions/([^/]+)", SubmissionHandler),
-        (r"/mlfactory/components/submissions/([^/]+)/review", ReviewHandler),
-    ]
+
+
+# Patterns are relative: ExtensionApp prefixes them with the server's base_url.
+default_handlers = [
+    (r"/mlfactory/components/publish", PublishHandler),
+    (r"/mlfactory/components/submissions", SubmissionsHandler),
+    (r"/mlfactory/components/submissions/([^/]+)", SubmissionHandler),
+    (r"/mlfactory/components/submissions/([^/]+)/review", ReviewHandler),
+]

@@ -52,6 +52,7 @@ def test_wheel_holds_every_part_of_the_bundle(wheel):
         "mlfactory/components/__init__.py",
         "mlfactory/model_api/__init__.py",
         f"{data}/data/etc/jupyter/jupyter_server_config.d/mlfactory.json",
+        f"{data}/data/share/jupyter/lab/settings/overrides.d/mlfactory.json",
         f"{data}/data/share/jupyter/labextensions/mlfactory/package.json",
         f"{data}/data/share/jupyter/labextensions/mlfactory/install.json",
     }

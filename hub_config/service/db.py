@@ -8,6 +8,7 @@ upgraded only by alembic (``migrations/``); ``upgrade`` runs at start-up.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -20,10 +21,12 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+CONNECT_TIMEOUT_S = 10  # s: a PostgreSQL connection attempt, then the request fails (503)
 
 
 class Base(DeclarativeBase):
@@ -219,9 +222,23 @@ class PublishedComponent(Base):
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+
+    A server database (PostgreSQL) may restart or fail over under a running service: each
+    pooled connection is tested before use (``pool_pre_ping``), so the first request after
+    a restart gets a fresh connection instead of an error, and a connection attempt gives
+    up after CONNECT_TIMEOUT_S (libpq waits for TCP's own timeout, minutes, otherwise)
+    unless the URL says otherwise.
+    """
     is_sqlite = url.startswith("sqlite")
-    kwargs = {"connect_args": {"timeout": 30}} if is_sqlite else {"pool_pre_ping": True}
+    kwargs: dict[str, Any]
+    if is_sqlite:
+        kwargs = {"connect_args": {"timeout": 30}}
+    else:
+        kwargs = {"pool_pre_ping": True}
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     engine = create_engine(url, **kwargs)
     if is_sqlite:
 
@@ -238,6 +255,14 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     return engine
+
+
+def unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` says the database cannot be reached now (down, restarting, or a
+    connection it dropped): worth a "try again" rather than a bug report."""
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
 
 
 def upgrade(engine: Engine) -> None:

@@ -27,6 +27,7 @@ from tornado.log import app_log, gen_log
 from .accounting import GateRequest
 from .budgets import KINDS, BudgetBodyError, Rule, Scope, budget_input
 from .culler import KeepAliveRefused
+from .db import unavailable as db_unavailable
 from .periods import iso_utc
 from .permissions import (
     BUDGETS_READ,
@@ -90,6 +91,13 @@ class BaseHandler(web.RequestHandler):
                 body["field"] = exc.field
         elif status_code == 403:
             body["error"] = "You do not have access to this."
+        elif db_unavailable(exc):  # e.g. PostgreSQL restarting: the next try may work
+            self.set_status(503)
+            self.set_header("Retry-After", "30")
+            body["error"] = (
+                "The platform's database cannot be reached right now; try again in a minute, "
+                "and tell an admin if it lasts."
+            )
         elif status_code >= 500:
             body["error"] = "The platform service failed; the error is in its log."
         self.set_header("Content-Type", "application/json")
@@ -102,6 +110,8 @@ class BaseHandler(web.RequestHandler):
         if isinstance(value, web.HTTPError):
             if value.get_message():
                 gen_log.warning("%d %s: %s", value.status_code, where, value.get_message())
+        elif db_unavailable(value):  # one line, not a traceback per request while it is down
+            app_log.error("%s: the database cannot be reached: %s", where, value.orig)
         else:
             app_log.error("Uncaught exception %s", where, exc_info=(typ, value, tb))
 

@@ -158,6 +158,33 @@ def cell_editor_text(page) -> str:
     return page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".cm-content").inner_text()
 
 
+def test_the_empty_state_button_is_not_clipped_at_the_default_width(lab, page):
+    """An untracked workspace offers "Start tracking this workspace": at the sidebar's
+    default width its whole text shows (nothing cut off on the right or below)."""
+    page.goto(lab.lab_url())
+    page.locator('.jp-SideBar [data-id="mlfactory-history"]').click()
+    panel = page.locator('[data-testid="mlfactory-history"]')
+    start = panel.locator('[data-testid="mlfactory-history-init"]')
+    start.wait_for(timeout=60_000)
+    assert start.inner_text() == "Start tracking this workspace"
+    box = start.evaluate(
+        """b => {
+            const own = b.getBoundingClientRect();
+            const side = b.closest('.lm-Widget.jp-SideStackedPanel, #jp-left-stack')
+                || b.closest('[data-testid="mlfactory-history"]');
+            const area = side.getBoundingClientRect();
+            return {scrollWidth: b.scrollWidth, clientWidth: b.clientWidth,
+                    scrollHeight: b.scrollHeight, clientHeight: b.clientHeight,
+                    right: own.right, areaRight: area.right, areaWidth: area.width};
+        }"""
+    )
+    assert box["scrollWidth"] <= box["clientWidth"], box
+    assert box["scrollHeight"] <= box["clientHeight"], box
+    assert box["right"] <= box["areaRight"], box  # and the button itself fits the panel
+    dismiss_news(page)
+    screenshot(page, "history-empty-state")
+
+
 def test_save_compare_and_restore_versions(lab, page):
     write_notebook(lab.root)
     alerts: list[str] = []

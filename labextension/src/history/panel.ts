@@ -219,6 +219,7 @@ export class HistoryPanel extends Widget {
         () => void this._init(start),
         'accept'
       );
+      start.classList.add('mlfactory-HistoryPanel-start');
       start.dataset.testid = 'mlfactory-history-init';
       nodes.push(start);
     } else {
