@@ -19,14 +19,18 @@ from typing import Any
 
 from jupyterhub.utils import random_port
 
-from .platform_config import PlatformConfig, data_dir
+from .platform_config import (
+    PlatformConfig,
+    accounts_db_url,
+    admin_username,
+    data_dir,
+    hub_address,
+    prepare_data_dir,
+    server_logs_dir,
+    workspaces_dir,
+)
 
 TEMPLATES = Path(__file__).with_name("templates")
-DEFAULT_PORT = 8000
-
-
-def admin_username(env: Mapping[str, str] = os.environ) -> str:
-    return env.get("MLFACTORY_ADMIN_USER") or "admin"
 
 
 def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os.environ) -> None:
@@ -202,8 +206,7 @@ def apply_embedded_defaults(c: Any, env: Mapping[str, str] = os.environ) -> None
     """One machine, nothing else to start: SQLite, the local proxy, local accounts."""
     data = data_dir()
     hub_state = prepare_data_dir(data)
-    ip = env.get("MLFACTORY_IP") or "127.0.0.1"
-    port = int(env.get("MLFACTORY_PORT") or DEFAULT_PORT)
+    ip, port = hub_address(env)
     c.JupyterHub.bind_url = f"http://{ip}:{port}"
     c.JupyterHub.hub_ip = "127.0.0.1"
     c.JupyterHub.db_url = f"sqlite:///{hub_state / 'jupyterhub.sqlite'}"
@@ -224,30 +227,8 @@ def apply_embedded_defaults(c: Any, env: Mapping[str, str] = os.environ) -> None
     # Without root there are no per-user OS accounts: tell admins on every hub page.
     template_vars["mlfactory_isolation_off"] = os.geteuid() != 0
     c.JupyterHub.template_vars = template_vars
-    c.MLFactoryLocalSpawner.workspace_root = str(data / "workspaces")
-    c.MLFactoryLocalSpawner.log_root = str(data / "logs" / "servers")
-
-
-def prepare_data_dir(data: Path) -> Path:
-    """Lay out the state folder; returns the hub's private part.
-
-    ``<data>`` is traverse-only (0711) so that per-user OS accounts can reach their homes
-    under ``<data>/workspaces``; the hub's databases and secrets live in ``<data>/hub``
-    (0700) and logs in ``<data>/logs`` (0700), out of every user's reach.
-    """
-    hub_state = data / "hub"
-    ours = not data.exists() or hub_state.is_dir()  # never re-mode a folder like /tmp
-    data.mkdir(parents=True, exist_ok=True)
-    if ours:
-        data.chmod(0o711)  # noqa: S103 - traverse only, no listing
-    for private in (hub_state, data / "logs"):
-        private.mkdir(exist_ok=True, mode=0o700)
-        private.chmod(0o700)
-    return hub_state
-
-
-def accounts_db_url(data: Path) -> str:
-    return f"sqlite:///{data / 'hub' / 'accounts.sqlite'}"
+    c.MLFactoryLocalSpawner.workspace_root = str(workspaces_dir())
+    c.MLFactoryLocalSpawner.log_root = str(server_logs_dir())
 
 
 def running_on_kubernetes(env: Mapping[str, str] = os.environ) -> bool:

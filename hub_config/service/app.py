@@ -22,10 +22,11 @@ from urllib.parse import urlparse
 from jupyterhub.log import _scrub_uri
 from jupyterhub.services.auth import HubOAuth
 from mlfactory.hub.platform_config import (
-    PACKAGED_CONFIG,
     PlatformConfig,
-    data_dir,
+    config_path,
+    journal_dir,
     load_platform_config,
+    platform_db_url,
 )
 from mlfactory.spawner.journal import Journal
 from tornado import web
@@ -47,14 +48,6 @@ HERE = Path(__file__).parent
 # one). The hub applies a role or group change, a deleted user and an expired token on the
 # next request; HubAuth's default of 300 s would let all of those work on here for minutes.
 AUTH_CACHE_SECONDS = 2
-
-
-def default_database_url() -> str:
-    return f"sqlite:///{data_dir() / 'hub' / 'platform.sqlite'}"
-
-
-def journal_dir() -> Path:
-    return data_dir() / "runtime" / "servers"
 
 
 def make_hub_auth() -> HubOAuth:
@@ -130,7 +123,7 @@ class PlatformService(Application):
 
     @default("config_file")
     def _default_config_file(self) -> str:
-        return os.environ.get("MLFACTORY_CONFIG") or str(PACKAGED_CONFIG)
+        return str(config_path())
 
     @default("log_level")
     def _default_log_level(self) -> int:
@@ -151,7 +144,7 @@ class PlatformService(Application):
         tornado_log.parent = self.log
         tornado_log.setLevel(logging.INFO)
         self.platform: PlatformConfig = load_platform_config(self.config_file)
-        url = self.platform.accounting.database_url or default_database_url()
+        url = self.platform.accounting.database_url or platform_db_url()
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(url)

@@ -19,6 +19,9 @@ from .periods import Period, iso_utc, readable_utc
 
 Kind = Literal["user", "group", "project"]
 KINDS: tuple[Kind, ...] = ("user", "group", "project")
+# What usage is reported by (``/api/usage?by=``, ``mlfactory budgets usage --by``): the budget
+# kinds, then the profile, the local day and the single server.
+DIMENSIONS: tuple[str, ...] = (*KINDS, "profile", "day", "server")
 Enforcement = Literal["alert", "block", "stop"]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from mlfactory.components.scaffold import replace_dir
 from mlfactory.components.spec import InvalidComponent, load_component
-from mlfactory.hub.platform_config import data_dir
+from mlfactory.hub.platform_config import hub_state_dir
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -51,7 +51,7 @@ MAX_UPLOAD = 4 * MAX_BYTES
 
 def components_dir() -> Path:
     """Where submissions live by default: the hub's private part of the data dir."""
-    return data_dir() / "hub" / "components"
+    return hub_state_dir() / "components"
 
 
 class InvalidSubmission(SubmissionError):

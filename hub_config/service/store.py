@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from . import daily
-from .budgets import Charge, Rule, Scope, commitment, cost_in_window
+from .budgets import DIMENSIONS, Charge, Rule, Scope, commitment, cost_in_window
 from .db import (
     AlertRow,
     BudgetRow,
@@ -47,7 +47,6 @@ L = LedgerSession.__table__
 G = SessionGroup.__table__
 D = SpendDaily.__table__
 DAILY_KINDS = ("user", "group", "project", "profile")
-DIMENSIONS = ("user", "group", "project", "profile", "day", "server")
 
 
 @dataclass(frozen=True)

@@ -177,8 +177,7 @@ def prepare_hub(
     import yaml
     from mlfactory.hub.account_store import AccountStore
     from mlfactory.hub.accounts import hash_password
-    from mlfactory.hub.hubconfig import accounts_db_url, prepare_data_dir
-    from mlfactory.hub.platform_config import PACKAGED_CONFIG
+    from mlfactory.hub.platform_config import PACKAGED_CONFIG, accounts_db_url, prepare_data_dir
 
     data = hub_data_dir(name)
     config_path = data.with_suffix(".yaml")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from mlfactory.hub import accounts, cli
+from mlfactory.hub import accounts
 from mlfactory.hub.account_store import AccountStore
 from mlfactory.hub.cli import bootstrap_admin, build_parser, main
+from mlfactory.hub.cli import hub as cli
 from mlfactory.hub.platform_config import PACKAGED_CONFIG
 
 # --- config check ------------------------------------------------------------------------------
@@ -104,6 +105,15 @@ def test_hub_refuses_bad_platform_config(hub_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "the platform config is invalid" in err
     assert f"{bad}: profiles:" in err
+    assert not (tmp_path / "data").exists()
+
+
+def test_hub_refuses_a_port_that_is_not_a_number(hub_run, tmp_path, capsys):
+    # the hub's config reads the same MLFACTORY_PORT (platform_runtime.hub_address): it would
+    # fail there with a traceback after the banner had printed the bad address
+    hub_run.setenv("MLFACTORY_PORT", "80a")
+    assert main(["hub"]) == 2
+    assert "MLFACTORY_PORT='80a' is not a port number" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
 
 
