@@ -97,10 +97,13 @@ class ServiceGate:
             log.warning("Could not read the budget of %s: %s", user, e)
             return None
 
-    async def ended(self, key: str, when: float, reason: str) -> None:
-        """Best effort: the service also finds the end itself when it reconciles."""
+    async def ended(self, key: str, when: float, reason: str, never_ready: bool = False) -> None:
+        """Tell the service at once, so a stopped server stops counting now (``never_ready``:
+        it never accepted connections, and costs nothing). Best effort: the service also
+        finds the end itself, from the journal, when it reconciles."""
+        body = {"ended_at": when, "reason": reason, "never_ready": never_ready}
         try:
-            await self._post(f"/api/sessions/{key}/end", {"ended_at": when, "reason": reason})
+            await self._post(f"/api/sessions/{key}/end", body)
         except (HTTPClientError, OSError, ValueError) as e:
             log.warning("Could not tell the platform service that %s ended: %s", key, e)
 

@@ -6,6 +6,11 @@ platform service reads it to find servers the hub does not list (a hub that lost
 a process, jupyterhub #4574) and to close sessions at the real stop time. A process is
 alive only if its pid still has the start time recorded, so a reused pid is not mistaken
 for the server.
+
+The record also says whether the server ever accepted connections (``ready``): a session
+that never did costs nothing. The service keeps its own marks beside the records
+(``<key>.orphan``: when it found the server running unknown to the hub) and stops such an
+orphan's process itself after a grace period (``stop_process``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -36,6 +42,8 @@ class Record:
     pid: int = 0
     pid_start: str = ""  # /proc/<pid>/stat field 22 at launch
     stopped_at: float | None = None
+    # False until the server accepts connections; None in records older than this field
+    ready: bool | None = None
 
 
 def new_ledger(user: str, server_name: str, groups: list[str], request: Any) -> dict[str, Any]:
@@ -58,25 +66,77 @@ def record_of(ledger: dict[str, Any], pid: int) -> Record:
     """The journal record of a session whose server process is ``pid``."""
     fields = {k: ledger[k] for k in ("key", "user", "server_name", "started", "price_per_hour")}
     extra = {k: ledger[k] for k in ("project", "profile", "resources", "groups")}
-    return Record(**fields, **extra, pid=pid, pid_start=process_start(pid))
+    return Record(
+        **fields, **extra, pid=pid, pid_start=process_start(pid), ready=bool(ledger.get("ready"))
+    )
+
+
+def _stat(pid: int) -> tuple[str, str]:
+    """``pid``'s state letter and kernel start time (clock ticks since boot); ('', '') if it
+    is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "", ""
+    # the command name (field 2) may hold spaces and parentheses: split after the last ')'
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0], fields[19]
 
 
 def process_start(pid: int) -> str:
     """The kernel's start time of ``pid`` (clock ticks since boot), '' if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-    return stat[stat.rindex(")") + 2 :].split()[19]
+    return _stat(pid)[1]
+
+
+def _running(record: Record) -> bool:
+    """The recorded process still exists (a zombie that nobody reaped does not count)."""
+    state, start = _stat(record.pid) if record.pid else ("", "")
+    return bool(start) and start == record.pid_start and state not in ("Z", "X")
 
 
 def alive(record: Record) -> bool:
-    return (
-        bool(record.pid)
-        and record.stopped_at is None
-        and (process_start(record.pid) == record.pid_start)
-    )
+    return record.stopped_at is None and _running(record)
+
+
+def stop_process(record: Record, wait: float = 10.0) -> bool:
+    """Stop the recorded server (TERM, then KILL after ``wait`` seconds); True once it is
+    gone. Blocking: run it in a worker thread.
+
+    Only the recorded process is signalled (its pid with the recorded start time), with its
+    process group when it leads one (servers start in their own session, so their kernels
+    go too); never this process or its own group.
+    """
+    if not _running(record):
+        return True
+    try:
+        group = os.getpgid(record.pid)
+    except ProcessLookupError:
+        return True
+    if group == os.getpgrp() or record.pid == os.getpid():
+        return False
+    leads = group == record.pid
+
+    def send(sig: int) -> None:
+        if not _running(record):  # checked before each signal: its pid may be reused later
+            return
+        try:
+            if leads:
+                os.killpg(group, sig)
+            else:
+                os.kill(record.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    send(signal.SIGTERM)
+    send(signal.SIGCONT)  # a stopped (frozen) process handles TERM only once continued
+    deadline = time.monotonic() + wait
+    while _running(record) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    send(signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    while _running(record) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _running(record)
 
 
 class Journal:
@@ -103,6 +163,12 @@ class Journal:
             record.stopped_at = when
             self.write(record)
 
+    def mark_ready(self, key: str) -> None:
+        record = self.read(key)
+        if record is not None and not record.ready:
+            record.ready = True
+            self.write(record)
+
     def read(self, key: str) -> Record | None:
         try:
             return Record(**json.loads(self._path(key).read_text()))
@@ -119,3 +185,24 @@ class Journal:
 
     def forget(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+        self.clear_orphan(key)
+
+    # The platform service's marks: when it found a server running unknown to the hub.
+
+    def orphan_marks(self) -> dict[str, float]:
+        out = {}
+        for path in sorted(self.root.glob("*.orphan")) if self.root.is_dir() else ():
+            try:
+                out[path.stem] = float(path.read_text())
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def mark_orphan(self, key: str, when: float) -> None:
+        path = self._path(key).with_suffix(".orphan")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(repr(when))
+
+    def clear_orphan(self, key: str) -> None:
+        self._path(key).with_suffix(".orphan").unlink(missing_ok=True)

@@ -33,8 +33,11 @@ from jupyterhub.utils import maybe_future, random_port
 from mlfactory.hub.platform_config import (
     ConfigError,
     PlatformConfig,
-    data_dir,
+    config_path,
+    journal_dir,
     load_platform_config,
+    server_logs_dir,
+    workspaces_dir,
 )
 from tornado import web
 from traitlets import Any as AnyTrait
@@ -125,9 +128,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
 
     @default("platform_config_file")
     def _default_platform_config_file(self) -> str:
-        from mlfactory.hub.platform_config import PACKAGED_CONFIG
-
-        return os.environ.get("MLFACTORY_CONFIG") or str(PACKAGED_CONFIG)
+        return str(config_path())
 
     user_accounts = Enum(
         ["auto", "create", "existing", "none"],
@@ -163,7 +164,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
 
     @default("workspace_root")
     def _default_workspace_root(self) -> str:
-        return str(data_dir() / "workspaces")
+        return str(workspaces_dir())
 
     log_root = Unicode(
         config=True,
@@ -176,7 +177,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
 
     @default("log_root")
     def _default_log_root(self) -> str:
-        return str(data_dir() / "logs" / "servers")
+        return str(server_logs_dir())
 
     allow_root = Bool(
         True,
@@ -225,7 +226,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
 
     @default("journal_root")
     def _default_journal_root(self) -> str:
-        return str(data_dir() / "runtime" / "servers")
+        return str(journal_dir())
 
     @default("cmd")
     def _default_cmd(self) -> list[str]:

@@ -2,9 +2,11 @@
 checks budgets (alerts once per threshold and period; warns, then stops, for ``stop``).
 
 It wires the pure rules (``budgets``, ``reconcile``) to the store, the hub API, the local
-backend's journal and the notifier. The clock is injected, so tests move time instead of
-sleeping. Database work runs in a worker thread; gate decisions are serialised by a lock
-so concurrent spawns cannot both take the last of a budget.
+backend's journal and the notifier. It also stops orphans: server processes the journal
+shows running and the hub does not know, which nobody could stop through the hub. The
+clock is injected, so tests move time instead of sleeping. Database work runs in a worker
+thread; gate decisions are serialised by a lock so concurrent spawns cannot both take the
+last of a budget.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mlfactory.hub.platform_config import PlatformConfig
-from mlfactory.spawner.journal import Journal, alive
+from mlfactory.spawner.journal import Journal, alive, stop_process
 
 from .alerts import Notifier
 from .budgets import (
@@ -34,12 +36,14 @@ from .budgets import (
     scopes_of,
     stop_action,
 )
-from .hubapi import HubAPI
+from .hubapi import HubAPI, sighting
 from .periods import day_starts, iso_day, iso_utc, period_bounds
-from .reconcile import Sighting, merge, plan
+from .reconcile import Sighting, merge, orphans, plan
 from .store import Store, Visibility
 
 log = logging.getLogger("mlfactory.service")
+# Seconds the hub's group membership is reused for permission checks (the auth cache's bound)
+MEMBERS_MAX_AGE = 2.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class Accountant:
         self.last_tick: float | None = None
         self._members: dict[str, list[str]] = {}
         self._members_at = float("-inf")
+        self.orphans: dict[str, float] = {}  # key → when it was found running unknown to the hub
 
     async def start(self) -> None:
         if await asyncio.to_thread(self.store.sync_daily):
@@ -175,9 +180,15 @@ class Accountant:
         )
         return verdict
 
-    async def end(self, key: str, when: float | None, reason: str) -> bool:
+    async def end(
+        self, key: str, when: float | None, reason: str, never_ready: bool = False
+    ) -> bool:
+        """Close a session now (the spawner's notice at a stop, exit or failed start), so a
+        stopped server stops counting at once. One that never became ready costs nothing."""
         now = self.clock()
         ended = min(when, now) if when is not None else now
+        if never_ready:
+            ended = 0.0  # the store closes a session no earlier than its start
         return await asyncio.to_thread(self.store.end_session, key, ended, reason)
 
     # --- the periodic tick ------------------------------------------------------------
@@ -209,11 +220,83 @@ class Accountant:
             # without the hub's view a session it alone reports would look stopped
             p.close = [c for c in p.close if c[0] in sightings]
         await asyncio.to_thread(self.store.apply, p, now)
-        for key, _ended, _reason in p.close:
-            if self.journal is not None and key in {s.key for s in backend_view}:
-                await asyncio.to_thread(self.journal.forget, key)
+        if self.journal is not None:
+            # the ledger has closed (or never had) the sessions of stopped records
+            for s in backend_view:
+                if not s.running:
+                    await asyncio.to_thread(self.journal.forget, s.key)
         if p.open or p.close:
             log.info("Ledger: %d opened, %d closed", len(p.open), len(p.close))
+        if hub_answered and self.hub is not None and self.journal is not None:
+            await self._stop_orphans(backend_view, hub_view, now)
+
+    async def _stop_orphans(
+        self, backend_view: list[Sighting], hub_view: list[Sighting], now: float
+    ) -> None:
+        """Find the servers the journal shows running and the hub does not list; stop those
+        still unlisted after ``accounting.orphan_grace``, with the end reason "orphaned"."""
+        assert self.journal is not None
+        marks = await asyncio.to_thread(self.journal.orphan_marks)
+        grace = self.config.accounting.orphan_grace
+        op = orphans(backend_view, {s.key for s in hub_view}, marks, now, grace)
+        for key in op.cleared:
+            await asyncio.to_thread(self.journal.clear_orphan, key)
+            marks.pop(key, None)
+        by_key = {s.key: s for s in backend_view}
+        for key in op.found:
+            await asyncio.to_thread(self.journal.mark_orphan, key, now)
+            marks[key] = now
+            s = by_key[key]
+            log.warning(
+                "Server %s/%s (session %s) runs without the hub knowing it; it is stopped at "
+                "%s unless the hub lists it again",
+                s.user,
+                s.server_name,
+                key,
+                iso_utc(now + grace),
+            )
+        for key in op.stop:
+            if await self._stop_orphan(by_key[key], now):
+                marks.pop(key, None)
+        self.orphans = marks
+
+    async def _stop_orphan(self, s: Sighting, now: float) -> bool:
+        """Stop one orphan's process and close its session; False to try again next tick."""
+        assert self.hub is not None and self.journal is not None
+        try:
+            # Ask about this user alone before a stop that cannot be undone: a list of every
+            # user is the view most likely to be incomplete.
+            model = await self.hub.user(s.user)
+        except Exception as e:
+            log.warning("Cannot confirm that %s is an orphan (%s); retrying next tick", s.key, e)
+            return False
+        listed = {
+            seen.key
+            for name, server in ((model or {}).get("servers") or {}).items()
+            if (seen := sighting(model, name, server)) is not None
+        }
+        if s.key in listed:
+            await asyncio.to_thread(self.journal.clear_orphan, s.key)
+            return True
+        record = await asyncio.to_thread(self.journal.read, s.key)
+        if record is not None and not await asyncio.to_thread(stop_process, record):
+            log.error(
+                "Cannot stop orphaned server %s/%s (pid %s)", s.user, s.server_name, record.pid
+            )
+            return False
+        await asyncio.to_thread(self.journal.mark_stopped, s.key, now)
+        await self.end(
+            s.key, now, "orphaned", never_ready=record is not None and record.ready is False
+        )
+        await asyncio.to_thread(self.journal.clear_orphan, s.key)
+        log.warning(
+            "Stopped orphaned server %s/%s (session %s): the hub did not know it for %ds",
+            s.user,
+            s.server_name,
+            s.key,
+            self.config.accounting.orphan_grace,
+        )
+        return True
 
     def _journal_view(self) -> list[Sighting]:
         if self.journal is None:
@@ -235,6 +318,8 @@ class Accountant:
                     running=running,
                     stopped_at=r.stopped_at if r.stopped_at is not None else None,
                     source="backend",
+                    starting=running and r.ready is False,
+                    never_ready=not running and r.ready is False,
                 )
             )
         return out
@@ -343,9 +428,11 @@ class Accountant:
         return self.user_groups.get(user, [])
 
     async def members(self) -> dict[str, list[str]]:
-        """Each user's current groups, from the hub (refreshed at most once per interval)."""
+        """Each user's current groups, from the hub. They decide what a team lead may see and
+        change, so a group change applies within MEMBERS_MAX_AGE seconds, like a role change."""
         now = self.clock()
-        if self.hub is not None and now - self._members_at >= self.config.accounting.interval:
+        max_age = min(self.config.accounting.interval, MEMBERS_MAX_AGE)
+        if self.hub is not None and now - self._members_at >= max_age:
             try:
                 groups = await self.hub.groups()
             except Exception as e:  # keep the last answer; the hub may be restarting
@@ -370,7 +457,7 @@ class Accountant:
                 "currency": self.currency,
                 "budgets": [s.as_json() for s in standing["standings"]],
                 "notices": [{**n, "fired_at": iso_utc(n["fired_at"])} for n in standing["notices"]],
-                "servers": [_server_json(r, now) for r in running],
+                "servers": [self._server_json(r, now) for r in running],
             }
 
         return await asyncio.to_thread(work)
@@ -414,7 +501,15 @@ class Accountant:
     async def running(self, v: Visibility) -> list[dict]:
         now = self.clock()
         rows = await asyncio.to_thread(self.store.running, v)
-        return [_server_json(r, now) for r in rows]
+        return [self._server_json(r, now) for r in rows]
+
+    def _server_json(self, row: dict, now: float) -> dict[str, Any]:
+        out = _server_json(row, now)
+        found = self.orphans.get(row["key"])
+        out["orphaned"] = found is not None
+        if found is not None:  # what an admin needs to know: it is stopped then
+            out["stops_at"] = iso_utc(found + self.config.accounting.orphan_grace)
+        return out
 
     async def alerts(self, t0: float, t1: float, scopes: list[Scope] | None = None) -> list[dict]:
         return await asyncio.to_thread(self.store.alerts, t0, t1, scopes)

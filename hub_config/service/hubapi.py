@@ -1,11 +1,13 @@
 """The platform service's client of the hub's REST API (its only way to reach the hub).
 
-Pages through ``/users`` with a bounded page size, and needs only the scopes granted to the
-service's role: list and read users, read servers and their state, stop servers.
+Pages through ``/users`` and ``/groups`` with a bounded page size, and needs only the scopes
+granted to the service's role: list and read users, read servers and their state, stop
+servers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +18,15 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from .periods import parse_iso
 from .reconcile import Sighting
 
+# JupyterHub answers list endpoints with pages (``items`` and ``_pagination``) only when asked
+# for this media type; otherwise it sends a plain list silently cut at its page limit.
+PAGINATION = "application/jupyterhub-pagination+json"
+KEY_LEN = 80  # ledger_sessions.key
+
+
+class HubAPIError(RuntimeError):
+    """The hub answered in a way the service cannot trust (e.g. an incomplete list)."""
+
 
 class HubAPI:
     def __init__(self, url: str, token: str, page_size: int = 200, timeout: float = 20) -> None:
@@ -25,11 +36,13 @@ class HubAPI:
         self.timeout = timeout
         self.client = AsyncHTTPClient()
 
-    async def request(self, method: str, path: str, body: Any = None) -> Any:
+    async def request(
+        self, method: str, path: str, body: Any = None, accept: str = "application/json"
+    ) -> Any:
         req = HTTPRequest(
             f"{self.url}{path}",
             method=method,
-            headers={"Authorization": f"token {self.token}", "Accept": "application/jsonpage+json"},
+            headers={"Authorization": f"token {self.token}", "Accept": accept},
             body=None if body is None else json.dumps(body),
             allow_nonstandard_methods=True,
             request_timeout=self.timeout,
@@ -37,35 +50,43 @@ class HubAPI:
         resp = await self.client.fetch(req)
         return json.loads(resp.body) if resp.body else None
 
-    async def users(self, state: str = "", include_stopped: bool = False) -> AsyncIterator[dict]:
-        """Every user (with servers and their state), a page at a time."""
+    async def pages(self, path: str, query: dict[str, str]) -> AsyncIterator[dict]:
+        """Every item of a paginated list endpoint (``/users``, ``/groups``)."""
         offset = 0
         while True:
-            query = {"offset": offset, "limit": self.page_size}
-            if include_stopped:
-                query["include_stopped_servers"] = "1"
-            if state:
-                query["state"] = state
-            page = await self.request("GET", f"/users?{urlencode(query)}")
-            items = page["items"] if isinstance(page, dict) else page
-            for user in items:
-                yield user
-            nxt = (page.get("_pagination") or {}).get("next") if isinstance(page, dict) else None
-            if not nxt or not items:
+            q = urlencode({**query, "offset": offset, "limit": self.page_size})
+            page = await self.request("GET", f"{path}?{q}", accept=PAGINATION)
+            if not isinstance(page, dict):
+                # a hub that does not paginate cuts the list at its limit: a partial list
+                # would close the sessions of everyone missing from it
+                if len(page) < self.page_size:
+                    for item in page:
+                        yield item
+                    return
+                raise HubAPIError(
+                    f"the hub answered {path} with an unpaginated list of {len(page)} items; "
+                    "it may be cut short (JupyterHub 2 or newer paginates)"
+                )
+            for item in page["items"]:
+                yield item
+            nxt = (page.get("_pagination") or {}).get("next")
+            if not nxt or not page["items"]:
                 return
             offset = nxt["offset"]
 
+    async def users(self, state: str = "", include_stopped: bool = False) -> AsyncIterator[dict]:
+        """Every user (with servers and their state), a page at a time."""
+        query = {}
+        if include_stopped:
+            query["include_stopped_servers"] = "1"
+        if state:
+            query["state"] = state
+        async for user in self.pages("/users", query):
+            yield user
+
     async def groups(self) -> list[dict]:
         """Every group with its members."""
-        out, offset = [], 0
-        while True:
-            page = await self.request("GET", f"/groups?offset={offset}&limit={self.page_size}")
-            items = page["items"] if isinstance(page, dict) else page
-            out.extend(items)
-            nxt = (page.get("_pagination") or {}).get("next") if isinstance(page, dict) else None
-            if not nxt or not items:
-                return out
-            offset = nxt["offset"]
+        return [g async for g in self.pages("/groups", {})]
 
     async def user(self, name: str) -> dict | None:
         try:
@@ -111,11 +132,11 @@ def sighting(user: dict, server_name: str, server: dict) -> Sighting | None:
         # opened its row under the spawner's key, so do not invent a second one here.
         if not started or not server.get("ready"):
             return None
-        key = f"hub-{user['name']}-{server_name}-{int(parse_iso(started))}"
+        key = hub_key(user["name"], server_name, int(parse_iso(started)))
     else:
-        key = ledger["key"]
+        key = ledger["key"][:KEY_LEN]
     return Sighting(
-        key=key[:80],
+        key=key,
         user=user["name"],
         server_name=server_name,
         started=float(ledger.get("started") or (parse_iso(started) if started else 0)),
@@ -126,4 +147,18 @@ def sighting(user: dict, server_name: str, server: dict) -> Sighting | None:
         groups=tuple(user.get("groups") or ()),
         running=bool(server.get("ready")) or server.get("pending") == "spawn",
         source="hub",
+        # a pending spawn may still be refused by the budget gate: it never opens a session
+        starting=not server.get("ready"),
     )
+
+
+def hub_key(user: str, server_name: str, started: int) -> str:
+    """The ledger key of a server the spawner gave none: readable when it fits (so rows
+    already open keep their key), else a digest of the exact names (cutting them made every
+    long-named user's servers share one key)."""
+    key = f"hub-{user}-{server_name}-{started}"
+    if len(key) <= KEY_LEN:
+        return key
+    digest = hashlib.sha256(json.dumps([user, server_name, started]).encode()).hexdigest()[:32]
+    # "hubd-" can never begin a readable key ("hub-" + name)
+    return f"hubd-{digest}-{user}-{server_name}"[:KEY_LEN]

@@ -150,12 +150,15 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
     rows = [r for r in _ledger(hub) if r[1] == "dana"]
     assert len(rows) == 1 and rows[0][0] == row[0] and rows[0][4] is None
 
-    # The service is killed: the hub restarts it, and it still counts one session.
-    pid = int(
-        _wait(lambda: os.popen("pgrep -f 'mlfactory.hub.service'").read().split()[:1])[0]  # noqa: S605,S607
-    )
+    # The service is killed: the hub restarts it, and it still counts one session. (This
+    # hub's own service: other hubs may run on this machine.)
+    def service_pids() -> list[str]:
+        cmd = f"pgrep -P {hub.proc.pid} -f 'mlfactory.hub.service'"
+        return os.popen(cmd).read().split()  # noqa: S605 - fixed command
+
+    pid = int(_wait(lambda: service_pids()[:1])[0])
     os.kill(pid, signal.SIGKILL)
-    _wait(lambda: os.popen("pgrep -f 'mlfactory.hub.service'").read().strip() not in ("", str(pid)))  # noqa: S605,S607
+    _wait(lambda: [p for p in service_pids() if p != str(pid)])
 
     # dana stops the server: the ledger closes the row.
     dana.goto(f"{hub.url}/hub/home")  # still logged in: cookies are per host, not per port
