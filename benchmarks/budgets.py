@@ -37,11 +37,11 @@ from pathlib import Path
 
 import yaml
 from mlfactory.hub.platform_config import PACKAGED_CONFIG, parse_platform_config
-from mlfactory.hub.service.accounting import Accountant, GateRequest
-from mlfactory.hub.service.alerts import Notifier
-from mlfactory.hub.service.db import make_engine, upgrade
-from mlfactory.hub.service.periods import day_starts, period_bounds
-from mlfactory.hub.service.store import G, L, Store, Visibility
+from mlfactory.service.accounting import Accountant, GateRequest
+from mlfactory.service.alerts import Notifier
+from mlfactory.service.db import make_engine, upgrade
+from mlfactory.service.periods import day_starts, period_bounds
+from mlfactory.service.store import G, L, Store, Visibility
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -178,7 +178,7 @@ async def http_gate_bench(acc: Accountant, pop: Population, n: int, warmup: int,
     import socket
 
     from jupyterhub.services.auth import HubOAuth
-    from mlfactory.hub.service.app import make_app
+    from mlfactory.service.app import make_app
     from tornado.httpclient import AsyncHTTPClient
     from tornado.httpserver import HTTPServer
 
@@ -276,7 +276,7 @@ def explain(engine) -> None:
 def alembic_upgrade(engine, target: str) -> None:
     from alembic import command
     from alembic.config import Config
-    from mlfactory.hub.service.db import MIGRATIONS
+    from mlfactory.service.db import MIGRATIONS
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

@@ -28,9 +28,9 @@ from pathlib import Path
 import yaml
 from jupyterhub_idle_culler import cull_idle
 from mlfactory.hub.platform_config import PACKAGED_CONFIG, parse_platform_config
-from mlfactory.hub.service.culler import Culler
-from mlfactory.hub.service.db import make_engine, upgrade
-from mlfactory.hub.service.hubapi import HubAPI
+from mlfactory.service.culler import Culler
+from mlfactory.service.db import make_engine, upgrade
+from mlfactory.service.hubapi import HubAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.fakehub import HubState, serve_fake_hub  # noqa: E402  (the tests' stand-in hub)

@@ -125,7 +125,7 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
     ``$MLFACTORY_SERVICE_SECRET`` when set (the service runs elsewhere) and random per hub
     start otherwise (the hub restarts its managed service with it).
     """
-    from mlfactory.hub.service.permissions import COMPONENTS_REVIEW, CUSTOM_SCOPES
+    from mlfactory.service.permissions import COMPONENTS_REVIEW, CUSTOM_SCOPES
     from mlfactory.spawner.budget_gate import ServiceGate
 
     secret = env.get("MLFACTORY_SERVICE_SECRET") or secrets.token_urlsafe(32)
@@ -140,7 +140,7 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
         {
             "name": SERVICE_NAME,
             "url": url,
-            "command": [sys.executable, "-m", "mlfactory.hub.service"],
+            "command": [sys.executable, "-m", "mlfactory.service"],
             "environment": service_env,
             "oauth_no_confirm": True,
             # what a dashboard login may carry: the user's own identity and, where their

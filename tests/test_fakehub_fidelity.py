@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlparse
 
 import pytest
 from mlfactory.hub.hubconfig import SERVICE_SCOPES
-from mlfactory.hub.service.hubapi import HubAPI
+from mlfactory.service.hubapi import HubAPI
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .fakehub import PAGINATION, HubState, serve_fake_hub

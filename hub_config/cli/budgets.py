@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from mlfactory.hub.service.budgets import DIMENSIONS, KINDS
+from mlfactory.service.budgets import DIMENSIONS, KINDS
 
 from .client import (
     ApiReply,

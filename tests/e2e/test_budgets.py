@@ -153,7 +153,7 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
     # The service is killed: the hub restarts it, and it still counts one session. (This
     # hub's own service: other hubs may run on this machine.)
     def service_pids() -> list[str]:
-        cmd = f"pgrep -P {hub.proc.pid} -f 'mlfactory.hub.service'"
+        cmd = f"pgrep -P {hub.proc.pid} -f 'mlfactory.service'"
         return os.popen(cmd).read().split()  # noqa: S605 - fixed command
 
     pid = int(_wait(lambda: service_pids()[:1])[0])

@@ -299,7 +299,7 @@ def test_postgresql_restart_under_spawn_load(pg_hub, postgres):
 def test_the_engine_reconnects_after_a_restart_and_bounds_connecting(postgres):
     """Pooled connections die with a restart: the next use gets a fresh one, no error; and
     connecting to PostgreSQL gives up after CONNECT_TIMEOUT_S rather than TCP's minutes."""
-    from mlfactory.hub.service.db import CONNECT_TIMEOUT_S, make_engine
+    from mlfactory.service.db import CONNECT_TIMEOUT_S, make_engine
     from sqlalchemy import text
 
     engine = make_engine(postgres.create_database("mlfactory_engine"))

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 import requests
-from mlfactory.hub.service.culler import Culler
-from mlfactory.hub.service.db import make_engine, upgrade
-from mlfactory.hub.service.hubapi import HubAPI
+from mlfactory.service.culler import Culler
+from mlfactory.service.db import make_engine, upgrade
+from mlfactory.service.hubapi import HubAPI
 
 from .conftest import RealHub, discard_hub, example_config, prepare_hub, rest_token, start_hub
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 from mlfactory.hub.platform_config import parse_platform_config
-from mlfactory.hub.service.culler import Culler
-from mlfactory.hub.service.db import make_engine, upgrade
-from mlfactory.hub.service.hubapi import HubAPI
+from mlfactory.service.culler import Culler
+from mlfactory.service.db import make_engine, upgrade
+from mlfactory.service.hubapi import HubAPI
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 

@@ -17,7 +17,7 @@ from .conftest import RealHub, discard_hub, prepare_hub, rest_token, start_hub
 pytestmark = [pytest.mark.hub]
 
 # The service and the server trust the hub's answer this long (+ a request): see
-# mlfactory.hub.service.app and mlfactory.spawner.singleuser (AUTH_CACHE_SECONDS = 2).
+# mlfactory.service.app and mlfactory.spawner.singleuser (AUTH_CACHE_SECONDS = 2).
 FOLLOW_WITHIN = 5
 
 

@@ -30,8 +30,8 @@ from mlfactory.hub.cli import (
     service_url,
 )
 from mlfactory.hub.cli import budgets as cli
-from mlfactory.hub.service.budgets import Scope
-from mlfactory.hub.service.store import Store
+from mlfactory.service.budgets import Scope
+from mlfactory.service.store import Store
 
 from tests.service.helpers import SECRET, Clock, free_port, service_store
 

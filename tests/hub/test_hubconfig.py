@@ -64,7 +64,7 @@ def test_apply_platform_runs_the_platform_service_with_least_privilege(platform)
     apply_platform(c, platform, env)
     (service,) = c.JupyterHub.services
     assert service["name"] == "mlfactory" and service["url"] == "http://127.0.0.1:18181"
-    assert service["command"][-2:] == ["-m", "mlfactory.hub.service"]
+    assert service["command"][-2:] == ["-m", "mlfactory.service"]
     assert service["environment"]["MLFACTORY_SERVICE_SECRET"] == "s3cret"
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles["mlfactory-service"]["services"] == ["mlfactory"]

@@ -23,8 +23,8 @@ from mlfactory.hub.platform_config import (
     server_logs_dir,
     workspaces_dir,
 )
-from mlfactory.hub.service.app import PlatformService
-from mlfactory.hub.service.components import components_dir
+from mlfactory.service.app import PlatformService
+from mlfactory.service.components import components_dir
 from mlfactory.spawner.local import MLFactoryLocalSpawner
 from traitlets.config import Config
 

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 import pytest
 from jupyterhub.services.auth import HubOAuth
 from mlfactory.hub.platform_config import PACKAGED_CONFIG, PlatformConfig, load_platform_config
-from mlfactory.hub.service.accounting import Accountant
-from mlfactory.hub.service.alerts import Notifier
-from mlfactory.hub.service.app import make_app
-from mlfactory.hub.service.culler import Culler
-from mlfactory.hub.service.hubapi import HubAPI
-from mlfactory.hub.service.store import Store
+from mlfactory.service.accounting import Accountant
+from mlfactory.service.alerts import Notifier
+from mlfactory.service.app import make_app
+from mlfactory.service.culler import Culler
+from mlfactory.service.hubapi import HubAPI
+from mlfactory.service.store import Store
 from mlfactory.spawner.journal import Journal
 from tornado.httpserver import HTTPServer
 

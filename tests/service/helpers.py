@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlfactory.hub.platform_config import PACKAGED_CONFIG, PlatformConfig
-from mlfactory.hub.service.accounting import Accountant
-from mlfactory.hub.service.culler import Culler
-from mlfactory.hub.service.db import make_engine, upgrade
-from mlfactory.hub.service.store import Store
+from mlfactory.service.accounting import Accountant
+from mlfactory.service.culler import Culler
+from mlfactory.service.db import make_engine, upgrade
+from mlfactory.service.store import Store
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from ..fakehub import HubState

@@ -14,8 +14,8 @@ from email.policy import default as default_policy
 
 import pytest
 from aiosmtpd.controller import Controller
-from mlfactory.hub.service.accounting import GateRequest
-from mlfactory.hub.service.reconcile import Sighting
+from mlfactory.service.accounting import GateRequest
+from mlfactory.service.reconcile import Sighting
 from mlfactory.spawner.journal import Record, process_start
 from tornado import web
 from tornado.httpserver import HTTPServer

@@ -227,7 +227,7 @@ async def test_a_budget_get_body_can_be_put_back_unchanged(service, hub_state, c
 
 
 async def test_non_finite_numbers_are_refused_in_every_json_body(service, hub_state):
-    from mlfactory.hub.service.db import ActivityReport
+    from mlfactory.service.db import ActivityReport
     from sqlalchemy import select
 
     svc = await service()

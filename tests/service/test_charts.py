@@ -6,7 +6,7 @@ import math
 import xml.etree.ElementTree as ET
 
 import pytest
-from mlfactory.hub.service import charts
+from mlfactory.service import charts
 
 NS = "{http://www.w3.org/2000/svg}"
 EVIL = "<script>alert(\"x\")</script> & 'co'"

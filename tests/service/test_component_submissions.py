@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from mlfactory.hub import cli
 from mlfactory.hub.hubconfig import apply_platform
-from mlfactory.hub.service.submissions import (
+from mlfactory.service.submissions import (
     MAX_BYTES,
     MAX_FILES,
     MAX_PENDING,

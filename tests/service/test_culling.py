@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from mlfactory.hub.service.culler import Culler
-from mlfactory.hub.service.culling import Facts, Limits, Report, decide, duration, limits_for
-from mlfactory.hub.service.hubapi import HubAPI
-from mlfactory.hub.service.periods import iso_utc
+from mlfactory.service.culler import Culler
+from mlfactory.service.culling import Facts, Limits, Report, decide, duration, limits_for
+from mlfactory.service.hubapi import HubAPI
+from mlfactory.service.periods import iso_utc
 
 from .helpers import T0, platform_with
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from mlfactory.hub.service.budgets import Rule, Scope
-from mlfactory.hub.service.permissions import BUDGETS_READ, USAGE_READ
-from mlfactory.hub.service.reconcile import Sighting
+from mlfactory.service.budgets import Rule, Scope
+from mlfactory.service.permissions import BUDGETS_READ, USAGE_READ
+from mlfactory.service.reconcile import Sighting
 
 from .helpers import T0
 

@@ -7,11 +7,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from mlfactory.hub.service.db import make_engine, upgrade
-from mlfactory.hub.service.periods import day_starts
-from mlfactory.hub.service.reconcile import Sighting
-from mlfactory.hub.service.reports import daily_by, top_n
-from mlfactory.hub.service.store import Store, Visibility
+from mlfactory.service.db import make_engine, upgrade
+from mlfactory.service.periods import day_starts
+from mlfactory.service.reconcile import Sighting
+from mlfactory.service.reports import daily_by, top_n
+from mlfactory.service.store import Store, Visibility
 
 UTC = ZoneInfo("UTC")
 HOUR = 3600.0

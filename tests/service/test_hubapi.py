@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from mlfactory.hub.service.hubapi import HubAPI, hub_key, sighting
+from mlfactory.service.hubapi import HubAPI, hub_key, sighting
 from tornado.httpclient import AsyncHTTPClient
 
 from .helpers import T0

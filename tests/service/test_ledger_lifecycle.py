@@ -15,8 +15,8 @@ import subprocess
 from datetime import UTC, datetime
 
 import pytest
-from mlfactory.hub.service.accounting import GateRequest
-from mlfactory.hub.service.reconcile import OpenSession, Sighting, merge, orphans, plan
+from mlfactory.service.accounting import GateRequest
+from mlfactory.service.reconcile import OpenSession, Sighting, merge, orphans, plan
 from mlfactory.spawner.budget_gate import ServiceGate
 from mlfactory.spawner.journal import Record, process_start, stop_process
 
@@ -391,13 +391,13 @@ def test_stop_process_signals_only_the_recorded_process(server_process):
 
 
 def _everyone():
-    from mlfactory.hub.service.store import Visibility
+    from mlfactory.service.store import Visibility
 
     return Visibility(everyone=True)
 
 
 def _end_reason(acc, key: str) -> str | None:
-    from mlfactory.hub.service.db import LedgerSession
+    from mlfactory.service.db import LedgerSession
     from sqlalchemy import select
 
     with acc.store.engine.connect() as conn:

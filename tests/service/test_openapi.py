@@ -11,7 +11,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
-from mlfactory.hub.service import handlers
+from mlfactory.service import handlers
 from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012

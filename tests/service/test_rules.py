@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from mlfactory.hub.service.budgets import (
+from mlfactory.service.budgets import (
     Charge,
     Rule,
     Scope,
@@ -18,8 +18,8 @@ from mlfactory.hub.service.budgets import (
     scopes_of,
     stop_action,
 )
-from mlfactory.hub.service.periods import day_starts, period_bounds
-from mlfactory.hub.service.reconcile import OpenSession, Sighting, merge, plan
+from mlfactory.service.periods import day_starts, period_bounds
+from mlfactory.service.reconcile import OpenSession, Sighting, merge, plan
 
 BERLIN = ZoneInfo("Europe/Berlin")
 H = 3600

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 from jupyterhub.services.auth import HubOAuth
-from mlfactory.hub.service.app import AUTH_CACHE_SECONDS, make_hub_auth
+from mlfactory.service.app import AUTH_CACHE_SECONDS, make_hub_auth
 from mlfactory.spawner.singleuser import AUTH_CACHE_SECONDS as SERVER_CACHE_SECONDS
 from mlfactory.spawner.singleuser import with_auth_cache_bound
 

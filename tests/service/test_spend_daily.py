@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlfactory.hub.service.db import make_engine, upgrade
-from mlfactory.hub.service.periods import day_starts, period_bounds
-from mlfactory.hub.service.reconcile import Sighting
-from mlfactory.hub.service.store import Store, Visibility
+from mlfactory.service.db import make_engine, upgrade
+from mlfactory.service.periods import day_starts, period_bounds
+from mlfactory.service.reconcile import Sighting
+from mlfactory.service.store import Store, Visibility
 
 BERLIN = ZoneInfo("Europe/Berlin")
 T0 = datetime(2026, 3, 20, tzinfo=BERLIN).timestamp()  # DST starts on 29 March

@@ -21,11 +21,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlfactory.hub.service.budgets import Charge, Scope, commitment, cost_in_window
-from mlfactory.hub.service.db import MIGRATIONS, Base, make_engine, upgrade
-from mlfactory.hub.service.periods import day_starts, period_bounds
-from mlfactory.hub.service.reconcile import Sighting
-from mlfactory.hub.service.store import Store, Visibility
+from mlfactory.service.budgets import Charge, Scope, commitment, cost_in_window
+from mlfactory.service.db import MIGRATIONS, Base, make_engine, upgrade
+from mlfactory.service.periods import day_starts, period_bounds
+from mlfactory.service.reconcile import Sighting
+from mlfactory.service.store import Store, Visibility
 from sqlalchemy import delete, inspect, text
 from sqlalchemy.engine import Engine
 

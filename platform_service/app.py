@@ -1,4 +1,4 @@
-"""The platform service process: ``python -m mlfactory.hub.service``.
+"""The platform service process: ``python -m mlfactory.service``.
 
 JupyterHub starts it as a managed service and hands it, in the environment, its API token,
 the hub's API URL, its URL prefix and bind address (``JUPYTERHUB_*``). mlfactory adds the
