@@ -36,10 +36,10 @@ from traitlets import Callable as CallableTrait
 from traitlets import Unicode, default
 from traitlets.config import Application
 
+from . import budget_api, components, culling_api, dashboard, gate_api, service_api
 from .accounting import Accountant
 from .culler import Culler
 from .db import make_engine, upgrade
-from .handlers import routes
 from .hubapi import HubAPI
 from .store import Store
 
@@ -48,6 +48,8 @@ HERE = Path(__file__).parent
 # one). The hub applies a role or group change, a deleted user and an expired token on the
 # next request; HubAuth's default of 300 s would let all of those work on here for minutes.
 AUTH_CACHE_SECONDS = 2
+# The modules whose default_handlers make up the routes, in the order they are matched.
+ROUTE_MODULES = (dashboard, service_api, gate_api, budget_api, culling_api, components)
 
 
 def make_hub_auth() -> HubOAuth:
@@ -83,6 +85,16 @@ def log_request(handler: web.RequestHandler) -> None:
         request.remote_ip,
         1000.0 * request.request_time(),
     )
+
+
+def routes(prefix: str) -> list[tuple]:
+    """Every handler module's ``default_handlers``, under the service's prefix."""
+    p = prefix.rstrip("/")
+    return [
+        (p + pattern, *rest)
+        for module in ROUTE_MODULES
+        for pattern, *rest in module.default_handlers
+    ]
 
 
 def make_app(

@@ -3,7 +3,8 @@ into, stored under the service's components dir and indexed in its database.
 
 ``users/<user>/<name>/<version>/`` holds a user's submission, ``shared/<name>/<version>/`` an
 approved copy that is never replaced. Folders are checked with the component spec (parsed,
-never imported). The rules are in ``submissions``; this module does the I/O and the routes.
+never imported). The rules are in ``mlfactory.components.submissions``; this module does
+the I/O and the routes.
 """
 
 from __future__ import annotations
@@ -19,18 +20,7 @@ from typing import Any
 
 from mlfactory.components.scaffold import replace_dir
 from mlfactory.components.spec import InvalidComponent, load_component
-from mlfactory.hub.platform_config import hub_state_dir
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-from tornado import web
-
-from .db import ComponentSubmission, PublishedComponent
-from .handlers import APIError, UserHandler
-from .periods import iso_utc
-from .permissions import COMPONENTS_REVIEW
-from .submissions import (
+from mlfactory.components.submissions import (
     MAX_BYTES,
     SUBMISSION_ID,
     Review,
@@ -44,6 +34,17 @@ from .submissions import (
     submit,
     user_folder,
 )
+from mlfactory.hub.platform_config import hub_state_dir
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from tornado import web
+
+from .base import APIError, UserHandler
+from .db import ComponentSubmission, PublishedComponent
+from .periods import iso_utc
+from .permissions import COMPONENTS_REVIEW
 
 # A 1 MB submission as JSON: escapes can double text; anything far larger is not a component.
 MAX_UPLOAD = 4 * MAX_BYTES
@@ -485,3 +486,12 @@ class PublishedHandler(ComponentsHandler):
         if since is not None and len(since) > 64:
             raise APIError(400, "since: an etag from an earlier answer", field="since")
         self.write_json(await self.registry.published(self.model["name"], since))
+
+
+# Patterns are relative to the service's prefix; app.make_app prefixes them.
+default_handlers = [
+    (r"/api/components/submissions", SubmissionsHandler),
+    (r"/api/components/submissions/([0-9a-f]{16})", SubmissionHandler),
+    (r"/api/components/submissions/([0-9a-f]{16})/review", ReviewHandler),
+    (r"/api/components/published", PublishedHandler),
+]

@@ -20,8 +20,8 @@ from markupsafe import Markup
 from tornado import web
 
 from . import charts
+from .base import UserHandler
 from .budgets import Scope
-from .handlers import UserHandler
 from .periods import day_starts, iso_day, parse_iso
 from .permissions import BUDGETS_READ, USAGE_READ, can_see_scope
 from .reports import daily_by, top_n
@@ -241,3 +241,17 @@ def _server_label(s: dict) -> str:
 
 def _local(t: float, tz, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return datetime.fromtimestamp(t, tz).strftime(fmt)
+
+
+class DashboardRedirect(web.RedirectHandler):
+    """The service's root (``/services/mlfactory/``) is the dashboard."""
+
+    def initialize(self) -> None:  # type: ignore[override]
+        super().initialize(self.settings["service_prefix"].rstrip("/") + "/dashboard")
+
+
+# Patterns are relative to the service's prefix; app.make_app prefixes them.
+default_handlers = [
+    (r"/?", DashboardRedirect),
+    (r"/dashboard", DashboardHandler),
+]

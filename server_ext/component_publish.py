@@ -30,7 +30,7 @@ from jupyter_server.auth.decorator import authorized
 from mlfactory.components.catalog import Source
 from mlfactory.components.scaffold import replace_dir
 from mlfactory.components.spec import InvalidComponent, load_component
-from mlfactory.service.submissions import (
+from mlfactory.components.submissions import (
     MAX_BYTES,
     MAX_FILES,
     STATUSES,

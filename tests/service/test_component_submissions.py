@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlfactory.hub import cli
-from mlfactory.hub.hubconfig import apply_platform
-from mlfactory.service.submissions import (
+from mlfactory.components.submissions import (
     MAX_BYTES,
     MAX_FILES,
     MAX_PENDING,
@@ -23,6 +21,8 @@ from mlfactory.service.submissions import (
     submit,
     user_folder,
 )
+from mlfactory.hub import cli
+from mlfactory.hub.hubconfig import apply_platform
 from traitlets.config import Config
 
 from .helpers import T0, platform_with

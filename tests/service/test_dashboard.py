@@ -251,3 +251,12 @@ async def test_anonymous_browser_is_sent_to_log_in(service):
     code, _, headers = await svc.call("GET", "/dashboard")
     assert code == 302
     assert "/hub/api/oauth2/authorize" in headers["Location"]
+
+
+async def test_the_service_root_is_the_dashboard(service):
+    """The prefix's root redirects to the dashboard under the prefix, query string kept."""
+    svc = await service()
+    for path in ("", "/"):
+        code, _, headers = await svc.call("GET", path + "?from=2026-11-01")
+        assert code == 301
+        assert headers["Location"] == "/services/mlfactory/dashboard?from=2026-11-01"

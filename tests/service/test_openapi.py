@@ -11,7 +11,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
-from mlfactory.service import handlers
+from mlfactory.service import app
 from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -20,7 +20,7 @@ from tornado import web
 from .helpers import SECRET
 
 PREFIX = "/services/mlfactory/"
-DOC_PATH = Path(handlers.__file__).with_name("openapi.yaml")
+DOC_PATH = Path(app.__file__).with_name("openapi.yaml")
 DOC_URI = "urn:mlfactory:openapi"
 METHODS = ("get", "post", "put", "delete", "patch")
 SCOPES = {
@@ -139,7 +139,7 @@ def test_schemas_reject_what_the_api_never_sends():
 def api_routes() -> dict[str, set[str]]:
     """Each ``/api/`` route's pattern → the HTTP methods its handler implements."""
     out = {}
-    for pattern, handler, *_ in handlers.routes(PREFIX):
+    for pattern, handler, *_ in app.routes(PREFIX):
         if "/api/" not in pattern:
             continue
         out[pattern] = {

@@ -1,8 +1,10 @@
 """Component submissions: what a published folder may contain and how a submission moves from
 ``pending`` to ``approved`` or ``rejected``. Pure: no I/O, no clock (``now`` is passed in).
 
-``components`` stores what these rules accept; the server extension checks a folder with the
-same limits before uploading it, so a user hears about a bad name before the round trip.
+Two processes need these rules, so they live with the components: the platform service
+(``mlfactory.service.components``) stores what they accept, and the user's server
+(``mlfactory.server.component_publish``) checks a folder with the same limits before
+uploading it, so a user hears about a bad name before the round trip.
 """
 
 from __future__ import annotations
