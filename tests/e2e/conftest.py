@@ -255,20 +255,6 @@ def api_token(page, hub: RealHub, user: str) -> str:
     ).json()["token"]
 
 
-def rest_token(hub: RealHub, user: str = "admin", password: str = ADMIN_PASSWORD) -> str:
-    """A 30-minute hub API token for ``user``, asked for through the REST API with the
-    user's password (JupyterHub's ``auth`` body), no browser."""
-    import requests
-
-    r = requests.post(
-        f"{hub.url}/hub/api/users/{user}/tokens",
-        json={"auth": {"username": user, "password": password}, "expires_in": 1800},
-        timeout=60,
-    )
-    r.raise_for_status()
-    return r.json()["token"]
-
-
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

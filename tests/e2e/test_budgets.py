@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import sqlite3
-import time
 
 import pytest
 
@@ -26,6 +25,7 @@ from .conftest import (
     start_hub,
     stop_hub,
 )
+from .helpers import poll
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
@@ -68,16 +68,6 @@ def _ledger(hub) -> list[tuple]:
         ).fetchall()
 
 
-def _wait(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)  # polling real processes, not the clock under test
-    raise AssertionError("timed out waiting for the platform service")
-
-
 def test_refused_then_allowed_then_charged_once(budget_hub, browser):
     hub = budget_hub["hub"]
     dana = browser.new_context().new_page()
@@ -110,7 +100,7 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
     dana.locator('[data-testid="profile-card-cpu-small"]').click()
     dana.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
     dana.wait_for_url(re.compile(r".*/user/dana/lab.*"), timeout=90_000)
-    (row,) = _wait(lambda: [r for r in _ledger(hub) if r[1] == "dana"])
+    (row,) = poll(lambda: [r for r in _ledger(hub) if r[1] == "dana"], 30, "dana's session")
     assert row[2] == "" and row[3] == 0.05 and row[4] is None  # cpu-small, running
 
     servers = admin.request.get(f"{api}/servers", headers=headers).json()["servers"]
@@ -131,7 +121,7 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
     assert r.status == 201, r.text()
     dana.goto(f"{hub.url}/hub/home")
     notice = dana.locator('[data-testid="mlfactory-budget-notice"]').first
-    _wait(lambda: (dana.reload(), notice.is_visible())[1], timeout=60)
+    poll(lambda: (dana.reload(), notice.is_visible())[1], 60, "the budget notice")
     assert "Budget alert: user 'dana'" in notice.inner_text()
     screenshot(dana, "budget-notice-home")
 
@@ -145,8 +135,8 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
         return [r.json()["last_tick"]] if r.status == 200 and r.json()["last_tick"] else []
 
     # two reconcile ticks of the restarted service have run (it ticks every 2 s)
-    first = _wait(ticks)[0]
-    _wait(lambda: [t for t in ticks() if t > first])
+    first = poll(ticks, 30, "a tick of the restarted service")[0]
+    poll(lambda: [t for t in ticks() if t > first], 30, "a second tick")
     rows = [r for r in _ledger(hub) if r[1] == "dana"]
     assert len(rows) == 1 and rows[0][0] == row[0] and rows[0][4] is None
 
@@ -156,9 +146,9 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
         cmd = f"pgrep -P {hub.proc.pid} -f 'mlfactory.service'"
         return os.popen(cmd).read().split()  # noqa: S605 - fixed command
 
-    pid = int(_wait(lambda: service_pids()[:1])[0])
+    pid = int(poll(lambda: service_pids()[:1], 30, "the platform service's process")[0])
     os.kill(pid, signal.SIGKILL)
-    _wait(lambda: [p for p in service_pids() if p != str(pid)])
+    poll(lambda: [p for p in service_pids() if p != str(pid)], 30, "the service restarted")
 
     # dana stops the server: the ledger closes the row.
     dana.goto(f"{hub.url}/hub/home")  # still logged in: cookies are per host, not per port
@@ -167,5 +157,9 @@ def test_refused_then_allowed_then_charged_once(budget_hub, browser):
         headers={"Authorization": f"token {api_token(dana, hub, 'dana')}"},
     )
     assert r.status in (202, 204), r.text()
-    ended = _wait(lambda: [r for r in _ledger(hub) if r[1] == "dana" and r[4] is not None])
+    ended = poll(
+        lambda: [r for r in _ledger(hub) if r[1] == "dana" and r[4] is not None],
+        30,
+        "dana's session closed",
+    )
     assert len(ended) == 1 and len(_ledger(hub)) == 1

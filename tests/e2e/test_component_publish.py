@@ -5,12 +5,12 @@ their own server, and it joins the shared catalog. Real hub, proxy, servers and 
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import yaml
 
 from .conftest import api_token, discard_hub, example_config, log_in, prepare_hub, start_hub
+from .helpers import HubClient
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
@@ -63,22 +63,15 @@ def _server(browser, hub, user: str):
     """Log `user` in, start their default server; returns (page, base url, auth headers)."""
     page = browser.new_context().new_page()
     log_in(page, hub, user, PASSWORDS[user], next_url="/hub/home")
-    headers = {"Authorization": f"token {api_token(page, hub, user)}"}
+    token = api_token(page, hub, user)
+    headers = {"Authorization": f"token {token}"}
     r = page.request.post(
         f"{hub.url}/hub/api/users/{user}/server",
         data=json.dumps({"profile": "cpu-small"}),
         headers=headers,
     )
     assert r.status in (201, 202), r.text()
-    deadline = time.monotonic() + 90
-    while (
-        not page.request.get(f"{hub.url}/hub/api/users/{user}", headers=headers)
-        .json()["servers"]
-        .get("", {})
-        .get("ready")
-    ):
-        assert time.monotonic() < deadline, f"{user}'s server did not start"
-        time.sleep(0.5)  # a real server starting
+    HubClient(hub, user, token=token).wait_ready("", 90)
     return page, f"{hub.url}/user/{user}", headers
 
 

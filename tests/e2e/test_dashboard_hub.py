@@ -7,8 +7,7 @@ seconds, as it does to the hub on the next request.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -22,9 +21,9 @@ from .conftest import (
     example_config,
     log_in,
     prepare_hub,
-    rest_token,
     start_hub,
 )
+from .helpers import HubClient, poll
 
 pytestmark = [pytest.mark.hub]
 
@@ -58,28 +57,10 @@ def hub() -> Iterator[RealHub]:
     hub_config.unlink(missing_ok=True)
 
 
-def token_for(hub: RealHub, user: str, admin_token: str, **body) -> str:
-    """A hub API token for ``user``, made by an admin (default scopes: all of the user's)."""
-    r = requests.post(
-        f"{hub.url}/hub/api/users/{user}/tokens",
-        json={"note": "e2e test", **body},
-        headers={"Authorization": f"token {admin_token}"},
-        timeout=30,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()["token"]
-
-
-def poll(predicate: Callable[[], object], deadline_s: float, what: str) -> object:
-    """Poll a real process until ``predicate`` is truthy; fail after ``deadline_s``."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {deadline_s}s: {what}")
-        time.sleep(0.1)  # polling real processes, not the clock under test
+def put_dana_budget(lead: HubClient, amount: float) -> requests.Response:
+    """A team lead sets dana's budget through the platform service."""
+    body = json.dumps({"amount": amount, "enforcement": "alert"})
+    return lead.put("/services/mlfactory/api/budgets/user/dana", data=body)
 
 
 @pytest.mark.browser
@@ -114,61 +95,42 @@ def test_log_in_on_the_hub_and_open_the_dashboard(hub, browser):
 
 
 def test_role_taken_away_is_applied_within_seconds(hub):
-    admin_token = rest_token(hub)
-    admin = {"Authorization": f"token {admin_token}"}
-    lena = {"Authorization": f"token {token_for(hub, 'lena', admin_token)}"}
-    budget = f"{hub.url}/services/mlfactory/api/budgets/user/dana"
-
-    def put_budget() -> requests.Response:
-        return requests.put(
-            budget, data=json.dumps({"amount": 5, "enforcement": "alert"}), headers=lena, timeout=30
-        )
+    admin = HubClient(hub)
+    lena = HubClient(hub, "lena", token=admin.new_token("lena"))
 
     # lena leads data-science through her group "leads": she may set dana's budget
-    r = put_budget()
+    r = put_dana_budget(lena, 5)
     assert r.status_code in (200, 201), r.text
-    assert put_budget().status_code == 200  # and the service has her answer cached now
+    assert put_dana_budget(lena, 5).status_code == 200  # and the service has her answer cached now
 
-    r = requests.delete(
-        f"{hub.url}/hub/api/groups/leads/users", json={"users": ["lena"]}, headers=admin, timeout=30
-    )
+    r = admin.delete("/hub/api/groups/leads/users", json={"users": ["lena"]})
     assert r.status_code == 200, r.text
     # The hub applies it on her next request...
-    me = requests.get(f"{hub.url}/hub/api/user", headers=lena, timeout=30).json()
+    me = lena.hub_json("/user")
     assert LEAD_SCOPE not in me["scopes"]
     # ...and the service within a few seconds: polled with a deadline
     refused = poll(
-        lambda: (r := put_budget()).status_code == 403 and r.json(), 5, "the PUT refused"
+        lambda: (r := put_dana_budget(lena, 5)).status_code == 403 and r.json(),
+        5,
+        "the PUT refused",
     )
     assert "custom:mlfactory:budgets:write" in refused["error"]
     # and stays refused
-    assert put_budget().status_code == 403
+    assert put_dana_budget(lena, 5).status_code == 403
 
 
 def test_member_leaving_the_team_is_out_of_its_leads_reach_within_seconds(hub):
-    admin_token = rest_token(hub)
-    admin = {"Authorization": f"token {admin_token}"}
-    leo = {"Authorization": f"token {token_for(hub, 'leo', admin_token)}"}
-    budget = f"{hub.url}/services/mlfactory/api/budgets/user/dana"
-
-    def put_budget() -> requests.Response:
-        return requests.put(
-            budget, data=json.dumps({"amount": 7, "enforcement": "alert"}), headers=leo, timeout=30
-        )
+    admin = HubClient(hub)
+    leo = HubClient(hub, "leo", token=admin.new_token("leo"))
 
     # leo leads data-science, and dana is in it
-    assert put_budget().status_code in (200, 201)
-    assert put_budget().status_code == 200
+    assert put_dana_budget(leo, 7).status_code in (200, 201)
+    assert put_dana_budget(leo, 7).status_code == 200
 
-    r = requests.delete(
-        f"{hub.url}/hub/api/groups/data-science/users",
-        json={"users": ["dana"]},
-        headers=admin,
-        timeout=30,
-    )
+    r = admin.delete("/hub/api/groups/data-science/users", json={"users": ["dana"]})
     assert r.status_code == 200, r.text
     # dana is no longer his to manage: the service treats her budget as out of his sight
     refused = poll(
-        lambda: (r := put_budget()).status_code == 404 and r.json(), 5, "the PUT refused"
+        lambda: (r := put_dana_budget(leo, 7)).status_code == 404 and r.json(), 5, "the PUT refused"
     )
     assert refused["error"] == "No budget for user 'dana'."

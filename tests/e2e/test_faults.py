@@ -12,71 +12,21 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
 from ..pg import PostgresCluster, PostgresUnavailable
 from ..service.pg_fixture import unavailable
-from .conftest import RealHub, discard_hub, example_config, prepare_hub, rest_token, start_hub
+from .conftest import RealHub, discard_hub, example_config, prepare_hub, start_hub
+from .helpers import HubClient, poll
 
 pytestmark = [pytest.mark.hub]
 
 LAST_ACTIVITY_INTERVAL = 3  # s: how often the hub checks the proxy's routing table
 PROXY_TOKEN = os.urandom(16).hex()  # the proxy's API token, known here to read its routes
-
-
-def poll(predicate: Callable[[], Any], deadline_s: float, what: str) -> Any:
-    """Poll real processes until ``predicate()`` is truthy; fail after ``deadline_s``."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {deadline_s}s: {what}")
-        time.sleep(0.2)  # waiting on real processes, not on a clock under test
-
-
-class Admin:
-    """The admin's REST client on a real hub."""
-
-    def __init__(self, hub: RealHub) -> None:
-        self.hub = hub
-        self.headers = {"Authorization": f"token {rest_token(hub)}"}
-
-    def get(self, path: str, timeout: float = 10) -> requests.Response:
-        return requests.get(f"{self.hub.url}{path}", headers=self.headers, timeout=timeout)
-
-    def answers(self, path: str) -> bool:
-        try:
-            return self.get(path).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def servers(self) -> dict[str, dict]:
-        r = self.get("/hub/api/users/admin", timeout=30)
-        assert r.status_code == 200, r.text
-        return r.json()["servers"]
-
-    def start(self, name: str, profile: str = "cpu-small") -> None:
-        path = f"/hub/api/users/admin/servers/{name}" if name else "/hub/api/users/admin/server"
-        r = requests.post(
-            f"{self.hub.url}{path}", json={"profile": profile}, headers=self.headers, timeout=60
-        )
-        assert r.status_code in (201, 202), r.text
-
-    def stop(self, name: str) -> None:
-        path = f"/hub/api/users/admin/servers/{name}" if name else "/hub/api/users/admin/server"
-        r = requests.delete(f"{self.hub.url}{path}", headers=self.headers, timeout=60)
-        assert r.status_code in (202, 204), r.text
-
-    def ready(self, name: str) -> dict | None:
-        server = self.servers().get(name) or {}
-        return server if server.get("ready") else None
 
 
 def server_url(name: str) -> str:
@@ -119,7 +69,7 @@ def proxy_api_url(hub: RealHub) -> str:
     return f"http://{ip}:{port}"
 
 
-def routes_answer(admin: Admin, servers: list[str]) -> bool:
+def routes_answer(admin: HubClient, servers: list[str]) -> bool:
     """Every server's API and the platform service answer through the proxy."""
     return all(admin.answers(f"{server_url(s)}api/status") for s in servers) and admin.answers(
         "/services/mlfactory/api/me"
@@ -127,13 +77,13 @@ def routes_answer(admin: Admin, servers: list[str]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def running(proxy_hub) -> tuple[Admin, list[str]]:
-    admin = Admin(proxy_hub)
+def running(proxy_hub) -> tuple[HubClient, list[str]]:
+    admin = HubClient(proxy_hub)
     names = ["", "second"]
     for name in names:
-        admin.start(name)
+        admin.spawn(name)
     for name in names:
-        poll(lambda name=name: admin.ready(name), 120, f"server {name!r} ready")
+        admin.wait_ready(name, 120)
     poll(lambda: routes_answer(admin, names), 30, "the servers and the service answer")
     return admin, names
 
@@ -209,7 +159,7 @@ def ledger_rows(url: str) -> list[dict]:
         engine.dispose()
 
 
-def ledger_of(admin: Admin, name: str) -> dict:
+def ledger_of(admin: HubClient, name: str) -> dict:
     """The session the spawner made for this server (its key and when it was asked for)."""
     state = admin.servers()[name]["state"]
     return state["mlfactory"]["ledger"]
@@ -217,15 +167,15 @@ def ledger_of(admin: Admin, name: str) -> dict:
 
 def test_postgresql_restart_under_spawn_load(pg_hub, postgres):
     hub, url = pg_hub
-    admin = Admin(hub)
+    admin = HubClient(hub)
     ledgers: dict[str, dict] = {}
     ready_at: dict[str, float] = {}
 
     def start(names: list[str]) -> None:
         for name in names:
-            admin.start(name)
+            admin.spawn(name)
         for name in names:
-            poll(lambda name=name: admin.ready(name), 120, f"server {name!r} ready")
+            admin.wait_ready(name, 120)
             ready_at[name] = time.time()
             ledgers[name] = ledger_of(admin, name)
 
@@ -243,13 +193,12 @@ def test_postgresql_restart_under_spawn_load(pg_hub, postgres):
     failures = hub.log().count("Accounting tick failed")
     start(["late", "later"])  # the gate cannot answer: allowed by policy
     stop_asked = time.time()
-    admin.stop("early")
-    poll(lambda: "early" not in admin.servers(), 60, "'early' stopped")
+    admin.stop("early", timeout=60)
     stopped_at = time.time()
     poll(lambda: hub.log().count("Accounting tick failed") > failures, 30, "a tick failed")
     assert "Budget gate: the platform service did not answer (HTTP 503)" in hub.log()
     # what a user's status bar reads says so, in words, and that it is worth a retry
-    r = admin.get("/services/mlfactory/api/me")
+    r = admin.get("/services/mlfactory/api/me", timeout=10)
     assert r.status_code == 503 and r.headers["Retry-After"] == "30", r.text
     assert r.json() == {
         "error": "The platform's database cannot be reached right now; try again in a minute, "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import nbformat
 import pytest
 
 from .conftest import RealLab, screenshot, start_lab, stop_lab
+from .helpers import poll
 
 pytestmark = pytest.mark.browser
 
@@ -79,10 +79,11 @@ def open_history(page):
 
 
 def wait_for_text(locator, text: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in locator.inner_text():
-        assert time.monotonic() < deadline, f"{text!r} not in {locator.inner_text()!r}"
-        time.sleep(0.2)  # waiting on the browser
+    poll(
+        lambda: text in locator.inner_text(),
+        timeout,
+        lambda: f"{text!r} in {locator.inner_text()!r}",
+    )
 
 
 def open_notebook(page, lab) -> None:
@@ -117,10 +118,11 @@ def save_version(page, panel, message: str, expected_count: int) -> None:
 
 def expect_versions(panel, count: int, timeout: float = 15) -> None:
     rows = panel.locator("li.mlfactory-HistoryVersion")
-    deadline = time.monotonic() + timeout
-    while rows.count() != count:
-        assert time.monotonic() < deadline, f"{rows.count()} versions listed, not {count}"
-        time.sleep(0.2)  # waiting on the browser, not on a clock under test
+    poll(
+        lambda: rows.count() == count,
+        timeout,
+        lambda: f"{count} versions listed, not {rows.count()}",
+    )
 
 
 def save_version_by_shortcut(page, panel, message: str, expected_count: int) -> None:
@@ -145,13 +147,6 @@ def close_diff_tab(page) -> None:
     tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="→")
     tab.locator(".lm-TabBar-tabCloseIcon").click()
     tab.wait_for(state="detached")
-
-
-def wait_until(check, what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)  # waiting on the browser
 
 
 def cell_editor_text(page) -> str:
@@ -221,10 +216,11 @@ def test_save_compare_and_restore_versions(lab, page):
     rows.nth(1).get_by_role("button", name="Restore").click()
     page.locator(".jp-Dialog").get_by_role("button", name="Restore version", exact=True).click()
     expect_versions(panel, 3)
-    deadline = time.monotonic() + 15
-    while FIRST not in cell_editor_text(page):
-        assert time.monotonic() < deadline, cell_editor_text(page)
-        time.sleep(0.2)  # waiting on the browser
+    poll(
+        lambda: FIRST in cell_editor_text(page),
+        15,
+        lambda: f"the first version in the editor, not {cell_editor_text(page)!r}",
+    )
     assert saved_source(lab.root) == FIRST
     assert "Restore" in rows.nth(0).inner_text()
 
@@ -333,10 +329,10 @@ def test_diff_spinner_cancel_on_close_and_timeout(lab, page):
     compare()
     diff = page.locator('[data-testid="mlfactory-history-diff"]')
     diff.locator(".jp-Spinner").wait_for(timeout=10_000)
-    wait_until(lambda: held, "the diff was not requested")
+    poll(lambda: held, 15, "the diff requested")
     assert "from=" in held[0].request.url and "to=working" in held[0].request.url
     close_diff_tab(page)
-    wait_until(lambda: failed, "closing the tab did not cancel the diff request")
+    poll(lambda: failed, 15, "closing the tab cancelled the diff request")
 
     page.unroute("**/mlfactory/history/diff?**")
     message = "Comparing these versions of analysis.ipynb took longer than 30 s and was stopped."

@@ -6,12 +6,12 @@ at ``api_page_max_limit`` (200), which a stand-in hub once hid."""
 from __future__ import annotations
 
 import pytest
-import requests
 from mlfactory.service.culler import Culler
 from mlfactory.service.db import make_engine, upgrade
 from mlfactory.service.hubapi import HubAPI
 
-from .conftest import RealHub, discard_hub, example_config, prepare_hub, rest_token, start_hub
+from .conftest import discard_hub, example_config, prepare_hub, start_hub
+from .helpers import HubClient
 
 pytestmark = [pytest.mark.hub]
 
@@ -20,9 +20,8 @@ GROUPS = [f"page-group-{i:03d}" for i in range(250)]
 LAST_GROUP = GROUPS[-1]  # created last: beyond the first page of 200 groups
 
 
-def hub_api(hub: RealHub, token: str, path: str, body: dict) -> None:
-    headers = {"Authorization": f"token {token}"}
-    r = requests.post(f"{hub.url}/hub/api{path}", json=body, headers=headers, timeout=120)
+def hub_api(admin: HubClient, path: str, body: dict) -> None:
+    r = admin.post(f"/hub/api{path}", json=body, timeout=120)
     assert r.status_code in (200, 201), r.text
 
 
@@ -32,11 +31,11 @@ def crowded_hub():
     data, config_path = prepare_hub("pagination", example_config())
     hub = start_hub(data, config=config_path)
     try:
-        token = rest_token(hub)
-        hub_api(hub, token, "/users", {"usernames": USERS})
-        hub_api(hub, token, "/groups", {"groups": GROUPS})
-        hub_api(hub, token, f"/groups/{LAST_GROUP}/users", {"users": USERS})
-        yield hub, token
+        admin = HubClient(hub)
+        hub_api(admin, "/users", {"usernames": USERS})
+        hub_api(admin, "/groups", {"groups": GROUPS})
+        hub_api(admin, f"/groups/{LAST_GROUP}/users", {"users": USERS})
+        yield hub, admin.token
     finally:
         discard_hub(hub, config_path)
 

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import requests
 from mlfactory.hub.platform_config import parse_platform_config
 from mlfactory.service.culler import Culler
 from mlfactory.service.db import make_engine, upgrade
@@ -29,10 +28,10 @@ from .conftest import (
     example_config,
     log_in,
     prepare_hub,
-    rest_token,
     screenshot,
     start_hub,
 )
+from .helpers import HubClient, poll
 
 pytestmark = [pytest.mark.hub]
 
@@ -103,34 +102,35 @@ def test_idle_server_is_stopped_and_busy_one_is_kept(idle_hub, page):
     def servers() -> dict:
         return page.request.get(f"{hub.url}/hub/api/users/admin", headers=headers).json()["servers"]
 
-    deadline = time.monotonic() + 90
-    while not all(servers().get(n, {}).get("ready") for n in ("idle", "busy")):
-        assert time.monotonic() < deadline, servers()
-        time.sleep(0.5)  # waiting on real servers to start
+    poll(
+        lambda: all(servers().get(n, {}).get("ready") for n in ("idle", "busy")),
+        90,
+        lambda: f"both servers ready: {servers()}",
+    )
     # Playwright's sync API owns this thread's event loop: talk to the kernel from another
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, _run_forever(hub.url, token, "busy")).result(timeout=60)
 
     status_url = f"{hub.url}/services/mlfactory/api/culling/status"
-    warned = False
-    deadline = time.monotonic() + IDLE_TIMEOUT + 60
-    while servers().get("idle", {}).get("ready"):
-        assert time.monotonic() < deadline, "the idle server was never stopped"
+    actions: set[str] = set()
+
+    def idle_stopped() -> bool:
+        if not servers().get("idle", {}).get("ready"):
+            return True
         status = page.request.get(f"{status_url}?server_name=idle", headers=headers).json()
-        warned = warned or status["action"] == "warn"
-        time.sleep(1)  # the culler runs on the real clock here
-    assert warned, "the user was not warned before the stop"
+        actions.add(status["action"])
+        return False
+
+    # the culler runs on the real clock here
+    poll(idle_stopped, IDLE_TIMEOUT + 60, "the idle server stopped")
+    assert "warn" in actions, "the user was not warned before the stop"
 
     def idle_stops() -> list:
         # the pass records its stops once it has walked every server
         overview = page.request.get(status_url, headers=headers).json()
         return [s for s in overview["stops"] if s["server_name"] == "idle"]
 
-    deadline = time.monotonic() + 20
-    while not idle_stops():
-        assert time.monotonic() < deadline, "the stop was not recorded"
-        time.sleep(0.5)
-    (stop,) = idle_stops()
+    (stop,) = poll(idle_stops, 20, "the stop recorded")
     assert stop["reason"] == f"it was idle for {IDLE_TIMEOUT}s"
     assert servers()["busy"]["ready"], "the busy server was stopped"
     busy = page.request.get(f"{status_url}?server_name=busy", headers=headers).json()
@@ -152,15 +152,7 @@ def test_jupyterlab_warns_saves_unsaved_work_and_keeps_running(idle_hub, page):
     )
     assert r.status in (201, 202), r.text()
     base = f"{hub.url}/user/admin/lab"
-    deadline = time.monotonic() + 90
-    while (
-        not page.request.get(f"{hub.url}/hub/api/users/admin", headers=headers)
-        .json()["servers"]
-        .get("lab", {})
-        .get("ready")
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.5)  # waiting on a real server to start
+    HubClient(hub, token=token).wait_ready("lab", 90)
     notebook = {
         "cells": [{"cell_type": "markdown", "metadata": {}, "source": "start", "id": "c1"}],
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
@@ -196,10 +188,7 @@ def test_jupyterlab_warns_saves_unsaved_work_and_keeps_running(idle_hub, page):
         model = page.request.get(f"{base}/api/contents/work.ipynb", headers=headers).json()
         return "\n".join("".join(c["source"]) for c in model["content"]["cells"])
 
-    deadline = time.monotonic() + 30
-    while "an unsaved edit" not in saved_text():
-        assert time.monotonic() < deadline, "the warning did not save the open notebook"
-        time.sleep(0.5)
+    poll(lambda: "an unsaved edit" in saved_text(), 30, "the warning saved the open notebook")
     # the click sends the keep-alive: read the status once that request has been answered
     with page.expect_response(lambda r: "keepalive" in r.url and r.request.method == "POST"):
         keep.click()
@@ -234,22 +223,14 @@ def test_nothing_is_stopped_during_the_grace_after_the_hub_returns(tmp_path):
     data, config_path = prepare_hub("outage", config)
     hub = start_hub(data, config=config_path)
     try:
-        token = rest_token(hub)
-        headers = {"Authorization": f"token {token}"}
-        user_url = f"{hub.url}/hub/api/users/admin"
-        r = requests.post(
-            f"{user_url}/servers/quiet", json={"profile": "cpu-small"}, headers=headers, timeout=60
-        )
-        assert r.status_code in (201, 202), r.text
+        admin = HubClient(hub)
+        token = admin.token
+        admin.spawn("quiet")
 
         def server() -> dict | None:
-            model = requests.get(user_url, headers=headers, timeout=30).json()
-            return model["servers"].get("quiet")
+            return admin.servers().get("quiet")
 
-        deadline = time.monotonic() + 90
-        while not (server() or {}).get("ready"):
-            assert time.monotonic() < deadline, server()
-            time.sleep(0.5)  # waiting on a real server to start
+        admin.wait_ready("quiet", 90)
         # a browser test before this one leaves Playwright's loop running in this thread
         with ThreadPoolExecutor(1) as pool:
             db = tmp_path / "platform.sqlite"
@@ -298,27 +279,25 @@ async def _passes_through_an_outage(hub, token: str, db: Path, server) -> None:
 
 
 def test_the_service_behind_the_real_hub_refuses_non_finite_numbers(idle_hub):
-    headers = {"Authorization": f"token {rest_token(idle_hub)}"}
-    url = f"{idle_hub.url}/services/mlfactory/api/activity"
+    admin = HubClient(idle_hub)
+    url = "/services/mlfactory/api/activity"
     for number in ("NaN", "Infinity"):
         body = f'{{"server_name": "x", "gpu_util": [{number}]}}'
-        r = requests.post(url, data=body, headers=headers, timeout=30)
+        r = admin.post(url, data=body)
         assert r.status_code == 400, (number, r.text)
         assert "not valid JSON" in r.json()["error"]
-    r = requests.post(
-        url, json={"server_name": "x", "gpu_util": [3.0]}, headers=headers, timeout=30
-    )
+    r = admin.post(url, json={"server_name": "x", "gpu_util": [3.0]})
     assert r.status_code == 204, r.text
 
 
 def test_a_budget_from_the_real_service_can_be_put_back(idle_hub):
-    headers = {"Authorization": f"token {rest_token(idle_hub)}"}
-    url = f"{idle_hub.url}/services/mlfactory/api/budgets/user/nobody-here"
+    admin = HubClient(idle_hub)
+    url = "/services/mlfactory/api/budgets/user/nobody-here"
     first = {"amount": 5, "enforcement": "stop", "grace": "5m"}  # the config's names
-    assert requests.put(url, json=first, headers=headers, timeout=30).status_code in (200, 201)
-    got = requests.get(url, headers=headers, timeout=30).json()
+    assert admin.put(url, json=first).status_code in (200, 201)
+    got = admin.get(url).json()
     assert got["grace_seconds"] == 300
-    r = requests.put(url, json=got, headers=headers, timeout=30)
+    r = admin.put(url, json=got)
     assert r.status_code == 200, r.text
     assert r.json() == got
-    assert requests.get(url, headers=headers, timeout=30).json() == got
+    assert admin.get(url).json() == got

@@ -11,94 +11,20 @@ import os
 import signal
 import sqlite3
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from .conftest import (
-    ADMIN_PASSWORD,
-    RealHub,
-    discard_hub,
-    example_config,
-    prepare_hub,
-    start_hub,
-)
+from .conftest import RealHub, discard_hub, example_config, prepare_hub, start_hub
+from .helpers import HubClient, poll
 
 pytestmark = [pytest.mark.hub]
-
-
-class HubClient:
-    """The admin's side of a real hub: a logged-in session and an API token."""
-
-    def __init__(self, hub: RealHub, user: str = "admin", password: str = ADMIN_PASSWORD):
-        self.hub = hub
-        self.session = requests.Session()
-        self.session.get(f"{hub.url}/hub/login", timeout=30)
-        r = self.session.post(
-            f"{hub.url}/hub/login",
-            data={
-                "username": user,
-                "password": password,
-                "_xsrf": self.session.cookies.get("_xsrf", ""),
-            },
-            timeout=30,
-        )
-        r.raise_for_status()
-        r = self.session.post(
-            f"{hub.url}/hub/api/users/{user}/tokens",
-            json={"note": "e2e ledger test", "expires_in": 1800},
-            headers={"X-XSRFToken": self.session.cookies.get("_xsrf", "")},
-            timeout=30,
-        )
-        r.raise_for_status()
-        self.user = user
-        self.headers = {"Authorization": f"token {r.json()['token']}"}
-
-    def get(self, path: str) -> requests.Response:
-        return requests.get(f"{self.hub.url}{path}", headers=self.headers, timeout=30)
-
-    def post(self, path: str, body: dict) -> requests.Response:
-        return requests.post(f"{self.hub.url}{path}", json=body, headers=self.headers, timeout=60)
-
-    def delete(self, path: str) -> requests.Response:
-        return requests.delete(f"{self.hub.url}{path}", headers=self.headers, timeout=60)
-
-    def servers(self) -> dict:
-        return self.get(f"/hub/api/users/{self.user}").json()["servers"]
-
-    def service(self, path: str) -> dict:
-        r = self.get(f"/services/mlfactory/api{path}")
-        assert r.status_code == 200, r.text
-        return r.json()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    """Poll a real process until ``predicate()`` is truthy (a deadline, not a clock under
-    test)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def ledger_rows(hub: RealHub) -> list[dict]:
     with sqlite3.connect(hub.data / "hub" / "platform.sqlite") as db:
         db.row_factory = sqlite3.Row
         return [dict(r) for r in db.execute("SELECT * FROM ledger_sessions")]
-
-
-def start_named(client: HubClient, name: str, timeout: float = 120) -> None:
-    r = client.post(f"/hub/api/users/{client.user}/servers/{name}", {"profile": "cpu-small"})
-    assert r.status_code in (201, 202), r.text
-    wait_for(
-        lambda: client.servers().get(name, {}).get("ready"), timeout, f"server {name} to start"
-    )
 
 
 # --- a stop is reflected at once -------------------------------------------------------
@@ -118,18 +44,20 @@ def slow_ledger_hub():
 def test_a_stopped_server_stops_counting_at_once(slow_ledger_hub):
     hub = slow_ledger_hub
     admin = HubClient(hub)
-    start_named(admin, "quick")
-    mine = [s["server_name"] for s in admin.service("/me")["servers"]]
+    admin.spawn("quick")
+    admin.wait_ready("quick")
+    mine = [s["server_name"] for s in admin.service_json("/me")["servers"]]
     assert mine == ["quick"]
-    assert [s["server_name"] for s in admin.service("/servers")["servers"]] == ["quick"]
+    assert [s["server_name"] for s in admin.service_json("/servers")["servers"]] == ["quick"]
 
     r = admin.delete("/hub/api/users/admin/servers/quick")
     assert r.status_code == 204, r.text
     # Well under the accounting interval (an hour): only the spawner's stop notice explains
     # an empty list here.
-    wait_for(
+    poll(
         lambda: (
-            admin.service("/me")["servers"] == [] and admin.service("/servers")["servers"] == []
+            admin.service_json("/me")["servers"] == []
+            and admin.service_json("/servers")["servers"] == []
         ),
         2,
         "the stopped server to leave /api/me and /api/servers",
@@ -184,7 +112,7 @@ def journal_records(hub: RealHub) -> list[dict]:
 
 
 def usage_of(client: HubClient, server: str) -> list[dict]:
-    rows = client.service("/usage?by=server")["rows"]
+    rows = client.service_json("/usage?by=server")["rows"]
     return [r for r in rows if r["key"] == f"{client.user}/{server}"]
 
 
@@ -197,28 +125,34 @@ def process_state(pid: int) -> str:
     return stat[stat.rindex(")") + 2 :].split()[0]
 
 
-def test_a_server_that_never_became_ready_costs_nothing(frozen_hub):
-    hub = frozen_hub["hub"]
-    admin = HubClient(hub)
-    r = admin.post("/hub/api/users/admin/servers/frozen-start", {"profile": "cpu-small"})
-    assert r.status_code in (201, 202), r.text
-    (record,) = wait_for(
-        lambda: [r for r in journal_records(hub) if r["server_name"] == "frozen-start"],
+def start_frozen(admin: HubClient, name: str) -> dict:
+    """Start the frozen server ``name`` and wait until its process has stopped itself;
+    the spawner's journal record of it."""
+    admin.spawn(name)
+    (record,) = poll(
+        lambda: [r for r in journal_records(admin.hub) if r["server_name"] == name],
         60,
         "the frozen server's process",
     )
-    wait_for(lambda: process_state(record["pid"]) == "T", 30, "the server to freeze")
+    poll(lambda: process_state(record["pid"]) == "T", 30, "the server to freeze")
+    return record
+
+
+def test_a_server_that_never_became_ready_costs_nothing(frozen_hub):
+    hub = frozen_hub["hub"]
+    admin = HubClient(hub)
+    record = start_frozen(admin, "frozen-start")
     # the gate charged it from the spawn on: it counts as running while it starts
-    assert [s["server_name"] for s in admin.service("/servers")["servers"]] == ["frozen-start"]
+    assert [s["server_name"] for s in admin.service_json("/servers")["servers"]] == ["frozen-start"]
 
     # JupyterHub gives up at start_timeout: pending clears, the process is stopped
-    wait_for(
+    poll(
         lambda: not admin.servers().get("frozen-start", {}).get("pending"),
         START_TIMEOUT + 60,
         "the spawn to time out",
     )
-    wait_for(lambda: process_state(record["pid"]) in ("", "Z"), 30, "the process to be stopped")
-    assert admin.service("/servers")["servers"] == []
+    poll(lambda: process_state(record["pid"]) in ("", "Z"), 30, "the process to be stopped")
+    assert admin.service_json("/servers")["servers"] == []
     (row,) = [r for r in ledger_rows(hub) if r["server_name"] == "frozen-start"]
     assert row["ended"] == row["started"], row  # closed at its start: nothing charged
     assert row["end_reason"] == "failed to start"
@@ -243,14 +177,7 @@ def test_an_orphan_is_shown_then_stopped_after_the_grace(frozen_hub):
     stops it after the grace period, ending its session as "orphaned"."""
     hub = frozen_hub["hub"]
     admin = HubClient(hub)
-    r = admin.post("/hub/api/users/admin/servers/frozen-orphan", {"profile": "cpu-small"})
-    assert r.status_code in (201, 202), r.text
-    (record,) = wait_for(
-        lambda: [r for r in journal_records(hub) if r["server_name"] == "frozen-orphan"],
-        60,
-        "the frozen server's process",
-    )
-    wait_for(lambda: process_state(record["pid"]) == "T", 30, "the server to freeze")
+    record = start_frozen(admin, "frozen-orphan")
 
     # The hub dies mid-spawn. Its proxy and services would outlive it (and hold their
     # ports): stop them as their own crash would; the server's process stays.
@@ -272,17 +199,15 @@ def test_an_orphan_is_shown_then_stopped_after_the_grace(frozen_hub):
 
     # Admins see it running, flagged as an orphan that will be stopped
     def orphan() -> list[dict]:
-        servers = admin.service("/servers")["servers"]
+        servers = admin.service_json("/servers")["servers"]
         return [s for s in servers if s["server_name"] == "frozen-orphan" and s["orphaned"]]
 
-    (shown,) = wait_for(orphan, 30, "the orphan to be shown to admins")
+    (shown,) = poll(orphan, 30, "the orphan to be shown to admins")
     assert shown["stops_at"]
     assert process_state(record["pid"]) == "T"  # not stopped before its grace
 
-    wait_for(
-        lambda: process_state(record["pid"]) in ("", "Z"), ORPHAN_GRACE + 30, "the orphan's stop"
-    )
-    wait_for(lambda: admin.service("/servers")["servers"] == [], 10, "its session to close")
+    poll(lambda: process_state(record["pid"]) in ("", "Z"), ORPHAN_GRACE + 30, "the orphan's stop")
+    poll(lambda: admin.service_json("/servers")["servers"] == [], 10, "its session to close")
     (row,) = [r for r in ledger_rows(hub) if r["server_name"] == "frozen-orphan"]
     assert row["end_reason"] == "orphaned"
     assert row["ended"] == row["started"]  # it never became ready: nothing charged

@@ -6,7 +6,6 @@ user's deletion or its expiry; only the health routes answer without a token."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,6 +22,7 @@ from .conftest import (
     prepare_hub,
     start_hub,
 )
+from .helpers import poll
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
@@ -73,10 +73,7 @@ def test_model_served_behind_the_hub_with_a_scope(model_hub, browser):
     log_in(admin, hub, "admin", ADMIN_PASSWORD, next_url="/hub/home")
     headers = {"Authorization": f"token {api_token(admin, hub, 'admin')}"}
     api = f"{hub.url}/services/models/v2"
-    deadline = time.monotonic() + 60
-    while admin.request.get(f"{api}/health/ready").status != 200:
-        assert time.monotonic() < deadline, "the models service did not become ready"
-        time.sleep(0.5)  # a real service process starting
+    poll(lambda: admin.request.get(f"{api}/health/ready").status == 200, 60, "models ready")
     record = dict(zip(FEATURES, [5.1, 3.5, 1.4, 0.2], strict=True))
     # a dict is sent as JSON with its Content-Type, as clients do
     r = admin.request.post(
@@ -168,14 +165,6 @@ def _new_user_token(hub, admin_auth: str, name: str, expires_in: int) -> str:
     return body["token"]
 
 
-def _poll(what: str, check, seconds: float = 30) -> None:
-    """Poll a real process until ``check()`` holds."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.25)
-
-
 class Caller:
     """The admin's token, the service's API, and predict / whoami for another token."""
 
@@ -185,10 +174,10 @@ class Caller:
         self.hub = hub
         self.admin_auth = f"token {api_token(admin, hub, 'admin')}"
         self.api = f"{hub.url}/services/models/v2"
-        _poll(
-            "the models service did not become ready",
+        poll(
             lambda: call("GET", f"{self.api}/health/ready", None)[0] == 200,
-            seconds=60,
+            60,
+            "the models service ready",
         )
 
     def predict(self, token: str) -> int:
@@ -207,7 +196,7 @@ def test_a_deleted_users_token_stops_working_within_seconds(model_hub, browser):
     assert c.predict(token) == 200
     assert call("DELETE", f"{model_hub.url}/hub/api/users/mallory", c.admin_auth)[0] == 204
     assert not c.hub_knows(token)
-    _poll("the models service kept serving a deleted user's token", lambda: c.predict(token) == 401)
+    poll(lambda: c.predict(token) == 401, 30, "the models service refuses a deleted user's token")
 
 
 def test_an_expired_token_stops_working_when_the_hub_refuses_it(model_hub, browser):
@@ -215,6 +204,6 @@ def test_an_expired_token_stops_working_when_the_hub_refuses_it(model_hub, brows
     c = Caller(model_hub, browser)
     token = _new_user_token(model_hub, c.admin_auth, "nina", expires_in=6)
     assert c.predict(token) == 200
-    _poll("the hub did not refuse the expired token", lambda: not c.hub_knows(token))
+    poll(lambda: not c.hub_knows(token), 30, "the hub refuses the expired token")
     # the service never reuses the hub's answer past the token's expires_at
     assert c.predict(token) == 401

@@ -14,15 +14,14 @@ from mlfactory.spawner.journal import Journal, alive
 
 from .conftest import (
     ADMIN_PASSWORD,
-    RealHub,
     discard_hub,
     hub_data_dir,
     prepare_hub,
-    rest_token,
     screenshot,
     start_hub,
     stop_hub,
 )
+from .helpers import HubClient
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
@@ -62,12 +61,10 @@ def test_spawn_page_shows_the_cause(hub_whose_servers_fail, page):
 # --- through the REST API: the progress stream, the pending page and the bill -----------
 
 
-def progress_events(hub: RealHub, headers: dict, server: str = "") -> list[dict]:
+def progress_events(admin: HubClient, server: str = "") -> list[dict]:
     """The events of a spawn's progress stream, until it ends."""
-    path = f"/servers/{server}/progress" if server else "/server/progress"
-    url = f"{hub.url}/hub/api/users/admin{path}"
     events = []
-    with requests.get(url, headers=headers, stream=True, timeout=120) as r:
+    with admin.get(f"{admin.server_path(server)}/progress", stream=True, timeout=120) as r:
         assert r.status_code == 200, r.text
         for line in r.iter_lines(decode_unicode=True):
             if line.startswith("data:"):
@@ -75,32 +72,24 @@ def progress_events(hub: RealHub, headers: dict, server: str = "") -> list[dict]
     return events
 
 
-def charged(hub: RealHub, headers: dict) -> list[dict]:
+def charged(admin: HubClient) -> list[dict]:
     """The platform service's bill per server, rows that cost anything."""
-    r = requests.get(
-        f"{hub.url}/services/mlfactory/api/usage",
-        params={"by": "server"},
-        headers=headers,
-        timeout=60,
-    )
-    assert r.status_code == 200, r.text
-    return [row for row in r.json()["rows"] if row["cost"] > 0]
+    return [row for row in admin.service_json("/usage?by=server")["rows"] if row["cost"] > 0]
 
 
 def test_a_server_that_exits_says_why_and_costs_nothing(hub_whose_servers_fail):
-    hub = hub_whose_servers_fail
-    headers = {"Authorization": f"token {rest_token(hub)}"}
-    r = requests.post(f"{hub.url}/hub/api/users/admin/servers/exits", headers=headers, timeout=120)
+    admin = HubClient(hub_whose_servers_fail)
+    r = admin.start("exits")
     # a fast failure: the spawn request itself answers with the cause
     assert r.status_code == 500, r.text
     assert r.json()["message"].startswith("Your server stopped during start-up (exit code 1)")
-    (failed,) = progress_events(hub, headers, "exits")
+    (failed,) = progress_events(admin, "exits")
     assert failed["failed"] is True
     assert failed["message"].startswith(
         "Spawn failed: Your server stopped during start-up (exit code 1)"
     )
     assert "/nonexistent/mlfactory-e2e" in failed["message"]
-    assert charged(hub, headers) == []
+    assert charged(admin) == []
 
 
 NEVER_LISTENS = (
@@ -128,7 +117,7 @@ def hub_whose_servers_never_listen():
 
 def test_a_start_timeout_names_the_limit_and_the_last_log_lines(hub_whose_servers_never_listen):
     hub = hub_whose_servers_never_listen
-    headers = {"Authorization": f"token {rest_token(hub)}"}
+    admin = HubClient(hub)
     # the hub's pages take a login cookie, not a token (logged in first: the spawn form's
     # page would start afresh and forget the failure)
     browser = requests.Session()
@@ -136,9 +125,9 @@ def test_a_start_timeout_names_the_limit_and_the_last_log_lines(hub_whose_server
     login = {"username": "admin", "password": ADMIN_PASSWORD, "_xsrf": browser.cookies["_xsrf"]}
     assert browser.post(f"{hub.url}/hub/login", data=login, timeout=60).status_code == 200
 
-    r = requests.post(f"{hub.url}/hub/api/users/admin/server", headers=headers, timeout=120)
+    r = admin.start()
     assert r.status_code == 202, r.text
-    events = progress_events(hub, headers)
+    events = progress_events(admin)
     failed = events[-1]
     assert failed["failed"] is True
     assert failed["message"] == (
@@ -153,7 +142,7 @@ def test_a_start_timeout_names_the_limit_and_the_last_log_lines(hub_whose_server
     # the process is gone and nothing was charged
     records = Journal(hub.data / "runtime" / "servers").records()
     assert records and not any(alive(rec) and not zombie(rec.pid) for rec in records)
-    assert charged(hub, headers) == []
+    assert charged(admin) == []
 
 
 def zombie(pid: int) -> bool:

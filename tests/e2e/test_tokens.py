@@ -6,13 +6,13 @@ request; the service and the server keep the hub's answers a few seconds at most
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import requests
 
-from .conftest import RealHub, discard_hub, prepare_hub, rest_token, start_hub
+from .conftest import RealHub, discard_hub, prepare_hub, start_hub
+from .helpers import HubClient, poll
 
 pytestmark = [pytest.mark.hub]
 
@@ -30,50 +30,16 @@ def hub() -> Iterator[RealHub]:
 
 
 @pytest.fixture(scope="module")
-def admin(hub: RealHub) -> dict[str, str]:
-    return {"Authorization": f"token {rest_token(hub)}"}
+def admin(hub: RealHub) -> HubClient:
+    return HubClient(hub)
 
 
-def poll(predicate: Callable[[], object], deadline_s: float, what: Callable[[], str]) -> object:
-    """Poll real processes until ``predicate`` is truthy; fail after ``deadline_s``."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {deadline_s}s: {what()}")
-        time.sleep(0.1)  # polling real processes, not the clock under test
-
-
-def user_with_server(hub: RealHub, admin: dict[str, str], name: str) -> None:
+def user_with_server(admin: HubClient, name: str) -> None:
     """Create ``name`` and start their default server with the cheapest profile."""
-    r = requests.post(f"{hub.url}/hub/api/users/{name}", headers=admin, timeout=30)
+    r = admin.post(f"/hub/api/users/{name}")
     assert r.status_code == 201, r.text
-    r = requests.post(
-        f"{hub.url}/hub/api/users/{name}/server",
-        json={"profile": "cpu-small"},
-        headers=admin,
-        timeout=120,
-    )
-    assert r.status_code in (201, 202), r.text
-
-    def ready() -> bool:
-        model = requests.get(f"{hub.url}/hub/api/users/{name}", headers=admin, timeout=30).json()
-        return bool(model["servers"].get("", {}).get("ready"))
-
-    poll(ready, 180, lambda: f"{name}'s server ready:\n{hub.log()[-3000:]}")
-
-
-def new_token(hub: RealHub, admin: dict[str, str], user: str, expires_in: int) -> str:
-    r = requests.post(
-        f"{hub.url}/hub/api/users/{user}/tokens",
-        json={"note": "e2e token test", "expires_in": expires_in},
-        headers=admin,
-        timeout=30,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()["token"]
+    admin.spawn(user=name)
+    admin.wait_ready(user=name, timeout=180)
 
 
 def surfaces(hub: RealHub, user: str) -> dict[str, str]:
@@ -95,10 +61,7 @@ def answers(urls: dict[str, str], token: str) -> dict[str, int]:
 
 
 def hub_accepts(hub: RealHub, token: str) -> bool:
-    r = requests.get(
-        f"{hub.url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30
-    )
-    return r.status_code == 200
+    return HubClient(hub, token=token).get("/hub/api/user").status_code == 200
 
 
 def assert_followed(hub: RealHub, urls: dict[str, str], token: str) -> None:
@@ -118,22 +81,22 @@ def assert_followed(hub: RealHub, urls: dict[str, str], token: str) -> None:
 
 
 def test_an_expired_token_stops_working_everywhere(hub, admin):
-    user_with_server(hub, admin, "tess")
+    user_with_server(admin, "tess")
     urls = surfaces(hub, "tess")
-    token = new_token(hub, admin, "tess", expires_in=6)
+    token = admin.new_token("tess", expires_in=6)
     assert answers(urls, token) == dict.fromkeys(urls, 200)  # used at once, so now cached
 
     # Keep using it until the hub refuses it, so every cache holds a fresh answer then
-    poll(lambda: (answers(urls, token), not hub_accepts(hub, token))[1], 60, lambda: "expiry")
+    poll(lambda: (answers(urls, token), not hub_accepts(hub, token))[1], 60, "expiry")
     assert_followed(hub, urls, token)
 
 
 def test_a_deleted_users_token_stops_working_everywhere(hub, admin):
-    user_with_server(hub, admin, "dora")
+    user_with_server(admin, "dora")
     urls = surfaces(hub, "dora")
-    token = new_token(hub, admin, "dora", expires_in=900)
+    token = admin.new_token("dora", expires_in=900)
     assert answers(urls, token) == dict.fromkeys(urls, 200)
 
-    r = requests.delete(f"{hub.url}/hub/api/users/dora", headers=admin, timeout=120)
+    r = admin.delete("/hub/api/users/dora", timeout=120)
     assert r.status_code == 204, r.text
     assert_followed(hub, urls, token)
