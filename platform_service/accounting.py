@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mlfactory.hub.platform_config import PlatformConfig
-from mlfactory.spawner.journal import Journal, alive, stop_process
+from mlfactory.spawner.journal import Journal, alive, session_fields, stop_process
 
 from .alerts import Notifier
 from .budgets import (
@@ -38,7 +38,7 @@ from .budgets import (
 )
 from .hubapi import HubAPI, sighting
 from .periods import day_starts, iso_day, iso_utc, period_bounds
-from .reconcile import Sighting, merge, orphans, plan
+from .reconcile import Sighting, backend_sighting, merge, orphans, plan
 from .store import Store, Visibility
 
 log = logging.getLogger("mlfactory.service")
@@ -157,18 +157,7 @@ class Accountant:
                 currency=self.currency,
             )
             if verdict.allowed:
-                sighting = Sighting(
-                    key=req.key,
-                    user=req.user,
-                    server_name=req.server_name,
-                    started=now,
-                    price_per_hour=req.price_per_hour,
-                    project=req.project,
-                    profile=req.profile,
-                    resources=req.resources,
-                    groups=req.groups,
-                    source="gate",
-                )
+                sighting = Sighting(**session_fields(req), started=now, source="gate")
                 self.store._insert(conn, sighting, now)
         log.info(
             "Gate %s for %s/%s at %.4f/h: %s",
@@ -301,28 +290,7 @@ class Accountant:
     def _journal_view(self) -> list[Sighting]:
         if self.journal is None:
             return []
-        out = []
-        for r in self.journal.records():
-            running = alive(r)
-            out.append(
-                Sighting(
-                    key=r.key,
-                    user=r.user,
-                    server_name=r.server_name,
-                    started=r.started,
-                    price_per_hour=r.price_per_hour,
-                    project=r.project,
-                    profile=r.profile,
-                    resources=r.resources,
-                    groups=tuple(r.groups),
-                    running=running,
-                    stopped_at=r.stopped_at if r.stopped_at is not None else None,
-                    source="backend",
-                    starting=running and r.ready is False,
-                    never_ready=not running and r.ready is False,
-                )
-            )
-        return out
+        return [backend_sighting(r, alive(r)) for r in self.journal.records()]
 
     async def evaluate(self) -> None:
         now = self.clock()

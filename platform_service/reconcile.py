@@ -19,28 +19,35 @@ period the service stops it itself (``orphans``).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+
+from mlfactory.spawner.journal import Record, Session, session_fields
 
 
 @dataclass(frozen=True)
-class Sighting:
-    """One running server as the hub or the backend reports it."""
+class Sighting(Session):
+    """One running server as the hub or the backend reports it: the session (the journal's
+    shape, ``Session``) and what that view says of it."""
 
-    key: str  # the spawner's session key
-    user: str
-    server_name: str
-    started: float
-    price_per_hour: float
-    project: str = ""
-    profile: str = ""
-    resources: Mapping[str, Any] = field(default_factory=dict)
-    groups: tuple[str, ...] = ()
     running: bool = True
     stopped_at: float | None = None  # the backend's record of when it stopped
     source: str = "hub"
     starting: bool = False  # running, but not accepting connections yet
     never_ready: bool = False  # stopped without ever accepting connections: costs nothing
+
+
+def backend_sighting(record: Record, running: bool) -> Sighting:
+    """The backend's view of a journal record; ``running``: its process is still alive.
+    A server that has not accepted connections yet is starting; one that stopped without
+    ever doing so costs nothing (records older than the ``ready`` flag are neither)."""
+    return Sighting(
+        **session_fields(record),
+        running=running,
+        stopped_at=record.stopped_at,
+        source="backend",
+        starting=running and record.ready is False,
+        never_ready=not running and record.ready is False,
+    )
 
 
 @dataclass(frozen=True)
@@ -66,13 +73,13 @@ def merge(hub: Iterable[Sighting], backend: Iterable[Sighting]) -> dict[str, Sig
         h = out.get(b.key)
         if h is None or b.running or not h.running:
             if h is not None and not b.groups:
-                b = Sighting(**{**b.__dict__, "groups": h.groups})
+                b = replace(b, groups=h.groups)
             if h is not None and h.running and b.running and b.starting and not h.starting:
-                b = Sighting(**{**b.__dict__, "starting": False})
+                b = replace(b, starting=False)
             out[b.key] = b
         elif b.stopped_at is not None:
             # the hub still lists it but the process is gone: believe the backend
-            out[b.key] = Sighting(**{**h.__dict__, "running": False, "stopped_at": b.stopped_at})
+            out[b.key] = replace(h, running=False, stopped_at=b.stopped_at)
     return out
 
 

@@ -11,6 +11,10 @@ The record also says whether the server ever accepted connections (``ready``): a
 that never did costs nothing. The service keeps its own marks beside the records
 (``<key>.orphan``: when it found the server running unknown to the hub) and stops such an
 orphan's process itself after a grace period (``stop_process``).
+
+``Session`` is the ledger's shape of a server session, defined here once: the spawner's
+ledger (``new_ledger``), the journal's ``Record`` and the service's sightings
+(``mlfactory.service.reconcile.Sighting``) are built from its fields.
 """
 
 from __future__ import annotations
@@ -21,24 +25,49 @@ import re
 import signal
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 _KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,80}")
 
 
-@dataclass
-class Record:
-    key: str
+@dataclass(frozen=True)
+class Session:
+    """A server session as the ledger knows it: who runs what, since when, at what price."""
+
+    key: str  # the spawner's session key, unique in the ledger
     user: str
     server_name: str
     started: float
     price_per_hour: float
     project: str = ""
     profile: str = ""
-    resources: dict[str, Any] = field(default_factory=dict)
-    groups: list[str] = field(default_factory=list)
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    groups: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        # one type whatever the source (JSON gives lists): equal sessions compare equal
+        object.__setattr__(self, "groups", tuple(self.groups))
+
+
+_SESSION_FIELDS = tuple(f.name for f in fields(Session))
+
+
+def session_fields(source: Any) -> dict[str, Any]:
+    """The ``Session`` fields that ``source`` has: a Session (a journal record, a sighting),
+    the spawner's ledger dict, or the gate's request. Build another shape of the same
+    session from them, e.g. ``Record(**session_fields(ledger), pid=pid)``."""
+    if isinstance(source, Mapping):
+        return {name: source[name] for name in _SESSION_FIELDS if name in source}
+    return {name: getattr(source, name) for name in _SESSION_FIELDS if hasattr(source, name)}
+
+
+@dataclass(frozen=True)
+class Record(Session):
+    """A session in the journal: its server process, and whether and when it ended."""
+
     pid: int = 0
     pid_start: str = ""  # /proc/<pid>/stat field 22 at launch
     stopped_at: float | None = None
@@ -49,25 +78,26 @@ class Record:
 def new_ledger(user: str, server_name: str, groups: list[str], request: Any) -> dict[str, Any]:
     """A fresh session for the ledger: the spawner keeps it in its state, sends it to the
     budget gate and writes it to the journal. ``request`` is the resolved ResourceRequest."""
-    return {
-        "key": uuid.uuid4().hex,
-        "user": user,
-        "server_name": server_name,
-        "project": request.project,
-        "profile": request.profile,
-        "price_per_hour": request.price_per_hour,
-        "resources": request.summary(),
-        "groups": sorted(groups),
-        "started": time.time(),
-    }
+    session = Session(
+        key=uuid.uuid4().hex,
+        user=user,
+        server_name=server_name,
+        started=time.time(),
+        price_per_hour=request.price_per_hour,
+        project=request.project,
+        profile=request.profile,
+        resources=request.summary(),
+    )
+    return {**asdict(session), "groups": sorted(groups)}  # a list: the state is JSON
 
 
 def record_of(ledger: dict[str, Any], pid: int) -> Record:
     """The journal record of a session whose server process is ``pid``."""
-    fields = {k: ledger[k] for k in ("key", "user", "server_name", "started", "price_per_hour")}
-    extra = {k: ledger[k] for k in ("project", "profile", "resources", "groups")}
     return Record(
-        **fields, **extra, pid=pid, pid_start=process_start(pid), ready=bool(ledger.get("ready"))
+        **session_fields(ledger),
+        pid=pid,
+        pid_start=process_start(pid),
+        ready=bool(ledger.get("ready")),
     )
 
 
@@ -160,14 +190,12 @@ class Journal:
     def mark_stopped(self, key: str, when: float) -> None:
         record = self.read(key)
         if record is not None and record.stopped_at is None:
-            record.stopped_at = when
-            self.write(record)
+            self.write(replace(record, stopped_at=when))
 
     def mark_ready(self, key: str) -> None:
         record = self.read(key)
         if record is not None and not record.ready:
-            record.ready = True
-            self.write(record)
+            self.write(replace(record, ready=True))
 
     def read(self, key: str) -> Record | None:
         try:

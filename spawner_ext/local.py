@@ -7,10 +7,11 @@ start-up fails the spawn at once with the cause from its log, instead of the
 hub waiting out ``http_timeout`` and answering with a bare error; one that never
 answers fails just before ``start_timeout`` with the last lines of its log.
 
-What a user asked for is resolved once, before anything starts
-(``run_pre_spawn_hook``), by the pure resolver in ``profiles``; everything after
-that (budget check, limits, GPUs, the server's environment) uses only the resolved
-``ResourceRequest``, never the raw ``user_options``.
+This module holds the spawner's configuration and its server process: start, wait until
+ready, poll, stop, and what the process holds on this machine (``host.LocalHost``). Its
+other jobs are mixins, each in the module named after it: the user's choice of resources
+(``options``), the OS account and folders a server runs in (``workspace``) and the
+session's place in the platform service's ledger (``ledger``).
 """
 
 from __future__ import annotations
@@ -18,102 +19,39 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pwd
 import shlex
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
-from jupyterhub.handlers.pages import SpawnHandler
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_setuid
 from jupyterhub.utils import maybe_future, random_port
 from mlfactory.hub.platform_config import (
-    ConfigError,
-    PlatformConfig,
     config_path,
     journal_dir,
-    load_platform_config,
     server_logs_dir,
     workspaces_dir,
 )
-from tornado import web
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Unicode, default
 
-from .cgroups import make_preexec
-from .form import budget_text, picker_for_user
 from .gpus import NoGpuAvailable, cuda_env
-from .host import LocalHost
-from .journal import Journal, new_ledger, record_of
-from .limits import plan_limits
-from .os_accounts import (
-    ensure_os_account,
-    home_problem,
-    interpreter_problem,
-    os_account_name,
-    owned_dir,
-    private_dirs,
-    traversable_dirs,
-)
-from .picker import form_to_options, render_picker
-from .profiles import (
-    RequestError,
-    ResourceRequest,
-    resolve_request,
-    user_access,
-)
+from .host import Holding, LocalHost
+from .ledger import LedgerMixin
+from .options import UserOptionsMixin
+from .os_accounts import private_dirs
+from .profiles import ResourceRequest
 from .server_env import platform_env
-from .slugs import safe_slug
-from .startup import failure_cause, last_log_lines, timeout_cause, timeout_cause_html
+from .startup import failure_cause, last_log_lines, spawn_error, timeout_cause, timeout_cause_html
+from .workspace import WorkspaceMixin
 
-
-def spawn_error(
-    message: str,
-    *,
-    reason: str,
-    log_message: str = "",
-    status_code: int = 400,
-    html_message: str | None = None,
-) -> SpawnException:
-    """A SpawnException whose ``message`` is exactly what the user reads.
-
-    JupyterHub's progress stream and error pages show ``exc.jupyterhub_message`` when
-    set, and ``str(exc)`` (status, class name and the log message) otherwise; where
-    ``html_message`` is given (already escaped) they render it instead.
-    """
-    exc = SpawnException(message, reason=reason, log_message=log_message, status_code=status_code)
-    exc.jupyterhub_message = message
-    if html_message is not None:
-        exc.jupyterhub_html_message = html_message
-    return exc
-
-
-_CONFIG_CACHE: dict[str, tuple[float, PlatformConfig]] = {}
 # How long before JupyterHub's start_timeout a start gives up by itself (a tenth of the
 # timeout when that is less): long enough for the event loop to run it first.
 _TIMEOUT_MARGIN = 2.0
 
 
-def cached_platform_config(path: str) -> PlatformConfig:
-    """The platform config, parsed again only when the file changes."""
-    resolved = str(Path(path).resolve())
-    mtime = os.stat(resolved).st_mtime
-    cached = _CONFIG_CACHE.get(resolved)
-    if cached is None or cached[0] != mtime:
-        cached = _CONFIG_CACHE[resolved] = (mtime, load_platform_config(resolved))
-    return cached[1]
-
-
-def request_error(err: RequestError) -> SpawnException:
-    return spawn_error(
-        f"Invalid choice for {err.field}: {err.message}", reason="user-options", status_code=400
-    )
-
-
-class MLFactoryLocalSpawner(LocalProcessSpawner):
+class MLFactoryLocalSpawner(UserOptionsMixin, WorkspaceMixin, LedgerMixin, LocalProcessSpawner):
     """Start each user's server as a local process with the resources they picked."""
 
     platform_config_file = Unicode(
@@ -251,137 +189,14 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         self._events: list[dict] = []
         self._events_changed = asyncio.Event()
         self._log_offset = 0
-        self.resource_request: ResourceRequest | None = None
-        self._held: dict[str, Any] = {}  # what this server holds: gpus, cgroup, pinned cores
-        self._restore_pending = False
-        self.ledger: dict[str, Any] | None = None  # this session as the ledger knows it
-        # The choice saved before the current spawn request (JupyterHub overwrites the
-        # saved one with a request's options before the spawn begins): put back when the
-        # request is refused, so that a later spawn without options does not repeat it.
-        self._saved_options: dict[str, Any] = dict(self.user_options or {})
-
-    # -- where things live -------------------------------------------------------------
-
-    @property
-    def server_slug(self) -> str:
-        # "/" never survives safe_slug, so a named server always gets a hashed slug that
-        # no user name (or other user's server) can produce.
-        return safe_slug(self.user.name if not self.name else f"{self.user.name}/{self.name}")
-
-    @property
-    def workspace(self) -> Path:
-        """The user's home folder (with existing OS accounts: that account's home)."""
-        if self.accounts_mode == "existing":
-            return Path(pwd.getpwnam(self.user.name).pw_dir)
-        return Path(self.workspace_root) / safe_slug(self.user.name)
-
-    @property
-    def server_root(self) -> Path:
-        return self.workspace if not self.name else self.workspace / safe_slug(self.name)
+        self._holding: Holding | None = None  # what this server holds on this machine
+        self._restore_pending = False  # held before a hub restart: not yet told to the host
 
     @property
     def log_path(self) -> Path:
         return Path(self.log_root) / f"{self.server_slug}.log"
 
-    @property
-    def accounts_mode(self) -> str:
-        if self.user_accounts != "auto":
-            return self.user_accounts
-        return "create" if os.geteuid() == 0 else "none"
-
-    def _runs_as_root(self) -> bool:
-        return self.accounts_mode == "none" and os.geteuid() == 0
-
-    @property
-    def platform(self) -> PlatformConfig:
-        return cached_platform_config(self.platform_config_file)
-
-    # -- choosing resources ------------------------------------------------------------
-
-    def _access(self):
-        groups = [g.name for g in getattr(self.user, "groups", [])]
-        return user_access(self.platform, groups, bool(getattr(self.user, "admin", False)))
-
-    async def _render_options_form(self) -> str:
-        host = await LocalHost.get(self.nvidia_smi)
-        previous_options = dict(self.orm_spawner.user_options or {}) if self.orm_spawner else {}
-        text = "No budget set"
-        standing = getattr(self.budget_check, "standing", None)
-        if standing is not None:
-            me = await standing(self.user.name, sorted(g.name for g in self.user.groups))
-            text = budget_text(me["budgets"], me["currency"]) if me else "Budget unavailable"
-        view = picker_for_user(
-            self.platform,
-            self._access(),
-            host.capabilities(),
-            previous_options,
-            host.enforcement(),
-            budget_text=text,
-        )
-        return render_picker(view)
-
-    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
-        return form_to_options(formdata)
-
-    def _options_are_remembered(self) -> bool:
-        """True when the hub re-used the saved options: this request carried none.
-
-        The REST API's body is read as JupyterHub reads it (``{}``, a body with only a
-        ``display_name`` or with ``"user_options": null`` carry none); the spawn page's
-        form and its ``?opt-…`` query arguments are always explicit.
-        """
-        handler = getattr(self, "handler", None)
-        if handler is None:
-            return True
-        read_server_body = getattr(handler, "get_server_json_body", None)
-        if read_server_body is not None:
-            try:
-                return read_server_body()["user_options"] is None
-            except web.HTTPError:  # the hub read the same body before spawning
-                return False
-        if isinstance(handler, SpawnHandler):
-            request = handler.request
-            return request.method != "POST" and not (
-                set(request.query_arguments) - {"next", "display_name"}
-            )
-        return True
-
-    def _forget_refused_options(self) -> None:
-        """Put back the choice saved before this refused request (the hub commits it when it
-        cleans up the failed spawn)."""
-        if self._options_are_remembered():
-            return  # nothing of this request was saved
-        saved = dict(self._saved_options)
-        self.user_options = saved
-        if self.orm_spawner is not None:
-            self.orm_spawner.user_options = saved
-
-    async def _resolve(self) -> ResourceRequest:
-        try:
-            config = self.platform
-        except (ConfigError, OSError) as e:
-            self.log.error("Platform config unusable: %s", e)
-            raise spawn_error(
-                "The platform configuration cannot be read; ask an admin to check it.",
-                reason="config",
-                status_code=500,
-            ) from None
-        host = await LocalHost.get(self.nvidia_smi)
-        access, caps = self._access(), host.capabilities()
-        try:
-            return resolve_request(config, access, self.user_options or {}, caps)
-        except RequestError as e:
-            if not self._options_are_remembered():
-                raise request_error(e) from None
-            # A saved choice that today's config no longer allows: start the default.
-            self.log.warning("Saved options for %s no longer valid (%s)", self._log_name, e)
-            self._emit(
-                8, f"Your last choice is no longer available ({e.message}); using the default"
-            )
-            try:
-                return resolve_request(config, access, {}, caps)
-            except RequestError as e2:
-                raise request_error(e2) from None
+    # -- before the spawn ----------------------------------------------------------------
 
     async def run_pre_spawn_hook(self):
         # Resolve (and refuse) before anything starts: the REST API answers 400 with the
@@ -391,30 +206,15 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         self._emit(5, "Checking resources")
         try:
             request = self.resource_request = await self._resolve()
-            groups = [g.name for g in self.user.groups]
-            self.ledger = new_ledger(self.user.name, self.name, groups, request)
-            self._emit(15, "Checking budget")
-            if self.budget_check is not None:
-                refusal = await maybe_future(self.budget_check(self, request))
-                if refusal:
-                    self.ledger = None
-                    raise spawn_error(str(refusal), reason="budget", status_code=403)
+            await self._admit(request)
         except SpawnException:
             # A refused request must not become the saved choice.
             self._forget_refused_options()
             raise
-        self._saved_options = dict(self.user_options or {})
+        self._remember_options()
         return await maybe_future(super().run_pre_spawn_hook())
 
     # -- process set-up ----------------------------------------------------------------
-
-    def user_env(self, env: dict) -> dict:
-        if self.accounts_mode == "existing":
-            return super().user_env(env)
-        env["USER"] = self.user.name
-        env["HOME"] = str(self.workspace)
-        env["SHELL"] = "/bin/bash"
-        return env
 
     def get_env(self) -> dict:
         env = super().get_env()
@@ -427,7 +227,7 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             env["MEM_GUARANTEE"] = str(request.mem_guarantee)
             # the config was read to resolve the request, so it is usable here
             env.update(platform_env(self.platform, self._access().groups))
-        env.update(cuda_env(self._held.get("gpus", ())))
+        env.update(cuda_env(self._holding.gpus if self._holding is not None else ()))
         return env
 
     def get_args(self) -> list[str]:
@@ -437,70 +237,6 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         if self._runs_as_root() and self.allow_root:
             args.append("--allow-root")
         return args
-
-    async def _prepare_account(self) -> pwd.struct_passwd | None:
-        """The OS account the server runs as (None: the hub's own), home folder ready."""
-        mode = self.accounts_mode
-        if mode == "none":
-            if self._runs_as_root() and not self.allow_root:
-                raise spawn_error(
-                    "The hub runs as root and servers would run as root too, which this hub "
-                    "refuses (MLFactoryLocalSpawner.allow_root = False). Ask an admin to set "
-                    "user_accounts = 'create'.",
-                    reason="root",
-                )
-            await asyncio.to_thread(private_dirs, self.workspace)
-            await asyncio.to_thread(private_dirs, self.server_root)
-            return None
-        if os.geteuid() != 0:
-            raise spawn_error(
-                f"Servers run under per-user OS accounts (user_accounts = '{mode}'), which "
-                "needs the hub to run as root. Ask an admin.",
-                reason="accounts",
-                status_code=500,
-            )
-        try:
-            if mode == "existing":
-                account = await asyncio.to_thread(pwd.getpwnam, self.user.name)
-                if account.pw_uid < 1000:  # Debian's UID_MIN: never a system account
-                    raise OSError(f"{self.user.name} is a system account")
-            else:
-                root = Path(self.workspace_root)
-                await asyncio.to_thread(traversable_dirs, root)
-                account = await ensure_os_account(
-                    os_account_name(self.user.name),
-                    self.workspace,
-                    comment=f"mlfactory user {self.user.name}",
-                )
-        except (KeyError, OSError) as e:
-            self.log.error("No OS account for %s: %s", self._log_name, e)
-            raise spawn_error(
-                f"Your OS account could not be prepared ({e}). Ask an admin.",
-                reason="accounts",
-                status_code=500,
-            ) from None
-        problem = await asyncio.to_thread(self._account_problem, account)
-        if problem:
-            raise spawn_error(problem, reason="accounts", status_code=500)
-        try:
-            if mode == "create":
-                # The account may predate this workspace root (or have lost its home).
-                await asyncio.to_thread(owned_dir, self.workspace, account)
-            if self.name:
-                await asyncio.to_thread(owned_dir, self.server_root, account)
-        except OSError as e:
-            self.log.error("Workspace of %s not usable: %s", self._log_name, e)
-            raise spawn_error(
-                f"Your workspace folder could not be prepared ({e}). Ask an admin.",
-                reason="accounts",
-                status_code=500,
-            ) from None
-        return account
-
-    def _account_problem(self, account: pwd.struct_passwd) -> str | None:
-        return interpreter_problem(self.cmd[0], account.pw_uid, account.pw_gid) or home_problem(
-            self.workspace, account
-        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -562,12 +298,11 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         if self.port == 0:
             self.port = random_port()
         try:
-            procs_files, cpus = await self._hold_resources(host, request)
+            holding = await self._hold_resources(host, request)
             then = set_user_setuid(account.pw_name, chdir=False) if account else None
-            preexec = make_preexec(procs_files, cpus, then)
             self._emit(50, f"Starting JupyterLab ({request.display_name})")
             try:
-                self._popen(preexec)
+                self._popen(holding.preexec(then))
             except OSError as e:
                 self.log.error("Cannot start %s: %s", self._log_name, e)
                 raise spawn_error(
@@ -586,50 +321,40 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
         self._emit(100, "Ready")
         return self.ip or "127.0.0.1", self.port
 
-    async def _hold_resources(self, host: LocalHost, request: ResourceRequest):
-        """GPUs, pinned cores and cgroups for this server; recorded for release."""
-        key = self._held["key"] = self.server_slug  # kept: a rename must not orphan these
-        if request.gpu:
-            try:
-                self._held["gpus"] = host.allocator.allocate(key, request.gpu, request.gpu_type)
-            except NoGpuAvailable as e:
-                raise spawn_error(str(e), reason="gpu", status_code=503) from None
-        plan = plan_limits(
-            cpu_limit=request.cpu_limit,
-            cpu_guarantee=request.cpu_guarantee,
-            mem_limit=request.mem_limit,
-            mem_guarantee=request.mem_guarantee,
-            host_cpus=host.cpus,
-            cpu_load=host.cpu_load,
-        )
-        host.pin(key, plan)
-        self._held["pinned"] = True
-        procs_files = []
-        if host.cgroups is not None:
-            procs_files = await host.cgroups.create(key, plan)
-            self._held["cgroup"] = True
-        return procs_files, plan.cpus
+    async def _hold_resources(self, host: LocalHost, request: ResourceRequest) -> Holding:
+        """GPUs, pinned cores and cgroups for this server; kept for release."""
+        try:
+            # keyed by the slug it starts with: a rename must not orphan them
+            self._holding = await host.hold(self.server_slug, request)
+        except NoGpuAvailable as e:
+            raise spawn_error(str(e), reason="gpu", status_code=503) from None
+        return self._holding
+
+    async def _host(self) -> LocalHost:
+        """This machine; after a hub restart, first told what this server still holds (its
+        GPUs and cgroup), so no other server gets them and a release frees them."""
+        host = await LocalHost.get(self.nvidia_smi)
+        if self._restore_pending and self._holding is not None:
+            self._restore_pending = False
+            dropped = host.restore(self._holding)
+            if dropped:
+                self.log.warning("GPUs %s of %s are gone from this host", dropped, self._log_name)
+        return host
 
     async def _release(self) -> None:
-        """Give back what this server held (idempotent). The cgroup goes first: its
-        removal kills what is left of the server, and only then are its GPUs free."""
-        if not self._held:
+        """Give back what this server held (idempotent). When its cgroup cannot be removed
+        yet, everything stays held: the next poll or stop retries."""
+        if self._holding is None:
             return
-        host = await LocalHost.get(self.nvidia_smi)
-        key = self._held.get("key", self.server_slug)
-        if self._held.get("cgroup") and host.cgroups is not None:
-            try:
-                await host.cgroups.remove(key)
-            except OSError as e:  # keep holding: the next poll or stop retries
-                self.log.error("Cannot remove cgroup of %s: %s", self._log_name, e)
-                return
-        if self._held.get("gpus") is not None:
-            host.allocator.release(key)
-        if self._held.get("pinned"):
-            host.unpin(key)
-        self._held.clear()
+        host = await self._host()
+        try:
+            await host.release(self._holding.key)
+        except OSError as e:
+            self.log.error("Cannot remove cgroup of %s: %s", self._log_name, e)
+            return
+        self._holding = None
 
-    def _popen(self, preexec) -> None:
+    def _popen(self, preexec: Callable[[], None]) -> None:
         cmd = [*self.cmd, *self.get_args()]
         env = self.get_env()
         self.log.info("Spawning %s (log: %s)", shlex.join(cmd), self.log_path)
@@ -650,97 +375,29 @@ class MLFactoryLocalSpawner(LocalProcessSpawner):
             self.proc = subprocess.Popen(cmd, **popen_kwargs)
         self.pid = self.proc.pid
 
-    # -- the ledger ----------------------------------------------------------------------
-
-    def _journal_started(self) -> None:
-        if self.ledger is None:
-            return
-        self.ledger["ready"] = False  # until it accepts connections; if it never does: free
-        Journal(self.journal_root).write(record_of(self.ledger, self.pid))
-
-    def _journal_ready(self) -> None:
-        if self.ledger is None:
-            return
-        self.ledger["ready"] = True
-        Journal(self.journal_root).mark_ready(self.ledger["key"])
-
-    async def _ledger_ended(self, reason: str, ledger: dict[str, Any] | None = None) -> None:
-        """Record the end in the journal and tell the service at once (once per session), so
-        the server stops counting now; a server that never accepted connections costs
-        nothing. ``ledger``: the session, when the caller took it out of ``self.ledger``."""
-        if ledger is None:
-            ledger, self.ledger = self.ledger, None
-        elif ledger is self.ledger:
-            self.ledger = None
-        if ledger is None or ledger.get("ended"):
-            return
-        ledger["ended"] = True
-        now = time.time()
-        try:
-            await asyncio.to_thread(Journal(self.journal_root).mark_stopped, ledger["key"], now)
-        except OSError as e:
-            self.log.error("Cannot record the end of %s: %s", self._log_name, e)
-        ended = getattr(self.budget_check, "ended", None)
-        if ended is not None:
-            await ended(ledger["key"], now, reason, never_ready=ledger.get("ready") is False)
-
     async def poll(self) -> int | None:
-        # JupyterHub's poll clears the state of a process that is gone, and the session with
-        # it (clear_state): keep hold of it to report the end.
-        ledger = self.ledger
         status = await super().poll()
         if status is not None:
-            await self._ledger_ended("exited", ledger)
             await self._release()
         elif self._restore_pending:
-            # After a hub restart: the server still holds its GPUs; tell the allocator.
-            host = await LocalHost.get(self.nvidia_smi)
-            key = self._held.get("key", self.server_slug)
-            dropped = host.allocator.restore(key, self._held.get("gpus", ()))
-            if dropped:
-                self.log.warning("GPUs %s of %s are gone from this host", dropped, self._log_name)
-            self._restore_pending = False
+            await self._host()  # after a hub restart: the server still holds its GPUs
         return status
 
     async def stop(self, now: bool = False) -> None:
         self._events = []
-        # Taken out first: the polls inside JupyterHub's stop would report it as "exited".
-        ledger, self.ledger = self.ledger, None
-        try:
-            await super().stop(now=now)
-        except BaseException:
-            self.ledger = self.ledger or ledger  # still running, as far as we know
-            raise
-        await self._ledger_ended("stopped", ledger)
+        await super().stop(now=now)
         await self._release()
 
     def get_state(self) -> dict:
         state = super().get_state()
-        if self._held:
-            state["mlfactory"] = {
-                "key": self._held.get("key"),
-                "gpus": list(self._held.get("gpus", ())),
-                **{k: True for k in ("pinned", "cgroup") if self._held.get(k)},
-            }
-        if self.ledger is not None:
-            # The platform service reads the price from here (the hub's API, admin:server_state)
-            state.setdefault("mlfactory", {})["ledger"] = self.ledger
+        if self._holding is not None:
+            state.setdefault("mlfactory", {}).update(self._holding.state())
         return state
 
     def load_state(self, state: dict) -> None:
         super().load_state(state)
-        held = dict(state.get("mlfactory") or {})
-        self.ledger = held.pop("ledger", None) or self.ledger
-        self._held = {k: v for k, v in held.items() if v}
-        self._held.pop("pinned", None)  # core pins are load bookkeeping; not restored
-        if "gpus" in self._held:
-            self._held["gpus"] = tuple(self._held["gpus"])
-            self._restore_pending = True
-
-    def clear_state(self) -> None:
-        super().clear_state()
-        self.resource_request = None
-        self.ledger = None
+        self._holding = Holding.from_state(state.get("mlfactory") or {}, self.server_slug)
+        self._restore_pending = self._holding is not None
 
     async def _wait_until_listening(self, ip: str, port: int) -> None:
         """Return once ``ip:port`` accepts a TCP connection; fail fast if the process exits."""

@@ -1,8 +1,9 @@
-"""Reading why a single-user server failed to start, from its own output.
+"""What a user reads when their server does not start.
 
 Pure: takes the text the server printed during this start and returns what a
 person can act on: the line that names the cause of an exit, or the last lines
-of a server that never answered.
+of a server that never answered; ``spawn_error`` carries such a message to the
+hub's pages and progress stream.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+
+from jupyterhub.spawner import SpawnException
 
 # Lines that name a cause, most specific first.
 _CAUSE_PATTERNS = (
@@ -68,3 +71,24 @@ def timeout_cause_html(seconds: float, lines: Sequence[str]) -> str:
         return html.escape(timeout_cause(seconds, lines))
     tail = html.escape("\n".join(lines))
     return f"{html.escape(_timeout_head(seconds))}. The last lines of its log:<pre>{tail}</pre>"
+
+
+def spawn_error(
+    message: str,
+    *,
+    reason: str,
+    log_message: str = "",
+    status_code: int = 400,
+    html_message: str | None = None,
+) -> SpawnException:
+    """A SpawnException whose ``message`` is exactly what the user reads.
+
+    JupyterHub's progress stream and error pages show ``exc.jupyterhub_message`` when
+    set, and ``str(exc)`` (status, class name and the log message) otherwise; where
+    ``html_message`` is given (already escaped) they render it instead.
+    """
+    exc = SpawnException(message, reason=reason, log_message=log_message, status_code=status_code)
+    exc.jupyterhub_message = message
+    if html_message is not None:
+        exc.jupyterhub_html_message = html_message
+    return exc

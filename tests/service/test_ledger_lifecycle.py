@@ -16,9 +16,16 @@ from datetime import UTC, datetime
 
 import pytest
 from mlfactory.service.accounting import GateRequest
-from mlfactory.service.reconcile import OpenSession, Sighting, merge, orphans, plan
+from mlfactory.service.reconcile import (
+    OpenSession,
+    Sighting,
+    backend_sighting,
+    merge,
+    orphans,
+    plan,
+)
 from mlfactory.spawner.budget_gate import ServiceGate
-from mlfactory.spawner.journal import Record, process_start, stop_process
+from mlfactory.spawner.journal import Record, process_start, record_of, session_fields, stop_process
 
 from .helpers import SECRET, platform_with
 
@@ -117,6 +124,18 @@ def test_merge_starting_only_while_every_view_says_so():
     assert not merge([hub_ready], [backend_starting])["a"].starting
     assert not merge([hub_starting], [backend_ready])["a"].starting
     assert merge([hub_starting], [backend_starting])["a"].starting
+
+
+def test_the_ledger_dict_its_record_and_its_sighting_are_one_session():
+    ledger = dana_ledger(groups=["b", "a"], resources={"cpu": 1}, started=100.0, ready=False)
+    record = record_of(ledger, os.getpid())
+    starting, ended = backend_sighting(record, True), backend_sighting(record, False)
+    expected = {k: v for k, v in ledger.items() if k != "ready"}
+    assert session_fields(record) == session_fields(starting) == {**expected, "groups": ("b", "a")}
+    assert (starting.source, starting.starting, starting.never_ready) == ("backend", True, False)
+    assert (ended.running, ended.starting, ended.never_ready) == (False, False, True)
+    old = backend_sighting(Record(KEY, "ann", "", 0, 1.0), False)  # a record without ``ready``
+    assert not old.starting and not old.never_ready
 
 
 def test_orphans_are_found_then_stopped_after_the_grace():

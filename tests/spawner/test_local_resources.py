@@ -82,6 +82,33 @@ async def test_named_servers_get_their_own_profile_and_distinct_gpus(hub_app, co
                 await user.stop(name)
 
 
+async def test_after_a_hub_restart_a_running_server_keeps_its_gpu(hub_app, config):
+    app = await hub_app(config)
+    user = add_user(app.db, app, name="lena", admin=True)
+    gpu = {"profile": "gpu-t4", "gpu": 1, "image": "pytorch"}
+    try:
+        assert (await _start(app, "lena", "a", gpu)).status_code == 201
+        spawner = user.spawners["a"]
+        held = spawner.get_env()["CUDA_VISIBLE_DEVICES"]
+        # A new hub process: the host is detected afresh and the spawner comes back from
+        # its saved state; its first poll finds the server running.
+        LocalHost.forget()
+        spawner.load_state(spawner.get_state())
+        assert await spawner.poll() is None
+
+        assert (await _start(app, "lena", "b", gpu)).status_code == 201
+        assert user.spawners["b"].get_env()["CUDA_VISIBLE_DEVICES"] not in ("", held)
+        r = await _start(app, "lena", "c", gpu)
+        assert r.status_code == 503, r.text  # both GPUs taken: a's was restored
+        await user.stop("a")  # and its stop gives it back
+        assert (await _start(app, "lena", "c", gpu)).status_code == 201
+        assert user.spawners["c"].get_env()["CUDA_VISIBLE_DEVICES"] == held
+    finally:
+        for name in list(user.spawners):
+            if user.spawners[name].active:
+                await user.stop(name)
+
+
 async def test_saved_choice_no_longer_allowed_falls_back_to_default(hub_app, config):
     app = await hub_app(config)
     user = add_user(app.db, app, name="hank")  # no group: the default group (data-science)
