@@ -189,6 +189,7 @@ class HubScopeAuth:
         if not token_id or user.get("kind", "user") != "user":
             return None
         from jupyterhub.utils import url_path_join
+        from tornado.web import HTTPError
 
         url = url_path_join(
             self.hub_auth.api_url, "users", quote(user["name"], safe=""), "tokens", token_id
@@ -198,7 +199,7 @@ class HubScopeAuth:
             model = await self.hub_auth._api_request(
                 "GET", url, headers={"Authorization": f"token {token}"}, allow_403=True
             )
-        except Exception:  # 404 and the like: not this token's to read
+        except HTTPError:  # how HubAuth reports 404s and an unreachable hub: expiry unknown
             return None
         return _epoch(model.get("expires_at")) if isinstance(model, dict) else None
 
