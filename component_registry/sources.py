@@ -253,8 +253,9 @@ async def run_git(
     except (TimeoutError, asyncio.CancelledError):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            await proc.wait()
+        # bounded: a reaped or unkillable child must not hang a cancellation
+        with contextlib.suppress(ProcessLookupError, TimeoutError):
+            await asyncio.wait_for(proc.wait(), 5)
         raise
     if proc.returncode != 0:
         text = err.decode("utf-8", "replace").strip().splitlines()

@@ -242,6 +242,10 @@ class ActivityReporter:
             self.callback.stop()
             self.callback = None
 
+    def background(self) -> list[asyncio.Future]:
+        """The first report if it is still on its way (cancelled when the server stops)."""
+        return [self._first] if self._first is not None and not self._first.done() else []
+
 
 # --- the endpoints JupyterLab calls ---------------------------------------------------------
 

@@ -8,6 +8,7 @@ list, as JupyterHub's ``apihandlers`` do, and this app concatenates them.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 import os
@@ -146,13 +147,32 @@ class MLFactoryServerApp(ExtensionApp):
         component_publish.sync_soon(settings)
 
     async def stop_extension(self) -> None:
+        pending: list[asyncio.Future] = []
         if self.activity_reporter is not None:
             self.activity_reporter.stop()
+            pending += self.activity_reporter.background()
         library = self.settings.get(components.SETTINGS_KEY)
         if library is not None:
             library.stop()
+            pending += library.background()
+        sync = component_publish.pending_sync(self.settings)
+        if sync is not None:
+            pending.append(sync)
+        await cancel_background(pending, self.log)
         await diffing.WORKERS.close()
 
     def initialize_handlers(self) -> None:
         # ExtensionApp._prepare_handlers prefixes each pattern with base_url.
         self.handlers.extend(route for module in ROUTE_MODULES for route in module.default_handlers)
+
+
+async def cancel_background(tasks: list[asyncio.Future], log: Any, wait_s: float = 10) -> None:
+    """Cancel the extension's background work and wait for it, boundedly: a server that
+    stops must not hang on a git fetch or a request to the platform service."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, stuck = await asyncio.wait(tasks, timeout=wait_s)
+    for task in stuck:  # says where it hangs, rather than hanging the shutdown
+        log.warning("Background task still running at shutdown: %r", task)

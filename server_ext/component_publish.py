@@ -363,6 +363,12 @@ async def sync_published(settings: dict[str, Any], target: Target | None = None)
         return True
 
 
+def pending_sync(settings: dict[str, Any]) -> asyncio.Future[None] | None:
+    """The sync still running in the background, if any (cancelled when the server stops)."""
+    task = _state(settings).task
+    return task if task is not None and not task.done() else None
+
+
 def sync_soon(settings: dict[str, Any]) -> asyncio.Future[None] | None:
     """Start a sync in the background when the last one is older than SYNC_EVERY_S."""
     state = _state(settings)

@@ -199,6 +199,11 @@ class ComponentLibrary(LoggingConfigurable):
             self._periodic.stop()
             self._periodic = None
 
+    def background(self) -> list[asyncio.Future]:
+        """The library's unfinished background work (the first build and git fetch), for
+        the extension to cancel when the server stops."""
+        return [t for t in (self._first, self.initial_fetch) if t is not None and not t.done()]
+
     def _tick(self) -> None:
         if not self._lock.locked():
             asyncio.ensure_future(self.refresh())
