@@ -234,3 +234,19 @@ def test_the_checker_sees_what_it_must(tmp_path):
     assert part_of("mlfactory.service.store") == "service"
     assert part_of("mlfactory.hub.service") == "compat"
     assert cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+
+
+@pytest.mark.parametrize("module", ["mlfactory.service", "mlfactory.hub.service"])
+def test_the_service_runs_under_its_new_and_its_old_module_path(module):
+    """Deployments whose service command names the old path keep starting it (one
+    release), told where it moved."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert "platform service" in run.stdout
+    moved = "deprecated; run `python -m mlfactory.service`" in run.stderr
+    assert moved == (module == "mlfactory.hub.service")
