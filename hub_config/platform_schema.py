@@ -97,6 +97,12 @@ class _Strict(BaseModel):
 class Platform(_Strict):
     name: str = "mlfactory"
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    backend: Literal["auto", "local", "container"] = Field(
+        "auto",
+        description="where servers run: 'local' (a process per server on the hub's machine), "
+        "'container' (a container per server through the engine in 'containers.engine'), or "
+        "'auto' (containers when that engine answers at hub start, else local processes)",
+    )
 
 
 class Range(_Strict):
@@ -204,9 +210,54 @@ class Pricing(_Strict):
 class Image(_Strict):
     slug: Slug
     display_name: str
-    image: str = Field(description="container image for Kubernetes, e.g. 'quay.io/org/img:tag'")
+    image: str = Field(
+        description="repository and default tag, e.g. 'mlfactory/python-ds:2026.11': looked "
+        "up in 'containers.registry' (its other tags are offered too), or a full reference "
+        "such as 'quay.io/org/img:tag'"
+    )
     description: str = ""
     default: bool = False
+
+
+class Registry(_Strict):
+    """The registry (Registry HTTP API v2) the catalog's images are pulled from."""
+
+    url: str = Field(
+        "",
+        pattern=r"^(https?://[^/\s]+)?$",
+        description="e.g. 'http://127.0.0.1:5055' (plain HTTP: loopback or a trusted network "
+        "only) or 'https://registry.example.org'; '' uses the images the engine already has",
+    )
+    username: str = Field("", description="for registries that need basic or token auth")
+    password_file: str = Field(
+        "", description="a file holding the password or token (kept out of this file)"
+    )
+
+
+class Containers(_Strict):
+    """The container backend: one container per server through the Docker Engine API,
+    served by Docker or by Podman (``podman system service``)."""
+
+    engine: str = Field(
+        "unix:///run/podman/podman.sock",
+        description="the Docker Engine API URL, e.g. 'unix:///var/run/docker.sock' or "
+        "'tcp://127.0.0.1:2375'",
+    )
+    registry: Registry = Registry()
+    allowed_images: tuple[str, ...] = Field(
+        (),
+        description="image patterns an admin allows besides the catalog ('*' and '?' "
+        "wildcards, matched against the whole reference), e.g. 'registry.example.org/ds/*'",
+    )
+    user: str = Field(
+        "1000:100", pattern=r"^[1-9][0-9]*:[0-9]+$", description="uid:gid servers run as"
+    )
+    pids_limit: int = Field(4096, ge=64, description="processes and threads per server")
+    volume_root: str = Field(
+        "",
+        description="folder of the per-user home volumes (an ext4 image file each, sized by "
+        "the disk choice); default $MLFACTORY_DATA/volumes",
+    )
 
 
 class Budget(_Strict):
@@ -455,6 +506,7 @@ class PlatformConfig(_Strict):
     platform: Platform = Platform()
     profiles: tuple[Profile, ...] = Field(min_length=1)
     images: tuple[Image, ...] = Field(min_length=1)
+    containers: Containers = Containers()
     groups: tuple[Group, ...] = ()
     default_group: Slug | None = Field(
         None, description="the group of users who are in none of the configured groups"

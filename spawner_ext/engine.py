@@ -1,0 +1,186 @@
+"""The container engine and registry on this machine: reaching them, and starting Podman's
+Docker-compatible API service and a loopback registry where an admin has none running.
+
+The container backend speaks only the Docker Engine API (through docker-py, as
+DockerSpawner does), so it works with Docker Engine and with ``podman system service``.
+What is Podman-specific lives here: the settings a host with hybrid cgroups needs (runc and
+the cgroupfs manager; crun refuses), ulimits below the host's hard limits, and plain HTTP to
+a registry on loopback (``registries.conf``). The same files serve ``podman build`` and
+``podman push``, so images built here run under the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+
+import docker
+import docker.errors
+import requests
+
+PODMAN_SOCKET = "/run/podman/podman.sock"
+
+# runc + cgroupfs: the only pair that works on hosts with hybrid (v1) cgroups. Ulimits below
+# the host's hard limits, or every container start fails with "error setting rlimits".
+CONTAINERS_CONF = """\
+# Written by mlfactory (spawner_ext/engine.py) for the Podman service it starts.
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+log_driver = "k8s-file"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+
+
+def registries_conf(insecure: list[str]) -> str:
+    """registries.conf letting Podman use these registries (``host:port``) over plain HTTP."""
+    lines = ["# Written by mlfactory: plain-HTTP registries on loopback.", ""]
+    for location in insecure:
+        lines += ["[[registry]]", f'location = "{location}"', "insecure = true", ""]
+    return "\n".join(lines)
+
+
+def engine_client(url: str, timeout: float = 30) -> docker.DockerClient:
+    """A docker-py client for ``url`` (unix:// or tcp://); no request is made yet."""
+    return docker.DockerClient(base_url=url, timeout=timeout, version="auto")
+
+
+def engine_problem(url: str, timeout: float = 3) -> str | None:
+    """None when the engine at ``url`` answers its ping, else what went wrong (blocking)."""
+    try:
+        client = docker.APIClient(base_url=url, timeout=timeout, version="auto")
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (docker.errors.DockerException, requests.RequestException, OSError) as e:
+        return f"the container engine at {url} cannot be reached ({e})"
+    return None
+
+
+def registry_location(url: str) -> str:
+    """``host:port`` of a registry URL (what image references start with)."""
+    return urllib.parse.urlsplit(url).netloc
+
+
+class LocalEngine:
+    """Podman's API service and a registry on loopback, started by mlfactory where none runs.
+
+    Files live in ``root`` (``$MLFACTORY_DATA/engine``): the Podman settings, the registry's
+    config and storage, and each daemon's log. Daemons outlive the command that started
+    them (``make images``, the hub): servers keep running across a hub restart.
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    @property
+    def containers_conf(self) -> Path:
+        return self.root / "containers.conf"
+
+    @property
+    def registries_conf(self) -> Path:
+        return self.root / "registries.conf"
+
+    def podman_env(self, registries: list[str] = ()) -> dict[str, str]:
+        """The environment for ``podman`` commands and the service: mlfactory's settings."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_if_changed(self.containers_conf, CONTAINERS_CONF)
+        _write_if_changed(self.registries_conf, registries_conf(list(registries)))
+        return {
+            **os.environ,
+            "CONTAINERS_CONF": str(self.containers_conf),
+            "CONTAINERS_REGISTRIES_CONF": str(self.registries_conf),
+        }
+
+    def start_podman(
+        self, socket: str = PODMAN_SOCKET, registries: list[str] = (), wait: float = 20
+    ) -> str:
+        """Start ``podman system service`` on ``socket`` unless something answers there;
+        returns the engine URL. Raises RuntimeError when podman is missing or never answers."""
+        url = f"unix://{socket}"
+        if engine_problem(url, timeout=2) is None:
+            return url
+        podman = shutil.which("podman")
+        if podman is None:
+            raise RuntimeError("podman is not installed (Debian: apt-get install podman runc)")
+        Path(socket).parent.mkdir(parents=True, exist_ok=True)
+        env = self.podman_env(registries)
+        log = open(self.root / "podman.log", "ab")  # noqa: SIM115 - the daemon keeps it
+        subprocess.Popen(
+            [podman, "system", "service", "--time=0", url],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        _wait_for(lambda: engine_problem(url, timeout=2) is None, wait, f"podman at {url}")
+        return url
+
+    def start_registry(self, address: str = "127.0.0.1:5055", wait: float = 20) -> str:
+        """Start Debian's ``docker-registry`` (the CNCF distribution registry) on
+        ``address`` unless a registry answers there; returns its URL."""
+        url = f"http://{address}"
+        if _registry_answers(url):
+            return url
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            raise RuntimeError("docker-registry is not installed (Debian: docker-registry)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        storage = self.root / "registry"
+        storage.mkdir(parents=True, exist_ok=True)
+        config = self.root / "registry.yml"
+        _write_if_changed(
+            config,
+            "version: 0.1\n"
+            "log:\n  level: warn\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {storage}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: {address}\n",
+        )
+        log = open(self.root / "registry.log", "ab")  # noqa: SIM115 - the daemon keeps it
+        subprocess.Popen(
+            [binary, "serve", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        _wait_for(lambda: _registry_answers(url), wait, f"the registry at {url}")
+        return url
+
+
+def _registry_answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/v2/", timeout=2).status_code in (200, 401)
+    except requests.RequestException:
+        return False
+
+
+def _wait_for(check, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer within {seconds:.0f} s")
+        time.sleep(0.2)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def labels_filter(labels: Mapping[str, str]) -> list[str]:
+    """docker-py's ``filters={"label": ...}`` form of ``labels``."""
+    return [f"{k}={v}" for k, v in labels.items()]
