@@ -16,12 +16,12 @@ LAB_SOURCES := $(wildcard $(LAB)/src/*.ts $(LAB)/src/*/*.ts $(LAB)/style/* $(LAB
 export MLFACTORY_DATA
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test setup lint format labextension browser postgres wheel-check clean
+.PHONY: run test setup lint format labextension browser postgres engine wheel-check clean
 
 run: setup
 	$(BIN)/mlfactory hub
 
-test: setup browser postgres
+test: setup browser postgres engine
 	$(MAKE) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -64,6 +64,13 @@ browser:
 # The platform service's tests run on SQLite and on a throw-away PostgreSQL cluster.
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+# The container backend's tests: Podman (its Docker Engine API service, with runc for hosts
+# with hybrid cgroups), Debian's registry and mmdebstrap for the images' base layer.
+ENGINE_PACKAGES := podman runc docker-registry mmdebstrap
+engine:
+	@for p in podman runc docker-registry mmdebstrap; do command -v $$p >/dev/null || missing=1; done; \
+	test -z "$$missing" || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ENGINE_PACKAGES) >/dev/null; }
 
 lint: $(VENV)/.installed $(LAB)/node_modules/.installed
 	$(BIN)/ruff check .

@@ -70,6 +70,9 @@ class Record(Session):
 
     pid: int = 0
     pid_start: str = ""  # /proc/<pid>/stat field 22 at launch
+    # the container backend's server: its container id (pid stays 0); its engine, from the
+    # platform config, says whether it still runs
+    container: str = ""
     stopped_at: float | None = None
     # False until the server accepts connections; None in records older than this field
     ready: bool | None = None

@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fakehub",  # hub_state, fake_hub: the one stand-in for the hub's REST API
     "tests.service.fixtures",  # the platform service: store, clock, service, ...
     "tests.service.pg_fixture",  # postgresql_cluster, postgresql_url: one per session
+    "tests.engine_fixture",  # container_engine, minimal_image: Podman and a registry
 ]
 
 BIN = Path(sys.executable).parent
