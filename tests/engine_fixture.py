@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from mlfactory.spawner.engine import LocalEngine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +33,7 @@ def engine_required() -> bool:
 
 def unavailable(reason: str) -> None:
     if engine_required():
-        pytest.fail(f"A container engine is required here (CI / MLFACTORY_REQUIRE_ENGINE): {reason}")
+        pytest.fail(f"A container engine is required (CI / MLFACTORY_REQUIRE_ENGINE): {reason}")
     pytest.skip(f"No container engine: {reason}")
 
 
