@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from jupyterhub.utils import random_port
+from mlfactory.spawner.engine import containers_problem
 
 from .platform_config import (
     PlatformConfig,
     accounts_db_url,
     admin_username,
+    choose_backend,
     data_dir,
     hub_address,
     prepare_data_dir,
@@ -191,9 +193,9 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
     spawner_env = dict(c.Spawner.get("environment", {}))
     spawner_env.setdefault("MLFACTORY_SERVICE_URL", direct)
     c.Spawner.environment = spawner_env
-    c.MLFactoryLocalSpawner.budget_check = ServiceGate(
-        direct, secret, platform.accounting.when_unreachable
-    )
+    gate = ServiceGate(direct, secret, platform.accounting.when_unreachable)
+    c.MLFactoryLocalSpawner.budget_check = gate
+    c.MLFactoryDockerSpawner.budget_check = gate
 
 
 def find_proxy_command() -> str | None:
@@ -202,8 +204,12 @@ def find_proxy_command() -> str | None:
     return str(local) if local.exists() else shutil.which("configurable-http-proxy")
 
 
-def apply_embedded_defaults(c: Any, env: Mapping[str, str] = os.environ) -> None:
-    """One machine, nothing else to start: SQLite, the local proxy, local accounts."""
+def apply_embedded_defaults(
+    c: Any, env: Mapping[str, str] = os.environ, platform: PlatformConfig | None = None
+) -> None:
+    """One machine, nothing else to start: SQLite, the local proxy, local accounts, and
+    servers as local processes or, where the config and the engine say so
+    (``choose_backend``), as containers."""
     data = data_dir()
     hub_state = prepare_data_dir(data)
     ip, port = hub_address(env)
@@ -223,9 +229,10 @@ def apply_embedded_defaults(c: Any, env: Mapping[str, str] = os.environ) -> None
     template_vars["mlfactory_signup_enabled"] = True
     template_vars["mlfactory_local_accounts"] = True
 
-    c.JupyterHub.spawner_class = "mlfactory-local"
+    backend = choose_backend(platform, containers_problem, env)[0] if platform else "local"
+    c.JupyterHub.spawner_class = f"mlfactory-{'docker' if backend == 'container' else 'local'}"
     # Without root there are no per-user OS accounts: tell admins on every hub page.
-    template_vars["mlfactory_isolation_off"] = os.geteuid() != 0
+    template_vars["mlfactory_isolation_off"] = backend == "local" and os.geteuid() != 0
     c.JupyterHub.template_vars = template_vars
     c.MLFactoryLocalSpawner.workspace_root = str(workspaces_dir())
     c.MLFactoryLocalSpawner.log_root = str(server_logs_dir())

@@ -22,4 +22,4 @@ except ConfigError as e:
 
 apply_platform(c, platform)
 if os.environ.get("MLFACTORY_EMBEDDED", "1") != "0" and not running_on_kubernetes():
-    apply_embedded_defaults(c)
+    apply_embedded_defaults(c, platform=platform)

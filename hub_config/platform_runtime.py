@@ -11,13 +11,16 @@ The data folder (``$MLFACTORY_DATA``, else ``./.mlfactory``)::
     logs/servers/     0700: each server's output log
     runtime/servers/  the spawner's journal of running servers (the service reads it)
     workspaces/       one home folder per user
+    volumes/          the container backend's sized home volumes (an ext4 file each)
+    engine/           Podman's and the loopback registry's settings, when mlfactory starts them
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 PACKAGED_CONFIG = Path(__file__).with_name("mlfactory.yaml")
 DEFAULT_PORT = 8000
@@ -52,6 +55,16 @@ def server_logs_dir() -> Path:
 def workspaces_dir() -> Path:
     """One home folder per user."""
     return data_dir() / "workspaces"
+
+
+def volumes_dir() -> Path:
+    """The container backend's per-user home volumes."""
+    return data_dir() / "volumes"
+
+
+def engine_dir() -> Path:
+    """Settings and logs of the Podman service and registry mlfactory starts itself."""
+    return data_dir() / "engine"
 
 
 def journal_dir() -> Path:
@@ -97,3 +110,25 @@ def hub_address(env: Mapping[str, str] = os.environ) -> tuple[str, int]:
 def admin_username(env: Mapping[str, str] = os.environ) -> str:
     """The first admin's name: ``$MLFACTORY_ADMIN_USER``, else ``admin``."""
     return env.get("MLFACTORY_ADMIN_USER") or "admin"
+
+
+def choose_backend(
+    platform: Any, probe: Callable[[Any], str | None], env: Mapping[str, str] = os.environ
+) -> tuple[str, str]:
+    """Where servers run, ``("local" | "container", why)``, for the banner and the hub.
+
+    The config's ``platform.backend`` decides when it says ``local`` or ``container``. With
+    ``auto``, ``$MLFACTORY_BACKEND`` (local or container) decides when set, else containers
+    run when ``probe(platform)`` finds them ready (None: the engine answers and has the
+    default image), and local processes when it says what is missing.
+    """
+    backend = platform.platform.backend
+    if backend != "auto":
+        return backend, f"platform.backend is {backend!r}"
+    forced = env.get("MLFACTORY_BACKEND", "")
+    if forced in ("local", "container"):
+        return forced, f"MLFACTORY_BACKEND is {forced!r}"
+    problem = probe(platform)
+    if problem is None:
+        return "container", f"the container engine at {platform.containers.engine} answers"
+    return "local", problem

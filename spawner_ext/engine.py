@@ -18,6 +18,7 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -63,6 +64,32 @@ def engine_problem(url: str, timeout: float = 3) -> str | None:
             client.close()
     except (docker.errors.DockerException, requests.RequestException, OSError) as e:
         return f"the container engine at {url} cannot be reached ({e})"
+    return None
+
+
+def containers_problem(platform: Any) -> str | None:
+    """None when servers can run as containers here: the engine answers, and the default
+    image is in the registry (when one is configured). Else what is missing. Blocking: for
+    the hub's start, where ``platform.backend`` is auto."""
+    containers = platform.containers
+    problem = engine_problem(containers.engine)
+    if problem is not None or not containers.registry.url:
+        return problem
+    reference = platform.default_image.image
+    repository, _, tag = reference.rpartition(":")
+    if not repository or "/" in tag:
+        repository, tag = reference, "latest"
+    url = f"{containers.registry.url}/v2/{repository}/tags/list"
+    try:
+        response = requests.get(url, timeout=3)
+        tags = response.json().get("tags") or [] if response.status_code == 200 else []
+    except (requests.RequestException, ValueError) as e:
+        return f"the registry at {containers.registry.url} cannot be reached ({e})"
+    if tag not in tags:
+        return (
+            f"the default image {reference} is not in the registry at "
+            f"{containers.registry.url} (build it: make images)"
+        )
     return None
 
 

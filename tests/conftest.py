@@ -26,6 +26,9 @@ pytest_plugins = [
 ]
 
 BIN = Path(sys.executable).parent
+# A platform config with backend "auto" runs local processes in tests, whatever engine this
+# machine runs; the container tests say "container" in their config.
+os.environ.setdefault("MLFACTORY_BACKEND", "local")
 os.environ["PATH"] = os.pathsep.join([str(BIN), os.environ["PATH"]])
 
 

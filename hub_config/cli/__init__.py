@@ -2,7 +2,8 @@
 
 One module per group of commands: ``hub`` (``mlfactory hub`` and ``mlfactory config
 check``, on this machine), ``budgets`` (an admin's client of the platform service's REST
-API) and ``components`` (a maintainer's, for reviewing the components users publish);
+API), ``components`` (a maintainer's, for reviewing the components users publish) and
+``images`` (an admin's: build, push, list and check the workspace images);
 ``client`` holds what the service's clients share. This module builds the parser from them.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from . import budgets, components, hub
+from . import budgets, components, hub, images
 from .budgets import (
     budgets_request,
     format_alerts,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     hub.add_parsers(sub)
     budgets.add_parser(sub)
     components.add_parser(sub)
+    images.add_parser(sub)
     return parser
 
 

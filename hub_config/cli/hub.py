@@ -15,8 +15,10 @@ from pathlib import Path
 
 from ..platform_config import (
     ConfigError,
+    PlatformConfig,
     accounts_db_url,
     admin_username,
+    choose_backend,
     data_dir,
     hub_address,
     load_platform_config,
@@ -71,9 +73,19 @@ def bootstrap_admin(accounts_db_url: str, username: str, password: str | None) -
         store.close()
 
 
+def backend_banner(platform: PlatformConfig) -> str:
+    """Where servers will run and why, for the start banner (as the hub config decides)."""
+    from mlfactory.spawner.engine import containers_problem
+
+    backend, why = choose_backend(platform, containers_problem)
+    if backend == "container":
+        return f"in containers ({why})"
+    return f"as local processes ({why})"
+
+
 def _hub(args: argparse.Namespace) -> int:
     try:
-        load_platform_config()
+        platform = load_platform_config()
     except ConfigError as e:
         print(f"mlfactory: the platform config is invalid:\n{e}", file=sys.stderr)
         return 2
@@ -97,6 +109,7 @@ def _hub(args: argparse.Namespace) -> int:
         print(f"mlfactory: cannot set up the admin account {admin!r}: {e}", file=sys.stderr)
         return 2
     print(f"\n  mlfactory hub: http://{ip}:{port}/", flush=True)
+    print(f"  Servers run {backend_banner(platform)}", flush=True)
     if generated:
         print(f"  First admin: log in as '{admin}' with password: {generated}", flush=True)
         print("  (shown once; change it at /hub/change-password)\n", flush=True)

@@ -17,7 +17,7 @@ def test_config_check_ok(capsys):
     assert main(["config", "check", str(PACKAGED_CONFIG)]) == 0
     out, err = capsys.readouterr()
     assert out.startswith(f"{PACKAGED_CONFIG}: OK")
-    assert "4 profiles, 2 images, 2 groups; default profile 'cpu-small'" in out
+    assert "4 profiles, 3 images, 2 groups; default profile 'cpu-small'" in out
     assert err == ""
 
 

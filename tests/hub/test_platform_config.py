@@ -252,7 +252,7 @@ def test_two_default_profiles(example):
 def test_two_default_images(example):
     example["images"][1]["default"] = True
     (line,) = errors_of(example)
-    assert "images: more than one default (python-ds, pytorch)" in line
+    assert "images: more than one default (python-ds, minimal)" in line
 
 
 @pytest.mark.parametrize("slug", ["CPU-small", "cpu-", "-cpu", "a\n", "", "a b", "a_b", "x" * 64])
