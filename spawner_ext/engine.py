@@ -188,6 +188,34 @@ class LocalEngine:
         return url
 
 
+def start_local_daemons(platform: Any, root: Path | str) -> list[str]:
+    """Start what the config's container settings name on this machine and is not running:
+    Podman's service on its default socket and a plain-HTTP registry on loopback, when
+    podman and docker-registry are installed. Returns one line per daemon started (for the
+    banner); a daemon that cannot start is left to ``containers_problem`` to report."""
+    containers = platform.containers
+    engine = LocalEngine(root)
+    started: list[str] = []
+    registry = containers.registry.url
+    location = registry_location(registry) if registry.startswith("http://") else ""
+    host = location.rsplit(":", 1)[0]
+    if location and host in ("127.0.0.1", "localhost") and not _registry_answers(registry):
+        if shutil.which("docker-registry"):
+            try:
+                engine.start_registry(location)
+                started.append(f"registry at {registry}")
+            except RuntimeError:
+                pass
+    if containers.engine == f"unix://{PODMAN_SOCKET}" and shutil.which("podman"):
+        if engine_problem(containers.engine, timeout=2) is not None:
+            try:
+                engine.start_podman(PODMAN_SOCKET, registries=[location] if location else [])
+                started.append(f"Podman's API service at {containers.engine}")
+            except RuntimeError:
+                pass
+    return started
+
+
 def _registry_answers(url: str) -> bool:
     try:
         return requests.get(f"{url}/v2/", timeout=2).status_code in (200, 401)

@@ -20,6 +20,7 @@ from ..platform_config import (
     admin_username,
     choose_backend,
     data_dir,
+    engine_dir,
     hub_address,
     load_platform_config,
     prepare_data_dir,
@@ -75,8 +76,11 @@ def bootstrap_admin(accounts_db_url: str, username: str, password: str | None) -
 
 def backend_banner(platform: PlatformConfig) -> str:
     """Where servers will run and why, for the start banner (as the hub config decides)."""
-    from mlfactory.spawner.engine import containers_problem
+    from mlfactory.spawner.engine import containers_problem, start_local_daemons
 
+    if platform.platform.backend != "local" and os.environ.get("MLFACTORY_BACKEND") != "local":
+        for line in start_local_daemons(platform, engine_dir()):
+            print(f"  Started {line}", flush=True)
     backend, why = choose_backend(platform, containers_problem)
     if backend == "container":
         return f"in containers ({why})"
