@@ -231,11 +231,29 @@ def apply_embedded_defaults(
 
     backend = choose_backend(platform, containers_problem, env)[0] if platform else "local"
     c.JupyterHub.spawner_class = f"mlfactory-{'docker' if backend == 'container' else 'local'}"
+    if backend == "container":
+        reachable_from_containers(c)
     # Without root there are no per-user OS accounts: tell admins on every hub page.
     template_vars["mlfactory_isolation_off"] = backend == "local" and os.geteuid() != 0
     c.JupyterHub.template_vars = template_vars
     c.MLFactoryLocalSpawner.workspace_root = str(workspaces_dir())
     c.MLFactoryLocalSpawner.log_root = str(server_logs_dir())
+
+
+def reachable_from_containers(c: Any) -> None:
+    """Servers in containers call the hub's API and the platform service at the engine's
+    bridge gateway (``MLFactoryDockerSpawner.hub_host``), so both listen on every interface;
+    the proxy keeps reaching the hub on loopback. Both still demand a token on every call:
+    firewall their ports from other machines (see docs/architecture.md)."""
+    everywhere = "0.0.0.0"  # noqa: S104 - see the docstring
+    c.JupyterHub.hub_ip = everywhere
+    c.JupyterHub.hub_connect_ip = "127.0.0.1"
+    for service in c.JupyterHub.get("services", []):
+        if service.get("name") == SERVICE_NAME:
+            service["environment"] = {
+                **service["environment"],
+                "MLFACTORY_SERVICE_BIND": everywhere,
+            }
 
 
 def running_on_kubernetes(env: Mapping[str, str] = os.environ) -> bool:

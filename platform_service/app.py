@@ -3,8 +3,10 @@
 JupyterHub starts it as a managed service and hands it, in the environment, its API token,
 the hub's API URL, its URL prefix and bind address (``JUPYTERHUB_*``). mlfactory adds the
 shared secret the spawner's budget gate uses (``MLFACTORY_SERVICE_SECRET``), the platform
-config (``MLFACTORY_CONFIG``) and the data dir (``MLFACTORY_DATA``). On Kubernetes the same
-variables come from the Helm chart's service definition.
+config (``MLFACTORY_CONFIG``), the data dir (``MLFACTORY_DATA``) and, with the container
+backend, ``MLFACTORY_SERVICE_BIND`` (the address to listen on, e.g. ``0.0.0.0``: servers in
+containers reach the service on the engine's bridge gateway, not on the hub's loopback). On
+Kubernetes the same variables come from the Helm chart's service definition.
 """
 
 from __future__ import annotations
@@ -185,8 +187,9 @@ class PlatformService(Application):
             culler=self.culler,
         )
         await self.accountant.start()
-        app.listen(bind.port or 80, bind.hostname or "127.0.0.1", xheaders=True)
-        self.log.info("mlfactory platform service listening on %s%s", bind.netloc, prefix)
+        host = os.environ.get("MLFACTORY_SERVICE_BIND") or bind.hostname or "127.0.0.1"
+        app.listen(bind.port or 80, host, xheaders=True)
+        self.log.info("mlfactory platform service listening on %s:%s%s", host, bind.port, prefix)
         await self._tick()
         interval = self.platform.accounting.interval * 1000
         PeriodicCallback(self._tick, interval).start()

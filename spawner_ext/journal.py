@@ -94,12 +94,14 @@ def new_ledger(user: str, server_name: str, groups: list[str], request: Any) -> 
     return {**asdict(session), "groups": sorted(groups)}  # a list: the state is JSON
 
 
-def record_of(ledger: dict[str, Any], pid: int) -> Record:
-    """The journal record of a session whose server process is ``pid``."""
+def record_of(ledger: dict[str, Any], pid: int = 0, container: str = "") -> Record:
+    """The journal record of a session whose server is process ``pid`` (local backend) or
+    container ``container`` (the container backend: its id, and pid 0)."""
     return Record(
         **session_fields(ledger),
         pid=pid,
-        pid_start=process_start(pid),
+        pid_start=process_start(pid) if pid else "",
+        container=container,
         ready=bool(ledger.get("ready")),
     )
 

@@ -1,4 +1,4 @@
-"""A server session's place in the platform service's ledger, for ``MLFactoryLocalSpawner``.
+"""A server session's place in the platform service's ledger, for mlfactory's spawners.
 
 Before a spawn, a fresh session (``journal.new_ledger``) goes to the budget gate
 (``budget_check``), which refuses or admits it. Once the process exists the session is
@@ -26,7 +26,8 @@ from .startup import spawn_error
 
 
 class LedgerMixin:
-    """The spawner's side of the ledger; mixed into MLFactoryLocalSpawner."""
+    """The spawner's side of the ledger; mixed into MLFactoryLocalSpawner and
+    MLFactoryDockerSpawner."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -44,11 +45,14 @@ class LedgerMixin:
                 self.ledger = None
                 raise spawn_error(str(refusal), reason="budget", status_code=403)
 
-    def _journal_started(self) -> None:
+    def _journal_started(self, container: str = "") -> None:
+        """Record the session once its server exists: the process ``self.pid`` or, for the
+        container backend, ``container`` (its id)."""
         if self.ledger is None:
             return
         self.ledger["ready"] = False  # until it accepts connections; if it never does: free
-        Journal(self.journal_root).write(record_of(self.ledger, self.pid))
+        pid = 0 if container else self.pid
+        Journal(self.journal_root).write(record_of(self.ledger, pid, container))
 
     def _journal_ready(self) -> None:
         if self.ledger is None:

@@ -1,6 +1,11 @@
-"""The single-user server command of the local backend: ``python -m mlfactory.spawner.singleuser``.
+"""The single-user server command: ``python -m mlfactory.spawner.singleuser`` (the local
+backend runs it with the hub's Python, the container backend with the image's).
 
-It is ``jupyterhub-singleuser`` with two changes:
+It is ``jupyterhub-singleuser`` with three changes:
+
+- it refuses to start when the hub runs another mlfactory than the one installed here
+  (``MLFACTORY_HUB_VERSION``, set by the container backend): a container image built for
+  another release would speak another protocol to the hub's panels and service.
 
 - one start-up cost deferred: jsonschema imports ``rfc3987_syntax`` eagerly, which compiles
   ~35 Lark parsers (about 1 s here, half of a server's start) although no Jupyter schema
@@ -14,7 +19,9 @@ It is ``jupyterhub-singleuser`` with two changes:
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
+import os
 import sys
 import types
 from collections.abc import Callable, Sequence
@@ -53,7 +60,23 @@ def with_auth_cache_bound(argv: Sequence[str]) -> list[str]:
     return [*argv, f"--HubOAuth.cache_max_age={AUTH_CACHE_SECONDS}"]
 
 
+def version_problem(hub_version: str | None, own_version: str) -> str | None:
+    """What to say when this server's mlfactory is not the hub's; None when they match or
+    the hub did not say (the local backend runs the hub's own installation)."""
+    if not hub_version or hub_version == own_version:
+        return None
+    return (
+        f"This image has mlfactory {own_version} but the hub runs {hub_version}; "
+        "ask an admin to rebuild the image (mlfactory images build)"
+    )
+
+
 def main() -> None:
+    problem = version_problem(
+        os.environ.get("MLFACTORY_HUB_VERSION"), importlib.metadata.version("mlfactory")
+    )
+    if problem:
+        sys.exit(problem)  # on stderr, exit code 1: the spawn page shows this line
     defer_module_function("rfc3987_syntax", "is_valid_syntax")
     sys.argv[1:] = with_auth_cache_bound(sys.argv[1:])
     from jupyterhub.singleuser import main as singleuser_main

@@ -79,8 +79,9 @@ def test_a_user_works_in_a_container_from_the_registry(
 ):
     config = container_config(container_engine, minimal_image)
     data, config_path = prepare_hub("containers", config)
-    # the servers that survive a hub restart keep calling the hub's API: a fixed address
-    hub_api = f"--JupyterHub.hub_bind_url=http://127.0.0.1:{free_port()}"
+    # the servers that survive a hub restart keep calling the hub's API: a fixed port (the
+    # container backend has the hub listen beyond loopback, where containers reach it)
+    hub_api = f"--JupyterHub.hub_port={free_port()}"
     hub = start_hub(data, hub_api, config=config_path)
     admin = HubClient(hub)
     try:

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 from mlfactory.hub.cli.hub import backend_banner
-from mlfactory.hub.hubconfig import apply_embedded_defaults
+from mlfactory.hub.hubconfig import apply_embedded_defaults, apply_platform
 from mlfactory.hub.platform_config import (
     PACKAGED_CONFIG,
     Image,
@@ -72,9 +72,14 @@ def test_the_hub_config_and_the_banner_follow_the_decision(monkeypatch, tmp_path
     assert "local processes" in backend_banner(platform)
     assert "unix:///nowhere.sock" in backend_banner(platform)
     c = Config()
+    apply_platform(c, config("container"), env={})
     apply_embedded_defaults(c, env={}, platform=config("container"))
     assert c.JupyterHub.spawner_class == "mlfactory-docker"
     assert c.JupyterHub.template_vars["mlfactory_isolation_off"] is False
+    # containers reach the hub and the service on the bridge's gateway; the proxy, loopback
+    assert (c.JupyterHub.hub_ip, c.JupyterHub.hub_connect_ip) == ("0.0.0.0", "127.0.0.1")
+    (service,) = [s for s in c.JupyterHub.services if s["name"] == "mlfactory"]
+    assert service["environment"]["MLFACTORY_SERVICE_BIND"] == "0.0.0.0"
 
 
 def test_the_engine_with_the_default_image_in_the_registry_is_ready(container_engine, base_image):

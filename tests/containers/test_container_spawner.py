@@ -1,0 +1,243 @@
+"""The container backend through a real JupyterHub, proxy, Podman service and registry:
+limits and user seen from inside the container, the home volume kept across a stop, and
+the faults a user must be told about (engine down, image missing, wrong mlfactory)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+import yaml
+from mlfactory.spawner.container_spec import container_name, home_volume_name
+from mlfactory.spawner.journal import Journal
+from mlfactory.spawner.volumes import HomeVolume, unmount
+
+from tests.e2e.conftest import discard_hub, example_config, prepare_hub, start_hub
+from tests.e2e.helpers import HubClient, poll
+
+pytestmark = [pytest.mark.hub]
+GiB = 1024**3
+
+
+def platform_config(engine_url: str, registry: str, image: str) -> dict:
+    """The shipped example, its catalog one image: the minimal one from this checkout."""
+    config = example_config()
+    config["images"] = [
+        {"slug": "minimal", "display_name": "Minimal", "image": image, "default": True}
+    ]
+    for entry in config.get("profiles", []) + config.get("groups", []):
+        if "images" in entry:
+            entry["images"] = ["minimal"]
+    config["containers"] = {"engine": engine_url, "registry": {"url": registry}}
+    return config
+
+
+def hub_args(*extra: str) -> list[str]:
+    # containers reach the hub on the bridge's gateway; the proxy keeps using loopback
+    return [
+        "--JupyterHub.spawner_class=mlfactory-docker",
+        "--JupyterHub.hub_ip=0.0.0.0",
+        "--JupyterHub.hub_connect_ip=127.0.0.1",
+        "--JupyterHub.tornado_settings={'slow_spawn_timeout': 0}",
+        *extra,
+    ]
+
+
+def new_user(admin: HubClient) -> str:
+    name = f"ct-{uuid.uuid4().hex[:8]}"
+    r = admin.post(f"/hub/api/users/{name}")
+    assert r.status_code == 201, r.text
+    return name
+
+
+def cleanup(engine, data: Path, users: list[str]) -> None:
+    client = docker.APIClient(base_url=engine.url, version="auto")
+    try:
+        for user in users:
+            for server in ("", "second"):
+                try:
+                    client.remove_container(container_name(user, server), force=True)
+                except docker.errors.NotFound:
+                    pass
+            try:
+                client.remove_volume(home_volume_name(user), force=True)
+            except docker.errors.NotFound:
+                pass
+    finally:
+        client.close()
+    volumes = data / "volumes"
+    for image in volumes.glob("*.ext4") if volumes.is_dir() else ():
+        unmount(HomeVolume(volumes, image.stem))
+
+
+@pytest.fixture(scope="module")
+def container_hub(container_engine, minimal_image) -> Iterator[tuple]:
+    config = platform_config(container_engine.url, container_engine.registry, minimal_image)
+    data, config_path = prepare_hub("containers", config)
+    hub = start_hub(data, *hub_args(), config=config_path)
+    users: list[str] = []
+    try:
+        yield hub, config_path, users
+    finally:
+        cleanup(container_engine, data, users)
+        discard_hub(hub, config_path)
+
+
+def progress_failure(admin: HubClient, user: str) -> dict:
+    import json
+
+    events = []
+    with admin.get(f"{admin.server_path('', user)}/progress", stream=True, timeout=120) as r:
+        for line in r.iter_lines(decode_unicode=True):
+            if line.startswith("data:"):
+                events.append(json.loads(line.split(":", 1)[1]))
+    return events[-1]
+
+
+def charged(admin: HubClient) -> list[dict]:
+    return [row for row in admin.service_json("/usage?by=server")["rows"] if row["cost"] > 0]
+
+
+def spawn_failure(admin: HubClient, user: str, body: dict | None = None) -> str:
+    """The message a failed spawn gives: on the request itself or on its progress stream."""
+    r = admin.start("", body or {"profile": "cpu-small"}, user)
+    if r.status_code >= 400:
+        return r.json()["message"]
+    assert r.status_code == 202, r.text
+    failed = progress_failure(admin, user)
+    assert failed.get("failed") is True, failed
+    return failed["message"]
+
+
+def run_in(client: docker.APIClient, container: str, *cmd: str) -> str:
+    exec_id = client.exec_create(container, list(cmd))["Id"]
+    out = client.exec_start(exec_id).decode()
+    assert client.exec_inspect(exec_id)["ExitCode"] == 0, out
+    return out.strip()
+
+
+def test_container_spawn_limits_volume_and_restart(container_hub, container_engine):
+    hub, _, users = container_hub
+    admin = HubClient(hub)
+    user = new_user(admin)
+    users.append(user)
+    admin.spawn("", "cpu-small", user)
+    model = admin.wait_ready("", 120, user)
+    assert model["state"]["object_name"] == container_name(user)
+
+    client = docker.APIClient(base_url=container_engine.url, version="auto")
+    try:
+        name = container_name(user)
+        info = client.inspect_container(name)
+        labels = info["Config"]["Labels"]
+        assert labels["org.mlfactory.user"] == user
+        assert labels["org.mlfactory.profile"] == "cpu-small"
+        assert labels["org.mlfactory.ledger-key"] == model["state"]["mlfactory"]["ledger"]["key"]
+        assert "@sha256:" in info["Config"]["Image"] or "@sha256:" in info["ImageName"]
+        journal = Journal(hub.data / "runtime" / "servers")
+        record = journal.read(labels["org.mlfactory.ledger-key"])
+        assert record is not None and (record.container, record.pid) == (info["Id"], 0)
+        assert record.ready is True
+        assert run_in(client, name, "whoami") == "jovyan"
+        limit = int(run_in(client, name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+        assert limit == 2 * GiB
+        quota = int(run_in(client, name, "cat", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"))
+        period = int(run_in(client, name, "cat", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+        assert quota / period == 1.0
+        # the server answers through the hub's proxy
+        assert admin.get(f"/user/{user}/api/status").status_code == 200
+        run_in(client, name, "sh", "-c", "echo kept > /home/jovyan/notes.txt")
+
+        admin.stop("", 60, user)
+        with pytest.raises(docker.errors.NotFound):
+            client.inspect_container(name)
+        assert client.inspect_volume(home_volume_name(user))["Name"] == home_volume_name(user)
+
+        admin.spawn("", "cpu-small", user)
+        admin.wait_ready("", 120, user)
+        assert run_in(client, name, "cat", "/home/jovyan/notes.txt") == "kept"
+        admin.stop("", 60, user)
+    finally:
+        client.close()
+
+
+def test_missing_image_says_why_and_bills_nothing(container_hub, container_engine):
+    hub, config_path, users = container_hub
+    admin = HubClient(hub)
+    user = new_user(admin)
+    users.append(user)
+    good = config_path.read_text()
+    config = yaml.safe_load(good)
+    missing = f"{container_engine.registry_location}/mlfactory/minimal:no-such-tag"
+    config["images"][0]["image"] = missing
+    config_path.write_text(yaml.safe_dump(config))
+    try:
+        message = spawn_failure(admin, user)
+    finally:
+        config_path.write_text(good)
+    assert "mlfactory/minimal:no-such-tag is not in the registry" in message, message
+    assert charged(admin) == []
+
+
+@pytest.fixture(scope="module")
+def mismatch_hub(container_engine, minimal_image) -> Iterator[tuple]:
+    """A hub that tells its servers it runs mlfactory 9.9.9."""
+    config = platform_config(container_engine.url, container_engine.registry, minimal_image)
+    data, config_path = prepare_hub("containers-faults", config)
+    hub = start_hub(
+        data,
+        *hub_args("--MLFactoryDockerSpawner.environment={'MLFACTORY_HUB_VERSION': '9.9.9'}"),
+        config=config_path,
+    )
+    users: list[str] = []
+    try:
+        yield hub, config_path, users
+    finally:
+        cleanup(container_engine, data, users)
+        discard_hub(hub, config_path)
+
+
+def test_version_mismatch_names_both_versions(mismatch_hub, container_engine):
+    import importlib.metadata
+
+    hub, _, users = mismatch_hub
+    admin = HubClient(hub)
+    user = new_user(admin)
+    users.append(user)
+    message = spawn_failure(admin, user)
+    own = importlib.metadata.version("mlfactory")
+    assert "Your server stopped during start-up (exit code 1)" in message, message
+    assert f"This image has mlfactory {own} but the hub runs 9.9.9" in message, message
+    assert "mlfactory images build" in message
+    # the failed container is gone; nothing was billed
+    client = docker.APIClient(base_url=container_engine.url, version="auto")
+    try:
+        poll(
+            lambda: not client.containers(all=True, filters={"name": container_name(user)}),
+            30,
+            "the failed container removed",
+        )
+    finally:
+        client.close()
+    assert charged(admin) == []
+
+
+def test_engine_down_names_the_url_and_bills_nothing(mismatch_hub, tmp_path):
+    hub, config_path, users = mismatch_hub
+    admin = HubClient(hub)
+    user = new_user(admin)
+    users.append(user)
+    dead = f"unix://{tmp_path}/no-engine.sock"
+    good = config_path.read_text()
+    config = yaml.safe_load(good)
+    config["containers"]["engine"] = dead
+    config_path.write_text(yaml.safe_dump(config))
+    try:
+        message = spawn_failure(admin, user)
+    finally:
+        config_path.write_text(good)
+    assert f"the container engine at {dead} cannot be reached" in message, message
+    assert charged(admin) == []
