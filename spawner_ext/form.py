@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlfactory.hub.platform_config import PlatformConfig, Project
+from mlfactory.hub.platform_config import Image, PlatformConfig, Project
 
 from .picker import ImageView, PickerView, ProfileCard, RangeView
 from .pricing import disk_hourly
@@ -20,13 +20,18 @@ from .profiles import (
     RequestError,
     ResourceRequest,
     UserAccess,
+    catalog_tag,
     default_profile_slug,
     profile_choices,
     project_choices,
     resolve_request,
+    sort_tags,
 )
 
 GIB = 2**30
+# A registry may hold hundreds of tags; the picker offers the newest (plus the catalog's own
+# and the remembered one). Older tags still resolve when named in a REST request.
+MAX_TAGS_SHOWN = 30
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,31 @@ def _unit_prices(config: PlatformConfig, choice: ProfileChoice) -> dict[str, flo
     }
 
 
+def _image_view(
+    image: Image, tags: Mapping[str, Sequence[str]] | None, remembered_tag: str | None
+) -> ImageView:
+    """An image with the tags to offer; without a registry (``tags`` None), no tag choice."""
+    if tags is None:
+        return ImageView(image.slug, image.display_name, image.description)
+    own = catalog_tag(image)
+    listed = tags.get(image.slug)  # None: not in the configured registry, or never listed
+    offered = list(sort_tags(listed or ())[:MAX_TAGS_SHOWN])
+    for extra in (own, remembered_tag):
+        if extra and extra not in offered:
+            offered.append(extra)
+    shown = sort_tags(offered)
+    if own not in shown:  # a catalog tag outside the grammar: still the admin's choice
+        shown = (*shown, own)
+    return ImageView(
+        image.slug,
+        image.display_name,
+        image.description,
+        tags=shown,
+        default_tag=own,
+        default_in_registry=listed is None or own in listed,
+    )
+
+
 def remembered_values(previous: Mapping[str, Any], slug: str) -> dict[str, float]:
     """The cpu/memory(GiB)/gpu a user picked last time for ``slug``, as numbers."""
     if previous.get("profile") != slug:
@@ -118,16 +148,21 @@ def picker_view(
     previous_options: Mapping[str, Any],
     enforcement: Enforcement,
     budget_text: str = "No budget set",
+    tags: Mapping[str, Sequence[str]] | None = None,
+    tags_note: str | None = None,
 ) -> PickerView:
     """Build the picker for one user.
 
     ``previous`` is the last choice resolved again under today's rules; when that failed
-    (``previous_error``), the default is selected and the user is told why.
+    (``previous_error``), the default is selected and the user is told why. ``tags`` (catalog
+    slug -> registry tags; None = no registry) gives each image a tag choice; ``tags_note``
+    says why they may be out of date.
     """
     notes = advisory_notes(enforcement)
     gpu_notes = () if enforcement.gpu else (GPU_ADVISORY,)
     selected = previous.profile if previous else default_slug
     values = remembered_values(previous.user_options(), selected) if previous else {}
+    remembered_tag = previous.image_tag if previous else None
     notice = None
     if previous_error is not None and previous_options:
         notice = (
@@ -152,7 +187,7 @@ def picker_view(
                 reason=choice.reason,
                 ranges=_ranges(choice, values if p.slug == selected else {}),
                 unit_prices=_unit_prices(config, choice),
-                images=[ImageView(i.slug, i.display_name, i.description) for i in choice.images],
+                images=[_image_view(i, tags, remembered_tag) for i in choice.images],
                 notes=notes + gpu_notes if _uses_gpus(choice) else notes,
             )
         )
@@ -166,6 +201,8 @@ def picker_view(
         currency=config.platform.currency,
         budget_text=budget_text,
         notice=notice,
+        selected_tag=remembered_tag,
+        tags_note=tags_note,
     )
 
 
@@ -176,14 +213,20 @@ def picker_for_user(
     previous_options: Mapping[str, Any],
     enforcement: Enforcement,
     budget_text: str = "No budget set",
+    *,
+    tags: Mapping[str, Sequence[str]] | None = None,
+    tags_note: str | None = None,
 ) -> PickerView:
     """The picker for one user: their choices, with last time's choice resolved again
-    under today's rules (or the default and a notice when that fails)."""
+    under today's rules (or the default and a notice when that fails).
+
+    ``tags`` and ``tags_note`` are ``ImageTags.current()``'s ``tags`` and ``problem``
+    (None, None without a registry): the same ``tags`` the resolver gets at spawn."""
     choices = profile_choices(config, access, host)
     previous, previous_error = None, None
     if previous_options:
         try:
-            previous = resolve_request(config, access, previous_options, host)
+            previous = resolve_request(config, access, previous_options, host, tags=tags)
         except RequestError as e:
             previous_error = e
     return picker_view(
@@ -196,6 +239,8 @@ def picker_for_user(
         previous_options=previous_options,
         enforcement=enforcement,
         budget_text=budget_text,
+        tags=tags,
+        tags_note=tags_note,
     )
 
 

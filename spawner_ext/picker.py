@@ -61,6 +61,11 @@ class ImageView:
     slug: str
     display_name: str
     description: str
+    # Registry tags offered, newest first, the catalog's own among them; () = no registry,
+    # so no tag choice (the catalog's tag is used).
+    tags: Sequence[str] = ()
+    default_tag: str | None = None  # the catalog's own tag, submitted as the bare slug
+    default_in_registry: bool = True  # False: the registry does not list the catalog's tag
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,8 @@ class PickerView:
     currency: str  # e.g. "USD"
     budget_text: str  # e.g. "No budget set"
     notice: str | None
+    selected_tag: str | None = None  # remembered tag of ``selected_image``; None = its default
+    tags_note: str | None = None  # why the registry's tags may be out of date
 
 
 def _num(value: float) -> str:
@@ -177,6 +184,11 @@ def _card_context(
         selected_image = view.selected_image
     else:
         selected_image = image_slugs[0] if image_slugs else None
+    tag_fields = [
+        _tag_field(f"mlfactory-card-{index}-tag-{j}", card, image, view)
+        for j, image in enumerate(card.images)
+        if image.tags
+    ]
     data = {
         "data-cpu": _num(card.cpu),
         "data-memory-gib": _num(card.memory_gib),
@@ -197,6 +209,28 @@ def _card_context(
         "data": data,
         "fields": fields,
         "selected_image": selected_image,
+        "tag_fields": tag_fields,
+    }
+
+
+def _tag_field(field_id: str, card: ProfileCard, image: ImageView, view: PickerView) -> dict:
+    """One image's tag <select>: the catalog's own tag submits "" (the bare slug)."""
+    remembered = view.selected_tag if image.slug == view.selected_image else None
+    selected = remembered if remembered in image.tags else image.default_tag
+    options = []
+    for tag in image.tags:
+        label = tag
+        if tag == image.default_tag:
+            label += " (default)" if image.default_in_registry else " (default, not in registry)"
+        value = "" if tag == image.default_tag else tag
+        options.append({"value": value, "label": label, "selected": tag == selected})
+    label = "Tag" if len(card.images) == 1 else f"{image.display_name} tag"
+    return {
+        "id": field_id,
+        "name": f"tag--{card.slug}--{image.slug}",
+        "image": image.slug,
+        "label": label,
+        "options": options,
     }
 
 
@@ -245,7 +279,8 @@ def form_to_options(formdata: Mapping[str, Sequence[str]]) -> dict[str, str]:
     """The chosen profile's fields from the submitted spawn form, as ``user_options`` strings.
 
     Returns keys among ``profile``, ``cpu``, ``memory`` (e.g. ``"8Gi"``), ``gpu``,
-    ``image`` and ``project``. Fields of other cards and unknown keys are ignored;
+    ``image`` and ``project``; ``image`` is ``slug:tag`` when a tag other than the catalog's
+    was chosen for it. Fields of other cards and unknown keys are ignored;
     values are not range-checked here (the server's resolver does that). Never raises on
     junk values; a ``formdata`` whose own methods fail is not hidden.
     """
@@ -259,6 +294,10 @@ def form_to_options(formdata: Mapping[str, Sequence[str]]) -> dict[str, str]:
             value = _first(formdata, f"{key}--{profile}")
             if value:
                 options[key] = _gibibytes(value) if key == "memory" else value
+        image = options.get("image")
+        tag = _first(formdata, f"tag--{profile}--{image}") if image else ""
+        if image and tag and ":" not in image:
+            options["image"] = f"{image}:{tag}"
     project = _first(formdata, "project")
     if project:
         options["project"] = project

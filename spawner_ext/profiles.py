@@ -7,9 +7,10 @@ user options is a ``RequestError`` that names the option; nothing else escapes.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,20 @@ TOLERANCE = 1e-9
 # Form fields arrive as text; accept plain decimals only (no "nan", "1e9", "1_000", "٣").
 _DECIMAL_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SHOW_MAX = 40
+# Image references are long ("registry.example.org/team/image:2026.11"); a refusal names
+# them whole up to this length.
+_SHOW_IMAGE_MAX = 100
+_SHOW_TAGS = 10
+
+# The distribution reference grammar (distribution/reference/regexp.go), ASCII only: a full
+# reference in the ``image`` option must have this shape before any admin pattern is tried.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+REFERENCE_RE = re.compile(
+    rf"(?:{_DOMAIN}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    rf"(?::{TAG_RE.pattern})?(?:@sha256:[0-9a-f]{{64}})?"
+)
 
 
 @dataclass(frozen=True)
@@ -78,17 +93,23 @@ class ResourceRequest:
     gpu: int
     gpu_type: str | None
     disk: int
-    image: str  # image slug
-    image_ref: str  # container image reference
+    image: str  # catalog slug, or the full reference an admin pattern allowed
+    image_ref: str  # container image reference ("repository:tag")
     node_pool: str | None
     project: str
     price_per_hour: float
+    image_tag: str | None = None  # a registry tag other than the catalog's; None = catalog's
+
+    @property
+    def image_option(self) -> str:
+        """The ``image`` option that picks this image again: slug, ``slug:tag`` or reference."""
+        return f"{self.image}:{self.image_tag}" if self.image_tag else self.image
 
     def user_options(self) -> dict[str, str | int | float]:
         """Options that resolve back to an equal request (what to save for the next spawn)."""
         return {
             "profile": self.profile,
-            "image": self.image,
+            "image": self.image_option,
             "project": self.project,
             "cpu": _plain(self.cpu_limit),
             "memory": format_size(self.mem_limit),
@@ -106,6 +127,7 @@ class ResourceRequest:
             "gpu_type": self.gpu_type,
             "disk": format_size(self.disk),
             "image": self.image,
+            "image_ref": self.image_ref,
             "project": self.project,
             "price_per_hour": self.price_per_hour,
         }
@@ -241,7 +263,7 @@ def _unavailable_reason(
 ) -> str | None:
     need = _gpus_needed(profile, ranges)
     if need > 0 and host.gpu_count < need:
-        have = "none" if host.gpu_count <= 0 else f"only {host.gpu_count}"
+        have = "no GPUs" if host.gpu_count <= 0 else f"only {host.gpu_count}"
         return f"Needs {_gpus(need)}; this host has {have}."
     if need > 0 and not _gpu_type_ok(profile.gpu_type, host):
         return _type_reason(profile.gpu_type, host)
@@ -258,6 +280,110 @@ def _gpus(n: int) -> str:
     return f"{n} GPU" if n == 1 else f"{n} GPUs"
 
 
+# --- image references and tags ---------------------------------------------------------------
+
+
+def split_reference(reference: str) -> tuple[str, str | None]:
+    """``(repository, tag)`` of an image reference, the repository with its registry host and
+    without any ``@digest``; tag None when the reference names none."""
+    name = reference.partition("@")[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:  # a colon before the last "/" is a registry port, not a tag
+        return name[:colon], name[colon + 1 :]
+    return name, None
+
+
+_DIGITS = re.compile(r"([0-9]+)")
+
+
+def _natural_key(tag: str) -> tuple[tuple[int, int, str], ...]:
+    # Digit runs compare as numbers and sort above text, so versions lead a reversed sort.
+    parts = _DIGITS.split(tag)
+    return tuple((1, int(p), "") if i % 2 else (0, 0, p) for i, p in enumerate(parts) if p)
+
+
+def sort_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Valid, distinct tags, newest first in version order: 2026.12, 2026.9, 2026.1, latest.
+    Tags outside the distribution grammar are dropped: references are built from them."""
+    valid = {t for t in tags if isinstance(t, str) and TAG_RE.fullmatch(t)}
+    return tuple(sorted(valid, key=lambda t: (_natural_key(t), t), reverse=True))
+
+
+def catalog_tag(image: Image) -> str:
+    """The tag a catalog entry names (Docker's "latest" when it names none)."""
+    return split_reference(image.image)[1] or "latest"
+
+
+def with_tag(image: Image, tag: str) -> str:
+    """The catalog entry's repository at another tag."""
+    return f"{split_reference(image.image)[0]}:{tag}"
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    # '*' stops at '/', as in a shell glob: "registry.example.org/ds/*" allows the images
+    # directly under ds/, not "registry.example.org/ds/x/y", and never another host.
+    parts = ("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts))
+
+
+def image_pattern_matches(pattern: str, reference: str) -> bool:
+    """Whether an admin pattern (``containers.allowed_images``) allows ``reference``.
+
+    The pattern must match the WHOLE reference (never a part of it), case-sensitively;
+    ``*`` is any run of characters except ``/``, ``?`` one such character, and every other
+    character is literal.
+    """
+    return _pattern_regex(pattern).fullmatch(reference) is not None
+
+
+def image_allowed_by_pattern(config: PlatformConfig, reference: str) -> bool:
+    """A full image reference an admin allows besides the catalog. No patterns: none is
+    (DockerSpawner's CVE-2023-48311 accepted any image when its list was unset)."""
+    if not REFERENCE_RE.fullmatch(reference):
+        return False
+    return any(image_pattern_matches(p, reference) for p in config.containers.allowed_images)
+
+
+def _pick_image(
+    config: PlatformConfig,
+    choice: ProfileChoice,
+    options: Mapping[str, Any],
+    tags: Mapping[str, Sequence[str]] | None,
+) -> tuple[str, str, str | None]:
+    """``(image, image_ref, image_tag)`` for the ``image`` option; see ``resolve_request``."""
+    allowed = {i.slug: i for i in choice.images}
+    if "image" not in options:
+        default = config.default_image.slug
+        image = allowed.get(default) or choice.images[0]
+        return image.slug, image.image, None
+    value = options["image"]
+    if isinstance(value, str):
+        if value in allowed:
+            return value, allowed[value].image, None
+        slug, colon, tag = value.partition(":")
+        if colon and tags is not None and slug in allowed:
+            image = allowed[slug]
+            if tag == catalog_tag(image):
+                return slug, image.image, None  # the catalog's own tag, said explicitly
+            known = [t for t in tags.get(slug, ()) if TAG_RE.fullmatch(t)]
+            if tag in known:
+                return slug, with_tag(image, tag), tag
+            shown = ", ".join(dict.fromkeys([catalog_tag(image), *known[:_SHOW_TAGS]]))
+            raise RequestError(
+                "image",
+                f"tag {_show(tag)} of {slug!r} is not in the registry; known tags: {shown}",
+            )
+        if image_allowed_by_pattern(config, value):
+            return value, value, None
+    message = f"{_cut(repr(value), _SHOW_IMAGE_MAX)} is not in the image catalog; "
+    message += f"choose one of: {', '.join(allowed)}"
+    if config.containers.allowed_images:
+        message += f" (or an image matching {', '.join(config.containers.allowed_images)})"
+    raise RequestError("image", message)
+
+
 # --- resolving user options ----------------------------------------------------------------
 
 
@@ -266,8 +392,17 @@ def resolve_request(
     access: UserAccess,
     options: Mapping[str, Any],
     host: HostCapabilities,
+    *,
+    tags: Mapping[str, Sequence[str]] | None = None,
 ) -> ResourceRequest:
-    """Check untrusted ``options`` against what this user may choose on this host."""
+    """Check untrusted ``options`` against what this user may choose on this host.
+
+    The ``image`` option is one of: a catalog slug allowed for this user and profile (the
+    catalog's reference); ``slug:tag`` with a tag the registry lists for that slug in
+    ``tags`` (slug -> tags; None = no registry, so no other tags), giving that tag of the
+    same repository; or a full reference matching an admin pattern in
+    ``containers.allowed_images``. Anything else is refused, naming it.
+    """
     if not isinstance(options, Mapping):
         raise RequestError("options", f"expected a mapping of {', '.join(OPTION_KEYS)}")
     for key in options:
@@ -277,15 +412,7 @@ def resolve_request(
 
     choice = _pick_profile(config, access, options, host)
     profile, ranges = choice.profile, choice.ranges
-    image_slugs = [i.slug for i in choice.images]
-    default_image = config.default_image.slug
-    image = _pick_name(
-        "image",
-        options,
-        image_slugs,
-        default_image if default_image in image_slugs else image_slugs[0],
-        f" with profile {profile.slug!r}",
-    )
+    image, image_ref, image_tag = _pick_image(config, choice, options, tags)
     project = _pick_name(
         "project",
         options,
@@ -307,7 +434,7 @@ def resolve_request(
         raise RequestError("gpu", f"{_fmt_number(gpu_value)} is not a whole number of GPUs")
     gpu = int(gpu_value)
     if gpu > host.gpu_count:
-        have = "none" if host.gpu_count <= 0 else f"only {host.gpu_count}"
+        have = "no GPUs" if host.gpu_count <= 0 else f"only {host.gpu_count}"
         raise RequestError("gpu", f"{_gpus(gpu)} requested; this host has {have}.")
     if gpu and not _gpu_type_ok(profile.gpu_type, host):
         raise RequestError("gpu", _type_reason(profile.gpu_type, host))
@@ -318,7 +445,6 @@ def resolve_request(
     mem_guarantee = memory
     if profile.memory_guarantee is not None and profile.memory:
         mem_guarantee = memory * profile.memory_guarantee // profile.memory
-    image_ref = next(i.image for i in choice.images if i.slug == image)
     return ResourceRequest(
         profile=profile.slug,
         display_name=profile.display_name,
@@ -336,6 +462,7 @@ def resolve_request(
         price_per_hour=hourly_price(
             profile, cpu=cpu, memory=memory, gpu=gpu, pricing=config.pricing
         ),
+        image_tag=image_tag,
     )
 
 
@@ -461,5 +588,5 @@ def _show(value: Any) -> str:
     return _cut(repr(value))
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= _SHOW_MAX else text[: _SHOW_MAX - 1] + "…"
+def _cut(text: str, limit: int = _SHOW_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -61,11 +61,13 @@ def start_hub(
     config: Path | None = None,
     timeout: float = 60,
     hub_config: Path | None = None,
+    hub_port: int | None = None,
 ) -> RealHub:
     """Start `mlfactory hub` (with platform ``config``, default: the shipped example) and
     return once its login page answers. With ``hub_config``, run `jupyterhub -f hub_config`
     instead, as an admin runs their own copy of the shipped config (the first admin's
-    account must then exist: ``prepare_hub(accounts=...)``)."""
+    account must then exist: ``prepare_hub(accounts=...)``). ``hub_port``: the hub API's
+    port, fixed where servers must find the hub again after a restart (default: free)."""
     port = free_port()
     env = {
         **os.environ,
@@ -80,7 +82,7 @@ def start_hub(
     args = [
         str(mlfactory),
         "hub",
-        f"--JupyterHub.hub_port={free_port()}",
+        f"--JupyterHub.hub_port={hub_port or free_port()}",
         f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
         *extra_args,
     ]

@@ -81,8 +81,8 @@ def test_a_user_works_in_a_container_from_the_registry(
     data, config_path = prepare_hub("containers", config)
     # the servers that survive a hub restart keep calling the hub's API: a fixed port (the
     # container backend has the hub listen beyond loopback, where containers reach it)
-    hub_api = f"--JupyterHub.hub_port={free_port()}"
-    hub = start_hub(data, hub_api, config=config_path)
+    hub_port = free_port()
+    hub = start_hub(data, config=config_path, hub_port=hub_port)
     admin = HubClient(hub)
     try:
         log_in(page, hub, "admin", ADMIN_PASSWORD)
@@ -138,7 +138,7 @@ def test_a_user_works_in_a_container_from_the_registry(
         stop_hub(hub)
         container.reload()
         assert container.status == "running"
-        hub = admin.hub = start_hub(data, hub_api, config=config_path)
+        hub = admin.hub = start_hub(data, config=config_path, hub_port=hub_port)
         admin.wait_ready("", 120)
         assert poll(
             lambda: admin.get("/user/admin/api/status").status_code == 200, 60, "the server"

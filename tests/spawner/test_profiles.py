@@ -114,13 +114,15 @@ def test_no_group_user_gets_only_the_config_default():
         pytest.param("small", ["research"], False, "gpu", ["torch"], id="profile-images"),
         pytest.param("small", ["interns"], True, "small", ["base", "torch", "r"], id="admin"),
         pytest.param("small", [], True, "gpu", ["torch"], id="admin-profile-images"),
-        pytest.param("example", [], False, "cpu-small", ["python-ds"], id="example-default"),
+        pytest.param(
+            "example", [], False, "cpu-small", ["python-ds", "minimal"], id="example-default"
+        ),
         pytest.param(
             "example",
             ["ml-engineering"],
             False,
             "cpu-small",
-            ["python-ds", "pytorch"],
+            ["python-ds", "minimal", "pytorch"],
             id="example-ml",
         ),
     ],
@@ -264,7 +266,7 @@ def _min_gpus(n):
             ["ml-engineering"],
             NO_GPU,
             "gpu-t4",
-            "Needs 1 GPU; this host has none.",
+            "Needs 1 GPU; this host has no GPUs.",
             id="no-gpus",
         ),
         pytest.param("example", ["ml-engineering"], T4X2, "gpu-t4", None, id="t4-matches-tesla-t4"),

@@ -64,7 +64,7 @@ OK_CASES = [
         {
             "profile": "cpu-small",
             "image": "python-ds",
-            "image_ref": "mlfactory/python-ds:2026.11",
+            "image_ref": "mlfactory/python-ds:0.1.0",
             "project": "personal",
             "cpu_limit": 1,
             "mem_limit": 2 * GIB,
@@ -108,7 +108,7 @@ OK_CASES = [
     ok(
         "chosen-image",
         {"profile": "cpu-small", "image": "pytorch"},
-        {"image": "pytorch", "image_ref": "mlfactory/pytorch:2026.11"},
+        {"image": "pytorch", "image_ref": "mlfactory/pytorch:0.1.0"},
         groups=ML,
     ),
     ok(
@@ -244,6 +244,7 @@ def test_summary_is_json_friendly():
         "gpu_type": "nvidia-tesla-t4",
         "disk": "50Gi",
         "image": "pytorch",
+        "image_ref": "mlfactory/pytorch:0.1.0",
         "project": "personal",
         "price_per_hour": 0.9455,
     }
@@ -267,13 +268,13 @@ ERROR_CASES = [
     bad("available-list-omits-unavailable", {"profile": "x"}, "profile",
         f"'x' is not available to you. {DS_PROFILES}", groups=ML),
     bad("profile-unavailable", {"profile": "gpu-t4"}, "profile",
-        "Needs 1 GPU; this host has none.", groups=ML),
-    bad("no-profile-available", {}, "profile", "Needs 1 GPU; this host has none.",
+        "Needs 1 GPU; this host has no GPUs.", groups=ML),
+    bad("no-profile-available", {}, "profile", "Needs 1 GPU; this host has no GPUs.",
         config=SMALL, groups=["gpu-only"]),
     bad("gpu-type", {"profile": "gpu-t4"}, "profile",
         "Needs nvidia-tesla-t4 GPUs; this host has NVIDIA A100.", groups=ML, host=A100X8),
     bad("image-not-allowed", {"image": "pytorch"}, "image",
-        "'pytorch' is not available with profile 'cpu-small'. Available: python-ds"),
+        "'pytorch' is not in the image catalog; choose one of: python-ds, minimal"),
     bad("project-not-allowed", {"project": "vision-research"}, "project",
         "'vision-research' is not available to you. Available: personal, churn-model"),
     bad("cpu-off-grid", {"profile": "cpu-large", "cpu": 3.5}, "cpu",
