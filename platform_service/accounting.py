@@ -2,8 +2,9 @@
 checks budgets (alerts once per threshold and period; warns, then stops, for ``stop``).
 
 It wires the pure rules (``budgets``, ``reconcile``) to the store, the hub API, the local
-backend's journal and the notifier. It also stops orphans: server processes the journal
-shows running and the hub does not know, which nobody could stop through the hub. The
+backend's journal, the container engine (``engine_view``) and the notifier. It also stops
+orphans: server processes the journal shows running, and labelled containers the engine
+runs, that the hub does not know, which nobody could stop through the hub. The
 clock is injected, so tests move time instead of sleeping. Database work runs in a worker
 thread; gate decisions are serialised by a lock so concurrent spawns cannot both take the
 last of a budget.
@@ -14,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mlfactory.hub.platform_config import PlatformConfig
-from mlfactory.spawner.journal import Journal, alive, session_fields, stop_process
+from mlfactory.spawner.journal import Journal, Record, alive, session_fields, stop_process
 
 from .alerts import Notifier
 from .budgets import (
@@ -36,9 +37,10 @@ from .budgets import (
     scopes_of,
     stop_action,
 )
+from .engine_view import EngineDown, EngineView
 from .hubapi import HubAPI, sighting
 from .periods import day_starts, iso_day, iso_utc, period_bounds
-from .reconcile import Sighting, backend_sighting, merge, orphans, plan
+from .reconcile import Sighting, backend_sighting, engine_sightings, merge, orphans, plan
 from .store import Store, Visibility
 
 log = logging.getLogger("mlfactory.service")
@@ -68,11 +70,15 @@ class Accountant:
         journal: Journal | None = None,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.time,
+        engine: EngineView | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.hub = hub
         self.journal = journal
+        self.engine = engine  # None: no container backend (``engine_view.engine_view``)
+        self.engine_problem: str | None = None  # the current outage, logged once
+        self._engine_keys: set[str] = set()  # running in the engine at its last answer
         self.notifier = notifier or Notifier(config.alerts, config.platform.name)
         self.clock = clock
         self.tz = ZoneInfo(config.accounting.timezone)
@@ -199,7 +205,7 @@ class Accountant:
             except Exception as e:  # a restarting hub: charge what the backend shows
                 log.warning("The hub did not answer (%s); reconciling with the backend only", e)
                 hub_answered = False
-        backend_view = await asyncio.to_thread(self._journal_view)
+        backend_view, unknown = await self._backend_view()
         now = self.clock()
         sightings = merge(hub_view, backend_view)
         opened = await asyncio.to_thread(self.store.open_view)
@@ -208,6 +214,9 @@ class Accountant:
         if not hub_answered:
             # without the hub's view a session it alone reports would look stopped
             p.close = [c for c in p.close if c[0] in sightings]
+        if unknown:
+            # a container the engine cannot show us may still run: close nothing of it
+            p.close = [c for c in p.close if c[0] not in unknown]
         await asyncio.to_thread(self.store.apply, p, now)
         if self.journal is not None:
             # the ledger has closed (or never had) the sessions of stopped records
@@ -217,21 +226,68 @@ class Accountant:
         if p.open or p.close:
             log.info("Ledger: %d opened, %d closed", len(p.open), len(p.close))
         if hub_answered and self.hub is not None and self.journal is not None:
-            await self._stop_orphans(backend_view, hub_view, now)
+            await self._stop_orphans(backend_view, hub_view, now, unknown)
+
+    async def _backend_view(self) -> tuple[list[Sighting], set[str]]:
+        """The backends' view: the journal's processes, and the engine's labelled containers
+        with their journal records; and the keys whose state is unknown (containers, while
+        the engine does not answer). Both backends may have used this data directory."""
+        view, containers = await asyncio.to_thread(self._journal_view)
+        if self.engine is None:
+            # no engine to ask: only a record's own stop is known
+            stopped = [r for r in containers.values() if r.stopped_at is not None]
+            return view + [backend_sighting(r, False) for r in stopped], set()
+        try:
+            listed = await asyncio.to_thread(self.engine.containers)
+        except Exception as e:  # any failure leaves the containers' state unknown
+            self._engine_down(str(e) if isinstance(e, EngineDown) else f"{self.engine.url}: {e!r}")
+            stopped = [r for r in containers.values() if r.stopped_at is not None]
+            unknown = self._engine_keys | {k for k, r in containers.items() if r.stopped_at is None}
+            return view + [backend_sighting(r, False) for r in stopped], unknown
+        if self.engine_problem is not None:
+            level = logging.WARNING if self.engine.required else logging.INFO
+            log.log(level, "The container engine at %s answers again", self.engine.url)
+            self.engine_problem = None
+        seen = engine_sightings(listed, containers)
+        self._engine_keys = {s.key for s in seen if s.running}
+        return view + seen, set()
+
+    def _engine_down(self, problem: str) -> None:
+        """Say once per outage that the engine does not answer (a warning where containers
+        are the backend; with ``auto`` the machine may have no engine at all)."""
+        assert self.engine is not None
+        if self.engine_problem is None:
+            if self.engine.required or self._engine_keys:
+                log.warning(
+                    "%s; billing on the hub's view and the journal, stopping no container", problem
+                )
+            else:
+                log.info("%s; watching local server processes only", problem)
+        self.engine_problem = problem
 
     async def _stop_orphans(
-        self, backend_view: list[Sighting], hub_view: list[Sighting], now: float
+        self,
+        backend_view: list[Sighting],
+        hub_view: list[Sighting],
+        now: float,
+        unknown: Collection[str] = (),
     ) -> None:
-        """Find the servers the journal shows running and the hub does not list; stop those
-        still unlisted after ``accounting.orphan_grace``, with the end reason "orphaned"."""
+        """Find the servers the journal or the engine shows running and the hub does not
+        list; stop those still unlisted after ``accounting.orphan_grace``, with the end reason
+        "orphaned". The marks of containers the engine cannot show us now are kept."""
         assert self.journal is not None
         marks = await asyncio.to_thread(self.journal.orphan_marks)
         grace = self.config.accounting.orphan_grace
-        op = orphans(backend_view, {s.key for s in hub_view}, marks, now, grace)
+        op = orphans(backend_view, {s.key for s in hub_view}, marks, now, grace, unknown)
         for key in op.cleared:
             await asyncio.to_thread(self.journal.clear_orphan, key)
             marks.pop(key, None)
         by_key = {s.key: s for s in backend_view}
+        if op.found:
+            # a container orphan may be the first thing ever marked here: no journal folder yet
+            await asyncio.to_thread(
+                self.journal.root.mkdir, parents=True, exist_ok=True, mode=0o700
+            )
         for key in op.found:
             await asyncio.to_thread(self.journal.mark_orphan, key, now)
             marks[key] = now
@@ -268,15 +324,26 @@ class Accountant:
             await asyncio.to_thread(self.journal.clear_orphan, s.key)
             return True
         record = await asyncio.to_thread(self.journal.read, s.key)
-        if record is not None and not await asyncio.to_thread(stop_process, record):
-            log.error(
-                "Cannot stop orphaned server %s/%s (pid %s)", s.user, s.server_name, record.pid
-            )
-            return False
+        if s.container:
+            # stopped and removed through the engine; its named volume (the home) stays
+            if self.engine is None or not await asyncio.to_thread(self.engine.remove, s.container):
+                log.error(
+                    "Cannot stop orphaned server %s/%s (container %s)",
+                    s.user,
+                    s.server_name,
+                    s.container[:12],
+                )
+                return False
+            never_ready = record.ready is False if record is not None else s.starting
+        else:
+            if record is not None and not await asyncio.to_thread(stop_process, record):
+                log.error(
+                    "Cannot stop orphaned server %s/%s (pid %s)", s.user, s.server_name, record.pid
+                )
+                return False
+            never_ready = record is not None and record.ready is False
         await asyncio.to_thread(self.journal.mark_stopped, s.key, now)
-        await self.end(
-            s.key, now, "orphaned", never_ready=record is not None and record.ready is False
-        )
+        await self.end(s.key, now, "orphaned", never_ready=never_ready)
         await asyncio.to_thread(self.journal.clear_orphan, s.key)
         log.warning(
             "Stopped orphaned server %s/%s (session %s): the hub did not know it for %ds",
@@ -287,10 +354,12 @@ class Accountant:
         )
         return True
 
-    def _journal_view(self) -> list[Sighting]:
-        if self.journal is None:
-            return []
-        return [backend_sighting(r, alive(r)) for r in self.journal.records()]
+    def _journal_view(self) -> tuple[list[Sighting], dict[str, Record]]:
+        """The journal's server processes, and its container records by key (the engine,
+        not a pid, says whether those run)."""
+        records = self.journal.records() if self.journal is not None else []
+        processes = [backend_sighting(r, alive(r)) for r in records if not r.container]
+        return processes, {r.key: r for r in records if r.container}
 
     async def evaluate(self) -> None:
         now = self.clock()

@@ -26,10 +26,12 @@ from jupyterhub.services.auth import HubOAuth
 from mlfactory.hub.platform_config import (
     PlatformConfig,
     config_path,
+    data_dir,
     journal_dir,
     load_platform_config,
     platform_db_url,
 )
+from mlfactory.spawner.container_labels import INSTANCE, instance_id
 from mlfactory.spawner.journal import Journal
 from tornado import web
 from tornado.ioloop import PeriodicCallback
@@ -42,6 +44,7 @@ from . import budget_api, components, culling_api, dashboard, gate_api, service_
 from .accounting import Accountant
 from .culler import Culler
 from .db import make_engine, upgrade
+from .engine_view import engine_view
 from .hubapi import HubAPI
 from .store import Store
 
@@ -171,6 +174,8 @@ class PlatformService(Application):
             hub=hub,
             journal=Journal(journal_dir()),
             clock=self.clock,
+            # this hub's containers only: other hubs may share the engine
+            engine=engine_view(self.platform, labels={INSTANCE: instance_id(data_dir())}),
         )
         self.culler = Culler(
             self.engine, self.platform, hub=hub, hub_url=api_url, token=token, clock=self.clock

@@ -14,14 +14,30 @@ whose server never became ready costs nothing.
 An *orphan* is a server process the backend runs and the hub does not list (a hub that died
 mid-spawn, or lost track of a server): nobody can stop it through the hub, so after a grace
 period the service stops it itself (``orphans``).
+
+The container backend's servers are seen through the engine: ``container_sighting`` reads
+one container (the engine's list or inspect dict) with its labels and, where there is one,
+its journal record. A container mlfactory labelled is found even when the hub and the
+journal both forgot it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
 
+from mlfactory.spawner.container_labels import KEY, session_from_labels
 from mlfactory.spawner.journal import Record, Session, session_fields
+
+# The journal's key rule: a key read from a label names files beside the journal's records
+# (orphan marks), so one that the journal would refuse is never accepted from a label.
+_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,80}")
+# Docker's states of a container that holds its resources; "created" is a spawn in progress.
+_RUNNING_STATES = frozenset({"running", "paused", "restarting"})
+_STARTING_STATES = frozenset({"created", "configured", "initialized"})  # Podman adds the last two
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,7 @@ class Sighting(Session):
     source: str = "hub"
     starting: bool = False  # running, but not accepting connections yet
     never_ready: bool = False  # stopped without ever accepting connections: costs nothing
+    container: str = ""  # the engine's container id, for a container backend's server
 
 
 def backend_sighting(record: Record, running: bool) -> Sighting:
@@ -48,6 +65,81 @@ def backend_sighting(record: Record, running: bool) -> Sighting:
         starting=running and record.ready is False,
         never_ready=not running and record.ready is False,
     )
+
+
+def container_sighting(
+    container: Mapping[str, Any], record: Record | None = None
+) -> Sighting | None:
+    """The engine's view of one container: ``container`` is the engine's list entry
+    (``GET /containers/json``) or inspect dict (``GET /containers/{id}/json``); ``record``
+    the journal's record with the same key, if any. None for a container mlfactory did not
+    label, or whose labels are malformed: it is left alone.
+
+    The session comes from the labels, so a container nobody else remembers is billed from
+    its label's start. The engine says whether it runs; the record, when there is one, says
+    whether it ever became ready (without one, a running container counts as ready: it is
+    billed). A stopped container ended at the record's stop time, else at the engine's.
+    """
+    session = session_from_labels(_labels(container))
+    if session is None or not _KEY_RE.fullmatch(session.key):
+        return None
+    state = container.get("State")
+    status = (state.get("Status") if isinstance(state, Mapping) else state) or ""
+    status = status.lower()
+    created = status in _STARTING_STATES
+    running = status in _RUNNING_STATES or created
+    ready = record.ready if record is not None else None
+    stopped_at = None
+    if not running:
+        stopped_at = record.stopped_at if record is not None else None
+        if stopped_at is None and isinstance(state, Mapping):
+            stopped_at = _engine_time(state.get("FinishedAt"))
+    fields = session_fields(session)
+    if record is not None and not session.groups:
+        fields["groups"] = record.groups
+    return Sighting(
+        **fields,
+        running=running,
+        stopped_at=stopped_at,
+        source="engine",
+        starting=created or (running and ready is False),
+        never_ready=not running and ready is False,
+        container=str(container.get("Id") or (record.container if record else "")),
+    )
+
+
+def _labels(container: Mapping[str, Any]) -> Mapping[str, str]:
+    """A container's labels: at the top of a list entry, under Config in an inspect dict."""
+    return container.get("Labels") or (container.get("Config") or {}).get("Labels") or {}
+
+
+def _engine_time(value: Any) -> float | None:
+    """Epoch seconds of an engine timestamp (RFC 3339, nanoseconds); None for the engine's
+    zero time ("0001-01-01T00:00:00Z": never) or anything unreadable."""
+    if not isinstance(value, str) or value.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def engine_sightings(
+    containers: Iterable[Mapping[str, Any]], records: Mapping[str, Record]
+) -> list[Sighting]:
+    """The container backend's view: one sighting per labelled container (a running one wins
+    over a stopped one with the same key), plus a stopped sighting for each journal record of
+    a container the engine no longer has (it was removed). Call it only with a complete
+    answer from the engine: a record missing from it is taken as stopped."""
+    out: dict[str, Sighting] = {}
+    for c in containers:
+        s = container_sighting(c, records.get(_labels(c).get(KEY, "")))
+        if s is not None and (s.key not in out or (s.running and not out[s.key].running)):
+            out[s.key] = s
+    for key, r in records.items():
+        if r.container and key not in out:
+            out[key] = replace(backend_sighting(r, running=False), container=r.container)
+    return list(out.values())
 
 
 @dataclass(frozen=True)
@@ -141,6 +233,7 @@ def orphans(
     marked: Mapping[str, float],
     now: float,
     grace: float,
+    unknown: Collection[str] = (),
 ) -> OrphanPlan:
     """Which of the backend's live servers are orphans, and which to stop now.
 
@@ -148,7 +241,8 @@ def orphans(
     server the hub lists as running or starting. ``marked`` maps each known orphan to when
     it was first found. An orphan the hub lists again, or that ended, is cleared; one still
     unlisted ``grace`` seconds after it was found is stopped (a spawn the hub has not shown
-    yet, or a stop in progress, resolves itself well within the grace).
+    yet, or a stop in progress, resolves itself well within the grace). A mark in
+    ``unknown`` (a container while the engine does not answer) is kept as it is.
     """
     result = OrphanPlan()
     live = set()
@@ -161,5 +255,5 @@ def orphans(
             result.found.append(s.key)
         elif now - since >= grace:
             result.stop.append(s.key)
-    result.cleared = [key for key in marked if key not in live]
+    result.cleared = [key for key in marked if key not in live and key not in unknown]
     return result

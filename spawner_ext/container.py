@@ -44,19 +44,23 @@ from mlfactory.hub.platform_runtime import data_dir
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Unicode, default
 
+from .container_labels import INSTANCE, MANAGED, PREFIX, instance_id
 from .container_spec import (
     HOME,
     ContainerSpec,
     container_name,
     container_spec,
+    home_volume_name,
     parse_user,
     server_dir,
     server_labels,
     user_slug,
 )
 from .engine import engine_problem, registry_location
+from .form import Enforcement
 from .gpus import NoGpuAvailable
 from .host import LocalHost
+from .image_tags import ImageTags, TagsView
 from .ledger import LedgerMixin
 from .options import UserOptionsMixin
 from .registry import RegistryClient, RegistryError
@@ -219,7 +223,7 @@ class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
 
     @default("object_name")
     def _object_name_default(self) -> str:
-        return container_name(self.user.name, self.name)
+        return container_name(self.user.name, self.name, instance_id(data_dir()))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -254,6 +258,17 @@ class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
         if cls._pool is None:
             cls._pool = ThreadPoolExecutor(16, thread_name_prefix="mlfactory-docker")
         return cls._pool
+
+    # -- the choice --------------------------------------------------------------------
+
+    _tags = ImageTags()  # one per hub process: every picker shares the registry listing
+
+    def _enforcement(self, host: LocalHost) -> Enforcement:
+        # the engine enforces CPU and memory (cgroups), devices (CDI) and the volume's size
+        return Enforcement(cpu=True, memory=True, disk=True, gpu=True)
+
+    async def _image_tags(self) -> TagsView | None:
+        return await MLFactoryDockerSpawner._tags.current(self.platform)
 
     # -- before the spawn --------------------------------------------------------------
 
@@ -442,7 +457,10 @@ class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
         def prepare() -> str:
             ensure_home(volume, request.disk, uid, gid)
             ensure_folder(volume, server_dir(self.name), uid, gid)
-            return engine_volume(self.client, volume, self.user.name)
+            instance = instance_id(data_dir())
+            labels = {MANAGED: "1", INSTANCE: instance, PREFIX + "user": self.user.name}
+            name = home_volume_name(self.user.name, instance)
+            return engine_volume(self.client, volume, name, labels)
 
         try:
             return await asyncio.to_thread(prepare)
@@ -500,6 +518,7 @@ class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
                 server=self.name,
                 team=groups[0] if groups else "",
                 request=request,
+                instance=instance_id(data_dir()),
             ),
             home_volume=volume_name,
             user=self.platform.containers.user,

@@ -8,8 +8,10 @@ journal holds, with the container in place of the process.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .journal import Session, session_fields
@@ -17,6 +19,14 @@ from .journal import Session, session_fields
 PREFIX = "org.mlfactory."
 MANAGED = PREFIX + "managed"  # "1" on every container and volume mlfactory makes
 KEY = PREFIX + "ledger-key"
+# Which platform made it: several hubs may share one engine, and each platform service must
+# bill and stop only its own hub's containers (any other's would look like orphans).
+INSTANCE = PREFIX + "instance"
+
+
+def instance_id(data: Path) -> str:
+    """The platform instance of the data folder ``data`` (its hub, service and journal)."""
+    return hashlib.sha256(str(Path(data).resolve()).encode()).hexdigest()[:16]
 
 
 def session_labels(ledger: Mapping[str, Any], team: str = "") -> dict[str, str]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .container_labels import PREFIX, session_labels
+from .container_labels import INSTANCE, PREFIX, session_labels
 from .profiles import ResourceRequest
 from .slugs import safe_slug
 
@@ -25,7 +25,6 @@ GPU_CDI_KIND = "nvidia.com/gpu"
 GpuStyle = Literal["devices", "device_requests"]
 
 _NAME_PREFIX = "mlfactory-"
-_HOME_PREFIX = "mlfactory-home-"
 _SLUG_LEN = 63
 
 
@@ -39,14 +38,21 @@ def user_slug(user: str) -> str:
     return safe_slug(user, _SLUG_LEN)
 
 
-def container_name(user: str, server: str = "") -> str:
-    """``mlfactory-<server slug>``: distinct for distinct (user, server) pairs."""
-    return _NAME_PREFIX + server_slug(user, server)
+def _prefix(instance: str) -> str:
+    # several hubs may share one engine: each one's names carry its instance
+    return f"{_NAME_PREFIX}{instance[:8]}-" if instance else _NAME_PREFIX
 
 
-def home_volume_name(user: str) -> str:
-    """``mlfactory-home-<user slug>``: the engine's name of the user's home volume."""
-    return _HOME_PREFIX + user_slug(user)
+def container_name(user: str, server: str = "", instance: str = "") -> str:
+    """``mlfactory-[<instance>-]<server slug>``: distinct for distinct (user, server) pairs
+    and for distinct platform instances (``container_labels.instance_id``)."""
+    return _prefix(instance) + server_slug(user, server)
+
+
+def home_volume_name(user: str, instance: str = "") -> str:
+    """``mlfactory-[<instance>-]home-<user slug>``: the engine's name of the user's home
+    volume."""
+    return f"{_prefix(instance)}home-{user_slug(user)}"
 
 
 def server_dir(server: str) -> str:
@@ -92,18 +98,20 @@ def server_labels(
     server: str,
     team: str,
     request: ResourceRequest,
+    instance: str,
 ) -> dict[str, str]:
     """The container's labels: the ledger session (``container_labels``) where there is
-    one, and always who runs it and what they picked."""
+    one, and always the platform instance, who runs it and what they picked."""
     labels = session_labels(ledger, team) if ledger else {PREFIX + "managed": "1"}
     labels.update(
         {
+            INSTANCE: instance,
             PREFIX + "user": user,
             PREFIX + "server-name": server,
             PREFIX + "team": team,
             PREFIX + "project": request.project,
             PREFIX + "profile": request.profile,
-            PREFIX + "image": request.image,
+            PREFIX + "image": request.image_option,
         }
     )
     return labels

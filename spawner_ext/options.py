@@ -20,8 +20,9 @@ from jupyterhub.spawner import SpawnException
 from mlfactory.hub.platform_config import ConfigError, PlatformConfig, load_platform_config
 from tornado import web
 
-from .form import budget_text, picker_for_user
+from .form import Enforcement, budget_text, picker_for_user
 from .host import LocalHost
+from .image_tags import TagsView
 from .picker import form_to_options, render_picker
 from .profiles import RequestError, ResourceRequest, UserAccess, resolve_request, user_access
 from .startup import spawn_error
@@ -64,8 +65,18 @@ class UserOptionsMixin:
         groups = [g.name for g in getattr(self.user, "groups", [])]
         return user_access(self.platform, groups, bool(getattr(self.user, "admin", False)))
 
+    def _enforcement(self, host: LocalHost) -> Enforcement:
+        """What this backend enforces of a choice (the picker calls the rest advisory)."""
+        return host.enforcement()
+
+    async def _image_tags(self) -> TagsView | None:
+        """The registry's tags of the catalog's images; None where images have no tags (the
+        local backend runs the hub's own environment)."""
+        return None
+
     async def _render_options_form(self) -> str:
         host = await LocalHost.get(self.nvidia_smi)
+        tags = await self._image_tags()
         previous_options = dict(self.orm_spawner.user_options or {}) if self.orm_spawner else {}
         text = "No budget set"
         standing = getattr(self.budget_check, "standing", None)
@@ -77,8 +88,10 @@ class UserOptionsMixin:
             self._access(),
             host.capabilities(),
             previous_options,
-            host.enforcement(),
+            self._enforcement(host),
             budget_text=text,
+            tags=tags.tags if tags else None,
+            tags_note=tags.problem if tags else None,
         )
         return render_picker(view)
 
@@ -134,8 +147,10 @@ class UserOptionsMixin:
             ) from None
         host = await LocalHost.get(self.nvidia_smi)
         access, caps = self._access(), host.capabilities()
+        view = await self._image_tags()
+        tags = view.tags if view else None
         try:
-            return resolve_request(config, access, self.user_options or {}, caps)
+            return resolve_request(config, access, self.user_options or {}, caps, tags=tags)
         except RequestError as e:
             if not self._options_are_remembered():
                 raise request_error(e) from None
@@ -145,7 +160,7 @@ class UserOptionsMixin:
                 8, f"Your last choice is no longer available ({e.message}); using the default"
             )
             try:
-                return resolve_request(config, access, {}, caps)
+                return resolve_request(config, access, {}, caps, tags=tags)
             except RequestError as e2:
                 raise request_error(e2) from None
 

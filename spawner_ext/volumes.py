@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import docker.errors
-
-from .container_labels import PREFIX
 
 _MIN_SIZE = 8 * 1024 * 1024  # smaller ext4 file systems have no room for their journal
 
@@ -42,10 +41,6 @@ class HomeVolume:
     @property
     def mountpoint(self) -> Path:
         return self.root / self.slug
-
-    @property
-    def name(self) -> str:
-        return f"mlfactory-home-{self.slug}"
 
     def size(self) -> int:
         """The image file's size in bytes (0 if there is none yet)."""
@@ -138,23 +133,24 @@ def unmount(volume: HomeVolume) -> None:
         _run("umount", str(volume.mountpoint))
 
 
-def engine_volume(client: docker.APIClient, volume: HomeVolume, user: str) -> str:
-    """The engine's named volume binding the mounted folder; made once, kept forever."""
+def engine_volume(
+    client: docker.APIClient, volume: HomeVolume, name: str, labels: Mapping[str, str]
+) -> str:
+    """The engine's named volume ``name`` binding the mounted folder; made once (with
+    ``labels``), kept forever."""
     try:
-        found = client.inspect_volume(volume.name)
+        found = client.inspect_volume(name)
     except docker.errors.NotFound:
         found = None
     if found is not None:
         device = (found.get("Options") or {}).get("device")
         if device and device != str(volume.mountpoint):
-            raise VolumeError(
-                f"the engine's volume {volume.name} binds {device}, not {volume.mountpoint}"
-            )
-        return volume.name
+            raise VolumeError(f"the engine's volume {name} binds {device}, not {volume.mountpoint}")
+        return name
     client.create_volume(
-        volume.name,
+        name,
         driver="local",
         driver_opts={"type": "none", "o": "bind", "device": str(volume.mountpoint)},
-        labels={PREFIX + "managed": "1", PREFIX + "user": user},
+        labels=dict(labels),
     )
-    return volume.name
+    return name

@@ -10,16 +10,15 @@ Podman cannot run, the tests that ask for it fail in CI (``CI`` set, or
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from mlfactory.spawner.engine import LocalEngine
+from mlfactory.spawner.image_build import ImageBuilder
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE_ROOT = Path(os.environ.get("MLFACTORY_TEST_ENGINE", "/var/tmp/mlfactory-test-engine"))
@@ -75,53 +74,54 @@ def container_engine() -> Engine:
     return Engine(url=url, registry=registry, local=local)
 
 
-def _digest(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.read_bytes())
-    return h.hexdigest()[:12]
+def _builder(engine: Engine) -> ImageBuilder:
+    return ImageBuilder(
+        ROOT,
+        env=engine.local.podman_env([engine.registry_location]),
+        registry=engine.registry,
+        work=ENGINE_ROOT,
+    )
 
 
 @pytest.fixture(scope="session")
-def base_image(container_engine: Engine) -> str:
-    """The Debian base layer (mmdebstrap), imported once per package list."""
-    packages = ROOT / "images" / "base" / "packages.txt"
-    tag = f"mlfactory/base:bookworm-{_digest(packages)}"
-    if container_engine.podman("image", "exists", tag, check=False).returncode == 0:
-        return tag
-    names = [ln.strip() for ln in packages.read_text().splitlines()]
-    names = [n for n in names if n and not n.startswith("#")]
-    tar = ENGINE_ROOT / "base.tar"
-    subprocess.run(
-        ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(names)}"]
-        + ["bookworm", str(tar)],
-        check=True,
-    )
-    container_engine.podman("import", "--quiet", str(tar), tag)
-    tar.unlink()
-    return tag
+def image_builder(container_engine: Engine):
+    """The images' build pipeline (spawner_ext/image_build.py) on the test engine and
+    registry: the same code `make images` runs."""
+    builder = _builder(container_engine)
+    yield builder
+    builder.close()
 
 
 @pytest.fixture(scope="session")
-def minimal_image(container_engine: Engine, base_image: str, tmp_path_factory) -> str:
-    """The minimal image built from this checkout (Podman's layer cache makes a rebuild
-    take seconds), pushed to the test registry; returns its registry reference."""
-    context = tmp_path_factory.mktemp("image-context")
-    (context / "images" / "minimal").mkdir(parents=True)
-    for name in ("Dockerfile", "requirements.txt"):
-        shutil.copy(ROOT / "images" / "minimal" / name, context / "images" / "minimal" / name)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["-w", str(context / "dist"), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )
-    ref = f"{container_engine.registry_location}/mlfactory/minimal:test"
-    build = ["build", "-q", "--network", "host", "--build-arg", f"BASE={base_image}"]
-    if Path("/etc/ssl/certs/ca-certificates.crt").exists():
-        build += ["--secret", "id=ca,src=/etc/ssl/certs/ca-certificates.crt"]
-    container_engine.podman(
-        *build, "-f", str(context / "images/minimal/Dockerfile"), "-t", ref, str(context)
-    )
-    container_engine.podman("push", "-q", "--tls-verify=false", ref)
-    return ref
+def base_image(image_builder: ImageBuilder) -> str:
+    """The Debian base layer (mmdebstrap), imported once per package list; its local tag."""
+    return image_builder.ensure_base().tags[-1]
+
+
+@pytest.fixture(scope="session")
+def minimal_image(image_builder: ImageBuilder, base_image: str) -> str:
+    """The minimal image built from this checkout and pushed to the test registry; returns
+    its registry reference (``127.0.0.1:5056/mlfactory/minimal:<version>-<digest>``). The
+    digest tag is over the build inputs, so an unchanged checkout builds nothing."""
+    return image_builder.build("minimal", push=True).reference
+
+
+def discard_containers(engine: Engine, data: Path) -> None:
+    """Remove what a hub on ``data`` made on the engine (its containers and home volumes,
+    found by its instance label) and unmount its volumes; the test registry is kept."""
+    import docker
+    from mlfactory.spawner.container_labels import INSTANCE, instance_id
+    from mlfactory.spawner.volumes import HomeVolume, unmount
+
+    label = {"label": f"{INSTANCE}={instance_id(data)}"}
+    client = docker.APIClient(base_url=engine.url, version="auto")
+    try:
+        for container in client.containers(all=True, filters=label):
+            client.remove_container(container["Id"], force=True)
+        for volume in client.volumes(filters=label).get("Volumes") or []:
+            client.remove_volume(volume["Name"], force=True)
+    finally:
+        client.close()
+    root = data / "volumes"
+    for image in root.glob("*.ext4") if root.is_dir() else ():
+        unmount(HomeVolume(root, image.stem))

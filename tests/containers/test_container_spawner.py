@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import docker
 import pytest
 import yaml
+from mlfactory.spawner.container_labels import instance_id
 from mlfactory.spawner.container_spec import container_name, home_volume_name
 from mlfactory.spawner.journal import Journal
-from mlfactory.spawner.volumes import HomeVolume, unmount
 
 from tests.e2e.conftest import discard_hub, example_config, prepare_hub, start_hub
 from tests.e2e.helpers import HubClient, poll
+from tests.engine_fixture import discard_containers
 
 pytestmark = [pytest.mark.hub]
 GiB = 1024**3
@@ -53,26 +53,6 @@ def new_user(admin: HubClient) -> str:
     return name
 
 
-def cleanup(engine, data: Path, users: list[str]) -> None:
-    client = docker.APIClient(base_url=engine.url, version="auto")
-    try:
-        for user in users:
-            for server in ("", "second"):
-                try:
-                    client.remove_container(container_name(user, server), force=True)
-                except docker.errors.NotFound:
-                    pass
-            try:
-                client.remove_volume(home_volume_name(user), force=True)
-            except docker.errors.NotFound:
-                pass
-    finally:
-        client.close()
-    volumes = data / "volumes"
-    for image in volumes.glob("*.ext4") if volumes.is_dir() else ():
-        unmount(HomeVolume(volumes, image.stem))
-
-
 @pytest.fixture(scope="module")
 def container_hub(container_engine, minimal_image) -> Iterator[tuple]:
     config = platform_config(container_engine.url, container_engine.registry, minimal_image)
@@ -82,7 +62,7 @@ def container_hub(container_engine, minimal_image) -> Iterator[tuple]:
     try:
         yield hub, config_path, users
     finally:
-        cleanup(container_engine, data, users)
+        discard_containers(container_engine, data)  # first: it unmounts the volumes
         discard_hub(hub, config_path)
 
 
@@ -97,8 +77,10 @@ def progress_failure(admin: HubClient, user: str) -> dict:
     return events[-1]
 
 
-def charged(admin: HubClient) -> list[dict]:
-    return [row for row in admin.service_json("/usage?by=server")["rows"] if row["cost"] > 0]
+def charged(admin: HubClient, user: str) -> list[dict]:
+    """The user's servers that cost something (other tests' users share the hub)."""
+    rows = admin.service_json("/usage?by=server")["rows"]
+    return [row for row in rows if row["key"].startswith(f"{user}/") and row["cost"] > 0]
 
 
 def spawn_failure(admin: HubClient, user: str, body: dict | None = None) -> str:
@@ -126,11 +108,12 @@ def test_container_spawn_limits_volume_and_restart(container_hub, container_engi
     users.append(user)
     admin.spawn("", "cpu-small", user)
     model = admin.wait_ready("", 120, user)
-    assert model["state"]["object_name"] == container_name(user)
+    instance = instance_id(hub.data)
+    assert model["state"]["object_name"] == container_name(user, instance=instance)
 
     client = docker.APIClient(base_url=container_engine.url, version="auto")
     try:
-        name = container_name(user)
+        name = container_name(user, instance=instance)
         info = client.inspect_container(name)
         labels = info["Config"]["Labels"]
         assert labels["org.mlfactory.user"] == user
@@ -154,7 +137,8 @@ def test_container_spawn_limits_volume_and_restart(container_hub, container_engi
         admin.stop("", 60, user)
         with pytest.raises(docker.errors.NotFound):
             client.inspect_container(name)
-        assert client.inspect_volume(home_volume_name(user))["Name"] == home_volume_name(user)
+        volume = home_volume_name(user, instance)
+        assert client.inspect_volume(volume)["Name"] == volume
 
         admin.spawn("", "cpu-small", user)
         admin.wait_ready("", 120, user)
@@ -179,7 +163,7 @@ def test_missing_image_says_why_and_bills_nothing(container_hub, container_engin
     finally:
         config_path.write_text(good)
     assert "mlfactory/minimal:no-such-tag is not in the registry" in message, message
-    assert charged(admin) == []
+    assert charged(admin, user) == []
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +180,7 @@ def mismatch_hub(container_engine, minimal_image) -> Iterator[tuple]:
     try:
         yield hub, config_path, users
     finally:
-        cleanup(container_engine, data, users)
+        discard_containers(container_engine, data)  # first: it unmounts the volumes
         discard_hub(hub, config_path)
 
 
@@ -216,13 +200,17 @@ def test_version_mismatch_names_both_versions(mismatch_hub, container_engine):
     client = docker.APIClient(base_url=container_engine.url, version="auto")
     try:
         poll(
-            lambda: not client.containers(all=True, filters={"name": container_name(user)}),
+            lambda: (
+                not client.containers(
+                    all=True, filters={"name": container_name(user, instance=instance_id(hub.data))}
+                )
+            ),
             30,
             "the failed container removed",
         )
     finally:
         client.close()
-    assert charged(admin) == []
+    assert charged(admin, user) == []
 
 
 def test_engine_down_names_the_url_and_bills_nothing(mismatch_hub, tmp_path):
@@ -240,4 +228,4 @@ def test_engine_down_names_the_url_and_bills_nothing(mismatch_hub, tmp_path):
     finally:
         config_path.write_text(good)
     assert f"the container engine at {dead} cannot be reached" in message, message
-    assert charged(admin) == []
+    assert charged(admin, user) == []

@@ -120,8 +120,11 @@ def test_gpus_as_cdi_devices():
 def test_labels_carry_the_session_and_the_choice():
     req = request()
     ledger = new_ledger("Alice", "gpu-run", ["ds", "ml"], req)
-    labels = server_labels(ledger, user="Alice", server="gpu-run", team="ds", request=req)
+    labels = server_labels(
+        ledger, user="Alice", server="gpu-run", team="ds", request=req, instance="hub-1"
+    )
     assert labels[KEY] == ledger["key"]
+    assert labels["org.mlfactory.instance"] == "hub-1"  # which platform service bills it
     assert labels["org.mlfactory.user"] == "Alice"
     assert labels["org.mlfactory.team"] == "ds"
     assert labels["org.mlfactory.project"] == "churn"
@@ -129,7 +132,7 @@ def test_labels_carry_the_session_and_the_choice():
     assert labels["org.mlfactory.image"] == "minimal"
     session = session_from_labels(labels)
     assert session is not None and session.key == ledger["key"] and session.user == "Alice"
-    bare = server_labels(None, user="bob", server="", team="", request=req)
+    bare = server_labels(None, user="bob", server="", team="", request=req, instance="hub-1")
     assert bare["org.mlfactory.managed"] == "1" and bare["org.mlfactory.user"] == "bob"
     assert all(isinstance(v, str) for v in labels.values())
     assert spec(labels=labels).create_kwargs["labels"] == labels

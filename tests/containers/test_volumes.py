@@ -79,8 +79,9 @@ def test_enospc_inside_a_container_and_volume_outlives_it(volume, container_engi
     ensure_home(volume, 16 * MiB, 1000, 100)
     client = docker.APIClient(base_url=container_engine.url, version="auto")
     try:
-        name = engine_volume(client, volume, "alice")
-        assert engine_volume(client, volume, "alice") == name  # idempotent
+        labels = {"org.mlfactory.user": "alice"}
+        name = engine_volume(client, volume, f"mlfactory-home-{volume.slug}", labels)
+        assert engine_volume(client, volume, name, labels) == name  # idempotent
         cid = client.create_container(
             minimal_image,
             command=[
@@ -104,7 +105,7 @@ def test_enospc_inside_a_container_and_volume_outlives_it(volume, container_engi
         assert (volume.mountpoint / "hello.txt").read_text() == "hello\n"
     finally:
         try:
-            client.remove_volume(volume.name, force=True)
+            client.remove_volume(f"mlfactory-home-{volume.slug}", force=True)
         except docker.errors.NotFound:
             pass
         client.close()
