@@ -283,11 +283,6 @@ class Accountant:
             await asyncio.to_thread(self.journal.clear_orphan, key)
             marks.pop(key, None)
         by_key = {s.key: s for s in backend_view}
-        if op.found:
-            # a container orphan may be the first thing ever marked here: no journal folder yet
-            await asyncio.to_thread(
-                self.journal.root.mkdir, parents=True, exist_ok=True, mode=0o700
-            )
         for key in op.found:
             await asyncio.to_thread(self.journal.mark_orphan, key, now)
             marks[key] = now

@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
-import json
+import threading
 import urllib.parse
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,6 @@ import docker
 import docker.errors
 import requests
 from dockerspawner import DockerSpawner
-from jupyterhub.spawner import SpawnException
-from jupyterhub.utils import maybe_future
 from mlfactory.hub.platform_config import config_path, journal_dir
 from mlfactory.hub.platform_runtime import data_dir
 from traitlets import Any as AnyTrait
@@ -56,15 +53,15 @@ from .container_spec import (
     server_labels,
     user_slug,
 )
-from .engine import engine_problem, registry_location
+from .engine import registry_location
 from .form import Enforcement
 from .gpus import NoGpuAvailable
 from .host import LocalHost
 from .image_tags import ImageTags, TagsView
 from .ledger import LedgerMixin
 from .options import UserOptionsMixin
+from .progress import ProgressMixin
 from .registry import RegistryClient, RegistryError
-from .server_env import platform_env
 from .startup import failure_cause, last_log_lines, spawn_error, timeout_cause, timeout_cause_html
 from .volumes import HomeVolume, VolumeError, engine_volume, ensure_folder, ensure_home
 
@@ -105,7 +102,7 @@ def with_host(url: str, host: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
+class MLFactoryDockerSpawner(UserOptionsMixin, ProgressMixin, LedgerMixin, DockerSpawner):
     """Start each user's server in a container with the resources they picked."""
 
     platform_config_file = Unicode(
@@ -227,13 +224,12 @@ class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._events: list[dict] = []
-        self._events_changed = asyncio.Event()
         self._gpus: tuple[str, ...] = ()
 
     # -- the engine --------------------------------------------------------------------
 
     _clients: dict[str, docker.APIClient] = {}
+    _clients_lock = threading.Lock()
     _pool: ThreadPoolExecutor | None = None
 
     @property
@@ -244,10 +240,11 @@ class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
     def client(self) -> docker.APIClient:
         """One client per engine URL, shared by all servers (DockerSpawner keeps one)."""
         url = self.engine
-        client = MLFactoryDockerSpawner._clients.get(url)
-        if client is None:
-            kwargs = {"version": "auto", "timeout": 60, **self.client_kwargs, "base_url": url}
-            client = MLFactoryDockerSpawner._clients[url] = docker.APIClient(**kwargs)
+        with MLFactoryDockerSpawner._clients_lock:  # spawns at once: one version request
+            client = MLFactoryDockerSpawner._clients.get(url)
+            if client is None:
+                kwargs = {"version": "auto", "timeout": 60, **self.client_kwargs, "base_url": url}
+                client = MLFactoryDockerSpawner._clients[url] = docker.APIClient(**kwargs)
         return client
 
     @property
@@ -272,31 +269,8 @@ class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
 
     # -- before the spawn --------------------------------------------------------------
 
-    async def run_pre_spawn_hook(self):
-        # As in the local backend: resolve and admit before anything starts; a refusal is a
-        # 400/403 naming the reason, and nothing runs or is billed.
-        self._events = []
-        self._events_changed.set()
-        self._emit(5, "Checking resources")
-        try:
-            request = self.resource_request = await self._resolve()
-            await self._admit(request)
-        except SpawnException:
-            self._forget_refused_options()
-            raise
-        self._remember_options()
-        return await maybe_future(super().run_pre_spawn_hook())
-
     def get_env(self) -> dict:
-        env = super().get_env()
-        request = self.resource_request
-        if request is not None:
-            env["MLFACTORY_PROFILE"] = json.dumps(request.summary())
-            env["CPU_LIMIT"] = str(request.cpu_limit)
-            env["CPU_GUARANTEE"] = str(request.cpu_guarantee)
-            env["MEM_LIMIT"] = str(request.mem_limit)
-            env["MEM_GUARANTEE"] = str(request.mem_guarantee)
-            env.update(platform_env(self.platform, self._access().groups))
+        env = {**super().get_env(), **self._resource_env()}
         env["HOME"] = HOME
         env["USER"] = self.user.name
         if self.check_version:
@@ -306,24 +280,6 @@ class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
             if env.get(key):
                 env[key] = with_host(env[key], self.hub_host)
         return env
-
-    # -- progress ----------------------------------------------------------------------
-
-    def _emit(self, progress: int, message: str) -> None:
-        self._events.append({"progress": progress, "message": message})
-        self._events_changed.set()
-
-    async def progress(self) -> AsyncIterator[dict]:
-        events, sent = self._events, 0
-        while True:
-            if self._events is not events:
-                events, sent = self._events, 0
-            if sent < len(events):
-                yield events[sent]
-                sent += 1
-                continue
-            self._events_changed.clear()
-            await self._events_changed.wait()
 
     # -- start -------------------------------------------------------------------------
 
@@ -352,7 +308,7 @@ class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
             self.ledger["ready"] = False  # a start that fails before it is ready is free
         try:
             self._emit(20, "Connecting to the container engine")
-            problem = await asyncio.to_thread(engine_problem, self.engine)
+            problem = await self._engine_problem()
             if problem:
                 self.log.error("Cannot spawn %s: %s", self._log_name, problem)
                 raise spawn_error(
@@ -374,8 +330,10 @@ class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
                 "create_container", **spec.create_kwargs, host_config=host_config
             )
             self.object_id = created["Id"]
-            await self.start_object()
+            # in the journal (not ready yet) before it runs: the service must never see it
+            # running without a record, or it would count it as ready
             await asyncio.to_thread(self._journal_started, self.object_id)
+            await self.start_object()
             self._emit(70, "Waiting for JupyterLab to accept connections")
             ip, port = await self._wait_until_listening()
             await asyncio.to_thread(self._journal_ready)
@@ -531,9 +489,27 @@ class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
             gpu_style=style,
         )
 
+    async def _engine_problem(self) -> str | None:
+        """None when the engine answers a ping on the shared client, else why not. The
+        client negotiates its API version once (Podman's ``/version`` takes ~0.4 s, and ten
+        spawns at once asking it each made the engine look down)."""
+        try:
+            await self.docker("ping")
+        except (docker.errors.DockerException, requests.RequestException, OSError) as e:
+            MLFactoryDockerSpawner._clients.pop(self.engine, None)  # connect afresh next time
+            return f"the container engine at {self.engine} cannot be reached ({e})"
+        return None
+
+    _podman: dict[str, bool] = {}  # engine URL -> whether it is Podman (asked once)
+
     async def _engine_is_podman(self) -> bool:
-        version = await self.docker("version")
-        return any("podman" in c.get("Name", "").lower() for c in version.get("Components", []))
+        known = MLFactoryDockerSpawner._podman.get(self.engine)
+        if known is None:
+            version = await self.docker("version")
+            components = version.get("Components", [])
+            known = any("podman" in c.get("Name", "").lower() for c in components)
+            MLFactoryDockerSpawner._podman[self.engine] = known
+        return known
 
     async def _container_state(self) -> dict:
         return (await self.docker("inspect_container", self.object_id))["State"]
@@ -620,7 +596,7 @@ class MLFactoryDockerSpawner(UserOptionsMixin, LedgerMixin, DockerSpawner):
             return None
 
     async def stop(self, now: bool = False) -> None:
-        self._events = []
+        self._restart_progress()
         await super().stop(now=now)
         await self._release_gpus()
 

@@ -232,6 +232,8 @@ class Journal:
         return out
 
     def mark_orphan(self, key: str, when: float) -> None:
+        # a container orphan may be the first thing ever marked here: no folder yet
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self._path(key).with_suffix(".orphan")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

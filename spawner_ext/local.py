@@ -17,16 +17,15 @@ session's place in the platform service's ledger (``ledger``).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shlex
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_setuid
-from jupyterhub.utils import maybe_future, random_port
+from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+from jupyterhub.utils import random_port
 from mlfactory.hub.platform_config import (
     config_path,
     journal_dir,
@@ -42,7 +41,7 @@ from .ledger import LedgerMixin
 from .options import UserOptionsMixin
 from .os_accounts import private_dirs
 from .profiles import ResourceRequest
-from .server_env import platform_env
+from .progress import ProgressMixin
 from .startup import failure_cause, last_log_lines, spawn_error, timeout_cause, timeout_cause_html
 from .workspace import WorkspaceMixin
 
@@ -51,7 +50,9 @@ from .workspace import WorkspaceMixin
 _TIMEOUT_MARGIN = 2.0
 
 
-class MLFactoryLocalSpawner(UserOptionsMixin, WorkspaceMixin, LedgerMixin, LocalProcessSpawner):
+class MLFactoryLocalSpawner(
+    UserOptionsMixin, ProgressMixin, WorkspaceMixin, LedgerMixin, LocalProcessSpawner
+):
     """Start each user's server as a local process with the resources they picked."""
 
     platform_config_file = Unicode(
@@ -186,8 +187,6 @@ class MLFactoryLocalSpawner(UserOptionsMixin, WorkspaceMixin, LedgerMixin, Local
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._events: list[dict] = []
-        self._events_changed = asyncio.Event()
         self._log_offset = 0
         self._holding: Holding | None = None  # what this server holds on this machine
         self._restore_pending = False  # held before a hub restart: not yet told to the host
@@ -196,37 +195,10 @@ class MLFactoryLocalSpawner(UserOptionsMixin, WorkspaceMixin, LedgerMixin, Local
     def log_path(self) -> Path:
         return Path(self.log_root) / f"{self.server_slug}.log"
 
-    # -- before the spawn ----------------------------------------------------------------
-
-    async def run_pre_spawn_hook(self):
-        # Resolve (and refuse) before anything starts: the REST API answers 400 with the
-        # field at fault, and nothing is started or billed.
-        self._events = []
-        self._events_changed.set()
-        self._emit(5, "Checking resources")
-        try:
-            request = self.resource_request = await self._resolve()
-            await self._admit(request)
-        except SpawnException:
-            # A refused request must not become the saved choice.
-            self._forget_refused_options()
-            raise
-        self._remember_options()
-        return await maybe_future(super().run_pre_spawn_hook())
-
     # -- process set-up ----------------------------------------------------------------
 
     def get_env(self) -> dict:
-        env = super().get_env()
-        request = self.resource_request
-        if request is not None:
-            env["MLFACTORY_PROFILE"] = json.dumps(request.summary())
-            env["CPU_LIMIT"] = str(request.cpu_limit)
-            env["CPU_GUARANTEE"] = str(request.cpu_guarantee)
-            env["MEM_LIMIT"] = str(request.mem_limit)
-            env["MEM_GUARANTEE"] = str(request.mem_guarantee)
-            # the config was read to resolve the request, so it is usable here
-            env.update(platform_env(self.platform, self._access().groups))
+        env = {**super().get_env(), **self._resource_env()}
         env.update(cuda_env(self._holding.gpus if self._holding is not None else ()))
         return env
 
@@ -239,23 +211,6 @@ class MLFactoryLocalSpawner(UserOptionsMixin, WorkspaceMixin, LedgerMixin, Local
         return args
 
     # -- lifecycle ---------------------------------------------------------------------
-
-    def _emit(self, progress: int, message: str) -> None:
-        self._events.append({"progress": progress, "message": message})
-        self._events_changed.set()
-
-    async def progress(self) -> AsyncIterator[dict]:
-        events, sent = self._events, 0
-        while True:
-            if self._events is not events:  # a new spawn began: follow its events
-                events, sent = self._events, 0
-            if sent < len(events):
-                yield events[sent]
-                sent += 1
-                continue  # re-check: the list may have been replaced while we yielded
-            # No await between the checks above and clear(): nothing can slip in between.
-            self._events_changed.clear()
-            await self._events_changed.wait()
 
     async def start(self) -> tuple[str, int]:
         # JupyterHub cancels a start that outlasts start_timeout and tells the user only
@@ -384,7 +339,7 @@ class MLFactoryLocalSpawner(UserOptionsMixin, WorkspaceMixin, LedgerMixin, Local
         return status
 
     async def stop(self, now: bool = False) -> None:
-        self._events = []
+        self._restart_progress()
         await super().stop(now=now)
         await self._release()
 

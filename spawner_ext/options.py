@@ -5,18 +5,21 @@ What a user asked for is resolved once, before anything starts, by the pure reso
 ``profiles``; everything after that (budget check, limits, GPUs, the server's environment)
 uses only the resolved ``resource_request``, never the raw ``user_options``.
 
-A mixin: it reads the spawner's ``platform_config_file`` and ``nvidia_smi`` and reports
-through its ``_emit``.
+A mixin for both backends: it reads the spawner's ``platform_config_file`` and
+``nvidia_smi``, admits the resolved request through the ledger's ``_admit``
+(``ledger.LedgerMixin``) and reports progress through ``progress.ProgressMixin``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from jupyterhub.handlers.pages import SpawnHandler
 from jupyterhub.spawner import SpawnException
+from jupyterhub.utils import maybe_future
 from mlfactory.hub.platform_config import ConfigError, PlatformConfig, load_platform_config
 from tornado import web
 
@@ -25,6 +28,7 @@ from .host import LocalHost
 from .image_tags import TagsView
 from .picker import form_to_options, render_picker
 from .profiles import RequestError, ResourceRequest, UserAccess, resolve_request, user_access
+from .server_env import platform_env
 from .startup import spawn_error
 
 _CONFIG_CACHE: dict[str, tuple[float, PlatformConfig]] = {}
@@ -94,6 +98,37 @@ class UserOptionsMixin:
             tags_note=tags.problem if tags else None,
         )
         return render_picker(view)
+
+    async def run_pre_spawn_hook(self):
+        # Resolve (and refuse) before anything starts: the REST API answers 400 with the
+        # field at fault, and nothing is started or billed.
+        self._restart_progress()
+        self._emit(5, "Checking resources")
+        try:
+            request = self.resource_request = await self._resolve()
+            await self._admit(request)
+        except SpawnException:
+            # A refused request must not become the saved choice.
+            self._forget_refused_options()
+            raise
+        self._remember_options()
+        return await maybe_future(super().run_pre_spawn_hook())
+
+    def _resource_env(self) -> dict[str, str]:
+        """What the server learns of its resolved request and of the platform config (the
+        limits in the variables Zero to JupyterHub's images read)."""
+        request = self.resource_request
+        if request is None:
+            return {}
+        return {
+            "MLFACTORY_PROFILE": json.dumps(request.summary()),
+            "CPU_LIMIT": str(request.cpu_limit),
+            "CPU_GUARANTEE": str(request.cpu_guarantee),
+            "MEM_LIMIT": str(request.mem_limit),
+            "MEM_GUARANTEE": str(request.mem_guarantee),
+            # the config was read to resolve the request, so it is usable here
+            **platform_env(self.platform, self._access().groups),
+        }
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         return form_to_options(formdata)
