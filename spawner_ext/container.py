@@ -29,6 +29,7 @@ import importlib.metadata
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,10 @@ from .engine import registry_location
 from .form import Enforcement
 from .gpus import NoGpuAvailable
 from .host import LocalHost
-from .image_tags import ImageTags, TagsView
+from .image_tags import ImageTags, TagsView, registry_repository
 from .ledger import LedgerMixin
 from .options import UserOptionsMixin
+from .profiles import split_reference
 from .progress import ProgressMixin
 from .registry import RegistryClient, RegistryError
 from .startup import failure_cause, last_log_lines, spawn_error, timeout_cause, timeout_cause_html
@@ -73,24 +75,6 @@ _CALLBACK_URLS = ("JUPYTERHUB_API_URL", "JUPYTERHUB_ACTIVITY_URL", "MLFACTORY_SE
 
 def hub_version() -> str:
     return importlib.metadata.version("mlfactory")
-
-
-def split_reference(ref: str) -> tuple[str, str, str]:
-    """``(domain, repository, tag or digest)`` of an image reference; domain '' when the
-    reference has none (``mlfactory/minimal:0.1.0``), tag 'latest' when it has none."""
-    first, slash, rest = ref.partition("/")
-    domain = ""
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        domain, ref = first, rest
-    if "@" in ref:
-        repository, _, reference = ref.partition("@")
-    else:
-        last = ref.rsplit("/", 1)[-1]
-        if ":" in last:
-            repository, _, reference = ref.rpartition(":")
-        else:
-            repository, reference = ref, "latest"
-    return domain, repository, reference
 
 
 def with_host(url: str, host: str) -> str:
@@ -348,19 +332,16 @@ class MLFactoryDockerSpawner(UserOptionsMixin, ProgressMixin, LedgerMixin, Docke
         """The image to run, present in the engine: pulled by digest from the platform's
         registry when the reference is in it, else as named (pulled if missing)."""
         registry = self.platform.containers.registry
-        domain, repository, reference = split_reference(image_ref)
-        location = registry_location(registry.url) if registry.url else ""
-        if location and domain in ("", location):
+        repository = registry_repository(image_ref, registry.url) if registry.url else None
+        if repository is not None:
+            tag = split_reference(image_ref)[1] or "latest"
             password = ""
             if registry.password_file:
                 password = (await asyncio.to_thread(Path(registry.password_file).read_text)).strip()
             client = RegistryClient(registry.url, registry.username, password)
             try:
-                digest = (
-                    reference
-                    if reference.startswith("sha256:")
-                    else await client.digest(repository, reference)
-                )
+                # a reference by digest names one image already
+                digest = image_ref.partition("@")[2] or await client.digest(repository, tag)
             except RegistryError as e:
                 self.log.error("Image %s for %s: %s", image_ref, self._log_name, e)
                 raise spawn_error(
@@ -368,7 +349,7 @@ class MLFactoryDockerSpawner(UserOptionsMixin, ProgressMixin, LedgerMixin, Docke
                     reason="image",
                     status_code=500,
                 ) from None
-            ref = f"{location}/{repository}@{digest}"
+            ref = f"{registry_location(registry.url)}/{repository}@{digest}"
             auth = {"username": registry.username, "password": password} if password else None
         else:
             ref, auth = image_ref, None
@@ -560,10 +541,7 @@ class MLFactoryDockerSpawner(UserOptionsMixin, ProgressMixin, LedgerMixin, Docke
         message = f"Your server stopped during start-up (exit code {code}): {cause}"
         html = None
         if len(lines) > 1:
-            import html as html_lib
-
-            shown = html_lib.escape("\n".join(lines))
-            html = f"{html_lib.escape(message)}<pre>{shown}</pre>"
+            html = f"{escape(message)}<pre>{escape(chr(10).join(lines))}</pre>"
         raise spawn_error(
             message,
             reason="server-exited",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import docker
 import pytest
-from mlfactory.spawner.container import split_reference, with_host
+from mlfactory.spawner.container import with_host
 from mlfactory.spawner.container_labels import KEY, session_from_labels
 from mlfactory.spawner.container_spec import (
     HOME,
@@ -178,21 +178,6 @@ def test_parse_user():
     assert parse_user("1000:100") == (1000, 100)
     with pytest.raises(ValueError):
         parse_user("1000")
-
-
-def test_image_references():
-    assert split_reference("mlfactory/minimal:0.1.0") == ("", "mlfactory/minimal", "0.1.0")
-    assert split_reference("127.0.0.1:5056/mlfactory/minimal:test") == (
-        "127.0.0.1:5056",
-        "mlfactory/minimal",
-        "test",
-    )
-    assert split_reference("quay.io/org/img") == ("quay.io", "org/img", "latest")
-    assert split_reference("localhost/img@sha256:" + "b" * 64) == (
-        "localhost",
-        "img",
-        "sha256:" + "b" * 64,
-    )
 
 
 def test_hub_urls_rewritten_for_the_container():
