@@ -209,6 +209,7 @@ class MLFactoryDockerSpawner(UserOptionsMixin, ProgressMixin, LedgerMixin, Docke
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._gpus: tuple[str, ...] = ()
+        self._gpus_unclaimed = False  # held before a hub restart: not yet told to the host
 
     # -- the engine --------------------------------------------------------------------
 
@@ -566,6 +567,11 @@ class MLFactoryDockerSpawner(UserOptionsMixin, ProgressMixin, LedgerMixin, Docke
     # -- running, stopping -------------------------------------------------------------
 
     async def poll(self) -> int | None:
+        if self._gpus_unclaimed:
+            # after a hub restart: this server still holds its GPUs; no other may get them
+            host = await LocalHost.get(self.nvidia_smi)
+            host.allocator.restore(self.object_name, self._gpus)
+            self._gpus_unclaimed = False
         try:
             return await super().poll()
         except (docker.errors.DockerException, requests.RequestException) as e:
@@ -587,3 +593,4 @@ class MLFactoryDockerSpawner(UserOptionsMixin, ProgressMixin, LedgerMixin, Docke
     def load_state(self, state: dict) -> None:
         super().load_state(state)
         self._gpus = tuple((state.get("mlfactory") or {}).get("gpus") or ())
+        self._gpus_unclaimed = bool(self._gpus)

@@ -383,7 +383,7 @@ class ImageBuilder:
         if self._wheel is None:
             self._wheel_dir = tempfile.TemporaryDirectory(prefix="mlfactory-wheel-")
             proc = subprocess.run(
-                [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+                [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps"]
                 + ["-w", self._wheel_dir.name, str(self.catalog.root)],
                 capture_output=True,
                 text=True,

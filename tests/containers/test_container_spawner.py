@@ -166,6 +166,27 @@ def test_missing_image_says_why_and_bills_nothing(container_hub, container_engin
     assert charged(admin, user) == []
 
 
+def test_an_image_outside_the_catalog_is_refused_and_starts_nothing(
+    container_hub, container_engine
+):
+    """DockerSpawner ran any image a user named when no list was set (CVE-2023-48311)."""
+    hub, _, users = container_hub
+    admin = HubClient(hub)
+    user = new_user(admin)
+    users.append(user)
+    for image in ("evil.example.org/miner:latest", f"{container_engine.registry_location}/x:1"):
+        r = admin.start("", {"profile": "cpu-small", "image": image}, user)
+        assert r.status_code == 400, r.text
+        assert f"'{image}' is not in the image catalog" in r.json()["message"]
+    assert "" not in admin.servers(user)  # nothing started
+    client = docker.APIClient(base_url=container_engine.url, version="auto")
+    try:
+        assert client.containers(all=True, filters={"label": f"org.mlfactory.user={user}"}) == []
+    finally:
+        client.close()
+    assert charged(admin, user) == []
+
+
 @pytest.fixture(scope="module")
 def mismatch_hub(container_engine, minimal_image) -> Iterator[tuple]:
     """A hub that tells its servers it runs mlfactory 9.9.9."""

@@ -91,6 +91,12 @@ def test_a_user_works_in_a_container_from_the_registry(
         page.goto(f"{hub.url}/hub/spawn")
         page.locator('[data-testid="mlfactory-picker"]').wait_for()
         page.locator('[data-testid="profile-card-tiny"]').click()
+        # the registry's tags of the image are offered: pick the version tag, not the
+        # catalog's digest tag (both pushed by the image build)
+        tags = page.locator('select[name="tag--tiny--minimal"]')
+        offered = tags.locator("option").evaluate_all("(os) => os.map((o) => o.textContent)")
+        assert any(t.strip() == "0.1.0" for t in offered), offered
+        tags.select_option("0.1.0")
         picker_text = page.locator('[data-testid="mlfactory-picker"]').inner_text()
         assert "Disk size is advisory" not in picker_text  # the volume's size is enforced
         screenshot(page, "container-picker")
@@ -112,6 +118,8 @@ def test_a_user_works_in_a_container_from_the_registry(
         (container,) = containers_of(engine_client, "admin")
         assert container.status == "running"
         assert container.labels["org.mlfactory.profile"] == "tiny"
+        assert container.labels["org.mlfactory.image"] == "minimal:0.1.0"
+        assert "@sha256:" in container.attrs["Config"]["Image"]  # pulled by digest
         assert run(container, "whoami") == (0, "jovyan")
         # the image's own Python, not the hub's
         assert run(container, "command -v python")[1] == "/opt/mlfactory/bin/python"
