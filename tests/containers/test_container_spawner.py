@@ -41,7 +41,6 @@ def hub_args(*extra: str) -> list[str]:
         "--JupyterHub.spawner_class=mlfactory-docker",
         "--JupyterHub.hub_ip=0.0.0.0",
         "--JupyterHub.hub_connect_ip=127.0.0.1",
-        "--JupyterHub.tornado_settings={'slow_spawn_timeout': 0}",
         *extra,
     ]
 
