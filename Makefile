@@ -72,12 +72,12 @@ engine:
 	@for p in podman runc docker-registry mmdebstrap; do command -v $$p >/dev/null || missing=1; done; \
 	test -z "$$missing" || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ENGINE_PACKAGES) >/dev/null; }
 
-# The workspace images (images/catalog.yaml): Podman's service and the registry on loopback
-# (the packaged config's containers.registry.url), then build and push every image.
+# The workspace images (images/catalog.yaml), built with the podman CLI and pushed to the
+# registry on loopback (the packaged config's containers.registry.url; started when it is not
+# running). `make run` then starts Podman's API service and runs servers in containers.
 IMAGES_REGISTRY ?= 127.0.0.1:5055
 .PHONY: images
 images: setup engine
-	$(BIN)/python -c 'from mlfactory.hub.platform_config import data_dir; from mlfactory.spawner.engine import LocalEngine; e = LocalEngine(data_dir() / "engine"); e.start_registry("$(IMAGES_REGISTRY)"); e.start_podman(registries=["$(IMAGES_REGISTRY)"])'
 	$(BIN)/mlfactory images build --registry http://$(IMAGES_REGISTRY)
 
 lint: $(VENV)/.installed $(LAB)/node_modules/.installed

@@ -188,28 +188,34 @@ class LocalEngine:
         return url
 
 
+def start_local_registry(url: str, root: Path | str) -> bool:
+    """Start a registry for ``url`` when it is plain HTTP on loopback, does not answer, and
+    docker-registry is installed; True when one was started."""
+    location = registry_location(url) if url.startswith("http://") else ""
+    if location.rsplit(":", 1)[0] not in ("127.0.0.1", "localhost") or _registry_answers(url):
+        return False
+    if shutil.which("docker-registry") is None:
+        return False
+    try:
+        LocalEngine(root).start_registry(location)
+    except RuntimeError:
+        return False  # left to containers_problem to report
+    return True
+
+
 def start_local_daemons(platform: Any, root: Path | str) -> list[str]:
     """Start what the config's container settings name on this machine and is not running:
-    Podman's service on its default socket and a plain-HTTP registry on loopback, when
-    podman and docker-registry are installed. Returns one line per daemon started (for the
+    a plain-HTTP registry on loopback and Podman's service on its default socket, when
+    docker-registry and podman are installed. Returns one line per daemon started (for the
     banner); a daemon that cannot start is left to ``containers_problem`` to report."""
     containers = platform.containers
-    engine = LocalEngine(root)
-    started: list[str] = []
     registry = containers.registry.url
-    location = registry_location(registry) if registry.startswith("http://") else ""
-    host = location.rsplit(":", 1)[0]
-    if location and host in ("127.0.0.1", "localhost") and not _registry_answers(registry):
-        if shutil.which("docker-registry"):
-            try:
-                engine.start_registry(location)
-                started.append(f"registry at {registry}")
-            except RuntimeError:
-                pass
+    started = [f"registry at {registry}"] if start_local_registry(registry, root) else []
     if containers.engine == f"unix://{PODMAN_SOCKET}" and shutil.which("podman"):
         if engine_problem(containers.engine, timeout=2) is not None:
+            loopback = [registry_location(registry)] if registry.startswith("http://") else []
             try:
-                engine.start_podman(PODMAN_SOCKET, registries=[location] if location else [])
+                LocalEngine(root).start_podman(PODMAN_SOCKET, registries=loopback)
                 started.append(f"Podman's API service at {containers.engine}")
             except RuntimeError:
                 pass

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..platform_config import engine_dir
 from .client import render_table
 
 # The checkout this module lives in: where images/ and the wheel's sources are.
@@ -43,10 +44,12 @@ def _engine_env(args: argparse.Namespace, registry: str) -> dict[str, str]:
     loopback registry over plain HTTP): without it a RUN step fails on rlimits here."""
     from mlfactory.spawner.engine import LocalEngine, registry_location
 
-    from ..platform_config import data_dir
+    loopback = [registry_location(registry)] if registry else []
+    return LocalEngine(_engine_root(args)).podman_env(loopback)
 
-    root = Path(args.engine_root) if args.engine_root else data_dir() / "engine"
-    return LocalEngine(root).podman_env([registry_location(registry)] if registry else [])
+
+def _engine_root(args: argparse.Namespace) -> Path:
+    return Path(args.engine_root) if args.engine_root else engine_dir()
 
 
 async def _tags(url: str, username: str, password: str, repositories: list[str]):
@@ -95,6 +98,11 @@ def _build(args: argparse.Namespace, push_only: bool = False) -> int:
     from mlfactory.spawner.image_build import BuildError, ImageBuilder, load_catalog
 
     url = "" if getattr(args, "no_push", False) else _registry(args)[0]
+    if url:
+        from mlfactory.spawner.engine import start_local_registry
+
+        if start_local_registry(url, _engine_root(args)):
+            print(f"Started a registry at {url} (storage: {_engine_root(args) / 'registry'})")
     try:
         slugs = args.slugs or load_catalog(args.root).slugs
         builder = ImageBuilder(
