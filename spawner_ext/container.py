@@ -37,9 +37,7 @@ import docker
 import docker.errors
 import requests
 from dockerspawner import DockerSpawner
-from mlfactory.hub.platform_config import config_path, journal_dir
 from mlfactory.hub.platform_runtime import data_dir
-from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Unicode, default
 
 from .container_labels import INSTANCE, MANAGED, PREFIX, instance_id
@@ -88,20 +86,6 @@ def with_host(url: str, host: str) -> str:
 
 class MLFactoryDockerSpawner(UserOptionsMixin, ProgressMixin, LedgerMixin, DockerSpawner):
     """Start each user's server in a container with the resources they picked."""
-
-    platform_config_file = Unicode(
-        config=True,
-        help="""The platform config (profiles, images, ``containers:``) this spawner offers
-        and enforces. Re-read when the file changes.
-
-        Default: ``$MLFACTORY_CONFIG``, else the example shipped with mlfactory.
-        Example: ``c.MLFactoryDockerSpawner.platform_config_file = "/etc/mlfactory/mlfactory.yaml"``
-        """,
-    )
-
-    @default("platform_config_file")
-    def _default_platform_config_file(self) -> str:
-        return str(config_path())
 
     engine_url = Unicode(
         "",
@@ -154,31 +138,6 @@ class MLFactoryDockerSpawner(UserOptionsMixin, ProgressMixin, LedgerMixin, Docke
         TCP connect; the container's state is read every tenth check).""",
     )
 
-    nvidia_smi = Unicode(
-        "nvidia-smi",
-        config=True,
-        help="""The command that lists this host's GPUs (queried once per hub process). A
-        host without it offers no GPUs and GPU profiles are shown as unavailable.""",
-    )
-
-    budget_check = AnyTrait(
-        None,
-        config=True,
-        allow_none=True,
-        help="""Optional ``async def check(spawner, request) -> str | None``: a message to
-        refuse the spawn, or None to allow it (see MLFactoryLocalSpawner.budget_check).""",
-    )
-
-    journal_root = Unicode(
-        config=True,
-        help="""Folder where each running server is recorded for the platform service's
-        ledger (with its container id). Default: ``$MLFACTORY_DATA/runtime/servers``.""",
-    )
-
-    @default("journal_root")
-    def _default_journal_root(self) -> str:
-        return str(journal_dir())
-
     check_version = Bool(
         True,
         config=True,
@@ -193,14 +152,6 @@ class MLFactoryDockerSpawner(UserOptionsMixin, ProgressMixin, LedgerMixin, Docke
     @default("default_url")
     def _default_url(self) -> str:
         return "/lab"
-
-    @default("apply_user_options")
-    def _default_apply_user_options(self):
-        return lambda spawner, user_options: None  # resolved in run_pre_spawn_hook
-
-    @default("options_form")
-    def _default_options_form(self):
-        return MLFactoryDockerSpawner._render_options_form
 
     @default("object_name")
     def _object_name_default(self) -> str:

@@ -19,15 +19,43 @@ import time
 from typing import Any
 
 from jupyterhub.utils import maybe_future
+from mlfactory.hub.platform_config import journal_dir
+from traitlets import Any as AnyTrait
+from traitlets import HasTraits, Unicode, default
 
 from .journal import Journal, new_ledger, record_of
 from .profiles import ResourceRequest
 from .startup import spawn_error
 
 
-class LedgerMixin:
+class LedgerMixin(HasTraits):
     """The spawner's side of the ledger; mixed into MLFactoryLocalSpawner and
-    MLFactoryDockerSpawner."""
+    MLFactoryDockerSpawner (its traits are configured under the spawner's own name)."""
+
+    budget_check = AnyTrait(
+        None,
+        config=True,
+        allow_none=True,
+        help="""Optional ``async def check(spawner, request) -> str | None``: return a message
+        to refuse the spawn (shown to the user), or None to allow it. ``request`` is the
+        resolved ``mlfactory.spawner.profiles.ResourceRequest``. Called before anything
+        starts. The shipped hub config sets it to the platform service's budget gate.""",
+    )
+
+    journal_root = Unicode(
+        config=True,
+        help="""Folder where each running server is recorded for the platform service's
+        ledger (one file per session, mode 0600, with its process or container): it lets the
+        service charge a server the hub lost track of and close a session at its real stop
+        time.
+
+        Default: ``$MLFACTORY_DATA/runtime/servers``.
+        """,
+    )
+
+    @default("journal_root")
+    def _default_journal_root(self) -> str:
+        return str(journal_dir())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -27,12 +27,9 @@ from pathlib import Path
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from jupyterhub.utils import random_port
 from mlfactory.hub.platform_config import (
-    config_path,
-    journal_dir,
     server_logs_dir,
     workspaces_dir,
 )
-from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Unicode, default
 
 from .gpus import NoGpuAvailable, cuda_env
@@ -54,20 +51,6 @@ class MLFactoryLocalSpawner(
     UserOptionsMixin, ProgressMixin, WorkspaceMixin, LedgerMixin, LocalProcessSpawner
 ):
     """Start each user's server as a local process with the resources they picked."""
-
-    platform_config_file = Unicode(
-        config=True,
-        help="""The platform config (profiles, images, groups, projects, prices) this spawner
-        offers and enforces. Re-read when the file changes.
-
-        Default: ``$MLFACTORY_CONFIG``, else the example shipped with mlfactory.
-        Example: ``c.MLFactoryLocalSpawner.platform_config_file = "/etc/mlfactory/mlfactory.yaml"``
-        """,
-    )
-
-    @default("platform_config_file")
-    def _default_platform_config_file(self) -> str:
-        return str(config_path())
 
     user_accounts = Enum(
         ["auto", "create", "existing", "none"],
@@ -136,37 +119,6 @@ class MLFactoryLocalSpawner(
         a local TCP connect, so a short interval costs little and shortens every spawn.""",
     )
 
-    nvidia_smi = Unicode(
-        "nvidia-smi",
-        config=True,
-        help="""The command that lists this host's GPUs (queried once per hub process). A
-        host without it offers no GPUs and GPU profiles are shown as unavailable.""",
-    )
-
-    budget_check = AnyTrait(
-        None,
-        config=True,
-        allow_none=True,
-        help="""Optional ``async def check(spawner, request) -> str | None``: return a message
-        to refuse the spawn (shown to the user), or None to allow it. ``request`` is the
-        resolved ``mlfactory.spawner.profiles.ResourceRequest``. Called before anything
-        starts.""",
-    )
-
-    journal_root = Unicode(
-        config=True,
-        help="""Folder where each running server is recorded for the platform service's
-        ledger (one file per session, mode 0600): it lets the service charge a server the hub
-        lost track of and close a session at its real stop time.
-
-        Default: ``$MLFACTORY_DATA/runtime/servers``.
-        """,
-    )
-
-    @default("journal_root")
-    def _default_journal_root(self) -> str:
-        return str(journal_dir())
-
     @default("cmd")
     def _default_cmd(self) -> list[str]:
         # The hub's own interpreter: the server gets the same installed mlfactory.
@@ -175,15 +127,6 @@ class MLFactoryLocalSpawner(
     @default("default_url")
     def _default_url(self) -> str:
         return "/lab"
-
-    @default("apply_user_options")
-    def _default_apply_user_options(self):
-        # Options are resolved and applied in run_pre_spawn_hook, after group overrides.
-        return lambda spawner, user_options: None
-
-    @default("options_form")
-    def _default_options_form(self):
-        return MLFactoryLocalSpawner._render_options_form
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

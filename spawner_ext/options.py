@@ -20,8 +20,14 @@ from typing import Any
 from jupyterhub.handlers.pages import SpawnHandler
 from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import maybe_future
-from mlfactory.hub.platform_config import ConfigError, PlatformConfig, load_platform_config
+from mlfactory.hub.platform_config import (
+    ConfigError,
+    PlatformConfig,
+    config_path,
+    load_platform_config,
+)
 from tornado import web
+from traitlets import HasTraits, Unicode, default
 
 from .form import Enforcement, budget_text, picker_for_user
 from .host import LocalHost
@@ -50,8 +56,39 @@ def request_error(err: RequestError) -> SpawnException:
     )
 
 
-class UserOptionsMixin:
-    """Choosing a server's resources; mixed into MLFactoryLocalSpawner."""
+class UserOptionsMixin(HasTraits):
+    """Choosing a server's resources; mixed into both mlfactory spawners (their traits
+    below are configured under the spawner's own name, e.g. ``c.MLFactoryLocalSpawner``)."""
+
+    platform_config_file = Unicode(
+        config=True,
+        help="""The platform config (profiles, images, groups, projects, prices) this spawner
+        offers and enforces. Re-read when the file changes.
+
+        Default: ``$MLFACTORY_CONFIG``, else the example shipped with mlfactory.
+        Example: ``c.MLFactoryLocalSpawner.platform_config_file = "/etc/mlfactory/mlfactory.yaml"``
+        """,
+    )
+
+    @default("platform_config_file")
+    def _default_platform_config_file(self) -> str:
+        return str(config_path())
+
+    nvidia_smi = Unicode(
+        "nvidia-smi",
+        config=True,
+        help="""The command that lists this host's GPUs (queried once per hub process). A
+        host without it offers no GPUs and GPU profiles are shown as unavailable.""",
+    )
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        # Options are resolved and applied in run_pre_spawn_hook, after group overrides.
+        return lambda spawner, user_options: None
+
+    @default("options_form")
+    def _default_options_form(self):
+        return UserOptionsMixin._render_options_form
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
