@@ -21,7 +21,7 @@ the same image, and measures:
     .venv/bin/python benchmarks/container_spawn.py --spawns 20 --concurrent 10
 
 Needs root, podman, runc and docker-registry (``make engine``), and the image in the
-registry (default: the test suite's daemons and ``127.0.0.1:5056/mlfactory/minimal:test``,
+registry (default: the test suite's daemons and ``127.0.0.1:5056/mlfactory/minimal:0.1.0``,
 which the container tests build from this checkout).
 """
 
