@@ -55,7 +55,7 @@ import yaml
 # the test suite's daemons (tests/engine_fixture.py)
 ENGINE_ROOT = "/var/tmp/mlfactory-test-engine"  # noqa: S108 - a fixed, shared path
 REGISTRY = "127.0.0.1:5056"
-IMAGE = f"{REGISTRY}/mlfactory/minimal:test"
+IMAGE = f"{REGISTRY}/mlfactory/minimal:0.1.0"  # pushed by the tests and `make images`
 USER_PREFIX = "cbench"  # the hubs' users; containers and volumes are named after them
 VANILLA_PREFIX = "mlfbench-vanilla"  # DockerSpawner's container and volume prefix
 PROBE_PREFIX = "mlfbench-probe"
