@@ -122,8 +122,12 @@ def ensure_folder(volume: HomeVolume, relative: str, uid: int, gid: int) -> Path
     """A folder inside the mounted volume, owned by ``uid:gid`` (a named server's)."""
     path = volume.mountpoint / relative if relative else volume.mountpoint
     if path != volume.mountpoint:
+        # the user owns the volume's contents: a link planted where the folder goes must not
+        # make the hub (root) chown what it points to
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise VolumeError(f"{relative!r} in your home folder is not a folder; rename it")
         path.mkdir(exist_ok=True)
-        os.chown(path, uid, gid)
+        os.chown(path, uid, gid, follow_symlinks=False)
     return path
 
 

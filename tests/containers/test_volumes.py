@@ -11,6 +11,7 @@ import docker
 import pytest
 from mlfactory.spawner.volumes import (
     HomeVolume,
+    VolumeError,
     engine_volume,
     ensure_folder,
     ensure_home,
@@ -41,6 +42,17 @@ def test_created_mounted_owned_and_sized(volume):
     assert 12 * MiB < total.f_blocks * total.f_frsize <= 16 * MiB
     folder = ensure_folder(volume, "analysis", 1000, 100)
     assert folder.is_dir() and os.stat(folder).st_uid == 1000
+
+
+def test_a_link_where_a_server_folder_goes_is_refused_not_followed(volume, tmp_path):
+    """The user owns what is in the volume; the hub runs as root."""
+    ensure_home(volume, 16 * MiB, 1000, 100)
+    target = tmp_path / "root-owned"
+    target.mkdir()
+    (volume.mountpoint / "gpu").symlink_to(target)
+    with pytest.raises(VolumeError, match="'gpu' in your home folder is not a folder"):
+        ensure_folder(volume, "gpu", 1000, 100)
+    assert os.stat(target).st_uid == 0  # not handed to the user
 
 
 def test_write_past_size_fails_on_the_host_mount(volume):
