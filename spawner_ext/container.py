@@ -1,14 +1,16 @@
 """The container backend: each user's JupyterLab in its own container, through the Docker
 Engine API (Docker, or Podman's ``podman system service``).
 
-Built on DockerSpawner, with the local backend's choice, budget gate and ledger
-(``options.UserOptionsMixin``, ``ledger.LedgerMixin``). The one resolved request becomes the
-container in ``container_spec`` (pure); this module does the I/O around it: the engine, the
+Built on DockerSpawner, with the local backend's choice, progress, budget gate and ledger
+(``options.UserOptionsMixin``, ``progress.ProgressMixin``, ``ledger.LedgerMixin``). The one
+resolved request becomes the container in ``container_spec`` (pure); this module does the
+I/O around it: the engine, the
 image (pulled by digest from the platform's registry), the user's size-limited home volume
 (``volumes``), and a start that returns once the server accepts connections, or fails at
 once with the container's own last words when it exits.
 
-Hub settings this spawner needs (Podman on one machine): the containers reach the host at
+Hub settings this spawner needs (Podman on one machine; the shipped config sets them,
+``hubconfig.reachable_from_containers``): the containers reach the host at
 ``host.containers.internal`` (the bridge's gateway, 10.88.0.1 on Podman's default network),
 not at 127.0.0.1, so the hub's API must listen there too while the proxy keeps talking to
 it over loopback::
