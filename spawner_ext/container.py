@@ -4,10 +4,9 @@ Engine API (Docker, or Podman's ``podman system service``).
 Built on DockerSpawner, with the local backend's choice, progress, budget gate and ledger
 (``options.UserOptionsMixin``, ``progress.ProgressMixin``, ``ledger.LedgerMixin``). The one
 resolved request becomes the container in ``container_spec`` (pure); this module does the
-I/O around it: the engine, the
-image (pulled by digest from the platform's registry), the user's size-limited home volume
-(``volumes``), and a start that returns once the server accepts connections, or fails at
-once with the container's own last words when it exits.
+I/O around it: the engine, the image (pulled by digest from the platform's registry), the
+user's size-limited home volume (``volumes``), and a start that returns once the server
+accepts connections, or fails at once with the container's own last words when it exits.
 
 Hub settings this spawner needs (Podman on one machine; the shipped config sets them,
 ``hubconfig.reachable_from_containers``): the containers reach the host at
