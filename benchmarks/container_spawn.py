@@ -38,16 +38,15 @@ import secrets
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import benchhub  # benchmarks/benchhub.py: the script's folder is on sys.path
 import docker
 import docker.errors
 import yaml
@@ -61,25 +60,16 @@ VANILLA_PREFIX = "mlfbench-vanilla"  # DockerSpawner's container and volume pref
 PROBE_PREFIX = "mlfbench-probe"
 PROFILE = {"cpu": 1, "memory": "2Gi", "disk": "10Gi"}  # the shipped cpu-small profile
 
-HUB_CONFIG = """
-c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
+HUB_CONFIG = (
+    benchhub.HUB_CONFIG
+    + """
 c.JupyterHub.hub_ip = "{hub_ip}"
-c.JupyterHub.hub_port = {hub_port}
 c.JupyterHub.hub_connect_ip = "127.0.0.1"  # the proxy, on this host
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
-c.JupyterHub.db_url = "sqlite:///{data}/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = "{data}/cookie_secret"
-c.ConfigurableHTTPProxy.pid_file = "{data}/proxy.pid"
-c.JupyterHub.authenticator_class = "dummy"
-c.Authenticator.allow_all = True
-c.JupyterHub.services = [{{"name": "bench", "api_token": "{token}"}}]
-c.JupyterHub.load_roles = [{{"name": "bench", "services": ["bench"],
-    "scopes": ["admin:users", "admin:servers", "admin:server_state"]}}]
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # POST answers at once: 202
-c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 180
 c.Spawner.http_timeout = 180
 """
+)
 
 VARIANTS = {
     # The documented DockerSpawner set-up: the image, a named volume per user for the home
@@ -128,12 +118,6 @@ class SpawnFailed(RuntimeError):
     """A spawn the hub gave up on (the hub's log line says why)."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def platform_config(engine: str, registry: str, image: str) -> dict:
     """The shipped example config, its catalog one image, and the test engine."""
     from mlfactory.hub.platform_config import PACKAGED_CONFIG
@@ -164,24 +148,15 @@ def parse_time(stamp: str) -> float:
     return datetime.datetime.fromisoformat(f"{head}.{(frac or '0')[:6]:0<6}{zone}").timestamp()
 
 
-class Hub:
+class Hub(benchhub.BenchHub):
     def __init__(self, variant: str, workdir: Path, args: argparse.Namespace) -> None:
-        self.variant = variant
-        self.data = workdir / variant
-        self.data.mkdir(parents=True)
-        self.port = free_port()
-        self.token = secrets.token_hex(16)
+        super().__init__(variant, workdir)
         net = NETWORKS[args.network]
-        hub_port = free_port()
         mode = net["mode"]
         fields = {
-            "port": self.port,
+            **self.fields(),
             "hub_ip": net["hub_ip"],
             "hub_host": net["hub_host"],
-            "hub_port": hub_port,
-            "proxy_api_port": free_port(),
-            "data": self.data,
-            "token": self.token,
             "engine": args.engine,
             "image": args.image,
             "vanilla_prefix": VANILLA_PREFIX,
@@ -192,57 +167,16 @@ class Hub:
             if mode
             else "",
         }
-        config = (HUB_CONFIG + VARIANTS[variant]).format(**fields)
-        (self.data / "jupyterhub_config.py").write_text(textwrap.dedent(config))
         (self.data / "mlfactory.yaml").write_text(
             yaml.safe_dump(platform_config(args.engine, args.registry, args.image))
         )
-        env = {
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "MLFACTORY_DATA": str(self.data),
-            "MLFACTORY_CONFIG": str(self.data / "mlfactory.yaml"),
-        }
-        self.log_path = self.data / "hub.log"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(self.data / "jupyterhub_config.py")],
-            cwd=self.data,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+        self.start(
+            (HUB_CONFIG + VARIANTS[variant]).format(**fields),
+            {
+                "MLFACTORY_DATA": str(self.data),
+                "MLFACTORY_CONFIG": str(self.data / "mlfactory.yaml"),
+            },
         )
-
-    def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/hub/api{path}",
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Authorization": f"token {self.token}"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=180) as r:  # noqa: S310 - local hub
-                raw = r.read()
-                return r.status, json.loads(raw) if raw else {}
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            try:
-                return e.code, json.loads(raw or b"{}")
-            except ValueError:  # the proxy's HTML error page while the hub starts
-                return e.code, {"message": raw[:200].decode("utf-8", "replace")}
-
-    def wait_up(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                if self.api("GET", "/")[0] == 200:
-                    return
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.variant} hub did not start; see {self.data / 'hub.log'}")
 
     def add_user(self, user: str) -> None:
         status, body = self.api("POST", f"/users/{user}")
@@ -356,14 +290,6 @@ class Hub:
             "first": min(ready),
             "memory": memory,
         }
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 def container_memory(engine: docker.APIClient, name: str) -> dict[str, int]:

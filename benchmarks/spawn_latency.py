@@ -13,39 +13,26 @@ ready; the server is then stopped. Prints medians, ranges and the ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import pwd
-import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-HUB_CONFIG = """
-c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
-c.JupyterHub.db_url = "sqlite:///{data}/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = "{data}/cookie_secret"
-c.ConfigurableHTTPProxy.pid_file = "{data}/proxy.pid"
-c.JupyterHub.authenticator_class = "dummy"
-c.Authenticator.allow_all = True
-c.JupyterHub.services = [{{"name": "bench", "api_token": "{token}"}}]
-c.JupyterHub.load_roles = [{{"name": "bench", "scopes": ["admin:users", "admin:servers"],
-                             "services": ["bench"]}}]
-c.Spawner.default_url = "/lab"
+import benchhub  # benchmarks/benchhub.py: the script's folder is on sys.path
+
+HUB_CONFIG = (
+    benchhub.HUB_CONFIG
+    + """
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 """
+)
 
 VARIANTS = {
     "vanilla": """
@@ -62,71 +49,16 @@ c.MLFactoryLocalSpawner.log_root = "{data}/logs"
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Hub:
+class Hub(benchhub.BenchHub):
     def __init__(self, variant: str, workdir: Path) -> None:
-        self.variant = variant
-        self.data = workdir / variant
-        self.data.mkdir(parents=True)
+        super().__init__(variant, workdir)
         self.data.chmod(0o711)
-        self.port = free_port()
-        self.token = secrets.token_hex(16)
         fields = {
-            "port": self.port,
-            "hub_port": free_port(),
-            "proxy_api_port": free_port(),
-            "data": self.data,
-            "token": self.token,
+            **self.fields(),
             "python": sys.executable,
             "root_args": ["--allow-root"] if os.geteuid() == 0 else [],
         }
-        config = (HUB_CONFIG + VARIANTS[variant]).format(**fields)
-        (self.data / "jupyterhub_config.py").write_text(textwrap.dedent(config))
-        env = {
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        }
-        self.log = open(self.data / "hub.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(self.data / "jupyterhub_config.py")],
-            cwd=self.data,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def api(self, method: str, path: str) -> tuple[int, dict]:
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/hub/api{path}",
-            method=method,
-            headers={"Authorization": f"token {self.token}"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=120) as r:  # noqa: S310 - local hub
-                body = r.read()
-                return r.status, json.loads(body) if body else {}
-        except urllib.error.HTTPError as e:
-            body = e.read()
-            try:
-                return e.code, json.loads(body or b"{}")
-            except ValueError:  # the proxy's HTML error page while the hub starts
-                return e.code, {"message": body[:200].decode("utf-8", "replace")}
-
-    def wait_up(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if self.api("GET", "/")[0] == 200:
-                    return
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.variant} hub did not start; see {self.data / 'hub.log'}")
+        self.start((HUB_CONFIG + VARIANTS[variant]).format(**fields))
 
     def spawn_once(self, user: str) -> float:
         """Seconds from the spawn request until the hub says the server is ready."""
@@ -147,14 +79,6 @@ class Hub:
         while self.api("GET", f"/users/{user}")[1].get("servers"):
             time.sleep(0.05)
         return elapsed
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 class _BenchUser:
