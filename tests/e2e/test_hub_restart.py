@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import discard_hub, free_port, prepare_hub, start_hub, stop_hub
+from tests.ports import free_port
+
+from .conftest import discard_hub, prepare_hub, start_hub, stop_hub
 from .helpers import HubClient, poll
 
 pytestmark = [pytest.mark.hub]

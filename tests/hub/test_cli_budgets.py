@@ -33,7 +33,8 @@ from mlfactory.hub.cli import budgets as cli
 from mlfactory.service.budgets import Scope
 from mlfactory.service.store import Store
 
-from tests.service.helpers import SECRET, Clock, free_port, service_store
+from tests.ports import free_port
+from tests.service.helpers import SECRET, Clock, service_store
 
 
 # The service fixtures (tests/service/fixtures.py) reach this module as a plugin; its

@@ -20,13 +20,9 @@ from mlfactory.spawner.registry import RegistryClient, RegistryError
 from tornado.httpserver import HTTPServer
 from tornado.web import Application, RequestHandler
 
+from tests.ports import free_port
+
 REPO = "mlfactory-test/tiny"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def push_tag(engine, base_image: str, tag: str) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import socket
 import threading
 from typing import Any
 
 import numpy as np
 from tornado.httpserver import HTTPServer
+
+from tests.ports import free_port
 
 METHODS = ("predict_proba", "predict", "decision_function")
 
@@ -105,12 +106,6 @@ class Failing:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         raise RuntimeError("secret path /home/alice/.ssh in the traceback")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServerThread:

@@ -14,8 +14,9 @@ import urllib.request
 import pytest
 from mlfactory.model_api import Client, Model, ModelRepository, ModelUnavailable, NotReady
 
+from tests.ports import free_port
+
 from .conftest import IRIS_FEATURES, IRIS_LABELS, iris_records
-from .helpers import free_port
 
 
 def test_serves_a_repository_with_a_token(tmp_path, iris, iris_model):

@@ -16,8 +16,10 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.web import Application, RequestHandler
 
+from tests.ports import free_port
+
 from .conftest import IRIS_FEATURES, IRIS_LABELS, iris_records
-from .helpers import Blocking, Counting, Failing, free_port
+from .helpers import Blocking, Counting, Failing
 
 TOKEN = "t0k-for-tests"
 

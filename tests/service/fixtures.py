@@ -24,7 +24,9 @@ from mlfactory.service.store import Store
 from mlfactory.spawner.journal import Journal
 from tornado.httpserver import HTTPServer
 
-from .helpers import PREFIX, SECRET, Clock, Service, free_port, service_store
+from tests.ports import free_port
+
+from .helpers import PREFIX, SECRET, Clock, Service, service_store
 
 
 @pytest.fixture

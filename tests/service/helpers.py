@@ -4,7 +4,6 @@ service runs with, the injected clock, and platform configs derived from the shi
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,12 +37,6 @@ class Clock:
 
     def set(self, t: float) -> None:
         self.t = t
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def service_store(db_url: str) -> Iterator[Store]:

@@ -20,7 +20,9 @@ from mlfactory.spawner.journal import Record, process_start
 from tornado import web
 from tornado.httpserver import HTTPServer
 
-from .helpers import free_port, platform_with
+from tests.ports import free_port
+
+from .helpers import platform_with
 
 H = 3600
 

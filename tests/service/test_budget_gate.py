@@ -9,7 +9,9 @@ import pytest
 from mlfactory.spawner.budget_gate import UNREACHABLE, ServiceGate
 from mlfactory.spawner.form import budget_text
 
-from .helpers import SECRET, free_port, platform_with
+from tests.ports import free_port
+
+from .helpers import SECRET, platform_with
 
 
 def spawner_for(user: str, price: float, key: str = "gatekey-0001") -> SimpleNamespace:
