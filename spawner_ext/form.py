@@ -62,7 +62,11 @@ def _uses_gpus(choice: ProfileChoice) -> bool:
     return bool(choice.profile.gpu or (choice.ranges and choice.ranges.gpu))
 
 
-def _ranges(choice: ProfileChoice, values: Mapping[str, float]) -> dict[str, RangeView]:
+def _ranges(
+    choice: ProfileChoice, values: Mapping[str, float], gpu_cap: int | None = None
+) -> dict[str, RangeView]:
+    """The card's ranges: the user's (group-narrowed) ranges, GPUs also capped at what the
+    host has (``gpu_cap``), since the resolver refuses more GPUs than the host has."""
     out: dict[str, RangeView] = {}
     if choice.ranges is None:
         return out
@@ -76,7 +80,10 @@ def _ranges(choice: ProfileChoice, values: Mapping[str, float]) -> dict[str, Ran
         out["memory"] = RangeView(r.min / GIB, r.max / GIB, r.step / GIB, value, "GiB")
     if choice.ranges.gpu:
         r = choice.ranges.gpu
-        out["gpu"] = RangeView(r.min, r.max, r.step, values.get("gpu", profile.gpu), "GPUs")
+        top = r.max
+        if gpu_cap is not None and r.min <= gpu_cap < r.max:
+            top = r.min + (gpu_cap - r.min) // r.step * r.step  # the last step within the cap
+        out["gpu"] = RangeView(r.min, top, r.step, values.get("gpu", profile.gpu), "GPUs")
     return out
 
 
@@ -150,13 +157,15 @@ def picker_view(
     budget_text: str = "No budget set",
     tags: Mapping[str, Sequence[str]] | None = None,
     tags_note: str | None = None,
+    gpu_cap: int | None = None,
 ) -> PickerView:
     """Build the picker for one user.
 
     ``previous`` is the last choice resolved again under today's rules; when that failed
     (``previous_error``), the default is selected and the user is told why. ``tags`` (catalog
     slug -> registry tags; None = no registry) gives each image a tag choice; ``tags_note``
-    says why they may be out of date.
+    says why they may be out of date. ``gpu_cap`` (the host's GPU count; None = no cap) caps
+    the GPU ranges shown, as the resolver does.
     """
     notes = advisory_notes(enforcement)
     gpu_notes = () if enforcement.gpu else (GPU_ADVISORY,)
@@ -185,7 +194,7 @@ def picker_view(
                 price_per_hour=choice.price_per_hour,
                 available=choice.available,
                 reason=choice.reason,
-                ranges=_ranges(choice, values if p.slug == selected else {}),
+                ranges=_ranges(choice, values if p.slug == selected else {}, gpu_cap),
                 unit_prices=_unit_prices(config, choice),
                 images=[_image_view(i, tags, remembered_tag) for i in choice.images],
                 notes=notes + gpu_notes if _uses_gpus(choice) else notes,
@@ -241,6 +250,7 @@ def picker_for_user(
         budget_text=budget_text,
         tags=tags,
         tags_note=tags_note,
+        gpu_cap=host.gpu_count,
     )
 
 

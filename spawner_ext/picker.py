@@ -142,14 +142,45 @@ def _initial_price(card: ProfileCard, values: Mapping[str, float]) -> float:
     return round(base + sum(values[k] * card.unit_prices.get(k, 0.0) for k in _FIELD_KEYS), 4)
 
 
-def _summary(card: ProfileCard) -> str:
-    parts = [f"{_num(card.cpu)} {'core' if card.cpu == 1 else 'cores'}"]
-    parts.append(f"{_num(card.memory_gib)} GiB memory")
-    if card.gpu:
+def _summary(card: ProfileCard, values: Mapping[str, float]) -> str:
+    """ "2 cores · 16 GiB memory · 50 GiB disk" for the values shown; the script's
+    ``summaryText`` builds the same line after an edit, so keep the two in step."""
+    cpu, memory, gpu = values["cpu"], values["memory"], values["gpu"]
+    parts = [f"{_num(cpu)} {'core' if cpu == 1 else 'cores'}"]
+    parts.append(f"{_num(memory)} GiB memory")
+    if gpu:
         kind = f" {card.gpu_type}" if card.gpu_type else ""
-        parts.append(f"{card.gpu}×{kind} GPU")
+        parts.append(f"{_num(gpu)}×{kind} {'GPU' if gpu == 1 else 'GPUs'}")
     parts.append(f"{_num(card.disk_gib)} GiB disk")
     return " · ".join(parts)
+
+
+# How each adjustable field's range reads on the card: (one, many, noun after the numbers).
+_RANGE_WORDS = {
+    "cpu": ("core", "cores", ""),
+    "memory": ("GiB", "GiB", " memory"),
+    "gpu": ("GPU", "GPUs", ""),
+}
+
+
+def _ranges_text(card: ProfileCard) -> str | None:
+    """ "You can choose 1–4 cores · 4–32 GiB memory in steps of 4 GiB": this user's ranges
+    (group limits applied), so a card never promises more than its inputs accept."""
+    parts = []
+    for key in _FIELD_KEYS:
+        rng = card.ranges.get(key)
+        if rng is None:
+            continue
+        one, many, noun = _RANGE_WORDS[key]
+        unit = one if rng.max == 1 else many
+        if rng.min == rng.max:
+            parts.append(f"{_num(rng.min)} {unit}{noun}")
+            continue
+        text = f"{_num(rng.min)}–{_num(rng.max)} {unit}{noun}"
+        if rng.step != 1:
+            text += f" in steps of {_num(rng.step)}{' GiB' if key == 'memory' else ''}"
+        parts.append(text)
+    return "You can choose " + " · ".join(parts) if parts else None
 
 
 def _checked_slug(view: PickerView) -> str | None:
@@ -193,7 +224,10 @@ def _card_context(
         "data-cpu": _num(card.cpu),
         "data-memory-gib": _num(card.memory_gib),
         "data-gpu": _num(card.gpu),
+        "data-disk-gib": _num(card.disk_gib),  # for the summary the script rebuilds
     }
+    if card.gpu_type:
+        data["data-gpu-type"] = card.gpu_type
     if card.unit_prices is None:
         data["data-fixed-price"] = _num(card.price_per_hour)
     else:
@@ -204,7 +238,8 @@ def _card_context(
         "card": card,
         "id": f"mlfactory-card-{index}",
         "checked": is_checked,
-        "summary": _summary(card),
+        "summary": _summary(card, values),
+        "ranges_text": _ranges_text(card),
         "price": _price_text(_initial_price(card, values), view.currency),
         "data": data,
         "fields": fields,

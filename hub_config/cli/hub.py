@@ -2,7 +2,8 @@
 
 ``mlfactory hub`` is what the run command calls: it validates the platform config, makes
 sure the first admin can log in, prints how, and then replaces itself with JupyterHub
-running the shipped config.
+running the shipped config. Both print warnings for what is valid but probably a mistake
+(``config_warnings``); ``config check --strict`` fails on them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import secrets
 import sys
 from pathlib import Path
+
+from mlfactory.spawner.price_order import price_inversions
 
 from ..platform_config import (
     ConfigError,
@@ -35,11 +38,26 @@ def _config_check(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 1
+    warnings = config_warnings(cfg)
+    for warning in warnings:
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
+    counted = f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
+    if warnings and args.strict:
+        print(f"{args.file}: {counted}, failed because of --strict", file=sys.stderr)
+        return 1
     print(
         f"{args.file}: OK — {len(cfg.profiles)} profiles, {len(cfg.images)} images, "
         f"{len(cfg.groups)} groups; default profile {cfg.default_profile.slug!r}"
+        + (f"; {counted}" if warnings else "")
     )
     return 0
+
+
+def config_warnings(cfg: PlatformConfig) -> list[str]:
+    """What is valid but probably a mistake: today, a bigger profile priced below a smaller
+    one (users would pick the bigger one, and the ledger would charge the smaller price)."""
+    inversions = price_inversions(cfg.profiles, cfg.pricing)
+    return [i.message(cfg.platform.currency) for i in inversions]
 
 
 def bootstrap_admin(accounts_db_url: str, username: str, password: str | None) -> str | None:
@@ -93,6 +111,8 @@ def _hub(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"mlfactory: the platform config is invalid:\n{e}", file=sys.stderr)
         return 2
+    for warning in config_warnings(platform):  # valid, so the hub starts; but say so
+        print(f"mlfactory: warning: {warning}", file=sys.stderr)
     try:
         ip, port = hub_address()
     except ValueError:
@@ -152,4 +172,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate a platform config file")
     check.add_argument("file", help="path to an mlfactory.yaml")
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 when there are warnings (e.g. a bigger profile priced below "
+        "a smaller one), not only on errors",
+    )
     check.set_defaults(func=_config_check)

@@ -1,5 +1,7 @@
-"""The resource picker on a real hub: a restricted group sees only its profiles, adjusts
-CPU with a live price, starts, and the server runs under the limits it asked for."""
+"""The resource picker on a real hub: a restricted group sees only its profiles and the
+ranges its group allows, adjusts CPU and memory with a live price and summary, starts, and
+the server runs under the limits it asked for. The picker's script is also checked against
+the server's own rendering, value by value, in Chromium."""
 
 from __future__ import annotations
 
@@ -8,6 +10,11 @@ import os
 import re
 
 import pytest
+from mlfactory.hub.platform_config import PACKAGED_CONFIG, load_platform_config
+from mlfactory.spawner.form import Enforcement, picker_for_user
+from mlfactory.spawner.picker import render_picker
+from mlfactory.spawner.pricing import hourly_price
+from mlfactory.spawner.profiles import HostCapabilities, user_access
 
 from .conftest import (
     ADMIN_PASSWORD,
@@ -22,6 +29,22 @@ from .conftest import (
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
 DANA_PASSWORD = "dana-data-science-1"
+GIB = 2**30
+
+
+def _group(config: dict, name: str) -> dict:
+    (group,) = [g for g in config["groups"] if g["name"] == name]
+    return group
+
+
+def _expected_price(slug: str, cpu: float, memory_gib: float) -> str:
+    """What the pricing rules charge, as the card shows it (2 decimals after rounding to 4)."""
+    config = load_platform_config(PACKAGED_CONFIG)
+    profile = config.profile(slug)
+    price = hourly_price(
+        profile, cpu=cpu, memory=int(memory_gib * GIB), gpu=0, pricing=config.pricing
+    )
+    return f"{round(price, 4):.2f} {config.platform.currency}/hour"
 
 
 @pytest.fixture(scope="module")
@@ -47,20 +70,38 @@ def test_group_member_picks_cpu_and_gets_those_limits(picker_hub, page):
     # data-science may use the three CPU profiles; the GPU profile is not offered at all
     assert slugs == ["profile-card-cpu-large", "profile-card-cpu-medium", "profile-card-cpu-small"]
 
-    page.locator('[data-testid="profile-card-cpu-large"]').click()
+    large = page.locator('[data-testid="profile-card-cpu-large"]')
+    # The card states the range dana's group allows, not the profile's own 1–8 / 4–64.
+    caps = _group(example_config(), "data-science")["ranges"]["cpu-large"]
+    cpu_max, memory_max = caps["cpu"]["max"], caps["memory"]["max"].removesuffix("Gi")
+    ranges = large.locator('[data-testid="ranges-cpu-large"]').inner_text()
+    assert f"{caps['cpu']['min']}–{cpu_max} cores" in ranges
+    assert f"–{memory_max} GiB memory" in ranges
+    text = large.inner_text()
+    assert "–8 cores" not in text and "64 GiB" not in text and "–64" not in text
+
+    large.click()
     price = page.locator('[data-testid="price-cpu-large"]')
-    before = price.inner_text()
+    summary = page.locator('[data-testid="summary-cpu-large"]')
+    before = price.inner_text(), summary.inner_text()
     cpu = page.locator('input[name="cpu--cpu-large"]')
-    assert cpu.get_attribute("max") == "4"  # the group narrows the profile's 1–8
-    cpu.fill("1")
-    cpu.dispatch_event("input")
-    page.wait_for_function(
-        "([el, old]) => el.textContent !== old", arg=[price.element_handle(), before]
-    )
-    assert price.inner_text() != before
+    assert cpu.get_attribute("max") == str(cpu_max)  # the group narrows the profile's 1–8
     memory = page.locator('input[name="memory--cpu-large"]')
+    assert memory.get_attribute("max") == memory_max
+    cpu.fill("1")  # fill types the value: the page sees input events, as from a keyboard
+    page.wait_for_function(
+        "([el, old]) => el.textContent !== old", arg=[price.element_handle(), before[0]]
+    )
+    # Price and summary change together (issue 21, item 9).
+    assert summary.inner_text() == "1 core · 16 GiB memory · 50 GiB disk"
+    assert price.inner_text() == _expected_price("cpu-large", 1, 16)
     memory.fill("4")
-    memory.dispatch_event("input")
+    page.wait_for_function(
+        "el => el.textContent.includes('4 GiB memory')", arg=summary.element_handle()
+    )
+    assert summary.inner_text() == "1 core · 4 GiB memory · 50 GiB disk"
+    assert price.inner_text() == _expected_price("cpu-large", 1, 4)
+    assert (price.inner_text(), summary.inner_text()) != before
     screenshot(page, "resource-picker")
     page.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
     page.wait_for_url(re.compile(r".*/user/dana/lab.*"), timeout=90_000)
@@ -114,3 +155,42 @@ def test_admin_sees_gpu_profile_unavailable_with_reason(picker_hub, page):
 def _xsrf(page) -> str:
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
     return cookies["_xsrf"]
+
+
+def _picker_markup(previous: dict) -> str:
+    """The spawn form a data-science user gets, with ``previous`` as their last choice."""
+    config = load_platform_config(PACKAGED_CONFIG)
+    view = picker_for_user(
+        config,
+        user_access(config, ["data-science"], False),
+        HostCapabilities(),
+        previous,
+        Enforcement(cpu=True, memory=True),
+    )
+    return f"<form>{render_picker(view)}</form>"
+
+
+def test_script_shows_what_the_server_renders_for_the_same_values(page):
+    """The script's live summary and price equal the server's rendering of those values (the
+    page a user gets back after choosing them), so neither can drift from the other."""
+    page.set_content(_picker_markup({}))
+    served = page.context.new_page()
+    card = '[data-testid="profile-card-cpu-large"]'
+    for cpu, memory in [(1, 4), (3, 12), (4, 32), (2, 16), (1, 8)]:
+        page.fill('input[name="cpu--cpu-large"]', str(cpu))
+        page.fill('input[name="memory--cpu-large"]', str(memory))
+        live = (
+            page.locator(f'{card} [data-testid="summary-cpu-large"]').inner_text(),
+            page.locator(f'{card} [data-testid="price-cpu-large"]').inner_text(),
+        )
+        served.set_content(
+            _picker_markup({"profile": "cpu-large", "cpu": str(cpu), "memory": f"{memory}Gi"})
+        )
+        rendered = (
+            served.locator('[data-testid="summary-cpu-large"]').inner_text(),
+            served.locator('[data-testid="price-cpu-large"]').inner_text(),
+        )
+        assert live == rendered, (cpu, memory)
+        assert live[0].startswith(f"{cpu} core")
+        assert live[1] == _expected_price("cpu-large", cpu, memory)
+    served.close()

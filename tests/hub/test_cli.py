@@ -36,6 +36,37 @@ def test_config_check_bad_file(capsys, tmp_path):
     assert lines[1] == f"{bad}: profiles[2].memory: '16 GB' is not a size; use e.g. '16Gi'"
 
 
+def _inverted_prices(tmp_path):
+    """The example with the issue's prices: CPU medium fixed at 0.20/h, above CPU large's
+    unit price (2 cores, 16 GiB, 50 GiB disk: 0.1655/h) though large has more of everything."""
+    raw = yaml.safe_load(PACKAGED_CONFIG.read_text(encoding="utf-8"))
+    (medium,) = [p for p in raw["profiles"] if p["slug"] == "cpu-medium"]
+    medium["price_per_hour"] = 0.20
+    path = tmp_path / "inverted.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def test_config_check_warns_when_a_bigger_profile_is_cheaper(capsys, tmp_path):
+    path = _inverted_prices(tmp_path)
+    assert main(["config", "check", str(path)]) == 0  # valid: a warning, not an error
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{path}: OK") and out.rstrip().endswith("; 1 warning")
+    (warning,) = err.splitlines()
+    assert warning.startswith(f"{path}: warning: profile 'cpu-large' (2 cores, 16Gi memory, ")
+    assert "costs 0.1655 USD/hour, less than 'cpu-medium'" in warning
+    assert "at 0.2 USD/hour" in warning
+
+
+def test_config_check_strict_fails_on_warnings(capsys, tmp_path):
+    path = _inverted_prices(tmp_path)
+    assert main(["config", "check", "--strict", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[-1] == f"{path}: 1 warning, failed because of --strict"
+    assert main(["config", "check", "--strict", str(PACKAGED_CONFIG)]) == 0
+
+
 def test_config_check_missing_file(capsys, tmp_path):
     missing = tmp_path / "nope.yaml"
     assert main(["config", "check", str(missing)]) == 1
@@ -106,6 +137,15 @@ def test_hub_refuses_bad_platform_config(hub_run, tmp_path, capsys):
     assert "the platform config is invalid" in err
     assert f"{bad}: profiles:" in err
     assert not (tmp_path / "data").exists()
+
+
+def test_hub_starts_with_a_warning_when_a_bigger_profile_is_cheaper(hub_run, tmp_path, capsys):
+    hub_run.setenv("MLFACTORY_CONFIG", str(_inverted_prices(tmp_path)))
+    with pytest.raises(Execed):
+        main(["hub"])
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert warning.startswith("mlfactory: warning: profile 'cpu-large' ")
+    assert "less than 'cpu-medium'" in warning
 
 
 def test_hub_refuses_a_port_that_is_not_a_number(hub_run, tmp_path, capsys):

@@ -167,8 +167,11 @@ def test_every_unpriced_profile_is_named(example):
 def test_fixed_prices_need_no_pricing_section(example):
     example.pop("pricing")
     example["profiles"] = [p for p in example["profiles"] if "price_per_hour" in p]
+    fixed = [p["slug"] for p in example["profiles"]]
+    assert fixed  # the example shows a fixed price
     for g in example["groups"]:
-        g["profiles"] = [s for s in g["profiles"] if s in ("cpu-small", "cpu-medium")]
+        g["profiles"] = fixed
+        g["default_profile"] = fixed[0]
         g["ranges"] = {}
     example["culling"]["profiles"] = {"cpu-small": {"idle_timeout": "4h"}}
     cfg = parse_platform_config(example)

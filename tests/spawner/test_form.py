@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from mlfactory.hub.platform_config import PACKAGED_CONFIG, load_platform_config
 from mlfactory.spawner.form import GPU_ADVISORY, Enforcement, picker_for_user, remembered_values
+from mlfactory.spawner.picker import render_picker
 from mlfactory.spawner.profiles import (
     HostCapabilities,
     user_access,
@@ -74,3 +77,54 @@ def test_remembered_values_ignore_other_profiles_and_junk():
         "gpu": 2.0,
         "memory": 4.0,
     }
+
+
+# --- the card states this user's limits (issue 21, item 8) -----------------------------------
+
+
+def card(v, slug):
+    return next(c for c in v.cards if c.slug == slug)
+
+
+def test_the_adjustable_card_shows_the_groups_narrowed_ranges():
+    # data-science caps CPU large at 4 cores and 32 GiB; ml-engineering keeps the 1–8, 4–64
+    capped = card(view(groups=("data-science",)), "cpu-large").ranges
+    assert (capped["cpu"].min, capped["cpu"].max) == (1, 4)
+    assert (capped["memory"].min, capped["memory"].max, capped["memory"].step) == (4, 32, 4)
+    full = card(view(), "cpu-large").ranges
+    assert (full["cpu"].max, full["memory"].max) == (8, 64)
+
+
+def test_the_rendered_card_states_the_capped_ranges():
+    markup = render_picker(view(groups=("data-science",)))
+    (text,) = re.findall(r'data-testid="ranges-cpu-large">([^<]*)</span>', markup)
+    assert text == "You can choose 1–4 cores · 4–32 GiB memory in steps of 4 GiB"
+    assert 'name="cpu--cpu-large" id="mlfactory-card-2-cpu" data-field="cpu" min="1" max="4"' in (
+        markup
+    )
+
+
+SIZE = re.compile(r"\b[0-9]+\s*(?:[–-]\s*[0-9]+\s*)?(?:cores?|GiB|Gi|GB|GPUs?)\b")
+
+
+def test_example_descriptions_leave_sizes_to_the_card():
+    # A size in a description cannot follow a group's narrower range; the card states both.
+    for profile in CONFIG.profiles:
+        assert not SIZE.search(profile.description), (profile.slug, profile.description)
+
+
+def test_gpu_range_is_capped_at_the_hosts_gpus():
+    def gpu_range(gpus):
+        host = HostCapabilities(gpu_count=gpus)
+        v = picker_for_user(
+            CONFIG,
+            user_access(CONFIG, ("ml-engineering",), False),
+            host,
+            {},
+            Enforcement(cpu=True, memory=True),
+        )
+        return card(v, "gpu-t4").ranges["gpu"]
+
+    assert (gpu_range(2).min, gpu_range(2).max) == (1, 2)
+    assert gpu_range(8).max == 4  # the profile's own 1–4
+    assert gpu_range(4).max == 4

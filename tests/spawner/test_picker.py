@@ -405,6 +405,57 @@ def test_remembered_values_fill_the_selected_card_and_its_price():
     assert card.find("output").text() == "0.41 USD/hour"
 
 
+def test_remembered_values_fill_the_summary_too():
+    _, doc = render(selected_profile="flex", selected_values={"cpu": 1.0, "memory": 16.5})
+    summary = card_node(doc, "flex").find(cls="mlfactory-summary")
+    assert summary.text() == "1 core · 16.5 GiB memory · 20 GiB disk"
+    assert summary.attrs["data-testid"] == "summary-flex"
+
+
+def test_gpu_counts_read_in_the_plural():
+    many = dataclasses.replace(GPU, slug="gpus", gpu=2, available=True)
+    _, doc = render(cards=[many])
+    assert "2× A100 GPUs" in card_node(doc, "gpus").find(cls="mlfactory-summary").text()
+
+
+def test_the_card_states_the_ranges_its_inputs_accept():
+    _, doc = render()
+    ranges = card_node(doc, "flex").find(cls="mlfactory-ranges")
+    assert ranges.text() == (
+        "You can choose 1–8 cores in steps of 0.5 · 2–64 GiB memory in steps of 0.5 GiB"
+    )
+    assert ranges.attrs["id"] in radio(doc, "flex").attrs["aria-describedby"].split()
+    # Fixed cards promise no range.
+    assert card_node(doc, "small").find_all(cls="mlfactory-ranges") == []
+
+
+@pytest.mark.parametrize(
+    ("ranges", "text"),
+    [
+        ({"cpu": RangeView(1, 4, 1, 2, "cores")}, "You can choose 1–4 cores"),
+        ({"cpu": RangeView(4, 4, 1, 4, "cores")}, "You can choose 4 cores"),
+        ({"gpu": RangeView(1, 1, 1, 1, "GPUs")}, "You can choose 1 GPU"),
+        ({"gpu": RangeView(1, 4, 1, 1, "GPUs")}, "You can choose 1–4 GPUs"),
+        (
+            {"memory": RangeView(4, 32, 4, 8, "GiB")},
+            "You can choose 4–32 GiB memory in steps of 4 GiB",
+        ),
+    ],
+)
+def test_ranges_text(ranges, text):
+    _, doc = render(cards=[make_card("flex", ranges=ranges, unit_prices={"cpu": 0.1})])
+    assert card_node(doc, "flex").find(cls="mlfactory-ranges").text() == text
+
+
+def test_cards_carry_what_the_script_rebuilds_the_summary_from():
+    _, doc = render()
+    assert card_node(doc, "flex").attrs["data-disk-gib"] == "20"
+    assert "data-gpu-type" not in card_node(doc, "flex").attrs
+    assert card_node(doc, "gpu-a100").attrs["data-gpu-type"] == "A100"
+    code = doc.find("script").text()
+    assert "summary.textContent = summaryText(card, cpu, memory, gpu)" in code
+
+
 def test_remembered_values_are_not_applied_to_other_cards():
     _, doc = render(selected_profile="small", selected_values={"cpu": 4.0})
     assert card_node(doc, "flex").find("input", name="cpu--flex").attrs["value"] == "2"

@@ -337,9 +337,15 @@ def test_choices_carry_prices_at_own_values():
         c.profile.slug: c.price_per_hour
         for c in profile_choices(EXAMPLE, who(EXAMPLE, admin=True), T4X4)
     }
+    # cpu-small: its fixed price; cpu-medium: 2 × 0.04 + 8 GiB × 0.005 + 20 GiB of disk;
     # cpu-large: 2 × 0.04 + 16 GiB × 0.005; gpu-t4: 4 × 0.04 + 16 × 0.005 + 1 × 0.35 (T4 price);
     # both plus 50 GiB of disk at 0.08 per GiB-month of 730 hours (0.0055 after rounding)
-    assert prices == {"cpu-small": 0.05, "cpu-medium": 0.2, "cpu-large": 0.1655, "gpu-t4": 0.5955}
+    assert prices == {
+        "cpu-small": 0.05,
+        "cpu-medium": 0.1222,
+        "cpu-large": 0.1655,
+        "gpu-t4": 0.5955,
+    }
 
 
 # --- defaults and projects ---------------------------------------------------------------------
