@@ -96,6 +96,37 @@ def _maybe_dataframe(x: Any) -> Any:
     return x
 
 
+def frame_columns(
+    adapter: Adapter, schema_names: tuple[str, ...]
+) -> tuple[tuple[str, ...], list[int] | None] | None:
+    """The estimator's fit-time column names and where each sits in schema order, when it was
+    fitted on a DataFrame whose columns are the schema's; None otherwise (or without pandas)."""
+    if not isinstance(adapter, EstimatorAdapter):
+        return None
+    names = getattr(adapter.model, "feature_names_in_", None)
+    if names is None:
+        return None
+    names = tuple(str(n) for n in names)
+    if sorted(names) != sorted(schema_names):
+        return None  # declared under other names: the model keeps getting what it got before
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        return None
+    order = [schema_names.index(n) for n in names]
+    return names, None if order == list(range(len(names))) else order
+
+
+def named_frame(x: Any, names: tuple[str, ...], order: list[int] | None) -> Any:
+    """Validated model input (a float matrix in schema order, or a dict of columns) -> a
+    DataFrame with the estimator's fit-time column names in fit order."""
+    import pandas as pd
+
+    if isinstance(x, dict):
+        return pd.DataFrame({n: x[n] for n in names})
+    return pd.DataFrame(x if order is None else x[:, order], columns=list(names), copy=False)
+
+
 def _positive_proba(parts: list[Any], estimators: list[Any] | None) -> np.ndarray:
     """Multi-output ``predict_proba`` (a list of [n, 2] arrays) -> [n, L] P(label on)."""
     cols = []

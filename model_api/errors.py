@@ -2,11 +2,24 @@
 
 The server turns each into ``{"error", "error_type", "details"}`` with its status; the SDK turns
 that body back into the same class, so callers catch one hierarchy on both sides of the wire.
+In a notebook they render briefly (``_render_traceback_``): the message, then the user's line.
 """
 
 from __future__ import annotations
 
+import linecache
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# the model's own frames under a ModelFailure: enough to find the line, not a library's stack
+MAX_CAUSE_FRAMES = 6
+MAX_USER_FRAMES = 3
+_RED, _RESET = "\x1b[31m", "\x1b[0m"
 
 
 class ModelAPIError(Exception):
@@ -22,6 +35,15 @@ class ModelAPIError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         return {"error": self.message, "error_type": self.error_type, "details": self.details}
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows these lines instead of its own traceback (InteractiveShell.showtraceback)
+        formatter = getattr(_ipython_shell(), "InteractiveTB", None)
+        if getattr(formatter, "mode", None) == "Verbose":  # %xmode Verbose asks for everything
+            return formatter.structured_traceback(  # type: ignore[union-attr]
+                type(self), self, self.__traceback__, tb_offset=1
+            )
+        return brief_traceback(self, code_name=_ipython_code_name)
 
 
 class BadRequest(ModelAPIError):
@@ -135,3 +157,63 @@ ERROR_TYPES: dict[str, type[ModelAPIError]] = {
         PackageVersionError,
     )
 }
+
+
+# --- brief tracebacks in notebooks ----------------------------------------------------------------
+
+
+def _user_frames(tb: TracebackType | None) -> list[tuple[str, int, str]]:
+    """(file, line, function) of the frames outside this package and not hidden by
+    ``__tracebackhide__`` (IPython's own ``run_code`` frame sets it, as pytest's helpers do)."""
+    frames = []
+    for frame, lineno in traceback.walk_tb(tb):
+        code = frame.f_code
+        if code.co_filename.startswith(_PACKAGE_DIR) or frame.f_locals.get("__tracebackhide__"):
+            continue
+        frames.append((code.co_filename, lineno, code.co_name))
+    return frames
+
+
+def _format_frames(
+    frames: list[tuple[str, int, str]], limit: int, code_name: Callable[[str], str | None]
+) -> list[str]:
+    lines = []
+    if len(frames) > limit:
+        lines.append(f"  [... {len(frames) - limit} earlier frame(s)]")
+    for filename, lineno, func in frames[-limit:]:
+        cell = code_name(filename)
+        where = f"{cell}, line {lineno}" if cell else f"File {filename}:{lineno}, in {func}"
+        source = linecache.getline(filename, lineno).strip()
+        lines.append(f"  {where}" + (f"\n    {source}" if source else ""))
+    return lines
+
+
+def brief_traceback(
+    exc: BaseException, *, code_name: Callable[[str], str | None] = lambda _: None
+) -> list[str]:
+    """The message first, then the user's frames (this package's own are left out); a chained
+    cause (a ModelFailure's model exception) follows with its own frames outside this package.
+
+    ``code_name`` turns a compiled cell's file name into IPython's "Cell In[3]" (None: a file).
+    """
+    lines = [f"{_RED}{type(exc).__name__}{_RESET}: {exc}"]
+    lines += _format_frames(_user_frames(exc.__traceback__), MAX_USER_FRAMES, code_name)
+    cause = exc.__cause__
+    if cause is not None:
+        lines.append(f"caused by {type(cause).__name__}: {cause}")
+        lines += _format_frames(_user_frames(cause.__traceback__), MAX_CAUSE_FRAMES, code_name)
+    return lines
+
+
+def _ipython_shell() -> Any:
+    # IPython is loaded when it calls _render_traceback_; never import it from here
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
+
+
+def _ipython_code_name(filename: str) -> str | None:
+    try:
+        named = _ipython_shell().compile.format_code_name(filename)
+    except AttributeError:
+        return None
+    return f"{named[0]} {named[1]}" if named else None

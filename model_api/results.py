@@ -2,7 +2,8 @@
 
 ``Prediction`` holds either shaped columns (in-process) or the ``/predict`` response records
 (SDK) and gives both views: ``.labels``, ``.probabilities``, ``.to_records()``,
-``.to_pandas()``. ``envelope`` builds the ``/predict`` response body.
+``.to_pandas()``; in a notebook it shows as a short summary and an HTML table (``display.py``).
+``envelope`` builds the ``/predict`` response body.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from . import display
 from .outputs import Shaped, to_records
 from .tasks import API_VERSION, OUTPUT_SCHEMA_VERSION, DecisionRule, Task
 
@@ -34,7 +36,7 @@ def envelope(
     }
 
 
-@dataclass
+@dataclass(repr=False)  # a dump of every field is no use in a notebook: see __repr__
 class Prediction:
     model_name: str
     model_version: str
@@ -84,6 +86,34 @@ class Prediction:
             assert self._shaped is not None
             self._records = to_records(self._shaped)
         return self._records
+
+    def _head_records(self, n: int) -> list[dict[str, Any]]:
+        """The first ``n`` records, without building the rest (a preview of a million rows)."""
+        if self._records is not None or self._shaped is None:
+            return self.to_records()[:n]
+        s = self._shaped
+        columns = {k: None if v is None else v[:n] for k, v in s.columns.items()}
+        head = Shaped(s.task, s.decision_rule, s.thresholds, s.labels, columns, min(n, s.rows))
+        return to_records(head)
+
+    def _view(self, n: int) -> tuple[str, list[str], list[list[str]]]:
+        title = display.caption(
+            model_name=self.model_name,
+            model_version=self.model_version,
+            model_alias=self.model_alias,
+            task=self.task.value,
+            decision_rule=self.decision_rule.value,
+            thresholds=self.thresholds,
+            rows=len(self),
+        )
+        return (title, *display.table(self._head_records(n), self.label_names))
+
+    def __repr__(self) -> str:
+        return display.to_text(*self._view(display.TEXT_ROWS), rows=len(self))
+
+    def _repr_html_(self) -> str:
+        # Jupyter's rich display; escaped in display.to_html
+        return display.to_html(*self._view(display.HTML_ROWS), rows=len(self))
 
     def to_pandas(self) -> Any:
         """One row per input; per-class values spread into ``probabilities.<label>`` columns."""

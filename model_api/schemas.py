@@ -273,8 +273,31 @@ def tensors_to_input(tensors: dict[str, np.ndarray], schema: ModelSchema) -> Any
     return out
 
 
+def _accepted(schema: ModelSchema) -> str:
+    return (
+        f"pass a 2-D array [n, {len(schema.inputs)}] with columns "
+        f"{', '.join(schema.input_names)}, a DataFrame, a dict of columns, "
+        "or records (a list of dicts, as the HTTP API takes)"
+    )
+
+
+def _is_record(x: dict[Any, Any]) -> bool:
+    """A dict of scalars is one record; a dict holding arrays or lists is a dict of columns."""
+    return bool(x) and all(v is None or np.ndim(v) == 0 for v in x.values())
+
+
+def _plain(record: Any) -> Any:
+    # in-process records may hold numpy scalars (X[0, 1]); JSON never does
+    if type(record) is not dict:
+        return record
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in record.items()}
+
+
 def array_to_input(x: Any, schema: ModelSchema) -> Any:
-    """In-process calls: accept a 2-D array in schema column order (or a dict of columns)."""
+    """In-process calls: a 2-D array in schema column order, a DataFrame, a dict of columns, or
+    records (a list of dicts, or one dict of scalars), validated as the server validates them."""
+    if isinstance(x, dict) and _is_record(x):
+        return records_to_input([_plain(x)], schema)
     if isinstance(x, dict):
         # a list of str would become a fixed-width '<U' array: BYTES columns are object arrays
         text = {s.name for s in schema.inputs if s.datatype == "BYTES"}
@@ -283,21 +306,44 @@ def array_to_input(x: Any, schema: ModelSchema) -> Any:
         )
     if hasattr(x, "columns") and hasattr(x, "to_dict"):  # a DataFrame, without importing pandas
         return records_to_input(x.to_dict(orient="records"), schema)
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], dict):
+        return records_to_input([_plain(r) for r in x], schema)
+    if isinstance(x, (str, bytes, set, frozenset)) or x is None:
+        raise InvalidInput(
+            f"cannot predict from a {type(x).__name__}: {_accepted(schema)}", field="inputs"
+        )
     if schema.tabular:
-        arr = np.asarray(x, dtype=np.float64)
+        try:
+            arr = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise InvalidInput(
+                f"cannot read the input as numbers ({e}): {_accepted(schema)}", field="inputs"
+            ) from None
         if arr.ndim == 1:
             arr = arr.reshape(1, -1)
         if arr.ndim != 2 or arr.shape[1] != len(schema.inputs):
             raise InvalidInput(
                 f"expected an array of shape [n, {len(schema.inputs)}] "
-                f"({', '.join(schema.input_names)}), got {list(arr.shape)}",
+                f"({', '.join(schema.input_names)}), got {list(arr.shape)}; "
+                "or pass a DataFrame, a dict of columns or records (a list of dicts)",
                 field="inputs",
             )
         return arr
     if len(schema.inputs) == 1:
         spec = schema.inputs[0]
-        return tensors_to_input({spec.name: np.asarray(x, dtype=DATATYPES[spec.datatype])}, schema)
-    raise InvalidInput("this model takes several inputs: pass a dict of columns", field="inputs")
+        try:
+            arr = np.asarray(x, dtype=DATATYPES[spec.datatype])
+        except (TypeError, ValueError) as e:
+            raise InvalidInput(
+                f"cannot read the input as {spec.datatype} ({e}): {_accepted(schema)}",
+                field="inputs",
+            ) from None
+        return tensors_to_input({spec.name: arr}, schema)
+    raise InvalidInput(
+        "this model takes several inputs: pass a DataFrame, a dict of columns or records "
+        "(a list of dicts)",
+        field="inputs",
+    )
 
 
 # --- export -----------------------------------------------------------------------------------

@@ -318,3 +318,80 @@ def test_boosting_style_estimator_is_duck_typed():
     assert pred.labels == ["churn", "stay", "stay"]  # p = 0.95, 0.62, 0.12 against 0.7
     assert model.adapter.name == "estimator"
     assert model.adapter.framework()[0] == "xgboost"
+
+
+# --- in a notebook: DataFrames keep their names, records are accepted ---------------------------
+
+
+@pytest.fixture(scope="module")
+def iris_frame():
+    from sklearn.datasets import load_iris
+
+    data = load_iris(as_frame=True)
+    X = data.data.set_axis(IRIS_FEATURES, axis=1)
+    return X, data.target
+
+
+def test_a_model_fitted_on_a_dataframe_is_called_with_one(iris_frame):
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris_frame
+    clf = LogisticRegression(max_iter=1000).fit(X, y)
+    model = Model(clf, task="classification", name="iris", labels=IRIS_LABELS)
+    expected = clf.predict_proba(X[:4])
+    with warnings.catch_warnings():
+        # "X does not have valid feature names" when the names are dropped
+        warnings.simplefilter("error")
+        for x in (X[:4], X[:4].to_numpy(), X[:4].to_dict("records"), X[:4].to_dict("list")):
+            assert np.allclose(model.predict(x).probabilities, expected)
+
+
+def test_columns_reach_the_model_in_fit_order_whatever_the_schema_order(iris_frame):
+    import warnings
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = iris_frame
+    # selects columns by name: an unnamed matrix cannot even be transformed
+    pipe = make_pipeline(
+        ColumnTransformer([("petals", StandardScaler(), ["petal_length", "petal_width"])]),
+        LogisticRegression(max_iter=1000),
+    ).fit(X, y)
+    reordered = IRIS_FEATURES[::-1]
+    model = Model(pipe, task="classification", name="iris", input_schema=reordered)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from_array = model.predict(X[reordered][:5].to_numpy())  # schema order
+        from_frame = model.predict(X[:5])
+    assert np.allclose(from_array.probabilities, pipe.predict_proba(X[:5]))
+    assert np.allclose(from_frame.probabilities, from_array.probabilities)
+
+
+def test_records_are_accepted_as_the_http_api_takes_them(iris, iris_model):
+    X, _ = iris
+    records = [dict(zip(IRIS_FEATURES, row, strict=True)) for row in X[:3]]  # numpy scalars
+    assert iris_model.predict(records).labels == iris_model.predict(X[:3]).labels
+    assert iris_model.predict(records[1]).labels == iris_model.predict(X[1:2]).labels
+    missing = [{k: v for k, v in records[0].items() if k != "petal_width"}]
+    with pytest.raises(InvalidInput, match="records\\[0\\] is missing 'petal_width'") as e:
+        iris_model.predict(missing)
+    assert e.value.field == "records[0].petal_width"
+
+
+@pytest.mark.parametrize("bad", ["5.1,3.5,1.4,0.2", None, {1.0, 2.0}, [["a", "b", "c", "d"]]])
+def test_inputs_it_cannot_read_are_refused_naming_what_it_takes(iris_model, bad):
+    with pytest.raises(InvalidInput, match="list of dicts") as e:
+        iris_model.predict(bad)
+    assert e.value.field == "inputs"
+
+
+def test_seq2seq_takes_records_too():
+    gen = ToyGenerator()
+    model = Model(gen, task="seq2seq", name="rev")
+    by_text = model.predict(["abc", "de"]).generated_text
+    assert model.predict([{"text": "abc"}, {"text": "de"}]).generated_text == by_text
