@@ -1,7 +1,8 @@
 """The code of the notebook cell the components panel inserts for one component version.
 
 Pure: from a `Component` to text. The cell pins the exact version, names each input (its
-default, or ``...`` and the description where one is required) and assigns the outputs.
+default, or ``...`` and the description where one is required), assigns the outputs and,
+when there is one, ends with it so that running the cell shows the result.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def snippet(component: Component) -> str:
     if outs:
         call = f"{', '.join(outs)} = {call}"
     lines.append(call)
+    if len(outs) == 1:  # the cell's value: its rich display (summary, tables, figures) shows
+        lines.append(outs[0])
     code = "\n".join(lines) + "\n"
     compile(code, f"<{c.ref}>", "exec")  # a cell that does not parse is a bug here, not later
     return code

@@ -113,3 +113,15 @@ def test_arrays_and_bad_arguments(component, data, classifier):
         score(LinearRegression().fit(data[["a"]], data["b"]), data, probabilities=True)
     with pytest.raises(TypeError, match="iterable of those chunks"):
         score(classifier, 42)
+
+
+def test_display_says_where_the_predictions_are(component, tmp_path):
+    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+    result = component("batch_score")(model, np.array([[0.5], [2.5], [1.0]]), batch_size=2)
+    assert result.rows == 3 and result.predictions is result["predictions"]
+    assert result.summary.splitlines()[0] == (
+        "Scored 3 rows in 2 batches, in result.predictions (a DataFrame)"
+    )
+    target = tmp_path / "scores.csv"
+    written = component("batch_score")(model, np.array([[0.5]]), output_path=target)
+    assert f"written to {target}" in written._repr_html_()

@@ -88,3 +88,14 @@ def test_missing_fraction_keep_and_errors(component):
         clean_dataset({"a": [1, 2], "b": [1]})
     with pytest.raises(TypeError, match="DataFrame or a dict of columns"):
         clean_dataset([[1, 2]])
+
+
+def test_report_display_shows_only_what_changed(component):
+    raw = pd.DataFrame({"n": [" 1", "2", "2"], "k": ["x", "x", "x"]})
+    _, report = component("clean_dataset")(raw)
+    assert report.rows_after == report["rows_after"] == 2
+    assert report.summary == "3 → 2 rows, 2 → 1 columns"
+    html = report._repr_html_()
+    assert "<th>duplicate rows dropped</th><td>1</td>" in html
+    assert "<th>constant columns dropped</th><td>k</td>" in html
+    assert "imputed" not in html.split("Fields")[0]  # nothing was imputed: no row for it

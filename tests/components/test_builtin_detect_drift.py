@@ -45,3 +45,16 @@ def test_dataframes_are_accepted(component):
     assert report["drifted"] == ["x"]
     assert report["columns"]["plan"]["kind"] == "categorical"
     assert report["columns"]["plan"]["psi"] < 0.2  # the missing quarter is dropped, not a category
+
+
+def test_display_names_the_drifted_columns(component):
+    reference = {"<b>x</b>": np.arange(200.0), "same": np.arange(200.0)}
+    current = {"<b>x</b>": np.arange(200.0) + 150, "same": np.arange(200.0)}
+    report = component("detect_drift")(reference, current)
+    assert report.drifted == ["<b>x</b>"]
+    assert report.summary == "1 of 2 columns drifted: <b>x</b>"
+    html = report._repr_html_()
+    assert "<b>x</b>" not in html and "<th>&lt;b&gt;x&lt;/b&gt;</th><td>numeric</td>" in html
+    psi = report.columns["same"]["psi"]
+    assert f"<th>same</th><td>numeric</td><td>{psi:.3f}</td>" in html
+    assert html.count("<td>yes</td>") == 1 and html.count("<td>no</td>") == 1

@@ -94,3 +94,14 @@ def test_explicit_roles_dict_input_and_errors(component):
         encode(data, scale="log")
     with pytest.raises(ValueError, match="target encoding needs y"):
         encode(data, high_cardinality=["b"], high_cardinality_encoding="target", fit=True)
+
+
+def test_display_lists_each_encoding(component, train):
+    result = component("encode_features")(train, target="churned")
+    assert result.numeric == result["numeric"] and result.fitted is False
+    html = result._repr_html_()
+    for role in ("numeric", "categorical", "high_cardinality"):
+        names = ", ".join(result[role]) if result[role] else "none"
+        assert f"<th>{role}</th><td>{names}</td>" in html
+    assert "churned (target)" in html
+    assert "not fitted: put result.transformer first" in result.summary

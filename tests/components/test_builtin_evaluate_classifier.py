@@ -27,3 +27,25 @@ def test_multiclass_with_probabilities(component):
 def test_shape_mismatch(component):
     with pytest.raises(ValueError, match="shape"):
         component("evaluate_classifier")([0, 1], [0])
+
+
+def test_display_labels_the_matrix_and_escapes_class_names(component):
+    y_true = np.array(["<i>cat</i>", "dog", "dog", "<i>cat</i>", "dog"])
+    y_pred = np.array(["<i>cat</i>", "dog", "<i>cat</i>", "<i>cat</i>", "dog"])
+    report = component("evaluate_classifier")(y_true, y_pred)
+    assert report.confusion_matrix is report["confusion_matrix"]
+    html = report._repr_html_()
+    assert "<i>" not in html
+    cm = report.confusion_matrix.tolist()  # [[2, 0], [1, 2]]: labels sorted, cat first
+    assert (
+        "<tr><th>true \\ predicted</th><th>predicted &lt;i&gt;cat&lt;/i&gt;</th>"
+        "<th>predicted dog</th></tr>"
+    ) in html
+    assert f"<tr><th>true dog</th><td>{cm[1][0]}</td><td>{cm[1][1]}</td></tr>" in html
+    dog = report.per_class["dog"]
+    assert (
+        f"<tr><th>dog</th><td>{dog['precision']:.3f}</td><td>{dog['recall']:.3f}</td>"
+        f"<td>{dog['f1-score']:.3f}</td><td>{int(dog['support'])}</td></tr>"
+    ) in html
+    assert f"accuracy {report.accuracy:.3f}" in report.summary
+    assert "ROC AUC" not in report.summary  # no scores given

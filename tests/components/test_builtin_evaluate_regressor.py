@@ -44,3 +44,15 @@ def test_bad_input_is_named(component):
         evaluate(["a", "b"], [1, 2])
     with pytest.raises(ValueError, match="sample_weight must be non-negative"):
         evaluate([1, 2], [1, 2], sample_weight=[-1, 1])
+
+
+def test_display_shows_metrics_and_residuals(component):
+    report = component("evaluate_regressor")([1.0, 2.0, 0.0, 4.0], [1.5, 2.0, 0.5, 3.0])
+    assert report.mae == report["mae"]
+    assert report.summary == (
+        f"MAE {report.mae:.3f} · RMSE {report.rmse:.3f} · R² {report.r2:.3f} on 4 rows"
+    )
+    html = report._repr_html_()
+    assert f"<tr><th>rmse</th><td>{report.rmse:.3f}</td></tr>" in html
+    assert f"<td>{report.residuals['q95']:.3f}</td>" in html
+    assert "MAPE leaves out 1 rows" in html  # the zero truth

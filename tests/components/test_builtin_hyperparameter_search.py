@@ -78,3 +78,23 @@ def test_groups_keep_rows_of_a_group_together(component):
         Ridge(), {"alpha": [0.1, 10.0]}, X, y, method="grid", cv=3, groups=groups
     )
     assert result["n_candidates"] == 2 and result["best_params"] == {"alpha": 0.1}
+
+
+def test_display_shows_the_best_setting_and_top_candidates(component):
+    X, y = make_classification(n_samples=120, n_features=5, random_state=4)
+    result = component("hyperparameter_search")(
+        DecisionTreeClassifier(random_state=0),
+        {"max_depth": [1, 2, 3, 4, 5, 6, 7]},
+        X,
+        y,
+        method="grid",
+        cv=3,
+        scoring="accuracy",
+    )
+    assert result.best_params == result["best_params"]
+    assert result.summary.startswith(f"best accuracy {result.best_score:.3f} ± ")
+    assert "over 3 folds, among 7 candidates" in result.summary
+    html = result._repr_html_()
+    depth = result.best_params["max_depth"]
+    assert f"<tr><th>max_depth</th><td>{depth}</td></tr>" in html
+    assert "Top 5 of 7 candidates" in html and html.count("<tr>") == 1 + 1 + 1 + 5

@@ -93,3 +93,12 @@ def test_large_regression_is_sampled_and_errors_are_named(component):
         plot([0, 1, 2], [0, 1, 1], labels=[0, 1])
     with pytest.raises(ValueError, match="regression plots need y_pred"):
         plot([0.5, 1.5], y_score=[0.1, 0.2], task="regression")
+
+
+def test_figures_display_themselves_without_pyplot(component):
+    figures = component("plot_evaluation")([0, 1, 1, 0], [0, 1, 0, 0], [0.2, 0.9, 0.4, 0.1])
+    assert list(figures) == ["confusion_matrix", "roc_curve"]
+    assert figures.roc_curve is figures["roc_curve"]
+    for fig in figures.values():
+        assert fig._repr_png_().startswith(b"\x89PNG\r\n\x1a\n")
+    assert hasattr(figures, "_ipython_display_")  # a cell's value shows every figure

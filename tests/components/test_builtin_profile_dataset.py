@@ -48,3 +48,16 @@ def test_dataframe_with_nullable_and_string_dtypes(component):
     assert plan["kind"] == "categorical" and plan["missing"] == 1 and plan["top"][0] == ("a", 2)
     with pytest.raises(TypeError, match="DataFrame or a dict of columns"):
         component("profile_dataset")([1, 2, 3])
+
+
+def test_display_has_a_row_per_column_and_the_warnings(component):
+    profile = component("profile_dataset")(
+        {"age": np.array([20.0, 30.0, np.nan, 40.0]), "plan": np.array(["a", "b", "a", "a"])}
+    )
+    assert profile.rows == 4 and profile.summary == "4 rows, 2 columns, 1 warnings"
+    html = profile._repr_html_()
+    age = profile.columns["age"]
+    assert "<th>age</th><td>numeric</td><td>float64</td><td>1 (25%)</td><td>3</td>" in html
+    assert f"<td>{age['mean']:.3f}</td>" in html
+    assert "<td>a (3), b (1)</td>" in html
+    assert "Warning: age: 25% missing" in html

@@ -34,3 +34,18 @@ def test_dataframe_features(component):
     result = component("train_classifier_cv")(frame, pd.Series(y), cv=3, scoring="accuracy")
     assert list(result["model"].feature_names_in_) == ["a", "b", "c", "d"]
     assert result["mean"] > 0.7
+
+
+def test_result_displays_a_summary_and_keeps_the_data(component):
+    X, y = make_classification(n_samples=90, n_features=4, random_state=3)
+    result = component("train_classifier_cv")(
+        X, y, estimator=LogisticRegression(max_iter=500), cv=3, scoring="accuracy"
+    )
+    assert result.model is result["model"] and result.scoring == "accuracy"
+    summary = f"accuracy {result.mean:.3f} ± {result.std:.3f} over 3 folds"
+    assert result.summary.splitlines()[0] == summary
+    html = result._repr_html_()
+    assert f"<p>{summary}</p>" in html and "LogisticRegression" in html
+    assert "".join(f"<td>{s:.3f}</td>" for s in result.scores) in html  # one cell per fold
+    plain = result.to_dict()
+    assert type(plain) is dict and set(plain) == {"model", "scores", "mean", "std", "scoring"}

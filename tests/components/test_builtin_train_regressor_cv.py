@@ -65,3 +65,14 @@ def test_classifier_is_refused(component):
         component("train_regressor_cv")(
             np.zeros((10, 1)), np.arange(10.0), estimator=LogisticRegression()
         )
+
+
+def test_display_says_which_way_is_better(component):
+    X, y = make_regression(n_samples=60, n_features=3, noise=1.0, random_state=5)
+    result = component("train_regressor_cv")(X, y, estimator=LinearRegression(), cv=3)
+    assert result.metric == "root_mean_squared_error" and result.model is result["model"]
+    assert result.summary.splitlines()[0] == (
+        f"root_mean_squared_error {result.mean:.3f} ± {result.std:.3f} over 3 folds"
+        " (lower is better)"
+    )
+    assert "".join(f"<td>{s:.3f}</td>" for s in result.scores) in result._repr_html_()

@@ -117,3 +117,15 @@ def test_a_package_that_does_not_reproduce_is_never_published(component, tmp_pat
     with pytest.raises(RuntimeError, match="does not reproduce the in-memory predictions"):
         component("wrap_model_api")(model, "forgetful", tmp_path / "models", sample=X)
     assert ModelRepository(tmp_path / "models").versions("forgetful") == []
+
+
+def test_display_names_the_published_version_and_inputs(component, tmp_path):
+    model = LinearRegression().fit(np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]]), [1, 2, 3])
+    package = component("wrap_model_api")(model, "demo", tmp_path)
+    assert package.version == package["version"] and package.name == "demo"
+    assert package.summary.splitlines()[0] == (
+        f"Published demo version {package.version} to {package.path}"
+    )
+    html = package._repr_html_()
+    names = [i["name"] for i in package.signature["inputs"]]
+    assert all(f"<tr><th>{n}</th>" in html for n in names) and len(names) == 2

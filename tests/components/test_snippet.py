@@ -47,6 +47,10 @@ def test_every_builtin_cell_parses():
         tree = ast.parse(snippet(c))
         assert f'use("{c.ref}")' in snippet(c)
         assert isinstance(tree.body[-1], ast.Assign | ast.Expr)
+        if len(c.outputs) == 1:  # the cell's value is the result, so running it shows it
+            assert isinstance(tree.body[-1], ast.Expr) and tree.body[-2].targets[0].id == (
+                tree.body[-1].value.id
+            )
 
 
 def test_comment_cannot_inject_lines(time_split):
@@ -75,7 +79,7 @@ def test_one_output_keyword_outputs_and_a_clashing_input(time_split):
     code = snippet(c)
     assert 'scale_component = use("scale@1.0.0")' in code
     assert "scale = 2.0\n" in code
-    assert code.endswith("class_ = scale_component(scale=scale, x=x)\n")
+    assert code.endswith("class_ = scale_component(scale=scale, x=x)\nclass_\n")
 
 
 def test_defaults_without_a_literal_get_a_placeholder(time_split):

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from mlfactory.components.placeholders import expects
+from mlfactory.components.results import Result, listing
 
 FORMATS = ("csv", "parquet")
 
@@ -102,6 +104,10 @@ def _writer_for(path: Path, fmt: str) -> tuple[Any, Any]:
     return write, close
 
 
+@expects(
+    model="your fitted model or pipeline (e.g. result.model from train_classifier_cv)",
+    data="the rows to score (a DataFrame, dict of columns, 2-d array or iterable of chunks)",
+)
 def batch_score(
     model: Any,
     data: Any,
@@ -209,10 +215,23 @@ def batch_score(
             close()
         if tmp_name is not None:
             Path(tmp_name).unlink(missing_ok=True)
-    return {
+    out = {
         "rows": rows,
         "batches": batches,
         "output_path": None if target is None else str(target),
         "columns": columns,
         "predictions": pd.concat(kept, ignore_index=True) if target is None else None,
     }
+    where = (
+        f"written to {out['output_path']}"
+        if target is not None
+        else "in result.predictions (a DataFrame)"
+    )
+    return Result(
+        out,
+        title=f"batch_score: {type(model).__name__}",
+        summary=[
+            f"Scored {rows} rows in {batches} batches, {where}",
+            f"Columns: {listing(columns)}",
+        ],
+    )

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlfactory.components.placeholders import expects
+from mlfactory.components.results import Result, Table, listing
 
 MISSING_MARKERS = ("", "na", "n/a", "nan", "null", "none", "-", "?")
 POLICIES = ("none", "mean", "median", "most_frequent", "drop_rows")
@@ -71,6 +73,34 @@ def _infer(s: pd.Series, date_format: str | None) -> tuple[pd.Series, str | None
     return s, None, None
 
 
+def _display(report: dict[str, Any]) -> Result:
+    def pairs(mapping: Mapping[str, Any]) -> str:
+        return listing(f"{k}: {v}" for k, v in mapping.items())
+
+    changes = {
+        "converted": pairs(report["converted"]),
+        "kept as text": pairs(report["kept_as_text"]),
+        "whitespace trimmed": pairs(report["trimmed"]),
+        "missing markers": pairs(report["missing_markers"]),
+        "duplicate rows dropped": str(report["duplicate_rows_dropped"]),
+        "constant columns dropped": listing(report["constant_columns_dropped"]),
+        "mostly-missing columns dropped": listing(report["missing_columns_dropped"]),
+        "missing values": pairs(report["missing"]),
+        "imputed": pairs({c: i["policy"] for c, i in report["imputed"].items()}),
+        "rows dropped for missing values": str(report["rows_dropped_missing"]),
+    }
+    done = {k: v for k, v in changes.items() if v not in ("none", "0")}  # only what happened
+    return Result(
+        report,
+        title="clean_dataset",
+        summary=[
+            f"{report['rows_before']} → {report['rows_after']} rows, "
+            f"{report['columns_before']} → {report['columns_after']} columns"
+        ],
+        tables=[Table("Changes", ["details"], [[v] for v in done.values()], index=list(done))],
+    )
+
+
 def _impute_value(s: pd.Series, policy: str, column: str) -> Any:
     present = s.dropna()
     if present.empty:
@@ -89,6 +119,9 @@ def _impute_value(s: pd.Series, policy: str, column: str) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+@expects(
+    data="your raw table (a pandas DataFrame or a dict of columns)",
+)
 def clean_dataset(
     data: Any,
     trim_whitespace: bool = True,
@@ -228,4 +261,4 @@ def clean_dataset(
     frame = frame[~drop_rows]
     report["rows_after"] = len(frame)
     report["columns_after"] = len(frame.columns)
-    return frame, report
+    return frame, _display(report)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from mlfactory.components.placeholders import expects
+from mlfactory.components.results import Result, Table
 from scipy import stats
 
 
@@ -53,6 +55,10 @@ def _psi_categorical(ref: np.ndarray, cur: np.ndarray) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
+@expects(
+    reference="the data the model was trained on (a pandas DataFrame or dict of columns)",
+    current="the recent data to compare (a pandas DataFrame or dict of columns)",
+)
 def detect_drift(
     reference: Any,
     current: Any,
@@ -66,7 +72,8 @@ def detect_drift(
     quantile bins; other columns: PSI over categories. A column drifts when PSI exceeds
     ``psi_threshold`` (0.1-0.2 is the usual "watch", above 0.2 "act") or, for numeric
     columns, the KS p-value is below ``p_value``. Missing values (NaN/None) are dropped.
-    Returns ``{"columns": {name: {psi, ks_statistic, ks_p_value, drift}}, "drifted": [...]}``.
+    Returns ``{"columns": {name: {psi, ks_statistic, ks_p_value, drift}}, "drifted": [...]}``
+    as a ``Result`` (keys also read as attributes) that a notebook shows as a table.
     """
     reference = _columns(reference, "reference")
     current = _columns(current, "current")
@@ -98,4 +105,28 @@ def detect_drift(
             psi = _psi_categorical(ref, cur)
             entry = {"kind": "categorical", "psi": psi, "drift": psi > psi_threshold}
         columns[name] = entry
-    return {"columns": columns, "drifted": [k for k, v in columns.items() if v["drift"]]}
+    drifted = [k for k, v in columns.items() if v["drift"]]
+    summary = f"{len(drifted)} of {len(columns)} columns drifted"
+    return Result(
+        {"columns": columns, "drifted": drifted},
+        title="detect_drift",
+        summary=[summary + (f": {', '.join(map(str, drifted))}" if drifted else "")],
+        tables=[
+            Table(
+                f"Per column (drift: PSI > {psi_threshold} or KS p-value < {p_value})",
+                ["kind", "PSI", "KS statistic", "KS p-value", "drift"],
+                [
+                    [
+                        v["kind"],
+                        v["psi"],
+                        v.get("ks_statistic"),
+                        v.get("ks_p_value"),
+                        "yes" if v["drift"] else "no",
+                    ]
+                    for v in columns.values()
+                ],
+                index=list(columns),
+                corner="column",
+            )
+        ],
+    )

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
+from mlfactory.components.placeholders import expects
+from mlfactory.components.results import Result, Table, listing
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import KFold
@@ -58,6 +60,10 @@ def _names(given: Iterable[str] | None, columns: list[str], what: str) -> list[s
     return given
 
 
+@expects(
+    data="your training table (a pandas DataFrame or a dict of columns)",
+    y="the target (one value per row), or None",
+)
 def encode_features(
     data: Any,
     target: str | None = None,
@@ -221,4 +227,24 @@ def encode_features(
         transformer.fit(frame, y)
         result["fitted"] = True
         result["feature_names"] = [str(n) for n in transformer.get_feature_names_out()]
-    return result
+    counts = ", ".join(f"{len(roles[r])} {r.replace('_', '-')}" for r in roles)
+    fitted = (
+        f"fitted: {len(result['feature_names'])} output features"
+        if result["fitted"]
+        else "not fitted: put result.transformer first in your model's Pipeline"
+    )
+    return Result(
+        result,
+        title="encode_features",
+        summary=[f"{counts}, {len(dropped)} dropped; {fitted}"],
+        tables=[
+            Table(
+                "Encodings",
+                ["columns"],
+                [[listing(roles[r])] for r in roles]
+                + [[listing(f"{c} ({why})" for c, why in dropped.items())]],
+                index=[*roles, "dropped"],
+                corner="encoding",
+            )
+        ],
+    )

@@ -5,16 +5,63 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from mlfactory.components.placeholders import expects
+from mlfactory.components.results import Result, Table, number
 from sklearn import metrics
 
 
+def _display(out: dict[str, Any]) -> Result:
+    labels = out["labels"]
+    headline = [
+        f"accuracy {number(out['accuracy'])}",
+        f"balanced accuracy {number(out['balanced_accuracy'])}",
+        f"f1_macro {number(out['f1_macro'])}",
+    ]
+    if "roc_auc" in out:
+        headline.append(f"ROC AUC {number(out['roc_auc'])}")
+    n = int(out["confusion_matrix"].sum())
+    report = out["per_class"]
+    return Result(
+        out,
+        title="evaluate_classifier",
+        summary=[" · ".join(headline) + f" on {n} rows"],
+        tables=[
+            Table(
+                "Confusion matrix (rows: true class, columns: predicted)",
+                [f"predicted {v}" for v in labels],
+                out["confusion_matrix"].tolist(),
+                index=[f"true {v}" for v in labels],
+                corner="true \\ predicted",
+            ),
+            Table(
+                "Per class",
+                ["precision", "recall", "f1-score", "support"],
+                [
+                    [report[k]["precision"], report[k]["recall"], report[k]["f1-score"]]
+                    + [int(report[k]["support"])]
+                    for k in [*map(str, labels), "macro avg", "weighted avg"]
+                ],
+                index=[*labels, "macro avg", "weighted avg"],
+                corner="class",
+            ),
+        ],
+    )
+
+
+@expects(
+    y_true="the true class labels (a 1-d array or Series, e.g. y_test)",
+    y_pred="the predicted labels for the same rows (e.g. model.predict(X_test))",
+    y_score="predicted probabilities (e.g. model.predict_proba(X_test)), or None",
+)
 def evaluate_classifier(y_true: Any, y_pred: Any, y_score: Any = None) -> dict[str, Any]:
     """Compare predictions with the truth.
 
     Returns accuracy, balanced accuracy, macro precision/recall/F1, a per-class report, the
     confusion matrix (rows: true class, columns: predicted, in ``labels`` order) and, when
     ``y_score`` is given (positive-class probability for binary, one column per class for
-    multi-class), ROC AUC (one-vs-rest for multi-class).
+    multi-class), ROC AUC (one-vs-rest for multi-class). The dict is a ``Result``: keys also
+    read as attributes, and a notebook shows the headline metrics, the labelled confusion
+    matrix and the per-class table.
     """
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
@@ -43,4 +90,4 @@ def evaluate_classifier(y_true: Any, y_pred: Any, y_score: Any = None) -> dict[s
         out["roc_auc"] = float(
             metrics.roc_auc_score(y_true, score, multi_class="ovr" if score.ndim == 2 else "raise")
         )
-    return out
+    return _display(out)

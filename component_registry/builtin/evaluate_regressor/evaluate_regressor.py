@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from mlfactory.components.placeholders import expects
+from mlfactory.components.results import Result, Table, number
 from sklearn import metrics
+
+_METRICS = ("mae", "rmse", "r2", "median_absolute_error", "max_error", "bias", "mape", "smape")
 
 
 def _vector(values: Any, name: str) -> np.ndarray:
@@ -20,6 +24,11 @@ def _vector(values: Any, name: str) -> np.ndarray:
     return arr
 
 
+@expects(
+    y_true="the true numeric values (a 1-d array or Series, e.g. y_test)",
+    y_pred="the predicted values for the same rows (e.g. model.predict(X_test))",
+    sample_weight="one non-negative weight per row, or None",
+)
 def evaluate_regressor(
     y_true: Any, y_pred: Any, zero_tolerance: float = 1e-8, sample_weight: Any = None
 ) -> dict[str, Any]:
@@ -33,7 +42,9 @@ def evaluate_regressor(
     out of it (``mape_rows_excluded`` says how many); when every row is zero ``mape`` is
     None. ``smape`` (symmetric, 0-2 scale) is given for all rows where the truth or the
     prediction is non-zero. ``sample_weight`` weights MAE, RMSE, R² and MAPE. R² needs two
-    rows or more (None otherwise, and when ``y_true`` is constant).
+    rows or more (None otherwise, and when ``y_true`` is constant). The dict is a
+    ``Result``: keys also read as attributes, and a notebook shows the metrics and the
+    residual quantiles as tables.
     """
     t = _vector(y_true, "y_true")
     p = _vector(y_pred, "y_pred")
@@ -61,7 +72,7 @@ def evaluate_regressor(
     if len(t) >= 2 and np.ptp(t) > 0:
         r2 = float(metrics.r2_score(t, p, sample_weight=w))
     q = np.percentile(residuals, [5, 25, 50, 75, 95])
-    return {
+    out = {
         "n": len(t),
         "mae": float(metrics.mean_absolute_error(t, p, sample_weight=w)),
         "rmse": float(np.sqrt(metrics.mean_squared_error(t, p, sample_weight=w))),
@@ -84,3 +95,23 @@ def evaluate_regressor(
             "max": float(residuals.max()),
         },
     }
+    residual_stats = out["residuals"]
+    return Result(
+        out,
+        title="evaluate_regressor",
+        summary=[
+            f"MAE {number(out['mae'])} · RMSE {number(out['rmse'])} · R² {number(out['r2'])}"
+            f" on {out['n']} rows"
+        ],
+        tables=[
+            Table("Metrics", ["value"], [[out[k]] for k in _METRICS], index=list(_METRICS)),
+            Table(
+                "Residuals (true - predicted)",
+                list(residual_stats),
+                [list(residual_stats.values())],
+            ),
+        ],
+        notes=[f"MAPE leaves out {out['mape_rows_excluded']} rows where the truth is zero"]
+        if out["mape_rows_excluded"]
+        else [],
+    )

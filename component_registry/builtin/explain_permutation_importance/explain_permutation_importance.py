@@ -7,10 +7,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlfactory.components.placeholders import expects
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import get_scorer, get_scorer_names
 
 
+@expects(
+    model="your fitted model or pipeline (e.g. result.model)",
+    X="your held-out feature table (a pandas DataFrame or 2-d array, e.g. X_test)",
+    y="the held-out target for the same rows (e.g. y_test)",
+)
 def explain_permutation_importance(
     model: Any,
     X: Any,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlfactory.components.placeholders import expects
+from mlfactory.components.results import Result, Table, number
 from sklearn.base import clone, is_classifier
 from sklearn.metrics import get_scorer_names
 from sklearn.model_selection import (
@@ -19,6 +22,7 @@ from sklearn.model_selection import (
 )
 
 METHODS = ("random", "grid")
+_TOP = 5  # candidates shown in a notebook; result.results holds them all
 
 
 def _check_space(estimator: Any, space: Any, method: str) -> list[dict[str, Any]]:
@@ -50,6 +54,13 @@ def _check_space(estimator: Any, space: Any, method: str) -> list[dict[str, Any]
     return grids
 
 
+@expects(
+    estimator="the scikit-learn estimator or Pipeline to tune (e.g. RandomForestClassifier())",
+    param_space='the settings to try, e.g. {"n_estimators": [100, 300], "max_depth": [4, 8]}',
+    X="your training features (a pandas DataFrame or 2-d array, one row per sample)",
+    y="your training target (a 1-d array or Series, one per row of X)",
+    groups="one group id per row (e.g. a customer id), or None",
+)
 def hyperparameter_search(
     estimator: Any,
     param_space: dict[str, Any] | list[dict[str, Any]],
@@ -77,7 +88,8 @@ def hyperparameter_search(
 
     Returns ``{"best_params", "best_score", "results" (DataFrame, best first: one column per
     parameter, mean/std test score, rank, fit time), "model" (the best estimator refitted on
-    all rows), "n_candidates"}``.
+    all rows), "n_candidates"}`` as a ``Result``: keys also read as attributes, and a
+    notebook shows the best score and settings and the top candidates.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -143,7 +155,7 @@ def hyperparameter_search(
         axis=1,
     )
     results = results.sort_values(["rank_test_score", "mean_fit_time"], kind="stable")
-    return {
+    out = {
         "best_params": dict(search.best_params_),
         "best_score": float(search.best_score_),
         "results": results.reset_index(drop=True),
@@ -151,3 +163,32 @@ def hyperparameter_search(
         "n_candidates": len(results),
         "scoring": scoring or "score",
     }
+    top = out["results"].head(_TOP)
+    best_std = float(cv_results["std_test_score"][search.best_index_])
+    return Result(
+        out,
+        title=f"hyperparameter_search: {type(out['model']).__name__}",
+        summary=[
+            f"best {out['scoring']} {number(out['best_score'])} ± "
+            f"{number(best_std)} over {cv} folds, "
+            f"among {out['n_candidates']} candidates",
+            "result.model is the best setting refitted on all rows.",
+        ],
+        tables=[
+            Table(
+                "Best settings",
+                ["value"],
+                [[repr(v)] for v in out["best_params"].values()],
+                index=list(out["best_params"]),
+                corner="parameter",
+            ),
+            Table(
+                f"Top {len(top)} of {out['n_candidates']} candidates",
+                list(top.columns),
+                [
+                    [v if isinstance(v, Real) else repr(v) for v in row]
+                    for row in top.itertuples(index=False, name=None)
+                ],
+            ),
+        ],
+    )

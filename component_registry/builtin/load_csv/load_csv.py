@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from mlfactory.components.placeholders import expects
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
@@ -35,6 +36,9 @@ def _infer(values: list[str]) -> np.ndarray:
         return np.array([None if v.strip().lower() in MISSING else v for v in values], dtype=object)
 
 
+@expects(
+    path='the CSV file to read (a path such as "data/train.csv")',
+)
 def load_csv(
     path: str | Path,
     delimiter: str = ",",

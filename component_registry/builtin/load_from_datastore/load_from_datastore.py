@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
+from mlfactory.components.placeholders import expects
 
 ENV_VAR = "MLFACTORY_DATA_STORES"
 KINDS = ("filesystem", "http", "postgresql", "mysql", "s3")
@@ -280,6 +281,9 @@ def _read_s3(s, path, fmt, columns, timeout, max_bytes):
     return _parse(data, _format_of(name, fmt, response.get("ContentType")), name, columns)
 
 
+@expects(
+    store='the name of a data store your admin configured (e.g. "warehouse")',
+)
 def load_from_datastore(
     store: str,
     path: str | None = None,

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from mlfactory.components.placeholders import expects
 
 FORMATS = ("csv", "parquet")
 _SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -60,6 +61,9 @@ def _check_columns(path: Path, available: list[str], wanted: list[str], what: st
         )
 
 
+@expects(
+    path='the CSV or Parquet file to read (a path such as "data/train.parquet")',
+)
 def load_table(
     path: str | Path,
     format: str | None = None,

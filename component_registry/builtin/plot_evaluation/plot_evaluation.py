@@ -2,7 +2,8 @@
 
 Figures are built with ``matplotlib.figure.Figure``, not pyplot: no GUI backend is needed
 (headless servers, Agg), nothing global is left open, and each figure is freed with its last
-reference. In a notebook, a returned Figure displays itself when it is a cell's value.
+reference. Figures are ``ResultFigure``s, which draw themselves as PNG in a notebook
+without pyplot; the returned ``Figures`` shows all of them when it is a cell's value.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from mlfactory.components.figures import Figures, ResultFigure
+from mlfactory.components.placeholders import expects
 from sklearn import metrics
 
 TASKS = ("auto", "classification", "regression")
@@ -25,7 +28,7 @@ def _confusion(
         totals = cm.sum(axis=1, keepdims=True)
         shown = np.divide(cm, totals, out=np.zeros_like(shown), where=totals > 0)
     size = max(4.0, 0.6 * len(labels) + 2.5)
-    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    fig = ResultFigure(figsize=(size + 1, size), layout="constrained")
     ax = fig.add_subplot()
     image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(image, ax=ax, label="share of true class" if normalize else "rows")
@@ -45,7 +48,7 @@ def _confusion(
 
 
 def _roc(y_true: np.ndarray, score: np.ndarray, classes: list[Any]) -> Figure:
-    fig = Figure(figsize=(6, 5), layout="constrained")
+    fig = ResultFigure(figsize=(6, 5), layout="constrained")
     ax = fig.add_subplot()
     if len(classes) < 2:
         raise ValueError("ROC curves need at least two classes in y_true")
@@ -84,14 +87,14 @@ def _regression(
     idx = np.arange(len(y_true))
     if len(idx) > max_points:  # draw a sample; a million dots hide the pattern and slow the page
         idx = np.sort(np.random.default_rng(seed).choice(idx, max_points, replace=False))
-    res_fig = Figure(figsize=(6, 4.5), layout="constrained")
+    res_fig = ResultFigure(figsize=(6, 4.5), layout="constrained")
     ax = res_fig.add_subplot()
     ax.scatter(y_pred[idx], residuals[idx], s=10, alpha=0.5)
     ax.axhline(0.0, color="grey", linestyle="--")
     ax.set_xlabel("Predicted value")
     ax.set_ylabel("Residual (true - predicted)")
     ax.set_title("Residuals")
-    pva = Figure(figsize=(5.5, 5), layout="constrained")
+    pva = ResultFigure(figsize=(5.5, 5), layout="constrained")
     ax = pva.add_subplot()
     ax.scatter(y_true[idx], y_pred[idx], s=10, alpha=0.5)
     lo = float(min(y_true.min(), y_pred.min()))
@@ -104,6 +107,11 @@ def _regression(
     return {"residuals": res_fig, "predicted_vs_true": pva}
 
 
+@expects(
+    y_true="the true labels or values (a 1-d array or Series, e.g. y_test)",
+    y_pred="the model's predictions for the same rows (e.g. model.predict(X_test)), or None",
+    y_score="predicted probabilities (e.g. model.predict_proba(X_test)), or None",
+)
 def plot_evaluation(
     y_true: Any,
     y_pred: Any = None,
@@ -123,7 +131,8 @@ def plot_evaluation(
     (residual vs prediction) and ``predicted_vs_true``, at most ``max_points`` dots drawn
     (a seeded sample). ``task="auto"`` treats float ``y_true`` as regression, anything else
     as classification. Figures are ``matplotlib.figure.Figure`` objects (no pyplot state);
-    save one with ``fig.savefig("roc.png")``.
+    save one with ``fig.savefig("roc.png")``. As a cell's value the result shows every
+    figure inline.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -140,7 +149,8 @@ def plot_evaluation(
     if task == "regression":
         if p is None:
             raise ValueError("regression plots need y_pred")
-        return _regression(t.astype(float), p.astype(float), max_points, random_state)
+        regression = _regression(t.astype(float), p.astype(float), max_points, random_state)
+        return Figures(regression, title="plot_evaluation: regression")
     if labels is None:
         seen = t if p is None else np.concatenate([t, p])
         labels = np.unique(seen).tolist()
@@ -157,4 +167,4 @@ def plot_evaluation(
         if len(score) != len(t):
             raise ValueError(f"y_true has {len(t)} rows but y_score has {len(score)}")
         figures["roc_curve"] = _roc(t, score, labels)
-    return figures
+    return Figures(figures, title="plot_evaluation: classification")

@@ -6,6 +6,8 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+from mlfactory.components.placeholders import expects
+from mlfactory.components.results import Result, Table
 
 
 def _columns(data: Any, what: str = "data") -> dict[str, np.ndarray]:
@@ -45,6 +47,13 @@ def _missing_mask(values: np.ndarray) -> np.ndarray:
     return np.zeros(len(values), dtype=bool)
 
 
+def _top(stats: dict[str, Any]) -> str:
+    if stats["kind"] == "numeric":
+        return ""
+    return ", ".join(f"{value} ({count})" for value, count in stats["top"])
+
+
+@expects(data="your table (a pandas DataFrame or a dict of column name -> values)")
 def profile_dataset(data: Any, top_k: int = 5, high_missing: float = 0.2) -> dict[str, Any]:
     """Summarise each column of ``data`` (a pandas DataFrame or ``{column: 1-d array-like}``).
 
@@ -52,7 +61,8 @@ def profile_dataset(data: Any, top_k: int = 5, high_missing: float = 0.2) -> dic
     mean, std, min, quartiles and max (over present values); other columns get their
     ``top_k`` most frequent values. Warnings flag columns missing more than ``high_missing``
     of their values, constant columns, and text columns where every value is unique (likely
-    an identifier that should not be a feature).
+    an identifier that should not be a feature). The dict is a ``Result``: keys also read as
+    attributes, and a notebook shows one row per column and the warnings.
     """
     arrays = _columns(data)
     if not arrays:
@@ -96,4 +106,29 @@ def profile_dataset(data: Any, top_k: int = 5, high_missing: float = 0.2) -> dic
         elif stats["kind"] == "categorical" and stats["unique"] == len(present) > 1:
             warnings.append(f"{name}: every value unique (an identifier?)")
         columns[name] = stats
-    return {"rows": rows, "columns": columns, "warnings": warnings}
+    names = list(columns)
+    return Result(
+        {"rows": rows, "columns": columns, "warnings": warnings},
+        title="profile_dataset",
+        summary=[f"{rows} rows, {len(columns)} columns, {len(warnings)} warnings"],
+        tables=[
+            Table(
+                "Columns",
+                ["kind", "dtype", "missing", "unique", "mean", "std", "min", "max", "most common"],
+                [
+                    [
+                        s["kind"],
+                        s["dtype"],
+                        f"{s['missing']} ({s['missing_fraction']:.0%})",
+                        s["unique"],
+                        *(s.get(k) for k in ("mean", "std", "min", "max")),
+                        _top(s),
+                    ]
+                    for s in columns.values()
+                ],
+                index=names,
+                corner="column",
+            )
+        ],
+        notes=[f"Warning: {w}" for w in warnings],
+    )

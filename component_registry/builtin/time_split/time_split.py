@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from mlfactory.components.placeholders import expects
 
 
+@expects(
+    timestamps='one timestamp per row (a 1-d array of numbers or datetime64, e.g. df["date"])',
+)
 def time_split(
     timestamps: Any,
     test_size: float = 0.2,

@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from mlfactory.components.placeholders import expects
+from mlfactory.components.results import Result, Table, number, score_summary
 from sklearn.base import clone, is_classifier
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import get_scorer_names
 from sklearn.model_selection import GroupKFold, KFold, cross_validate
 
 
+@expects(
+    X="your feature table (a pandas DataFrame or 2-d array, one row per sample)",
+    y="your numeric target (a 1-d array or Series, one value per row of X)",
+    estimator="a scikit-learn regressor or pipeline, or None for a random forest",
+    groups="one group id per row (e.g. a customer id), or None",
+)
 def train_regressor_cv(
     X: Any,
     y: Any,
@@ -30,7 +38,8 @@ def train_regressor_cv(
     scorer name; for error scorers (``neg_...``) the scores are reported as positive errors
     under ``metric`` (e.g. ``root_mean_squared_error``), lower is better. Returns
     ``{"model", "scores" (per fold), "mean", "std", "metric", "greater_is_better",
-    "scoring"}``.
+    "scoring"}`` as a ``Result``: a dict that also reads as attributes (``result.model``)
+    and shows the mean ± std over the folds in a notebook.
     """
     if cv < 2:
         raise ValueError(f"cv must be at least 2, got {cv}")
@@ -69,7 +78,7 @@ def train_regressor_cv(
     if scoring.startswith("neg_"):
         scores, metric = -scores, scoring[len("neg_") :]
     model = clone(base).fit(X, y_arr)
-    return {
+    data = {
         "model": model,
         "scores": scores,
         "mean": float(scores.mean()),
@@ -78,3 +87,19 @@ def train_regressor_cv(
         "greater_is_better": bool(greater_is_better),
         "scoring": scoring,
     }
+    better = "higher" if greater_is_better else "lower"
+    return Result(
+        data,
+        title=f"train_regressor_cv: {type(model).__name__}",
+        summary=[
+            f"{score_summary(metric, data['mean'], data['std'], cv)} ({better} is better)",
+            f"Refitted on all {len(y_arr)} rows: result.model is ready to predict.",
+        ],
+        tables=[
+            Table(
+                f"{metric} per fold",
+                [f"fold {k + 1}" for k in range(cv)],
+                [[number(s) for s in scores]],
+            )
+        ],
+    )

@@ -6,9 +6,14 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+from mlfactory.components.placeholders import expects
 from sklearn.model_selection import train_test_split
 
 
+@expects(
+    X="your feature table (a pandas DataFrame or 2-d array, one row per sample)",
+    y="your class labels (a 1-d array or Series, one per row of X)",
+)
 def train_test_split_stratified(
     X: Any, y: Any, test_size: float = 0.2, random_state: int = 0
 ) -> tuple[Any, Any, Any, Any]:

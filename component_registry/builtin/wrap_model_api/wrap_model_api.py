@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlfactory.components.placeholders import expects
+from mlfactory.components.results import Result, Table, listing
 from mlfactory.model_api import Model, ModelRepository
 from mlfactory.model_api.schemas import request_json_schema
 
@@ -51,6 +53,11 @@ def _check_round_trip(wrapped: Model, rows: Any) -> None:
         )
 
 
+@expects(
+    model="your trained model (e.g. result.model from train_classifier_cv)",
+    name='a model name of lowercase letters, digits, - and _ (e.g. "churn-model")',
+    repository='the model repository folder the server reads (e.g. "models")',
+)
 def wrap_model_api(
     model: Any,
     name: str,
@@ -119,10 +126,34 @@ def wrap_model_api(
         "threshold": wrapped.threshold,
         "request_schema": request_json_schema(wrapped.schema, wrapped.task),
     }
-    return {
+    out = {
         "path": str(path),
         "name": name,
         "version": version,
         "signature": signature,
         "model": wrapped,
     }
+    inputs = signature["inputs"]
+    return Result(
+        out,
+        title=f"wrap_model_api: {name} {version}",
+        summary=[
+            f"Published {name} version {version} to {path}",
+            f"{signature['task']}: outputs {listing(signature['outputs'])}"
+            + (f"; labels {listing(signature['labels'])}" if signature["labels"] else ""),
+        ],
+        tables=[
+            Table(
+                "Inputs",
+                ["datatype", "nullable", "description"],
+                [
+                    [i["datatype"], "yes" if i["nullable"] else "no", i["description"]]
+                    for i in inputs
+                ],
+                index=[i["name"] for i in inputs],
+                corner="input",
+            )
+        ]
+        if inputs
+        else [],
+    )
