@@ -3,8 +3,10 @@
 nbdime aligns cells by id first and is 10–100× faster when they have one, so cells
 without an id get one derived from their type and source (the same cell gets the same
 id in both versions); the id changes that this invents are dropped from the diff.
-Diffs run in worker processes that have nbdime imported; a timeout or a client that
-went away kills the worker, and nbdime's module-level options stay private to them.
+Lines are split where nbdime's frontend and CodeMirror split them, so the line numbers of
+a diff are the lines the browser shows. Diffs run in worker processes that have nbdime
+imported; a timeout or a client that went away kills the worker, and nbdime's module-level
+options stay private to them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import struct
 import sys
@@ -168,13 +171,62 @@ def _is_base64(test_string: str, min_len: int = 64) -> bool:
     return True
 
 
+# nbdime's frontend (its splitLines, then CodeMirror) ends a line only at \r\n, \r or \n.
+# Python's str.splitlines, which nbdime's diff uses, also ends one at \v, \f, \x1c-\x1e,
+# \x85, U+2028 and U+2029: one form feed in a cell and every line number after it pointed
+# one line further in the browser ("Invalid line number 15 in 14-line document", "Key out
+# of range"), and the diff stopped drawing at that cell.
+_FRONTEND_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+# nbdime's splitLines drops U+2028 and U+2029 (a JavaScript "." stops there and the
+# character is matched by nothing), so their texts are shown with line breaks instead.
+_DROPPED_BY_FRONTEND = str.maketrans({"\u2028": "\n", "\u2029": "\n"})
+_DROPPED_MARKS = (b"\xe2\x80\xa8", b"\xe2\x80\xa9", b"\\u2028", b"\\u2029")
+
+
+def split_lines(text: str) -> list[str]:
+    """``text`` in lines, each with its line end, where the browser breaks lines (pure)."""
+    return _FRONTEND_LINE.findall(text)
+
+
+def diff_lines(a: str, b: str) -> Any:
+    """nbdime's line-wise string diff over ``split_lines`` instead of ``str.splitlines``."""
+    import operator
+    from collections import defaultdict
+
+    from nbdime.diffing.config import DiffConfig
+    from nbdime.diffing.generic import compare_strings_approximate, diff_lists
+    from nbdime.diffing.sequences import diff_strings_by_char
+
+    if a == b:
+        return []
+    config = DiffConfig(
+        predicates=defaultdict(lambda: [compare_strings_approximate, operator.__eq__]),
+        differs=defaultdict(lambda: diff_strings_by_char),
+    )
+    return diff_lists(split_lines(a), split_lines(b), config=config)
+
+
+def frontend_text(value: Any) -> Any:
+    """``value`` (a notebook, recursively) with U+2028 and U+2029 as line breaks."""
+    if isinstance(value, str):
+        return value.translate(_DROPPED_BY_FRONTEND)
+    if isinstance(value, list):
+        return [frontend_text(v) for v in value]
+    if isinstance(value, dict):
+        return type(value)((k, frontend_text(v)) for k, v in value.items())
+    return value
+
+
 def install_fast_paths() -> None:
     """In the worker process only (nbdime's configuration is module-level state): align
-    cells by id in O(n log n) and recognise base64 images without a regex."""
-    from nbdime.diffing import notebooks
+    cells by id in O(n log n), recognise base64 images without a regex, and diff strings
+    in the browser's lines."""
+    from nbdime.diffing import generic, notebooks
 
     notebooks.notebook_config.differs["/cells"] = diff_cells
     notebooks._is_base64 = _is_base64
+    # both of nbdime's string differs (``diff`` and ``diff_string_lines``) look it up here
+    generic.diff_strings_linewise = diff_lines
 
 
 def _without_id(cell: dict[str, Any], invented: set[str]) -> dict[str, Any]:
@@ -190,8 +242,10 @@ def load(raw: bytes) -> Any:
     from nbformat.v4.rwbase import rejoin_lines
 
     data = json.loads(raw)
+    if any(mark in raw for mark in _DROPPED_MARKS):
+        data = frontend_text(data)
     if data.get("nbformat") != 4:
-        return nbformat.reads(raw.decode("utf-8"), as_version=4)
+        return nbformat.reads(json.dumps(data), as_version=4)
     return rejoin_lines(nbformat.from_dict(data))
 
 

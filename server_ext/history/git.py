@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import inside
+from .wording import display_name
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,8 @@ class Version:
             "short": self.short,
             "time": self.time,
             "author": self.author,
+            # what the panel shows; author and email stay for its details view
+            "name": display_name(self.author, self.email),
             "email": self.email,
             "message": self.message,
             "automatic": self.automatic,

@@ -21,7 +21,7 @@ from typing import Any
 import nbformat
 from jupyter_core.utils import ensure_async
 
-from . import diffing, pairing, paths
+from . import diffing, pairing, paths, wording
 from .credentials import CredentialStore
 from .git import REMOTE, GitError, GitRunner, GitTimeout, Repository, Version
 
@@ -222,8 +222,9 @@ class Workspace:
         )
         if sha is None:
             latest = await self.repo.versions(rel, 1)
-            since = f" version {latest[0].short}" if latest else " the last version"
-            raise NothingChanged(f"Nothing changed in {rel} since{since}.")
+            quote = wording.quoted_message(latest[0].message) if latest else ""
+            since = f"the last version, {quote}" if quote else "the last version"
+            raise NothingChanged(f"Nothing changed in {rel} since {since}.")
         self.last_version[rel] = self.clock()
         return (await self.repo.versions(rel, 1))[0]
 
@@ -309,13 +310,14 @@ class Workspace:
             if (self.root / rel).is_file() and await self.repo.dirty(*self._files(rel)):
                 # the working copy is about to be replaced: keep it as a version first
                 try:
-                    await self._save_version(rel, f"Before restoring {old.short}", True)
+                    await self._save_version(
+                        rel, wording.before_restore_message(old.message, old.time), True
+                    )
                 except NothingChanged:
                     pass
             await self._write_notebook(rel, content)
-            first_line = old.message.splitlines()[0] if old.message else ""
             return await self._save_version(
-                rel, f"Restore version {old.short} ({old.time}): {first_line}".rstrip(": "), False
+                rel, wording.restore_message(old.message, old.time), False
             )
 
     async def _write_notebook(self, rel: str, content: dict[str, Any]) -> None:

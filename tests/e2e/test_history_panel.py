@@ -4,7 +4,9 @@ notebook, compare two with nbdime, restore one; server text stays text."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -261,7 +263,7 @@ def test_remote_push_pull_and_conflicts(lab_with_local_remotes, page, tmp_path):
 
     result = section.locator('[data-testid="mlfactory-history-remote-result"]')
     section.get_by_role("button", name="Push").click()
-    wait_for_text(result, "Pushed your versions to main.")
+    wait_for_text(result, "Pushed your versions to the remote.")
 
     # a colleague edits the heading: pulling brings it into the open notebook
     clone = tmp_path / "clone"
@@ -347,3 +349,142 @@ def test_diff_spinner_cancel_on_close_and_timeout(lab, page):
     alert.wait_for(timeout=10_000)
     assert message in alert.inner_text() and "closer together" in alert.inner_text()
     assert diff.locator(".jp-Spinner").count() == 0
+    close_diff_tab(page)
+
+    # a diff that does not fit its notebook is said on the page, not only in the console
+    base = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("a = 1\n", id="c")])
+    beyond = {"op": "patch", "key": 7, "diff": [{"op": "addrange", "key": 0, "valuelist": "x"}]}
+    unreadable = [{"op": "patch", "key": "cells", "diff": [{"op": "patch", "key": 0, "diff": [
+        {"op": "patch", "key": "source", "diff": [beyond]}]}]}]  # fmt: skip
+    page.unroute("**/mlfactory/history/diff?**")
+    page.route(
+        "**/mlfactory/history/diff?**",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="application/json",
+            body=json.dumps({"base": base, "diff": unreadable, "from": "a" * 40, "to": "working"}),
+        ),
+    )
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    compare()
+    alert = diff.locator('[data-testid="mlfactory-history-diff-error"]')
+    alert.wait_for(timeout=10_000)
+    assert "could not be shown side by side" in alert.inner_text()
+    assert errors == []
+    close_diff_tab(page)
+
+    # cells without ids (notebooks before nbformat 4.5) are numbered too
+    old = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("a = 1"), nbformat.v4.new_code_cell("b = 2")]
+    )
+    old.nbformat_minor = 4
+    for cell in old.cells:
+        del cell["id"]
+    add_zero = {"op": "addrange", "key": 5, "valuelist": "0"}
+    second_line = {"op": "patch", "key": 0, "diff": [add_zero]}
+    patched = [{"op": "patch", "key": "cells", "diff": [{"op": "patch", "key": 1, "diff": [
+        {"op": "patch", "key": "source", "diff": [second_line]}]}]}]  # fmt: skip
+    page.unroute("**/mlfactory/history/diff?**")
+    page.route(
+        "**/mlfactory/history/diff?**",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="application/json",
+            body=json.dumps({"base": old, "diff": patched, "from": "b" * 40, "to": "working"}),
+        ),
+    )
+    compare()
+    changed = diff.locator(".jp-Cell-diff:not(.jp-Diff-unchanged)")
+    changed.first.wait_for(timeout=10_000)
+    poll(lambda: "b = 20" in changed.first.inner_text(), 10, "the patched cell drawn")
+    assert changed.first.inner_text().count("Cell 2") == 2  # older and newer side
+    assert "Cell ID" not in diff.inner_text() and errors == []
+
+
+# A form feed (a page break in Python source) ends a line for Python's str.splitlines but
+# not for the browser: the diff's line numbers pointed one line on, and nbdime stopped
+# drawing ("Key out of range", "Invalid line number 15 in 14-line document").
+PAGED_OLD = "a = 1\x0c\nb = 2\nc = 3\nd = 4"
+PAGED_NEW = "a = 1\x0c\nb = 2\nc = 30\nd = 4\ne = 5"
+
+
+def test_diff_speaks_in_cell_numbers_names_and_times(lab, page):
+    """Two versions compared: the diff names cells "Cell N" and versions by message and
+    time, with no cell id, hash or e-mail in sight until Details is opened; a cell with a
+    form feed is drawn whole and nothing is logged as drawn in part."""
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+
+    def version(source: str, message: str) -> dict:
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}  # fmt: skip
+        nb.cells = [
+            nbformat.v4.new_markdown_cell("# Paged", id=ids[0]),
+            nbformat.v4.new_code_cell("x = 0", id=ids[1]),
+            nbformat.v4.new_code_cell(source, id=ids[2]),
+        ]
+        nbformat.write(nb, lab.root / NOTEBOOK)
+        answer = page.request.post(
+            f"{lab.url}/mlfactory/history/versions",
+            headers={"Authorization": f"token {lab.token}"},
+            data={"path": NOTEBOOK, "message": message},
+        )
+        assert answer.ok, answer.text()
+        return answer.json()["version"]
+
+    init = page.request.post(
+        f"{lab.url}/mlfactory/history/init", headers={"Authorization": f"token {lab.token}"}
+    )
+    assert init.ok, init.text()
+    first = version(PAGED_OLD, "first")
+    second = version(PAGED_NEW, "second")
+    logs: list[str] = []
+    page.on("console", lambda m: logs.append(m.text))
+    page.on("pageerror", lambda e: logs.append(f"pageerror: {e}"))
+    open_notebook(page, lab)
+    page.locator('.jp-SideBar [data-id="mlfactory-history"]').click()
+    panel = page.locator('[data-testid="mlfactory-history"]')
+    expect_versions(panel, 2)
+
+    # the list: a name and a relative time; the id, e-mail and ISO time only in Details
+    rows = panel.locator("li.mlfactory-HistoryVersion")
+    main = panel.inner_text()
+    for hidden in (first["short"], second["short"], "lab@example.com", first["time"], "Branch"):
+        assert hidden not in main
+    assert "Lab Tester" in rows.nth(0).inner_text()
+    time = rows.nth(0).locator("time")
+    assert re.search(r"(now|second|minute)", time.inner_text())
+    assert time.get_attribute("title")  # the exact time on hover
+    details = rows.nth(0).locator('[data-testid="mlfactory-history-version-details"]')
+    details.locator("summary").click()
+    assert second["id"] in details.inner_text() and "lab@example.com" in details.inner_text()
+
+    for i in (0, 1):
+        rows.nth(i).locator("input[type=checkbox]").check()
+    panel.locator('[data-testid="mlfactory-history-compare"]').click()
+    diff = page.locator('[data-testid="mlfactory-history-diff"]')
+    changed = diff.locator(".jp-Cell-diff:not(.jp-Diff-unchanged)")
+    changed.first.wait_for(timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=mlfactory-history-diff] .jp-Cell-diff"
+        ":not(.jp-Diff-unchanged) .cm-content')",
+        timeout=15_000,
+    )
+    text = diff.inner_text()
+    assert "Cell 3" in changed.first.inner_text()
+    assert "c = 30" in changed.first.inner_text() and "e = 5" in changed.first.inner_text()
+    assert "Cell ID" not in text and not any(i in text for i in ids)
+    for hidden in (first["id"], first["short"], second["short"], "lab@example.com"):
+        assert hidden not in text
+    assert "first" in text and "second" in text
+    assert diff.locator('[data-testid="mlfactory-history-diff-partial"]').count() == 0
+    assert not [line for line in logs if re.search(
+        r"drawn|RangeError|out of range|Invalid line|pageerror", line
+    )], logs  # fmt: skip
+
+    diff_details = diff.locator('[data-testid="mlfactory-history-diff-details"]')
+    diff_details.locator("summary").click()
+    assert first["id"] in diff_details.inner_text() and second["id"] in diff_details.inner_text()
+    dismiss_news(page)
+    screenshot(page, "history-diff-numbered")

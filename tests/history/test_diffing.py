@@ -183,3 +183,96 @@ def test_fast_base64_check_agrees_with_nbdime(value):
     from nbdime.diffing.notebooks import _is_base64
 
     assert diffing._is_base64(value) == bool(_is_base64(value))
+
+
+def frontend_lines(text: str) -> list[str]:
+    """What nbdime's frontend makes of a cell's text: ``text.match(/^.*(\\r\\n|\\r|\\n|$)/gm)``
+    run the way JavaScript runs it (``.`` and ``$`` stop at \\n, \\r, U+2028 and U+2029)."""
+    ends = "\n\r\u2028\u2029"
+    lines, pos = [], 0
+    while pos <= len(text):
+        if pos and text[pos - 1] not in ends:
+            pos += 1  # "^" fails here: the next match starts further on
+            continue
+        end = pos
+        while end < len(text) and text[end] not in ends:
+            end += 1
+        if text.startswith("\r\n", end):
+            end += 2
+        elif end < len(text) and text[end] in "\r\n":
+            end += 1
+        lines.append(text[pos:end])
+        pos = end if end > pos else pos + 1
+    return lines
+
+
+def test_frontend_lines_mirror_nbdime():
+    assert frontend_lines("a\nb") == ["a\n", "b"]
+    assert frontend_lines("a\r\nb\rc\n") == ["a\r\n", "b\r", "c\n", ""]
+    assert frontend_lines("a\x0cb\x85c") == ["a\x0cb\x85c"]
+    assert frontend_lines("a\u2028b") == ["a", "b"]  # nbdime's splitLines loses U+2028
+
+
+def _apply(seq: list | str, ops: list) -> list:
+    """nbdime's sequence ops applied in order, refusing keys out of range as its frontend
+    does ("Invalid patch diff op: Key out of range")."""
+    out, pos = [], 0
+    for e in ops:
+        key = e["key"]
+        limit = len(seq) - (1 if e["op"] == "patch" else 0) - e.get("length", 0)
+        assert pos <= key <= limit, f"key {key} out of range for {len(seq)} items"
+        out += list(seq[pos:key])
+        pos = key
+        if e["op"] == "addrange":
+            out += list(e["valuelist"])
+        elif e["op"] == "removerange":
+            pos += e["length"]
+        else:
+            out.append("".join(_apply(seq[key], e["diff"])))
+            pos += 1
+    return out + list(seq[pos:])
+
+
+def as_frontend_draws(base: str, diff: list) -> str:
+    """The new text nbdime's frontend builds: the source diff applied to its lines."""
+    return "".join(_apply(frontend_lines(base), diff))
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # a form feed (a page break in Python files): Python's splitlines ends a line there
+        ("a = 1\x0c\nb = 2\nc = 3\nd = 4", "a = 1\x0c\nb = 2\nc = 30\nd = 4\ne = 5"),
+        # drawn as "c = 3new = 9" in the browser before, with no error at all
+        ("a = 1\x0c\nb = 2\nc = 3", "a = 1\x0c\nb = 2\nnew = 9\nc = 3"),
+        ("\n".join(f"x{i} = {i}\x0c" for i in range(14)), "x = 0\x0c\n" + "y = 1\x0b\n"),
+        ("s = 'a\x85b\x1cc'\nt = 1\nu = 2", "s = 'a\x85b\x1cc'\nt = 2"),
+        ("a\r\nb\rc\nd", "a\r\nb\rc\nd\ne"),
+        ("s = 'pasted\u2028from a PDF'\nt = 1\nu = 2", "s = 'pasted\u2028from a PDF'\nt = 3"),
+    ],
+    ids=[
+        "form-feed",
+        "insert-after-form-feed",
+        "many-separators",
+        "nel-and-fs",
+        "cr-lf",
+        "line-separator",
+    ],  # fmt: skip
+)
+async def test_the_diff_counts_lines_as_the_browser_does(diff_workers, old, new):
+    """Every line number in a source diff is a line of the text the browser shows: the
+    diff applied to the browser's lines of the base gives the new text (with Python's
+    line splitting, a form feed moved every change one line on, past the end)."""
+
+    def notebook(source: str) -> bytes:
+        cells = [nbformat.v4.new_code_cell("x", id="first"), nbformat.v4.new_code_cell(source)]
+        cells[1]["id"] = "second"
+        return nbformat.writes(nbformat.v4.new_notebook(cells=cells)).encode()
+
+    base, diff = await diffing.diff_in_worker(notebook(old), notebook(new), limit_s=60)
+    base_source = json.loads(base)["cells"][1]["source"]
+    cells = json.loads(diff)[0]["diff"]
+    (source,) = [e for e in cells[0]["diff"] if e["key"] == "source"]
+    assert cells[0]["key"] == 1 and base_source == diffing.frontend_text(old)
+    assert as_frontend_draws(base_source, source["diff"]) == diffing.frontend_text(new)
+    assert "\u2028" not in base_source

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 from mlfactory.server.history.git import AUTOMATIC_TRAILER
 from mlfactory.server.history.paths import Refused
+from mlfactory.server.history.wording import human_date
 from mlfactory.server.history.workspace import HistoryError, Settings, autosave_due, check_settings
 
 from .conftest import git, sources, write_notebook
@@ -69,7 +70,8 @@ async def test_nothing_changed_is_409(workspace, root):
     version = await workspace.save_version("a.ipynb", "one")
     with pytest.raises(HistoryError) as e:
         await workspace.save_version("a.ipynb", "again")
-    assert e.value.status == 409 and version.short in e.value.message
+    assert e.value.status == 409 and "since the last version, “one”" in e.value.message
+    assert version.short not in e.value.message
 
 
 async def test_versions_newest_first_and_dirty(workspace, root):
@@ -173,8 +175,11 @@ async def test_restore_is_a_new_version_and_keeps_the_working_copy(workspace, ro
     assert "# %%\nv1" in (root / "a.py").read_text()
     listed = (await workspace.versions("a.ipynb"))["versions"]
     assert [v["id"] for v in listed][2:] == [two.id, one.id]  # history kept, not rewritten
-    assert listed[0]["id"] == restored.id and one.short in restored.message
+    assert listed[0]["id"] == restored.id
+    assert restored.message == f"Restored “one” from {human_date(one.time)}"
+    assert one.short not in restored.message and one.time not in restored.message
     assert listed[1]["automatic"] is True  # the unsaved work, kept as a version first
+    assert listed[1]["message"].startswith("Changes kept before restoring “one” from ")
     assert "unsaved work" in git(root, "show", f"{listed[1]['id']}:a.ipynb")
     assert (await workspace.versions("a.ipynb"))["dirty"] is False
 

@@ -100,12 +100,13 @@ async def test_versions_save_list_diff_restore(history_api, jp_root_dir):
     code, created = await history_api("versions", "POST", {"path": "sub/a.ipynb", "message": "one"})
     assert code == 201
     one = created["version"]
-    assert set(one) == {"id", "short", "time", "author", "email", "message", "automatic"}
+    assert set(one) == {"id", "short", "time", "author", "name", "email", "message", "automatic"}
     assert one["message"] == "one" and one["author"] == "Ada" and one["automatic"] is False
+    assert one["name"] == "Ada"
     code, body = await refused(
         history_api, "versions", "POST", {"path": "sub/a.ipynb", "message": "again"}
     )
-    assert code == 409 and one["short"] in body["message"]
+    assert code == 409 and "“one”" in body["message"] and one["short"] not in body["message"]
     edit(path, "x = 2")
     code, diff = await history_api("diff", path="sub/a.ipynb")
     assert code == 200 and (diff["from"], diff["to"]) == (one["id"], "working")
@@ -122,7 +123,10 @@ async def test_versions_save_list_diff_restore(history_api, jp_root_dir):
     code, restored = await history_api(
         "restore", "POST", {"path": "sub/a.ipynb", "version": one["id"]}
     )
-    assert code == 201 and one["short"] in restored["version"]["message"]
+    # the message says what came back and when, in words: no hash, no ISO time
+    message = restored["version"]["message"]
+    assert code == 201 and message.startswith("Restored “one” from ")
+    assert one["short"] not in message and one["time"] not in message
     assert nbformat.read(path, as_version=4).cells[0].source == "x = 1"
     listed = (await history_api("versions", path="sub/a.ipynb", limit="2"))[1]
     assert [v["id"] for v in listed["versions"]] == [

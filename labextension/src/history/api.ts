@@ -35,7 +35,10 @@ export interface IVersion {
   short: string;
   /** ISO 8601, UTC. */
   time: string;
+  /** As git recorded it; `name` is what the panel shows. */
   author: string;
+  /** The author's name for people: never an e-mail address. */
+  name: string;
   email: string;
   message: string;
   /** Made by the autosave timer rather than by the user. */

@@ -89,6 +89,32 @@ export function section(
   return node;
 }
 
+/**
+ * A closed "Details" disclosure listing git's facts (ids, e-mails, exact
+ * times) that the main view leaves out, for those who want them.
+ */
+export function detailsView(
+  facts: readonly [string, string][],
+  testid: string
+): HTMLDetailsElement {
+  const node = document.createElement('details');
+  node.className = 'mlfactory-HistoryDetails';
+  node.dataset.testid = testid;
+  const summary = document.createElement('summary');
+  summary.textContent = 'Details';
+  const list = document.createElement('dl');
+  list.className = 'mlfactory-HistoryDetails-facts';
+  for (const [term, value] of facts) {
+    const dt = document.createElement('dt');
+    dt.textContent = term;
+    const dd = document.createElement('dd');
+    dd.textContent = value;
+    list.append(dt, dd);
+  }
+  node.append(summary, list);
+  return node;
+}
+
 /** A status line that is either news or an error. */
 export function feedback(node: HTMLElement, text: string, error = false): void {
   node.classList.toggle('mlfactory-error', error);

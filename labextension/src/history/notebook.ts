@@ -14,12 +14,14 @@ import {
   WORKING,
   withQuery
 } from './api';
-import { button, div, errorBox, paragraph } from './dom';
+import { button, detailsView, div, errorBox, paragraph } from './dom';
 import {
   formatTimes,
   type IVersionRef,
   orderPair,
   toggleSelection,
+  versionDetails,
+  versionLabel,
   versionRef,
   workingRef
 } from './versions';
@@ -235,15 +237,11 @@ export class NotebookSection {
     time.textContent = times.relative;
     time.title = times.absolute;
     time.className = 'mlfactory-HistoryVersion-time';
+    // a name and "3 minutes ago"; the id, e-mail and exact time wait in Details
     const author = document.createElement('span');
     author.className = 'mlfactory-HistoryVersion-author';
-    author.textContent = version.author;
-    author.title = version.email;
-    const short = document.createElement('code');
-    short.className = 'mlfactory-HistoryVersion-id';
-    short.textContent = version.short;
-    short.title = version.id;
-    meta.append(time, ' · ', author, ' · ', short);
+    author.textContent = version.name || version.author;
+    meta.append(time, ' · ', author);
     if (version.automatic) {
       const auto = document.createElement('span');
       auto.className = 'mlfactory-HistoryVersion-auto';
@@ -251,7 +249,11 @@ export class NotebookSection {
       auto.title = 'Saved automatically';
       meta.append(' ', auto);
     }
-    info.append(message, meta);
+    info.append(
+      message,
+      meta,
+      detailsView(versionDetails(version), 'mlfactory-history-version-details')
+    );
 
     const restore = button(
       'Restore',
@@ -262,10 +264,14 @@ export class NotebookSection {
     restore.title = 'Bring the notebook back to this version';
     restore.setAttribute(
       'aria-label',
-      `Restore version ${version.short}: ${version.message}`
+      `Restore the version “${versionLabel(version)}” from ${times.relative}`
     );
 
-    item.append(this._selectBox(version.id, version.short), info, restore);
+    item.append(
+      this._selectBox(version.id, `the version “${versionLabel(version)}”`),
+      info,
+      restore
+    );
     return item;
   }
 
@@ -329,7 +335,7 @@ export class NotebookSection {
       const version = await saveVersion(widget, message);
       if (version) {
         this._messageInput.value = '';
-        this._feedback(`Saved version ${version.short}.`);
+        this._feedback(`Saved the version “${versionLabel(version)}”.`);
       } else {
         this._feedback('Nothing changed since the last version.');
       }
@@ -352,7 +358,9 @@ export class NotebookSection {
     trigger.disabled = true;
     try {
       if (await restoreVersion(widget, version, this._versions)) {
-        this._feedback(`Restored ${version.short} as a new version.`);
+        this._feedback(
+          `Restored the version from ${formatTimes(version.time).relative} as a new version.`
+        );
       }
     } catch (error) {
       this._feedback(errorText(error, 'Could not restore the version.'), true);

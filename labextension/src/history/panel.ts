@@ -15,7 +15,7 @@ import { Widget } from '@lumino/widgets';
 
 import { notebookPath } from './actions';
 import { errorText, type IHistoryStatus, requestHistory } from './api';
-import { addFact, button, div, errorBox, paragraph } from './dom';
+import { addFact, button, detailsView, div, errorBox, paragraph } from './dom';
 import { historyIcon } from './icon';
 import { NotebookSection } from './notebook';
 import { RemoteSection } from './remote';
@@ -210,20 +210,23 @@ export class HistoryPanel extends Widget {
       start.dataset.testid = 'mlfactory-history-init';
       nodes.push(start);
     } else {
+      // the name people know; the branch and the e-mail git records wait in Details
       const facts = document.createElement('dl');
       facts.className = 'mlfactory-Sidebar-facts';
-      if (status.branch) {
-        addFact(facts, 'Branch', status.branch, 'mlfactory-history-branch');
-      }
       addFact(
         facts,
         'Saved as',
-        status.author.email
-          ? `${status.author.name} <${status.author.email}>`
-          : status.author.name,
+        status.author.name,
         'mlfactory-history-author'
       );
-      nodes.push(facts);
+      const details: [string, string][] = [];
+      if (status.branch) {
+        details.push(['Branch', status.branch]);
+      }
+      if (status.author.email) {
+        details.push(['E-mail', status.author.email]);
+      }
+      nodes.push(facts, detailsView(details, 'mlfactory-history-details'));
     }
     if (status.jupyterlab_git) {
       const note = paragraph(

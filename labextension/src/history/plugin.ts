@@ -20,7 +20,7 @@ import { errorText, WORKING } from './api';
 import { createDiffTab, type HistoryDiff } from './diff';
 import { historyIcon } from './icon';
 import { HistoryPanel } from './panel';
-import type { IVersionRef } from './versions';
+import { type IVersionRef, versionLabel } from './versions';
 
 // style/index.js (the package's styleModule) does not load this sheet yet.
 
@@ -91,9 +91,12 @@ export const historyPlugin: JupyterFrontEndPlugin<void> = {
         try {
           const version = await saveVersion(widget, message);
           if (version) {
-            Notification.success(`Saved version ${version.short}.`, {
-              autoClose: 4000
-            });
+            Notification.success(
+              `Saved the version “${versionLabel(version)}”.`,
+              {
+                autoClose: 4000
+              }
+            );
           } else {
             Notification.info('Nothing changed since the last version.', {
               autoClose: 4000

@@ -173,8 +173,8 @@ export class RemoteSection {
         feedback(
           this._result,
           result.pushed
-            ? `Pushed your versions to ${result.branch}.`
-            : `Nothing to push: ${result.branch} is up to date.`
+            ? 'Pushed your versions to the remote.'
+            : 'Nothing to push: the remote has all your versions.'
         );
       } else {
         const result = await requestHistory<IPullResult>('pull', {

@@ -10,8 +10,10 @@ import { type IVersion, WORKING } from './api';
 export interface IVersionRef {
   /** A commit id, or `WORKING`. */
   id: string;
-  /** "a1b2c3d · first" or "Working copy". */
+  /** What a person reads: the version's message, or "Working copy". */
   label: string;
+  /** The version itself, for its time and its details; none for the working copy. */
+  version?: IVersion;
 }
 
 export function workingRef(): IVersionRef {
@@ -19,15 +21,30 @@ export function workingRef(): IVersionRef {
 }
 
 export function versionRef(version: IVersion): IVersionRef {
-  return { id: version.id, label: versionLabel(version) };
+  return { id: version.id, label: versionLabel(version), version };
 }
 
-/** "a1b2c3d · first try" (the message's first line, shortened). */
+/** The message's first line, shortened ("(no message)" if there is none). */
 export function versionLabel(version: IVersion): string {
   const firstLine = version.message.split('\n', 1)[0].trim();
-  const message =
-    firstLine.length > 60 ? `${firstLine.slice(0, 59)}…` : firstLine;
-  return message ? `${version.short} · ${message}` : version.short;
+  if (!firstLine) {
+    return '(no message)';
+  }
+  return firstLine.length > 60 ? `${firstLine.slice(0, 59)}…` : firstLine;
+}
+
+/**
+ * The git facts of a version for its "Details" view, as (term, value) pairs:
+ * what the main view leaves out (the full id, the e-mail, the exact time).
+ */
+export function versionDetails(version: IVersion): [string, string][] {
+  const facts: [string, string][] = [
+    ['Version id', version.id],
+    ['Author', version.author],
+    ['E-mail', version.email],
+    ['Saved at', version.time]
+  ];
+  return facts.filter(([, value]) => value !== '');
 }
 
 /**
