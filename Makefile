@@ -53,6 +53,8 @@ LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d
 $(VENV)/.linked: $(VENV)/.installed server_ext/jupyter_server_config.d/mlfactory.json server_ext/lab_settings/mlfactory.json
 	mkdir -p $(VENV)/share/jupyter/labextensions $(VENV)/etc/jupyter/jupyter_server_config.d $(LAB_OVERRIDES)
 	ln -sfn $(CURDIR)/$(LAB_OUT) $(VENV)/share/jupyter/labextensions/mlfactory
+	mkdir -p $(VENV)/share/jupyter/mlfactory/labextensions
+	ln -sfn $(CURDIR)/$(LAB)/build/nbdime-jupyterlab $(VENV)/share/jupyter/mlfactory/labextensions/nbdime-jupyterlab
 	cp server_ext/jupyter_server_config.d/mlfactory.json $(VENV)/etc/jupyter/jupyter_server_config.d/
 	cp server_ext/lab_settings/mlfactory.json $(LAB_OVERRIDES)/
 	touch $@

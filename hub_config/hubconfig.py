@@ -20,6 +20,7 @@ from typing import Any
 from jupyterhub.utils import random_port
 from mlfactory.spawner.engine import containers_problem
 
+from .home import HomeSummary
 from .platform_config import (
     PlatformConfig,
     accounts_db_url,
@@ -190,12 +191,20 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
         access,
         COMPONENTS_REVIEW,
     ]
+    # The browser's token for a server may stop that server (JupyterLab's "Stop" and
+    # "Change resources") and see whether it runs; nothing else of the user's.
+    c.Spawner.oauth_client_allowed_scopes = ["servers!server"]
     spawner_env = dict(c.Spawner.get("environment", {}))
     spawner_env.setdefault("MLFACTORY_SERVICE_URL", direct)
     c.Spawner.environment = spawner_env
     gate = ServiceGate(direct, secret, platform.accounting.when_unreachable)
     c.MLFactoryLocalSpawner.budget_check = gate
     c.MLFactoryDockerSpawner.budget_check = gate
+    # The home page's servers, budgets and notices: the hub asks the service for the signed-in
+    # user over the same secret channel, so the page mints no token per visit.
+    template_vars = dict(c.JupyterHub.get("template_vars", {}))
+    template_vars["mlfactory_home"] = HomeSummary(direct, secret)
+    c.JupyterHub.template_vars = template_vars
 
 
 def find_proxy_command() -> str | None:

@@ -1,14 +1,15 @@
 """What every route of the platform service shares: the handler base classes, JSON errors
 and the checks on request bodies. Each handler module (``service_api``, ``gate_api``,
-``budget_api``, ``culling_api``, ``components``, ``dashboard``) imports its bases from here
-and ends with a ``default_handlers`` list, as JupyterHub's ``apihandlers/*.py`` do; ``app``
-concatenates them under the service's prefix. No handler module imports another.
+``budget_api``, ``culling_api``, ``home_api``, ``components``, ``dashboard``, ...) imports
+its bases from here and ends with a ``default_handlers`` list, as JupyterHub's
+``apihandlers/*.py`` do; ``app`` concatenates them under the service's prefix. No handler
+module imports another.
 
-Every route authenticates: the spawner's gate and session calls with the shared service
-secret (``SecretHandler``), everything else as a hub user through ``HubOAuthenticated``
-(``UserHandler``: a token in the ``Authorization`` header, or the service's OAuth cookie
-with XSRF checked on writes). Errors are JSON ``{"error": message, "field": ...}``; no
-traceback leaves the service.
+Every route authenticates: the hub process's calls (the spawner's gate and sessions, the
+home page) with the shared service secret (``SecretHandler``), everything else as a hub
+user through ``HubOAuthenticated`` (``UserHandler``: a token in the ``Authorization``
+header, or the service's OAuth cookie with XSRF checked on writes). Errors are JSON
+``{"error": message, "field": ...}``; no traceback leaves the service.
 """
 
 from __future__ import annotations
@@ -125,14 +126,17 @@ class BaseHandler(web.RequestHandler):
 
 
 class SecretHandler(BaseHandler):
-    """Calls from the hub's spawner, authenticated by the shared service secret."""
+    """Calls from the hub process (the spawner's gate, the home page), authenticated by the
+    shared service secret."""
 
     def prepare(self) -> None:
         given = self.request.headers.get("Authorization", "")
         secret = self.settings["service_secret"]
         expected = f"secret {secret}"
         if not secret or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise APIError(403, "This endpoint is for the hub's spawner only.")
+            raise APIError(
+                403, "This endpoint is for the hub process only (the spawner and the home page)."
+            )
 
     def check_xsrf_cookie(self) -> None:  # secret-authenticated, no cookies involved
         pass

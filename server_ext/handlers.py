@@ -7,6 +7,8 @@ errors as JSON ``{"message": ...}`` without a traceback. The route table ends th
 from __future__ import annotations
 
 import json
+import os
+from datetime import UTC, datetime
 from http.client import responses
 from typing import Any
 
@@ -14,6 +16,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from . import service_client
 from .limits import current_limits
 from .owner import is_owner
 
@@ -113,9 +116,57 @@ class InfoHandler(MLFactoryAPIHandler):
                     "is_owner": is_owner(self.caller, info["owner"]),
                     "profile": info["profile"],
                     "limits": current_limits(),
+                    # when this server process started: the panel's uptime
+                    "started": iso_started(self.settings.get("started")),
                 }
             )
         )
+
+
+def iso_started(started: datetime | None) -> str | None:
+    """jupyter-server's start time (aware or naive UTC) as ISO 8601 with a ``Z``."""
+    if started is None:
+        return None
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return started.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+STOP_TICKET_WORDING = service_client.Wording(
+    endpoint="stop-ticket",
+    unreachable="JupyterLab cannot learn why this server stops, if it does",
+    not_configured="JupyterLab cannot say why this server stopped, if it does",
+)
+
+
+class StopTicketHandler(MLFactoryAPIHandler):
+    """A ticket from the platform service that lets JupyterLab read, once this server is
+    gone (and the hub has revoked its tokens), why it stopped. GET: the service only signs."""
+
+    auth_resource = "mlfactory:session"
+    # polled by JupyterLab: not activity
+    _track_activity = False
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        # the ticket reads the owner's stops: not for people the server is shared with
+        self.require_owner()
+        target = service_client.target_from_env()
+        if isinstance(target, service_client.Target):
+            server_name = os.environ.get("JUPYTERHUB_SERVER_NAME", "")
+            answer = await service_client.call(
+                target.url("culling/stop-ticket", {"server_name": server_name}),
+                target.token,
+                STOP_TICKET_WORDING,
+            )
+        else:
+            answer = service_client.not_configured(target, STOP_TICKET_WORDING)
+        if not answer.ok:
+            self.log.warning("Stop ticket request failed: %s", answer.problem)
+        self.set_status(answer.status)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(answer.body))
 
 
 class HealthHandler(MLFactoryAPIHandler):
@@ -135,4 +186,5 @@ class HealthHandler(MLFactoryAPIHandler):
 default_handlers = [
     (r"/mlfactory/api/info", InfoHandler),
     (r"/mlfactory/api/health", HealthHandler),
+    (r"/mlfactory/api/stop-ticket", StopTicketHandler),
 ]

@@ -31,6 +31,8 @@ OWN_PARTS = {
     "mlfactory.hub.platform_schema": "platform_config",
     "mlfactory.hub.platform_runtime": "platform_config",
     "mlfactory.hub.hubconfig": "hubconfig",
+    # the shipped JupyterHub config file: configuration, not a part (the composer's client)
+    "mlfactory.hub.jupyterhub_config": "config",
     # the one-release alias of the service's old module path (``python -m``)
     "mlfactory.hub.service": "compat",
     "mlfactory.hub.service.__main__": "compat",

@@ -3,7 +3,10 @@
  *
  * Polls `<base>/mlfactory/api/budget` (the server extension's proxy to the platform
  * service's `api/me`) every minute and when the window regains focus. The status bar shows
- * the tightest budget; notices the user has not seen yet pop up as notifications.
+ * the tightest budget (or, with none, this server's cost so far); a click opens a popover
+ * with this server's cost, every budget and a link to the cost dashboard. Notices the user
+ * has not seen yet pop up as notifications; a spent `stop` budget also saves the open
+ * documents at once, before the platform stops the server.
  * Everything the service says reaches the DOM as text only.
  */
 import {
@@ -13,11 +16,15 @@ import {
 import { Notification } from '@jupyterlab/apputils';
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
-import { IStatusBar } from '@jupyterlab/statusbar';
+import { IStatusBar, Popup, showPopup } from '@jupyterlab/statusbar';
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
+import type { ISaveResult } from './culling';
+import { saveDirtyDocuments } from './culling';
 import { Poller } from './handler';
+import { IHubFacts, dashboardUrl, hubFacts } from './hub';
+import { SessionLog, sessionLog } from './sessionlog';
 
 /** One budget the user's spending counts against (the service's Standing.as_json). */
 export interface IBudget {
@@ -45,12 +52,24 @@ export interface INotice {
   fired_at?: string;
 }
 
+/** One of the user's running servers and what it has cost so far (the service's ledger). */
+export interface IServerCost {
+  server_name: string;
+  price_per_hour: number;
+  /** ISO 8601, when the ledger started charging it. */
+  started: string;
+  cost_so_far: number;
+  profile?: string;
+  project?: string;
+}
+
 /** The body of `GET <base>/mlfactory/api/budget` when the service answered. */
 export interface IBudgetReply {
   user: string;
   currency: string;
   budgets: IBudget[];
   notices: INotice[];
+  servers?: IServerCost[];
 }
 
 /** What one poll found. */
@@ -128,6 +147,50 @@ export function tooltipLines(reply: IBudgetReply): string[] {
     const mode = b.enforcement === 'alert' ? '' : ` (${b.enforcement} at 100%)`;
     return `${scopeLabel(b)}: ${formatBudget(b, reply.currency)}, ${pct}%${resets}${mode}`;
   });
+}
+
+/** "0.05 USD", with four decimals for amounts under a cent. */
+export function formatMoney(amount: number, currency: string): string {
+  const digits = amount > 0 && amount < 0.01 ? 4 : 2;
+  return `${amount.toFixed(digits)} ${currency}`;
+}
+
+/** "45 s", "12 min", "3 h 05 min", "2 d 4 h". */
+export function formatUptime(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) {
+    return `${s} s`;
+  }
+  const min = Math.floor(s / 60);
+  if (min < 60) {
+    return `${min} min`;
+  }
+  const h = Math.floor(min / 60);
+  if (h < 24) {
+    return `${h} h ${String(min % 60).padStart(2, '0')} min`;
+  }
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
+}
+
+/** "0.0123 USD so far at 0.05 USD/hour". */
+export function serverCostLine(cost: IServerCost, currency: string): string {
+  return `${formatMoney(cost.cost_so_far, currency)} so far at ${formatMoney(cost.price_per_hour, currency)}/hour`;
+}
+
+/** Why a spent `stop` budget stops servers, in the platform's words. */
+export function stopReason(b: Pick<IBudget, 'kind' | 'name'>): string {
+  return b.kind === 'user'
+    ? 'your budget is spent'
+    : `the ${b.kind} budget '${b.name}' is spent`;
+}
+
+/** The first `stop` budget that is spent: the platform stops its servers after a grace. */
+export function spentStopBudget(budgets: readonly IBudget[]): IBudget | null {
+  return (
+    budgets.find(
+      b => b.enforcement === 'stop' && b.fraction >= OVER_FRACTION
+    ) ?? null
+  );
 }
 
 function formatDate(iso: string): string {
@@ -275,15 +338,84 @@ function isReply(body: unknown): body is IBudgetReply {
   );
 }
 
-/** The status-bar widget: text and tooltip only, coloured by the tightest budget. */
+/** The cost popover: this server's cost, every budget, and the dashboard link. */
+export class CostPopover extends Widget {
+  constructor(reply: IBudgetReply | null, facts: IHubFacts | null) {
+    super();
+    this.addClass('mlfactory-CostPopover');
+    this.node.dataset.testid = 'mlfactory-cost-popover';
+    const title = document.createElement('h3');
+    title.textContent = 'Cost';
+    this.node.appendChild(title);
+    const cost = reply
+      ? reply.servers?.find(x => x.server_name === (facts?.serverName ?? ''))
+      : undefined;
+    if (reply === null) {
+      this.node.appendChild(line('Cost is not known yet.'));
+    } else {
+      this.node.appendChild(
+        line(
+          cost
+            ? `This server: ${serverCostLine(cost, reply.currency)}`
+            : 'This server is not being charged.',
+          'mlfactory-cost-server'
+        )
+      );
+      const budgets = tooltipLines(reply);
+      const list = document.createElement('ul');
+      list.className = 'mlfactory-CostPopover-budgets';
+      for (const text of budgets.length
+        ? budgets
+        : ['No budget applies to you.']) {
+        const item = document.createElement('li');
+        item.textContent = text;
+        list.appendChild(item);
+      }
+      this.node.appendChild(list);
+    }
+    if (facts !== null) {
+      const link = document.createElement('a');
+      link.href = dashboardUrl(facts);
+      link.target = '_blank';
+      link.rel = 'noopener';
+      link.textContent = 'Open the cost dashboard';
+      link.dataset.testid = 'mlfactory-cost-dashboard-link';
+      this.node.appendChild(link);
+    }
+  }
+}
+
+function line(text: string, testid?: string): HTMLElement {
+  const p = document.createElement('p');
+  p.textContent = text;
+  if (testid) {
+    p.dataset.testid = testid;
+  }
+  return p;
+}
+
+/**
+ * The status-bar widget: text and tooltip, coloured by the tightest budget; a click (or
+ * Enter) opens the cost popover.
+ */
 export class BudgetStatus extends Widget {
-  constructor() {
+  constructor(facts: IHubFacts | null = hubFacts()) {
     super({ node: document.createElement('div') });
+    this._facts = facts;
     this.addClass('mlfactory-BudgetStatus');
     this.node.dataset.testid = 'mlfactory-budget-status';
+    this.node.setAttribute('role', 'button');
+    this.node.tabIndex = 0;
     this._label = document.createElement('span');
     this._label.className = 'mlfactory-BudgetStatus-label';
     this.node.appendChild(this._label);
+    this.node.addEventListener('click', () => this.togglePopover());
+    this.node.addEventListener('keydown', event => {
+      if (event.key === 'Enter' || event.key === ' ') {
+        event.preventDefault();
+        this.togglePopover();
+      }
+    });
   }
 
   /** Emitted when the item should be shown or hidden. */
@@ -295,23 +427,48 @@ export class BudgetStatus extends Widget {
     return this._active;
   }
 
+  togglePopover(): void {
+    if (this._popup !== null && !this._popup.isDisposed) {
+      this._popup.dispose();
+      this._popup = null;
+      return;
+    }
+    this._popup = showPopup({
+      body: new CostPopover(this._reply, this._facts),
+      anchor: this,
+      align: 'left'
+    });
+  }
+
   render(result: PollResult): void {
     this.removeClass('mlfactory-mod-warning');
     this.removeClass('mlfactory-mod-over');
     this.removeClass('mlfactory-mod-unavailable');
     let active = true;
     if (result.state === 'ok') {
+      this._reply = result.reply;
       const b = tightest(result.reply.budgets);
-      if (b === null) {
-        active = false;
-      } else {
+      const cost = result.reply.servers?.find(
+        x => x.server_name === (this._facts?.serverName ?? '')
+      );
+      if (b !== null) {
         this._label.textContent = formatBudget(b, result.reply.currency);
-        this.node.title = tooltipLines(result.reply).join('\n');
+        this.node.title = [
+          ...tooltipLines(result.reply),
+          'Click for details'
+        ].join('\n');
         const level = levelOf(b.fraction);
         if (level !== 'ok') {
           this.addClass(`mlfactory-mod-${level}`);
         }
         this.node.dataset.level = level;
+      } else if (cost) {
+        // no budget applies: the item still shows what this server costs
+        this._label.textContent = `${formatMoney(cost.cost_so_far, result.reply.currency)} so far`;
+        this.node.title = `This server: ${serverCostLine(cost, result.reply.currency)}\nClick for details`;
+        this.node.dataset.level = 'ok';
+      } else {
+        active = false;
       }
     } else if (result.state === 'unavailable') {
       this._label.textContent = 'Budget unavailable';
@@ -327,7 +484,15 @@ export class BudgetStatus extends Widget {
     }
   }
 
+  override dispose(): void {
+    this._popup?.dispose();
+    super.dispose();
+  }
+
+  private _facts: IHubFacts | null;
   private _label: HTMLSpanElement;
+  private _reply: IBudgetReply | null = null;
+  private _popup: Popup | null = null;
   private _active = false;
   private _activeStateChanged = new Signal<this, void>(this);
 }
@@ -340,8 +505,13 @@ export class BudgetMonitor {
       fetch?: () => Promise<PollResult>;
       notify?: (n: INotice) => void;
       seen?: (user: string) => SeenNotices;
+      /** Saves the open documents when a `stop` budget is spent. */
+      save?: () => Promise<ISaveResult>;
+      log?: SessionLog;
     } = {}
   ) {
+    this._save = options.save ?? null;
+    this._log = options.log ?? sessionLog;
     this._status = options.status ?? null;
     this._fetch = options.fetch ?? (() => fetchBudget());
     this._notify = options.notify ?? notify;
@@ -372,7 +542,25 @@ export class BudgetMonitor {
     if (result.state === 'off') {
       this.dispose(); // it will not change while this server runs
     } else if (result.state === 'ok') {
+      this._log.setBudget(result.reply);
       this._notifyNew(result.reply);
+      await this._saveBeforeBudgetStop(result.reply);
+    }
+  }
+
+  /** Once per spent `stop` budget: the server goes after the grace, save what is open. */
+  private async _saveBeforeBudgetStop(reply: IBudgetReply): Promise<void> {
+    const spent = spentStopBudget(reply.budgets);
+    if (spent === null) {
+      this._log.budgetStop = null;
+      return;
+    }
+    if (this._log.budgetStop !== null) {
+      return;
+    }
+    this._log.budgetStop = { reason: stopReason(spent) };
+    if (this._save !== null) {
+      this._log.recordSave('when the budget was spent', await this._save());
     }
   }
 
@@ -393,6 +581,8 @@ export class BudgetMonitor {
   }
 
   private _status: BudgetStatus | null;
+  private _save: (() => Promise<ISaveResult>) | null;
+  private _log: SessionLog;
   private _fetch: () => Promise<PollResult>;
   private _notify: (n: INotice) => void;
   private _seenFor: (user: string) => SeenNotices;
@@ -417,7 +607,7 @@ export const budgetPlugin: JupyterFrontEndPlugin<void> = {
     'Spend against your budgets in the status bar, and a notification when one crosses a threshold.',
   autoStart: true,
   optional: [IStatusBar],
-  activate: (_app: JupyterFrontEnd, statusBar: IStatusBar | null): void => {
+  activate: (app: JupyterFrontEnd, statusBar: IStatusBar | null): void => {
     let status: BudgetStatus | null = null;
     if (statusBar) {
       status = new BudgetStatus();
@@ -430,6 +620,9 @@ export const budgetPlugin: JupyterFrontEndPlugin<void> = {
         activeStateChanged: item.activeStateChanged
       });
     }
-    new BudgetMonitor({ status }).start();
+    new BudgetMonitor({
+      status,
+      save: () => saveDirtyDocuments(app.shell)
+    }).start();
   }
 };

@@ -18,6 +18,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
 import { Poller } from './handler';
+import { SessionLog, sessionLog } from './sessionlog';
 
 /** The body of `GET <base>/mlfactory/api/culling` (the service's culling status). */
 export interface ICullingStatus {
@@ -299,7 +300,10 @@ export class CullingMonitor {
     fetch?: () => Promise<CullingPoll>;
     keepAlive?: () => Promise<KeepAliveResult>;
     notifier?: INotifier;
+    /** Where the stop notice reads the warning and the saves (the page's log by default). */
+    log?: SessionLog;
   }) {
+    this._log = options.log ?? sessionLog;
     this._save = options.save;
     this._fetch = options.fetch ?? (() => fetchCulling());
     this._keepAlive = options.keepAlive ?? (() => keepAlive());
@@ -347,6 +351,7 @@ export class CullingMonitor {
   private async _show(status: ICullingStatus): Promise<void> {
     if (status.action !== 'warn') {
       // kept after all (activity, or "Keep running" pressed in another tab)
+      this._log.idleWarning = null;
       this._warning = null;
       this._clearSaveTimer();
       if (this._notificationId !== null) {
@@ -362,6 +367,10 @@ export class CullingMonitor {
       return; // this warning was shown already, even if the user closed it
     }
     this._warning = { deadline: status.deadline };
+    this._log.idleWarning = {
+      reason: status.reason,
+      deadline: status.deadline
+    };
     const actions: Notification.IAction[] =
       status.keep_alive_left > 0
         ? [
@@ -399,6 +408,7 @@ export class CullingMonitor {
     }
     const id = this._notificationId;
     const saved = await this._save();
+    this._log.recordSave('when idle shutdown warned', saved);
     if (
       (saved.saved.length > 0 || saved.failed.length > 0) &&
       id !== null &&
@@ -417,6 +427,7 @@ export class CullingMonitor {
     const id = this._notificationId;
     const result = await this._keepAlive();
     if (result.ok) {
+      this._log.idleWarning = null;
       this._warning = null;
       this._clearSaveTimer();
       this._notificationId = null;
@@ -450,6 +461,7 @@ export class CullingMonitor {
     this._saveTimer = window.setTimeout(() => {
       this._saveTimer = null;
       void this._save().then(result => {
+        this._log.recordSave('shortly before the idle shutdown', result);
         if (result.saved.length > 0 || result.failed.length > 0) {
           console.info(
             `mlfactory: before the idle shutdown: ${saveSentence(result)}`
@@ -466,6 +478,7 @@ export class CullingMonitor {
     }
   }
 
+  private _log: SessionLog;
   private _save: () => Promise<ISaveResult>;
   private _fetch: () => Promise<CullingPoll>;
   private _keepAlive: () => Promise<KeepAliveResult>;

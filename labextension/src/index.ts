@@ -12,10 +12,11 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { budgetPlugin } from './budget';
 import { componentsPlugin } from './components';
-import { cullingPlugin } from './culling';
+import { cullingPlugin, saveDirtyDocuments } from './culling';
 import { historyPlugin } from './history';
 import { mlfactoryIcon } from './icon';
 import { MLFactorySidebar } from './sidebar';
+import { stopNoticePlugin } from './stopnotice';
 
 namespace CommandIDs {
   export const openSidebar = 'mlfactory:open-sidebar';
@@ -34,7 +35,9 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     settingRegistry: ISettingRegistry | null
   ): void => {
-    const sidebar = new MLFactorySidebar();
+    const sidebar = new MLFactorySidebar({
+      save: () => saveDirtyDocuments(app.shell)
+    });
     labShell.add(sidebar, 'left', { rank: 200 });
     restorer?.add(sidebar, sidebar.id);
 
@@ -68,6 +71,7 @@ const plugins: JupyterFrontEndPlugin<unknown>[] = [
   sidebarPlugin,
   budgetPlugin,
   cullingPlugin,
+  stopNoticePlugin,
   componentsPlugin,
   historyPlugin
 ];

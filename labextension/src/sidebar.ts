@@ -1,12 +1,27 @@
 /**
- * The mlfactory left-area panel: who is working, on which resources.
- * Server data is fetched when the panel is first shown, never at start-up.
+ * The mlfactory left-area panel: who is working, on which resources, for how long and at
+ * what cost, with "Stop" and "Change resources" (both through the hub, after a
+ * confirmation and a save of the open documents).
+ * Server data is fetched when the panel is first shown, never at start-up; the cost comes
+ * from the budget poll's latest answer (the session log), not from a poll of its own.
  */
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import type { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
+import { formatUptime, serverCostLine } from './budget';
+import type { ISaveResult } from './culling';
 import { requestAPI } from './handler';
+import {
+  IHubFacts,
+  dashboardUrl,
+  hubFacts,
+  isStopped,
+  spawnUrl,
+  stopServer
+} from './hub';
 import { mlfactoryIcon } from './icon';
+import { SessionLog, sessionLog } from './sessionlog';
 
 /** The resource profile the user's server was started with. */
 export interface IProfileInfo {
@@ -37,12 +52,24 @@ export interface IInfo {
   is_owner: boolean;
   profile: IProfileInfo | null;
   limits?: ILimitsInfo;
+  /** ISO 8601: when this server process started. */
+  started?: string | null;
 }
+
+/** How often the uptime and cost lines are redrawn while the panel is visible. */
+export const TICK_MS = 30_000;
+/** "Change resources" waits this long at most for the hub to finish the stop. */
+const STOP_WAIT_MS = 60_000;
 
 export namespace MLFactorySidebar {
   export interface IOptions {
     /** Where the panel gets its data; defaults to the server extension. */
     fetchInfo?: () => Promise<IInfo>;
+    /** Saves the open documents before a stop. */
+    save?: () => Promise<ISaveResult>;
+    /** The hub this server runs under; null outside a hub (no stop, no links). */
+    facts?: IHubFacts | null;
+    log?: SessionLog;
   }
 }
 
@@ -50,6 +77,10 @@ export class MLFactorySidebar extends Widget {
   constructor(options: MLFactorySidebar.IOptions = {}) {
     super();
     this._fetchInfo = options.fetchInfo ?? (() => requestAPI<IInfo>('info'));
+    this._save = options.save ?? null;
+    this._facts = options.facts === undefined ? hubFacts() : options.facts;
+    this._log = options.log ?? sessionLog;
+    this._log.changed.connect(this._tick, this);
     this.id = 'mlfactory-sidebar';
     this.addClass('mlfactory-Sidebar');
     this.node.dataset.testid = 'mlfactory-sidebar';
@@ -82,6 +113,20 @@ export class MLFactorySidebar extends Widget {
     if (!this._loaded) {
       void this.refresh();
     }
+    this._tick();
+    window.clearInterval(this._timer);
+    this._timer = window.setInterval(() => this._tick(), TICK_MS);
+  }
+
+  protected override onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    window.clearInterval(this._timer);
+  }
+
+  override dispose(): void {
+    window.clearInterval(this._timer);
+    this._log.changed.disconnect(this._tick, this);
+    super.dispose();
   }
 
   private async _load(): Promise<void> {
@@ -89,7 +134,12 @@ export class MLFactorySidebar extends Widget {
     try {
       const info = await this._fetchInfo();
       this._loaded = true;
-      this._body.replaceChildren(renderWorkspace(info));
+      this._info = info;
+      this._body.replaceChildren(
+        renderWorkspace(info),
+        this._renderSession(info)
+      );
+      this._tick();
     } catch (error) {
       this._body.replaceChildren(this._renderError(error));
     }
@@ -115,8 +165,131 @@ export class MLFactorySidebar extends Widget {
     return wrapper;
   }
 
+  /** The session section: uptime, cost, the dashboard, Stop and Change resources. */
+  private _renderSession(info: IInfo): HTMLElement {
+    const section = document.createElement('section');
+    section.className = 'mlfactory-Sidebar-section';
+    const title = document.createElement('h3');
+    title.textContent = 'Session';
+    const list = document.createElement('dl');
+    list.className = 'mlfactory-Sidebar-facts';
+    this._uptime = addFact(list, 'Uptime', '', 'mlfactory-uptime');
+    this._cost = addFact(list, 'Cost so far', '', 'mlfactory-cost');
+    section.append(title, list);
+
+    const facts = this._facts;
+    if (facts !== null) {
+      const link = document.createElement('a');
+      link.href = dashboardUrl(facts);
+      link.target = '_blank';
+      link.rel = 'noopener';
+      link.textContent = 'Open the cost dashboard';
+      link.dataset.testid = 'mlfactory-dashboard-link';
+      section.appendChild(link);
+    }
+    if (facts !== null && info.is_owner) {
+      const actions = document.createElement('div');
+      actions.className = 'mlfactory-Sidebar-actions';
+      actions.append(
+        button('Stop', 'mlfactory-stop', 'jp-mod-warn', () =>
+          this._stop(facts, false)
+        ),
+        button('Change resources', 'mlfactory-change-resources', '', () =>
+          this._stop(facts, true)
+        )
+      );
+      this._status = paragraph('', 'mlfactory-Sidebar-status');
+      this._status.dataset.testid = 'mlfactory-session-status';
+      this._status.setAttribute('role', 'status');
+      section.append(actions, this._status);
+    }
+    return section;
+  }
+
+  /** Redraw uptime and cost from what is known now. */
+  private _tick(): void {
+    if (this._uptime !== null) {
+      const started = this._info?.started
+        ? new Date(this._info.started).getTime()
+        : NaN;
+      this._uptime.textContent = Number.isFinite(started)
+        ? formatUptime(Date.now() - started)
+        : 'Not known';
+    }
+    if (this._cost !== null) {
+      const reply = this._log.budget;
+      const cost = this._log.serverCost(this._facts?.serverName ?? '');
+      this._cost.textContent =
+        reply === null
+          ? 'Not known yet (the platform service has not answered)'
+          : cost === null
+            ? 'This server is not being charged'
+            : serverCostLine(cost, reply.currency);
+    }
+  }
+
+  /** "Stop" (`change` false) or "Change resources" (`change` true). */
+  private async _stop(facts: IHubFacts, change: boolean): Promise<void> {
+    const body = change
+      ? 'This stops the server, then opens the page where you pick other resources and start it again. Open documents with unsaved changes are saved first; running kernels stop and lose their variables.'
+      : 'Open documents with unsaved changes are saved first; running kernels stop and lose their variables. You can start the server again from the hub.';
+    const result = await showDialog({
+      title: change ? 'Change resources?' : 'Stop this server?',
+      body,
+      buttons: [
+        Dialog.cancelButton(),
+        Dialog.warnButton({
+          label: change ? 'Stop and choose resources' : 'Stop the server'
+        })
+      ]
+    });
+    if (!result.button.accept) {
+      return;
+    }
+    this._log.stopRequested = new Date();
+    this._log.leaving = change;
+    this._setStatus('Saving open documents…');
+    if (this._save !== null) {
+      this._log.recordSave(
+        change ? 'before you changed resources' : 'before you stopped it',
+        await this._save()
+      );
+    }
+    this._setStatus('Stopping…');
+    const stopped = await stopServer(facts);
+    if (!stopped.ok) {
+      this._log.stopRequested = null;
+      this._log.leaving = false;
+      this._setStatus('');
+      Notification.error(stopped.message, { autoClose: false });
+      return;
+    }
+    if (!change) {
+      return; // the stop notice takes it from here
+    }
+    const deadline = Date.now() + STOP_WAIT_MS;
+    while (Date.now() < deadline && !(await isStopped(facts))) {
+      await new Promise(resolve => setTimeout(resolve, 1000));
+    }
+    window.location.assign(spawnUrl(facts));
+  }
+
+  private _setStatus(text: string): void {
+    if (this._status !== null) {
+      this._status.textContent = text;
+    }
+  }
+
   private readonly _body: HTMLElement;
   private readonly _fetchInfo: () => Promise<IInfo>;
+  private readonly _save: (() => Promise<ISaveResult>) | null;
+  private readonly _facts: IHubFacts | null;
+  private readonly _log: SessionLog;
+  private _info: IInfo | null = null;
+  private _uptime: HTMLElement | null = null;
+  private _cost: HTMLElement | null = null;
+  private _status: HTMLElement | null = null;
+  private _timer = 0;
   private _loaded = false;
   private _pending: Promise<void> | null = null;
 }
@@ -185,19 +358,40 @@ function renderWorkspace(info: IInfo): HTMLElement {
   return section;
 }
 
-/** A `<dt>label</dt><dd>value</dd>` pair, the value as text. */
+/** A `<dt>label</dt><dd>value</dd>` pair, the value as text; returns the `<dd>`. */
 export function addFact(
   list: HTMLElement,
   label: string,
   value: string,
   testid: string
-): void {
+): HTMLElement {
   const term = document.createElement('dt');
   term.textContent = label;
   const detail = document.createElement('dd');
   detail.textContent = value;
   detail.dataset.testid = testid;
   list.append(term, detail);
+  return detail;
+}
+
+function button(
+  label: string,
+  testid: string,
+  mod: string,
+  onClick: () => Promise<void>
+): HTMLButtonElement {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = `jp-Button jp-mod-styled ${mod}`.trim();
+  b.textContent = label;
+  b.dataset.testid = testid;
+  b.addEventListener('click', () => {
+    b.disabled = true;
+    void onClick().finally(() => {
+      b.disabled = false;
+    });
+  });
+  return b;
 }
 
 function paragraph(text: string, className: string): HTMLElement {

@@ -1,7 +1,8 @@
 """The Components panel in a real JupyterLab: search the registry as you type, read a
-component's page, insert its pinned snippet below the active cell and run it; a
-directory source's names and summaries reach the page as text, never as markup; the
-Sources view lists invalid components; publishing without a hub says why."""
+component's page (a closable main-area tab, one per component, as Lab opens documents),
+insert its pinned snippet below the active cell and run it; the source filter names each
+source once; a directory source's names and summaries reach the page as text, never as
+markup; the Sources view lists invalid components; publishing without a hub says why."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ pytestmark = [pytest.mark.browser]
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 XSS_SUMMARY = '<img src=x onerror="window.__mlfXss=1"> shown as text'
 PANEL = '[data-testid="mlfactory-components"]'
+MAIN = "#jp-main-dock-panel"
 
 
 def write_component(
@@ -114,6 +116,25 @@ def dismiss_toasts(page) -> None:
         page.locator(".Toastify__toast").first.wait_for(state="detached")
 
 
+def component_page(page, name: str):
+    """The main-area page of component ``name``."""
+    return page.locator(f'{MAIN} [data-testid="components-page"][data-component="{name}"]')
+
+
+def main_tabs(page, name: str):
+    """The main area's tabs titled ``name``."""
+    return page.locator(f"{MAIN} .lm-TabBar-tab").filter(
+        has=page.locator(".lm-TabBar-tabLabel", has_text=re.compile(f"^{re.escape(name)}$"))
+    )
+
+
+def source_options(page) -> list[str]:
+    return [
+        o.text_content()
+        for o in page.get_by_test_id("components-filter-source").locator("option").all()
+    ]
+
+
 def input_row(inputs, name: str):
     return inputs.locator(f'tbody tr:has(td:first-child code:text-is("{name}"))')
 
@@ -136,27 +157,41 @@ def test_search_read_insert_and_run(components_lab, page):
     dismiss_toasts(page)
     screenshot(page, "components-panel-results")
 
-    # Keyboard: from the search box down to time_split, Enter opens its page.
+    # The source filter names each source once: the built-ins are "Built-in", not
+    # "builtin · builtin".
+    options = source_options(page)
+    assert any(re.fullmatch(r"Built-in \(\d+\)", o) for o in options), options
+    assert not any("builtin" in o for o in options), options
+
+    # Keyboard: from the search box down to time_split, Enter opens its page in the main
+    # area, as a closable tab, wide enough for its tables.
     page.get_by_test_id("components-search").press("ArrowDown")
     for _ in range(names.index("time_split")):
         page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
-    page_view = page.get_by_test_id("components-page")
-    page_view.get_by_role("heading", name="time_split").wait_for()
+    page_view = component_page(page, "time_split")
+    page_view.get_by_role("heading", name="time_split", level=3).wait_for()
+    tab = main_tabs(page, "time_split")
+    assert tab.count() == 1
+    assert "lm-mod-closable" in tab.get_attribute("class")
+    assert "lm-mod-current" in tab.get_attribute("class")
+    assert page.locator(f"{PANEL} [data-testid='components-page']").count() == 0
+    sidebar_width = page.locator(PANEL).bounding_box()["width"]
+    assert page_view.bounding_box()["width"] > 2 * sidebar_width
     inputs = page_view.locator(".mlfactory-Components-inputs")
     assert "timestamps" in inputs.text_content()
     assert "required" in input_row(inputs, "timestamps").text_content()
     assert "0.2" in input_row(inputs, "test_size").text_content()
     assert "train_index" in page_view.locator(".mlfactory-Components-outputs").text_content()
-    readme = page.get_by_test_id("components-readme")
+    readme = page_view.get_by_test_id("components-readme")
     readme.locator("h1", has_text="time_split").wait_for()  # rendered Markdown, not text
     assert "leak the future" in readme.text_content()
-    assert page.get_by_test_id("components-ref").text_content() == "time_split@1.0.0"
-    assert page.get_by_test_id("components-source").text_content() == "builtin (builtin)"
-    assert page.get_by_test_id("components-owners").text_content()
+    assert page_view.get_by_test_id("components-ref").text_content() == "time_split@1.0.0"
+    assert page_view.get_by_test_id("components-source").text_content() == "Built-in"
+    assert page_view.get_by_test_id("components-owners").text_content()
     screenshot(page, "components-panel")
 
-    insert = page.get_by_test_id("components-insert")
+    insert = page_view.get_by_test_id("components-insert")
     assert insert.is_enabled()
     insert.click()
     cells = page.locator(".jp-Notebook .jp-Cell")
@@ -182,7 +217,6 @@ def test_search_read_insert_and_run(components_lab, page):
 
     # Dragging a result onto the first cell inserts the snippet there.
     before = cells.count()  # Shift+Enter on the last cell added an empty one
-    page.get_by_test_id("components-back").click()
     result = page.locator(f'{PANEL} [data-testid="components-result"][data-name="time_split"]')
     target = cells.nth(0).locator(".jp-InputArea").bounding_box()
     result.hover()
@@ -198,6 +232,37 @@ def test_search_read_insert_and_run(components_lab, page):
     assert 'use("time_split@1.0.0")' in cell_source(cells.nth(0))
     assert cell_source(cells.nth(1)) == "first = 1"
 
+    # Opening time_split again brings its tab back rather than opening a second one;
+    # another component gets a tab of its own; closing a tab closes its page.
+    notebook_tab = main_tabs(page, "analysis.ipynb")
+    assert "lm-mod-current" in notebook_tab.get_attribute("class")
+    result.click()
+    page.wait_for_function(
+        "() => document.querySelector('#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current')"
+        "?.textContent.trim() === 'time_split'"
+    )
+    assert main_tabs(page, "time_split").count() == 1
+    assert page_view.is_visible()
+    other_name = next(n for n in names if n != "time_split")  # the list still shows "split"
+    page.locator(f'{PANEL} [data-testid="components-result"][data-name="{other_name}"]').click()
+    component_page(page, other_name).get_by_role("heading", name=other_name, level=3).wait_for()
+    assert main_tabs(page, other_name).count() == 1
+    assert main_tabs(page, "time_split").count() == 1
+    main_tabs(page, "time_split").locator(".lm-TabBar-tabCloseIcon").click()
+    page_view.wait_for(state="detached")
+    assert main_tabs(page, "time_split").count() == 0
+    assert main_tabs(page, other_name).count() == 1
+
+    # A category on the page filters the panel's list by it.
+    chip = component_page(page, other_name).locator(".mlfactory-Components-chip").first
+    category = chip.text_content()
+    chip.click()
+    page.locator(
+        f'{PANEL} [data-testid="components-results"][data-query=""][aria-busy="false"]'
+    ).wait_for()
+    assert page.get_by_test_id("components-filter-category").input_value() == category
+    assert page.get_by_test_id("components-search").input_value() == ""
+
 
 def test_server_text_is_shown_as_text(components_lab, page):
     lab = components_lab
@@ -210,25 +275,31 @@ def test_server_text_is_shown_as_text(components_lab, page):
     assert probe.locator(".mlfactory-Badge", has_text="team").count() == 1
     assert page.locator(f"{PANEL} img").count() == 0
 
+    # The directory source reads as its name and kind, once.
+    options = source_options(page)
+    assert any(re.fullmatch(r"team · folder \(\d+\)", o) for o in options), options
+
     probe.click()
-    page_view = page.get_by_test_id("components-page")
-    page_view.get_by_role("heading", name="markup_probe").wait_for()
-    page.get_by_test_id("components-readme").locator("h1", has_text="Markup probe").wait_for()
-    assert page.get_by_test_id("components-summary").text_content() == XSS_SUMMARY
-    assert page.get_by_test_id("components-owners").text_content() == "<i>team</i>"
+    page_view = component_page(page, "markup_probe")
+    page_view.get_by_role("heading", name="markup_probe", level=3).wait_for()
+    page_view.get_by_test_id("components-readme").locator("h1", has_text="Markup probe").wait_for()
+    assert page_view.get_by_test_id("components-summary").text_content() == XSS_SUMMARY
+    assert page_view.get_by_test_id("components-owners").text_content() == "<i>team</i>"
+    assert page_view.get_by_test_id("components-source").text_content() == "team · folder"
     # The newest version is shown; the picker and the history reach the older one.
-    assert page.get_by_test_id("components-ref").text_content() == "markup_probe@0.2.0"
+    assert page_view.get_by_test_id("components-ref").text_content() == "markup_probe@0.2.0"
     history = page_view.locator(".mlfactory-Components-history")
     assert "0.1.0" in history.text_content() and "0.2.0" in history.text_content()
-    page.get_by_test_id("components-version").select_option("0.1.0")
-    page.get_by_test_id("components-ref").filter(has_text="markup_probe@0.1.0").wait_for()
-    page.get_by_test_id("components-readme").locator("h1", has_text="Markup probe").wait_for()
-    insert = page.get_by_test_id("components-insert")
+    page_view.get_by_test_id("components-version").select_option("0.1.0")
+    page_view.get_by_test_id("components-ref").filter(has_text="markup_probe@0.1.0").wait_for()
+    page_view.get_by_test_id("components-readme").locator("h1", has_text="Markup probe").wait_for()
+    assert main_tabs(page, "markup_probe").count() == 1  # the same tab, another version
+    insert = page_view.get_by_test_id("components-insert")
     assert insert.is_disabled()  # no notebook is open
     assert "Open a notebook" in insert.get_attribute("title")
     assert "<script>" in page_view.locator(".mlfactory-Components-inputs").text_content()
     # The README went through the sanitizer: no script, no handler attributes.
-    readme = page.get_by_test_id("components-readme")
+    readme = page_view.get_by_test_id("components-readme")
     assert readme.locator("script").count() == 0
     assert readme.locator("[onerror], [onmouseover]").count() == 0
     assert page_view.locator("b, i, script").count() == 0
@@ -261,7 +332,14 @@ def test_server_text_is_shown_as_text(components_lab, page):
     alert.wait_for()
     assert alert.text_content().strip()
     page.get_by_test_id("components-tab-browse").click()
-    assert page.get_by_test_id("components-page").is_visible()
+    assert page_view.is_visible()  # the page lives in the main area, not in the panel
+    assert page.evaluate("window.__mlfXss") is None
+
+    # Like a document, the page comes back after a reload, at the version last shown.
+    page.reload()
+    page_view.get_by_test_id("components-ref").filter(has_text="markup_probe@0.1.0").wait_for()
+    assert main_tabs(page, "markup_probe").count() == 1
+    assert page_view.get_by_test_id("components-summary").text_content() == XSS_SUMMARY
     assert page.evaluate("window.__mlfXss") is None
 
 

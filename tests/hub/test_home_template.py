@@ -1,34 +1,44 @@
-"""The hub home page's budget and idle-shutdown notices (hub_config/templates/home.html).
+"""The hub home page's platform summary (hub_config/templates/home.html, hub_config/home.py).
 
-The template is rendered with JupyterHub's own loader arrangement, and its script is run
-in node against a stand-in DOM that records any use of its HTML-parsing properties, with a
-scripted fetch standing in for the hub's token API and the platform service.
+The template is rendered with JupyterHub's own loader arrangement and its asynchronous
+rendering, then on a running MockHub whose ``mlfactory_home`` asks a recording stand-in of the
+platform service's ``/api/home``: the hub asks for the signed-in user with the shared secret,
+renders service text escaped, mints no token per visit, and says so when the service is away.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
-import shutil
-import subprocess
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
+from jupyterhub import orm
 from jupyterhub.app import JupyterHub
 from jupyterhub.tests.utils import AsyncSession, public_url
+from mlfactory.hub.home import HomeSummary
+from mlfactory.hub.home_view import UNAVAILABLE, home_view
+from tornado import web
+from tornado.httpserver import HTTPServer
+
+from tests.ports import free_port
 
 from .conftest import TEMPLATES
 
 HUB_TEMPLATES = os.path.join(JupyterHub().data_files_path, "templates")
-NODE = shutil.which("node")
-XSRF = "xsrf-from-page"
+NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC).timestamp()
+EVIL = '<img src=x onerror="alert(1)">'
+SECRET = "home-test-secret"
 
 
 def hub_env(template_paths: list[str]) -> Environment:
-    """The loader JupyterHub.init_tornado_settings builds: its own templates under the
-    ``templates/`` prefix, then template_paths with its own templates last."""
+    """The loader JupyterHub.init_tornado_settings builds (its own templates under the
+    ``templates/`` prefix, then template_paths with its own last), rendering asynchronously
+    as the hub's ``render_template`` does."""
     paths = [*template_paths, HUB_TEMPLATES]
     loader = ChoiceLoader(
         [
@@ -36,7 +46,7 @@ def hub_env(template_paths: list[str]) -> Environment:
             FileSystemLoader(paths),
         ]
     )
-    return Environment(loader=loader, autoescape=True)
+    return Environment(loader=loader, autoescape=True, enable_async=True)
 
 
 class FakeUser:
@@ -52,9 +62,49 @@ class FakeUser:
         return f"/user/{self.name}/{name}"
 
 
-def render_home(services: list | None = None, user: str = "alice") -> str:
+def service_answer(**kw) -> dict:
+    """What ``/api/home`` answers (see tests/service/test_home_api.py for the real one)."""
+    return {
+        "user": "alice",
+        "currency": "USD",
+        "timezone": "UTC",
+        "budgets": [
+            {"kind": "user", "name": "alice", "amount": 10.0, "period": "monthly",
+             "enforcement": "alert", "thresholds": [0.5, 0.8, 1.0], "grace_seconds": 900,
+             "notify": [], "source": "api", "spent": 9.0, "fraction": 0.9,
+             "period_start": "2026-11-01T00:00:00Z", "resets_at": "2026-12-01T00:00:00Z"},
+        ],
+        "notices": [
+            {"id": 7, "kind": "user", "name": "alice", "threshold": 0.8,
+             "message": "Budget alert: user 'alice' has spent 9.00 USD",
+             "fired_at": "2026-11-10T11:00:00Z"},
+        ],
+        "servers": [
+            {"user": "alice", "server_name": "train", "project": "churn-model",
+             "profile": "gpu-t4", "resources": {}, "price_per_hour": 0.6,
+             "started": "2026-11-10T10:30:00Z", "hours": 1.5, "cost_so_far": 0.9,
+             "orphaned": False},
+        ],
+        "culling": {
+            "servers": [{"server_name": "train", "action": "warn", "reason": "it was idle for 1h",
+                         "deadline": "2026-11-10T12:10:00Z", "keep_alive_left": 2,
+                         "idle_timeout": 3600, "last_stop": None, "poll_seconds": 60}],
+            "stops": [],
+        },
+        **kw,
+    }  # fmt: skip
+
+
+async def render_home(view=None, services: list | None = None, user: str = "alice", **ns):
+    """Render home.html for ``user``; ``view`` (a HomeView) is what ``mlfactory_home`` gives."""
+    calls: list[str] = []
+
+    async def mlfactory_home():
+        calls.append(user)
+        return view
+
     mlfactory = SimpleNamespace(name="mlfactory", prefix="/services/mlfactory/")
-    ns = {
+    namespace = {
         "base_url": "/hub/",
         "prefix": "/",
         "user": FakeUser(user),
@@ -64,388 +114,186 @@ def render_home(services: list | None = None, user: str = "alice") -> str:
         "logout_url": "/hub/logout",
         "parsed_scopes": set(),
         "expanded_scopes": set(),
-        "xsrf_token": XSRF,
+        "xsrf_token": "xsrf",
         "default_server": SimpleNamespace(active=False),
         "url": f"/hub/spawn/{user}",
         "allow_named_servers": False,
+        "mlfactory_home": mlfactory_home,
+        **ns,
     }
-    return hub_env([TEMPLATES]).get_template("home.html").render(**ns)
+    html = await hub_env([TEMPLATES]).get_template("home.html").render_async(**namespace)
+    return html, calls
 
 
-def our_script(html: str) -> str:
-    scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
-    ours = [s for s in scripts if "mlfactory-budget-notices" in s]
-    assert len(ours) == 1, "expected exactly one mlfactory script"
-    return ours[0]
+def text_of(html: str, testid: str) -> list[str]:
+    """The text inside each element with ``data-testid=testid`` (tags dropped, spaces folded)."""
+    out = []
+    for m in re.finditer(rf'<(\w+)[^>]*data-testid="{testid}"[^>]*>(.*?)</\1>', html, re.S):
+        out.append(" ".join(re.sub(r"<[^>]+>", " ", m.group(2)).split()))
+    return out
 
 
-def test_extends_jupyterhub_home_and_adds_the_notice_boxes():
-    html = render_home()
-    # JupyterHub's home page and mlfactory's page.html are both still there
-    assert 'id="start"' in html and "My Server" in html
-    assert 'require(["home"])' in html
-    assert "JupyterHub home page" in html
-    for name in ("mlfactory-culling-notices", "mlfactory-budget-notices"):
-        box = re.search(rf'<div class="container"\s+id="{name}"[^>]*>', html)
-        assert box and "hidden" in box.group(0)
-        assert html.index(name) < html.index('id="start"')
-    script = our_script(html)
-    assert 'var servicePrefix = "/services/mlfactory/";' in script
-    assert 'var userName = "alice";' in script
+async def test_notices_above_the_buttons_servers_and_budgets_below():
+    html, calls = await render_home(home_view(service_answer(), NOW))
+    assert calls == ["alice"]
+    # JupyterHub's home page and its script are still there
+    assert 'id="start"' in html and 'require(["home"])' in html
+    notices = html.index('data-testid="mlfactory-notices"')
+    summary = html.index('data-testid="mlfactory-summary"')
+    assert notices < html.index('id="start"') < summary
+    assert text_of(html, "mlfactory-culling-notice") == [
+        "Your server \u201ctrain\u201d will be stopped at 12:10 UTC because it was idle for 1h. "
+        "Open it and press \u201cKeep running\u201d to keep it (2 presses left)."
+    ]
+    (budget_notice,) = text_of(html, "mlfactory-budget-notice")
+    assert budget_notice.startswith("Budget alert: user &#39;alice&#39; has spent 9.00 USD")
+    assert "Spent 9.00 of 10.00 USD (90%); resets 2026-12-01." in budget_notice
+    (row,) = text_of(html, "mlfactory-server")
+    assert row == "train gpu-t4 churn-model 1 h 30 min 0.90 USD 0.60 USD/hour"
+    (budget,) = text_of(html, "mlfactory-budget")
+    assert budget.startswith("Your monthly budget 9.00 of 10.00 USD 90% 2026-12-01")
+    assert 'data-level="warn"' in html
+
+
+async def test_service_text_is_escaped():
+    answer = service_answer(
+        notices=[{"id": 1, "kind": "group", "name": EVIL, "threshold": 1.0, "message": EVIL,
+                  "fired_at": "2026-11-10T11:00:00Z"}],
+        budgets=[{**service_answer()["budgets"][0], "kind": "group", "name": EVIL}],
+        servers=[{**service_answer()["servers"][0], "server_name": f'a"{EVIL}',
+                  "profile": EVIL, "project": EVIL}],
+        culling={"servers": [], "stops": [{"server_name": EVIL, "stopped_at":
+                 "2026-11-10T11:00:00Z", "reason": EVIL}]},
+    )  # fmt: skip
+    html, _ = await render_home(home_view(answer, NOW))
+    assert "<img src=x" not in html and 'onerror="' not in html
+    assert html.count("&lt;img src=x onerror=&#34;alert(1)&#34;&gt;") >= 6
+    assert 'data-server-name="a&#34;&lt;img' in html  # the attribute stays closed
+    # nothing from the service reaches a script, and the page has no script of ours
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.S)
+    assert not [s for s in scripts if "mlfactory" in s or "img" in s]
+
+
+async def test_no_token_is_asked_for_by_the_page():
+    html, _ = await render_home(home_view(service_answer(), NOW))
+    assert "/tokens" not in html and "sessionStorage" not in html
+
+
+async def test_nothing_running_and_no_budget_say_so():
+    html, _ = await render_home(
+        home_view(service_answer(servers=[], budgets=[], notices=[], culling=None), NOW)
+    )
+    assert text_of(html, "mlfactory-no-servers") == [
+        "None of your servers is running, so nothing is being charged."
+    ]
+    assert text_of(html, "mlfactory-no-budgets") == ["No budget applies to you."]
+    assert 'data-testid="mlfactory-notices"' not in html
+
+
+async def test_an_unanswered_service_is_said_with_what_to_do():
+    html, _ = await render_home(UNAVAILABLE)
+    (line,) = text_of(html, "mlfactory-summary-unavailable")
+    assert "did not answer" in line and "Reload this page in a minute" in line
+    assert 'data-testid="mlfactory-servers"' not in html and 'id="start"' in html
 
 
 @pytest.mark.parametrize(
     "services",
-    [[], [SimpleNamespace(name="other", prefix="/services/other/")], None],
-    ids=["no-services", "other-service", "services-undefined"],
+    [[], [SimpleNamespace(name="other", prefix="/services/other/")]],
+    ids=["no-services", "other-service"],
 )
-def test_nothing_when_the_user_cannot_reach_the_service(services):
-    if services is None:
-        # a hub without the variable at all (an older caller) must still render
-        env = hub_env([TEMPLATES])
-        html = env.get_template("home.html").render(
-            base_url="/hub/",
-            user=FakeUser("alice"),
-            static_url=lambda path, include_version=True: path,
-            default_server=SimpleNamespace(active=False),
-        )
-    else:
-        html = render_home(services)
-    assert "mlfactory-budget-notices" not in html
-    assert "mlfactory-culling-notices" not in html
+async def test_nothing_and_no_question_when_the_user_cannot_reach_the_service(services):
+    html, calls = await render_home(home_view(service_answer(), NOW), services=services)
+    assert calls == []
+    assert "mlfactory-summary" not in html and "mlfactory-notices" not in html
     assert 'id="start"' in html
 
 
-def test_user_name_is_escaped_in_the_script():
-    script = our_script(render_home(user='</script><b>"x'))
-    assert "</script>" not in script
-    assert '<b>"x' not in script
-
-
-def test_script_writes_text_only():
-    script = our_script(render_home())
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
-        assert sink not in script
-    assert "textContent" in script
-
-
-# --- the script, run in node --------------------------------------------------------------
-
-HARNESS = r"""
-const vm = require("vm");
-const fs = require("fs");
-const [script, scenario] = [fs.readFileSync(process.argv[2], "utf8"),
-                            JSON.parse(fs.readFileSync(process.argv[3], "utf8"))];
-const sinks = [];
-function element(tag) {
-  const e = {
-    tagName: tag, children: [], attrs: {}, className: "", hidden: true, _text: "",
-    appendChild(c) { this.children.push(c); return c; },
-    setAttribute(k, v) { this.attrs[k] = String(v); },
-    get textContent() { return this._text + this.children.map(c => c.textContent).join(""); },
-    set textContent(v) { this._text = String(v); this.children = []; },
-    insertAdjacentHTML() { sinks.push("insertAdjacentHTML"); },
-  };
-  for (const p of ["innerHTML", "outerHTML"]) {
-    Object.defineProperty(e, p, {
-      get() { sinks.push(p); return ""; }, set(v) { sinks.push(p); },
-    });
-  }
-  return e;
-}
-const boxes = { "mlfactory-budget-notices": element("div"),
-                "mlfactory-culling-notices": element("div") };
-const store = new Map(Object.entries(scenario.session || {}));
-const calls = [];
-// each route answers from its own queue, whatever order the script asks in
-const queues = JSON.parse(JSON.stringify(scenario.answers));
-function route(url) {
-  if (url.endsWith("/tokens")) { return "token"; }
-  if (url.endsWith("/api/me")) { return "me"; }
-  if (url.endsWith("/api/culling/status")) { return "culling"; }
-  return "unknown";
-}
-const debug = [];
-const window = {
-  jhdata: { xsrf_token: scenario.xsrf },
-  sessionStorage: {
-    getItem: k => (store.has(k) ? store.get(k) : null),
-    setItem: (k, v) => store.set(k, String(v)),
-  },
-  console: { debug: (...a) => debug.push(a.map(String).join(" ")) },
-};
-const document = {
-  getElementById: id => boxes[id] || null,
-  createElement: element,
-  write: () => sinks.push("document.write"),
-};
-function fetch(url, init) {
-  calls.push({ url, method: (init && init.method) || "GET",
-               headers: (init && init.headers) || {}, body: (init && init.body) || null,
-               credentials: init && init.credentials });
-  const a = (queues[route(url)] || []).shift();
-  if (!a || a.error) { return Promise.reject(new TypeError("network down")); }
-  return Promise.resolve({
-    ok: a.status >= 200 && a.status < 300, status: a.status,
-    json: () => Promise.resolve(a.body),
-  });
-}
-const context = { window, document, fetch, console: window.console, JSON, Date, Math,
-                  Object, Array, String, Error, TypeError, isNaN, encodeURIComponent };
-vm.runInNewContext(script, context);
-function shown(box) {
-  return box.children.map(c => ({
-    className: c.className, role: c.attrs.role,
-    lines: c.children.map(x => x.textContent),
-  }));
-}
-setTimeout(() => {
-  const budget = boxes["mlfactory-budget-notices"];
-  const culling = boxes["mlfactory-culling-notices"];
-  process.stdout.write(JSON.stringify({
-    hidden: budget.hidden, shown: shown(budget),
-    culling_hidden: culling.hidden, culling: shown(culling),
-    calls, sinks, debug, session: Object.fromEntries(store),
-  }));
-}, 50);
-"""
-
-ME = {
-    "user": "alice",
-    "currency": "USD",
-    "budgets": [
-        {"kind": "user", "name": "alice", "amount": 100.0, "spent": 85.5, "fraction": 0.855,
-         "resets_at": "2026-04-01T00:00:00Z"},
-        {"kind": "group", "name": "vision", "amount": 500.0, "spent": 510.0, "fraction": 1.02,
-         "resets_at": "2026-04-01T00:00:00Z"},
-    ],
-    "notices": [
-        {"id": 1, "kind": "user", "name": "alice", "threshold": 0.5,
-         "message": "Half of your budget is spent"},
-        {"id": 2, "kind": "user", "name": "alice", "threshold": 0.8,
-         "message": '<img src=x onerror="alert(1)"> 80% of your budget is spent'},
-        {"id": 3, "kind": "group", "name": "vision", "threshold": 1.0,
-         "message": "Team vision has spent its budget"},
-    ],
-}  # fmt: skip
-TOKEN_KEY = "mlfactory:home-token:alice"
-
-
-@pytest.fixture
-def run_script(tmp_path):
-    if NODE is None:  # the test command builds the labextension with it
-        pytest.fail("node is missing: install Node.js (make test needs it for the labextension)")
-    (tmp_path / "harness.js").write_text(HARNESS)
-    (tmp_path / "script.js").write_text(our_script(render_home()))
-
-    def run(answers: dict[str, list[dict]], session: dict | None = None) -> dict:
-        scenario = {"answers": answers, "session": session or {}, "xsrf": XSRF}
-        (tmp_path / "scenario.json").write_text(json.dumps(scenario))
-        out = subprocess.run(
-            [NODE, "harness.js", "script.js", "scenario.json"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return json.loads(out.stdout)
-
-    return run
-
-
-def _fresh_token(token: str) -> dict:
-    # far in the future: the script keeps a token until a minute before it expires
-    return {TOKEN_KEY: json.dumps({"token": token, "expires": 4_102_444_800_000})}
-
-
-NOTHING_TO_STOP = {"servers": [], "stops": []}
-MINT = {"status": 201, "body": {"token": "tok-1"}}
-
-
-def _ok(body: dict) -> list[dict]:
-    return [{"status": 200, "body": body}]
-
-
-def test_mints_a_service_only_token_then_shows_notices_as_text(run_script):
-    result = run_script({"token": [MINT], "me": _ok(ME), "culling": _ok(NOTHING_TO_STOP)})
-    mint, *asks = result["calls"]
-    assert (mint["url"], mint["method"]) == ("/hub/api/users/alice/tokens", "POST")
-    assert mint["headers"]["X-XSRFToken"] == XSRF
-    assert mint["credentials"] == "same-origin"
-    request = json.loads(mint["body"])
-    assert request["scopes"] == ["access:services!service=mlfactory"]
-    assert 0 < request["expires_in"] <= 3600
-    # one token for both questions
-    assert sorted(a["url"] for a in asks) == [
-        "/services/mlfactory/api/culling/status",
-        "/services/mlfactory/api/me",
-    ]
-    for ask in asks:
-        assert ask["headers"]["Authorization"] == "token tok-1"
-        assert ask["credentials"] == "omit"
-    assert json.loads(result["session"][TOKEN_KEY])["token"] == "tok-1"
-
-    assert result["sinks"] == []
-    assert result["hidden"] is False
-    assert result["culling_hidden"] is True
-    # one notice per budget, the highest threshold, the spent budget first
-    (group, user) = result["shown"]
-    assert group["className"] == "alert alert-danger"
-    assert group["lines"][0] == "Team vision has spent its budget"
-    assert group["lines"][1].startswith("Spent 510.00 of 500.00 USD (102%); resets ")
-    assert user["className"] == "alert alert-warning"
-    assert user["lines"][0] == '<img src=x onerror="alert(1)"> 80% of your budget is spent'
-    assert user["lines"][1].startswith("Spent 85.50 of 100.00 USD (86%)")
-
-
-def test_reuses_a_fresh_token(run_script):
-    result = run_script(
-        {"me": _ok(ME), "culling": _ok(NOTHING_TO_STOP)}, session=_fresh_token("tok-old")
+async def test_a_hub_without_the_variable_still_renders():
+    env = hub_env([TEMPLATES])
+    html = await env.get_template("home.html").render_async(
+        base_url="/hub/",
+        user=FakeUser("alice"),
+        static_url=lambda path, include_version=True: path,
+        default_server=SimpleNamespace(active=False),
     )
-    assert [c["method"] for c in result["calls"]] == ["GET", "GET"]
-    assert {c["headers"]["Authorization"] for c in result["calls"]} == {"token tok-old"}
-    assert len(result["shown"]) == 2
+    assert 'id="start"' in html and "mlfactory-summary" not in html
 
 
-def test_a_refused_cached_token_is_replaced_once(run_script):
-    refused = {"status": 403, "body": {"error": "Authenticate with a hub token"}}
-    result = run_script(
-        {
-            "token": [{"status": 201, "body": {"token": "tok-new"}}],
-            "me": [refused, {"status": 200, "body": ME}],
-            "culling": [refused, {"status": 200, "body": NOTHING_TO_STOP}],
-        },
-        session=_fresh_token("tok-revoked"),
-    )
-    # both questions were refused, but only one new token is minted
-    assert [c["method"] for c in result["calls"]] == ["GET", "GET", "POST", "GET", "GET"]
-    retried = result["calls"][-2:]
-    assert {c["headers"]["Authorization"] for c in retried} == {"token tok-new"}
-    assert len(result["shown"]) == 2
-
-
-@pytest.mark.parametrize(
-    "answers",
-    [
-        {"token": [{"status": 403, "body": {"message": "no tokens for you"}}]},
-        {"token": [{"error": True}]},
-        {
-            "token": [MINT],
-            "me": [{"status": 503, "body": {"error": "down"}}],
-            "culling": [{"status": 503, "body": {"error": "down"}}],
-        },
-        {"token": [MINT], "me": [{"error": True}], "culling": [{"error": True}]},
-        {"token": [MINT], "me": _ok({**ME, "notices": []}), "culling": _ok(NOTHING_TO_STOP)},
-    ],
-    ids=["token-refused", "hub-down", "service-error", "service-down", "no-notices"],
-)
-def test_shows_nothing_when_there_is_nothing_to_show(run_script, answers):
-    result = run_script(answers)
-    assert result["hidden"] is True and result["culling_hidden"] is True
-    assert result["shown"] == [] and result["culling"] == []
-    assert result["sinks"] == []
-
-
-# --- idle shutdown ------------------------------------------------------------------------
-
-CULLING = {
-    "servers": [
-        {
-            "server_name": "gpu-1",
-            "action": "warn",
-            "reason": 'its GPUs were below 5% for 30m <img src=x onerror="alert(1)">',
-            "deadline": "2026-03-10T14:30:00Z",
-            "keep_alive_left": 2,
-            "idle_timeout": 1800,
-            "last_stop": None,
-        },
-        {
-            "server_name": "",
-            "action": "keep",
-            "reason": "a kernel is busy",
-            "deadline": None,
-            "keep_alive_left": 3,
-            "idle_timeout": 14400,
-            "last_stop": {"stopped_at": "2026-03-09T10:00:00Z", "reason": "old news"},
-        },
-    ],
-    "stops": [
-        {
-            "server_name": "cpu",
-            "stopped_at": "2026-03-10T12:00:00Z",
-            "reason": "it was idle for 4h",
-        },
-        {
-            "server_name": "cpu",
-            "stopped_at": "2026-03-10T14:02:00Z",
-            "reason": "it was idle for 1h",
-        },
-        # stopped, then started again: running now, so not shown as stopped
-        {"server_name": "", "stopped_at": "2026-03-10T09:00:00Z", "reason": "it was idle for 4h"},
-    ],
-}
-
-
-def test_idle_shutdown_warnings_and_stops_as_text(run_script):
-    result = run_script(
-        {"token": [MINT], "me": _ok({**ME, "notices": []}), "culling": _ok(CULLING)}
-    )
-    assert result["sinks"] == []
-    assert result["culling_hidden"] is False
-    warning, stop = result["culling"]
-    assert warning["className"] == "alert alert-warning"
-    assert warning["role"] == "status"
-    first, second = warning["lines"]
-    assert first.startswith("Your server \u201cgpu-1\u201d will be stopped at ")
-    # the service's words arrive as text, markup and all
-    assert first.endswith('because its GPUs were below 5% for 30m <img src=x onerror="alert(1)">.')
-    assert second == "Open it and press \u201cKeep running\u201d to keep it (2 presses left)."
-    assert stop["className"] == "alert alert-info"
-    # the latest stop of the server, once
-    assert stop["lines"][0].startswith("Your server \u201ccpu\u201d was stopped at ")
-    assert stop["lines"][0].endswith(" because it was idle for 1h.")
-    assert result["hidden"] is True  # no budget notices: that box stays hidden
-
-
-def test_no_presses_left_says_save_your_work(run_script):
-    server = {**CULLING["servers"][0], "server_name": "", "keep_alive_left": 0}
-    result = run_script(
-        {"token": [MINT], "me": _ok(ME), "culling": _ok({"servers": [server], "stops": []})}
-    )
-    ((first, second),) = [n["lines"] for n in result["culling"]]
-    assert first.startswith("Your server will be stopped at ")
-    assert "save your work" in second
-    assert len(result["shown"]) == 2  # the budget notices still show
-
-
-def test_culling_failure_leaves_the_budget_notices(run_script):
-    result = run_script({"token": [MINT], "me": _ok(ME), "culling": [{"status": 404, "body": {}}]})
-    assert result["culling_hidden"] is True
-    assert len(result["shown"]) == 2
-    assert any("idle-shutdown" in line for line in result["debug"])
+def test_no_one_signed_in_means_no_question():
+    assert HomeSummary("http://127.0.0.1:1/services/mlfactory", SECRET)(None) is None
 
 
 # --- on a running hub ---------------------------------------------------------------------
 
 
-async def test_running_hub_serves_the_notice_box(hub_app, mockhub_config):
-    """JupyterHub's own loader and namespace: the extends chain resolves and the service
-    the user may reach is found in `services`."""
-    config = json.loads(json.dumps(mockhub_config))
+class RecordingHome(web.RequestHandler):
+    """Stands in for the platform service's ``/api/home`` (the real one is tested in
+    tests/service/test_home_api.py and end to end in tests/e2e/test_home_page.py)."""
+
+    def post(self) -> None:
+        self.settings["asked"].append(
+            (self.request.headers.get("Authorization"), json.loads(self.request.body))
+        )
+        self.finish(service_answer())
+
+
+@pytest.fixture
+def platform_service():
+    asked: list = []
+    port = free_port()
+    server = HTTPServer(
+        web.Application([(r"/services/mlfactory/api/home", RecordingHome)], asked=asked)
+    )
+    server.listen(port, "127.0.0.1")
+    yield f"http://127.0.0.1:{port}/services/mlfactory", asked
+    server.stop()
+
+
+async def start_hub(hub_app, mockhub_config, service_url: str):
+    config = copy.deepcopy(mockhub_config)
     config["JupyterHub"].update(
         template_paths=[TEMPLATES],
         services=[{"name": "mlfactory", "url": "http://127.0.0.1:1"}],
-        load_roles=[
-            {"name": "user", "scopes": ["self", "access:services!service=mlfactory"]},
-        ],
+        load_roles=[{"name": "user", "scopes": ["self", "access:services!service=mlfactory"]}],
+        load_groups={"data-science": {"users": ["alice"]}},
+        template_vars={"mlfactory_home": HomeSummary(service_url, SECRET, clock=lambda: NOW)},
     )
-    app = await hub_app(config=config)
+    return await hub_app(config=config)
+
+
+def token_count(app, name: str) -> int:
+    user = orm.User.find(app.db, name)
+    app.db.refresh(user)
+    return len(user.api_tokens)
+
+
+async def test_running_hub_asks_for_the_signed_in_user_and_mints_nothing(
+    hub_app, mockhub_config, platform_service
+):
+    url, asked = platform_service
+    app = await start_hub(hub_app, mockhub_config, url)
+    cookies = await app.login_user("alice")
+    before, start = token_count(app, "alice"), len(asked)
+    for _ in range(3):
+        r = await AsyncSession().get(public_url(app, path="hub/home"), cookies=cookies)
+        assert r.status_code == 200
+    assert token_count(app, "alice") == before
+    assert (
+        asked[start:] == [(f"secret {SECRET}", {"user": "alice", "groups": ["data-science"]})] * 3
+    )
+    (row,) = text_of(r.text, "mlfactory-server")
+    assert row.startswith("train gpu-t4 churn-model 1 h 30 min 0.90 USD")
+    assert text_of(r.text, "mlfactory-culling-notice")
+    # other hub pages never ask the service
+    r = await AsyncSession().get(public_url(app, path="hub/token"), cookies=cookies)
+    assert r.status_code == 200 and len(asked) == start + 3
+
+
+async def test_running_hub_renders_the_page_when_the_service_is_away(hub_app, mockhub_config):
+    app = await start_hub(hub_app, mockhub_config, f"http://127.0.0.1:{free_port()}/x")
     cookies = await app.login_user("alice")
     r = await AsyncSession().get(public_url(app, path="hub/home"), cookies=cookies)
     assert r.status_code == 200
-    assert 'id="mlfactory-budget-notices"' in r.text
-    assert 'id="mlfactory-culling-notices"' in r.text
-    prefix = json.dumps(f"{app.base_url}services/mlfactory/")
-    assert f"var servicePrefix = {prefix};" in our_script(r.text)
-    assert f"var hubApi = {json.dumps(app.hub.base_url)} + " in r.text
+    assert text_of(r.text, "mlfactory-summary-unavailable")
+    assert 'id="start"' in r.text

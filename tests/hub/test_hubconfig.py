@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlfactory.hub import hubconfig
+from mlfactory.hub.home import HomeSummary
 from mlfactory.hub.hubconfig import (
     TEMPLATES,
     apply_embedded_defaults,
@@ -48,7 +49,12 @@ def test_apply_platform_on_fresh_config(platform):
     c = Config()
     apply_platform(c, platform)
     assert c.JupyterHub.template_paths == [str(TEMPLATES)]
-    assert c.JupyterHub.template_vars == {"mlfactory_platform_name": "mlfactory"}
+    template_vars = dict(c.JupyterHub.template_vars)
+    home = template_vars.pop("mlfactory_home")
+    assert template_vars == {"mlfactory_platform_name": "mlfactory"}
+    # the home page asks the service over the budget gate's channel: same address and secret
+    gate = c.MLFactoryLocalSpawner.budget_check
+    assert isinstance(home, HomeSummary) and (home.url, home.secret) == (gate.url, gate.secret)
     assert c.Spawner.default_url == "/lab"
     assert c.JupyterHub.allow_named_servers is True
     # resources come from the resolver at each spawn, not from static limits; the only
@@ -131,7 +137,10 @@ def test_apply_platform_keeps_earlier_settings(platform):
     c.JupyterHub.template_vars = {"org": "ACME", "mlfactory_platform_name": "acme-ml"}
     apply_platform(c, platform)
     assert c.JupyterHub.template_paths == [str(TEMPLATES), "/site/templates"]
-    assert c.JupyterHub.template_vars == {"org": "ACME", "mlfactory_platform_name": "acme-ml"}
+    assert {k: v for k, v in c.JupyterHub.template_vars.items() if k != "mlfactory_home"} == {
+        "org": "ACME",
+        "mlfactory_platform_name": "acme-ml",
+    }
 
 
 # --- apply_embedded_defaults -------------------------------------------------------------------
@@ -181,7 +190,9 @@ def test_embedded_defaults_keep_template_vars(data, platform):
     c = Config()
     apply_platform(c, platform)
     apply_embedded_defaults(c, env={})
-    assert c.JupyterHub.template_vars == {
+    template_vars = dict(c.JupyterHub.template_vars)
+    assert template_vars.pop("mlfactory_home")  # the home page's summary (apply_platform)
+    assert template_vars == {
         "mlfactory_platform_name": "mlfactory",
         "mlfactory_signup_enabled": True,
         "mlfactory_local_accounts": True,

@@ -290,3 +290,29 @@ async def test_polling_is_not_user_activity(configured, jp_fetch, jp_serverapp):
     before = jp_serverapp.web_app.settings.get("api_last_activity")
     await jp_fetch(*ROUTE)
     assert jp_serverapp.web_app.settings.get("api_last_activity") == before
+
+
+# --- GET /mlfactory/api/stop-ticket: the same proxy, for JupyterLab's stop notice -------
+
+
+async def test_stop_ticket_asks_for_this_server(monkeypatch, configured, jp_fetch):
+    monkeypatch.setenv("JUPYTERHUB_SERVER_NAME", "gpu")
+    configured.body = json.dumps({"server_name": "gpu", "ticket": "t", "expires": "x"}).encode()
+    r = await jp_fetch("mlfactory", "api", "stop-ticket")
+    assert json.loads(r.body)["ticket"] == "t"
+    assert r.headers["Cache-Control"] == "no-store"
+    (asked,) = configured.requests
+    assert asked["path"] == "/services/mlfactory/api/culling/stop-ticket"
+    assert asked["headers"]["Authorization"] == f"token {TOKEN}"
+
+
+async def test_stop_ticket_is_the_owners_and_says_when_unconfigured(
+    hub_server_shared_with_caller, jp_fetch
+):
+    code, body = await _json_error(jp_fetch, "mlfactory", "api", "stop-ticket")
+    assert code == 403 and "Only the owner" in body["message"]
+
+
+async def test_stop_ticket_without_a_service(hub_server_of_caller, jp_fetch):
+    code, body = await _json_error(jp_fetch, "mlfactory", "api", "stop-ticket")
+    assert code == 503 and body["reason"] == "not-configured"

@@ -34,11 +34,14 @@ def profile_env(monkeypatch):
     monkeypatch.setenv("MLFACTORY_PROFILE", json.dumps(PROFILE))
 
 
-async def test_info_on_own_hub_server(profile_env, hub_server_of_caller, jp_fetch):
+async def test_info_on_own_hub_server(profile_env, hub_server_of_caller, jp_fetch, jp_serverapp):
     r = await jp_fetch("mlfactory", "api", "info")
     assert r.code == 200
     info = json.loads(r.body)
     limits = info.pop("limits")
+    # the panel's uptime counts from jupyter-server's own start time
+    started = jp_serverapp.web_app.settings["started"]
+    assert info.pop("started") == started.isoformat().replace("+00:00", "Z")
     assert info == {
         "version": version("mlfactory"),
         "user": CALLER,

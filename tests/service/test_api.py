@@ -33,7 +33,7 @@ async def test_gate_needs_the_secret(service):
     svc = await service()
     code, body, _ = await svc.call("POST", "/api/gate", secret="wrong", body=gate_body("k" * 16))
     assert code == 403
-    assert "spawner only" in body["error"]
+    assert "hub process only" in body["error"]
     assert svc.accountant.store.open_sessions() == []
 
 

@@ -3,6 +3,7 @@
  * `textContent` or an attribute, never as markup.
  */
 import { isAbort } from '../handler';
+import { sourceLabel, sourceShortLabel } from './labels';
 
 export { isAbort };
 
@@ -83,8 +84,13 @@ export function stabilityBadge(stability: string): HTMLElement {
   return badge(stability, stability, `Stability: ${stability}`);
 }
 
+/** The source of a result: its short name, and in full as the tooltip. */
 export function sourceBadge(source: string, kind: string): HTMLElement {
-  return badge(source, 'source', `Source: ${source} (${kind})`);
+  return badge(
+    sourceShortLabel(source, kind),
+    'source',
+    `Source: ${sourceLabel(source, kind)}`
+  );
 }
 
 /** An alert with the error's message (the server's, when it sent one). */

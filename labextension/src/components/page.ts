@@ -1,37 +1,26 @@
 /**
- * A component's page in the Components panel: its facts, inputs and outputs,
- * example and README hosts, version history and the Insert button. Pure DOM
- * building; the panel owns the state, the renderers and what the actions do.
+ * A component's page: its facts, inputs and outputs, example and README
+ * hosts, version history and the Insert button. Pure DOM building; the page
+ * view (pageView.ts) owns the state, the renderers and what the actions do.
  */
 import { button, h, stabilityBadge, table } from './dom';
+import { sourceLabel } from './labels';
 import type { IComponentDetail, IInputPort } from './types';
 
-/** What the page's controls do; the panel supplies them. */
+/** What the page's controls do; the page view supplies them. */
 export interface IPageActions {
-  back(): void;
   openVersion(version: string): void;
   browseCategory(category: string): void;
   insert(ref: string, message: HTMLElement): void;
 }
 
-/** The page's nodes, and the parts the panel fills or updates later. */
+/** The page's nodes, and the parts the view fills or updates later. */
 export interface IComponentPage {
   nodes: Node[];
   insertButton: HTMLButtonElement;
   /** Hosts for the rendered example and README (filled once in the document). */
   example: HTMLElement;
   readme: HTMLElement;
-}
-
-/** The bar above a page (and above its loading state): back to the results. */
-export function pageToolbar(back: () => void): HTMLElement {
-  const link = button('‹ Components', back, {
-    kind: 'link',
-    className: 'mlfactory-Components-back',
-    testid: 'components-back',
-    attrs: { 'aria-label': 'Back to the results' }
-  });
-  return h('div', { className: 'mlfactory-Components-pageToolbar' }, link);
 }
 
 export function componentPage(
@@ -73,7 +62,7 @@ export function componentPage(
   addFact(
     facts,
     'Source',
-    `${d.source} (${d.source_kind})`,
+    sourceLabel(d.source, d.source_kind),
     'components-source'
   );
   addFact(facts, 'Last verified', d.last_verified, 'components-verified');
@@ -110,7 +99,6 @@ export function componentPage(
   });
 
   const nodes = present([
-    pageToolbar(actions.back),
     h(
       'div',
       { className: 'mlfactory-Components-pageHeader' },

@@ -1,23 +1,27 @@
 /**
- * The components plugin: the panel in the left area and its commands. Nothing
- * here waits on the server; the panel loads when it is first shown.
+ * The components plugin: the panel in the left area, one main-area tab per
+ * component page, and their commands. Nothing here waits on the server; the
+ * panel loads when it is first shown, a page when it is opened.
  */
 import {
   ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, InputDialog } from '@jupyterlab/apputils';
+import {
+  ICommandPalette,
+  InputDialog,
+  MainAreaWidget,
+  WidgetTracker
+} from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-// style/index.js (the styleModule Lab loads) lists only base.css; importing the
-// panel's CSS here loads it either way (webpack includes a module once).
-
 import { componentsAPI } from './api';
 import { componentsIcon } from './icon';
 import { insertBelowActive } from './notebook';
+import { ComponentPageView } from './pageView';
 import { ComponentsPanel } from './panel';
 
 export namespace CommandIDs {
@@ -28,6 +32,12 @@ export namespace CommandIDs {
 
 /** After the mlfactory panel (rank 200) in the left area. */
 const RANK = 210;
+
+/** A DOM id for a component's tab (names are checked by the schema, but an
+ * id must hold whatever a source sends). */
+function pageId(name: string): string {
+  return `mlfactory-component-${name.replace(/[^A-Za-z0-9_-]/g, c => `-${c.charCodeAt(0).toString(16)}-`)}`;
+}
 
 function stringArg(
   args: ReadonlyPartialJSONObject,
@@ -73,36 +83,90 @@ export const componentsPlugin: JupyterFrontEndPlugin<void> = {
       shell.activateById(notebook.id);
     };
 
+    const pages = new WidgetTracker<MainAreaWidget<ComponentPageView>>({
+      namespace: 'mlfactory-component'
+    });
+
     const panel = new ComponentsPanel({
       api: componentsAPI,
-      rendermime,
-      insertBlocker,
-      insert: insertRef
+      open: (name, version) => openPage(name, version)
     });
     shell.add(panel, 'left', { rank: RANK });
     restorer?.add(panel, panel.id);
 
+    /** Open (or bring back) the tab of `name`, showing `version` if given. */
+    const openPage = async (name: string, version?: string): Promise<void> => {
+      let tab = pages.find(w => w.content.name === name);
+      if (!tab) {
+        const content = new ComponentPageView({
+          name,
+          api: componentsAPI,
+          rendermime,
+          insertBlocker,
+          insert: insertRef,
+          browseCategory: category => {
+            shell.activateById(panel.id);
+            panel.browseCategory(category);
+          },
+          shown: view => {
+            const owner = pages.find(w => w.content === view);
+            if (owner) {
+              void pages.save(owner);
+            }
+          }
+        });
+        tab = new MainAreaWidget({ content });
+        tab.id = pageId(name);
+        tab.title.closable = true;
+        tab.toolbar.hide(); // the page has its own controls
+        void pages.add(tab);
+        shell.add(tab, 'main');
+      }
+      shell.activateById(tab.id);
+      const shown = tab.content.detail;
+      if (!shown || (version && version !== shown.version)) {
+        await tab.content.showVersion(version);
+      }
+    };
+
+    restorer?.restore(pages, {
+      command: CommandIDs.open,
+      args: tab => {
+        const version = tab.content.detail?.version;
+        return version
+          ? { name: tab.content.name, version }
+          : { name: tab.content.name };
+      },
+      name: tab => tab.content.name
+    });
+
     const changed = () => {
-      panel.updateInsertState();
+      pages.forEach(tab => tab.content.updateInsertState());
       commands.notifyCommandChanged(CommandIDs.insert);
     };
     tracker?.currentChanged.connect(changed);
     tracker?.widgetAdded.connect(changed);
 
     commands.addCommand(CommandIDs.open, {
-      label: 'Open Components panel',
-      caption: 'Search the component registry',
+      label: args =>
+        stringArg(args, 'name')
+          ? `Open component ${stringArg(args, 'name')}`
+          : 'Open Components panel',
+      caption: 'Search the component registry, or open a component page',
       icon: componentsIcon,
       execute: args => {
-        shell.activateById(panel.id);
         const name = stringArg(args, 'name');
         if (name) {
-          return panel.openComponent(name, stringArg(args, 'version'));
+          return openPage(name, stringArg(args, 'version'));
         }
+        shell.activateById(panel.id);
         panel.searchInput.focus();
         return undefined;
       }
     });
+
+    const currentRef = (): string | null =>
+      pages.currentWidget?.content.ref ?? null;
 
     commands.addCommand(CommandIDs.insert, {
       label: args =>
@@ -111,13 +175,13 @@ export const componentsPlugin: JupyterFrontEndPlugin<void> = {
           : 'Insert component into notebook',
       caption: args =>
         insertBlocker() ??
-        `Insert ${stringArg(args, 'ref') ?? 'the component shown in the Components panel'} below the active cell`,
+        `Insert ${stringArg(args, 'ref') ?? 'the component whose page was last shown'} below the active cell`,
       icon: componentsIcon,
       isEnabled: args =>
         insertBlocker() === null &&
-        (stringArg(args, 'ref') ?? panel.currentRef) !== null,
+        (stringArg(args, 'ref') ?? currentRef()) !== null,
       execute: args => {
-        const ref = stringArg(args, 'ref') ?? panel.currentRef;
+        const ref = stringArg(args, 'ref') ?? currentRef();
         return ref ? insertRef(ref) : undefined;
       }
     });

@@ -14,6 +14,7 @@ import {
   stabilityBadge
 } from './dom';
 import { PressToDrag } from './drag';
+import { sourceOptionLabel } from './labels';
 import { refOf } from './page';
 import {
   STABILITIES,
@@ -252,7 +253,7 @@ export class SearchView {
         'Source',
         facets.sources.map(f => ({
           value: f.name,
-          label: `${f.name} · ${f.kind} (${f.count})`
+          label: sourceOptionLabel(f.name, f.kind, f.count)
         }))
       );
     }
