@@ -502,6 +502,22 @@ class ComponentReview(_Strict):
     maintainers: ReviewMaintainers = ReviewMaintainers()
 
 
+class Sharing(_Strict):
+    """Notebook shares (snapshots other users preview or copy), kept by the platform service."""
+
+    max_notebook_bytes: Size = Field(
+        parse_size("5Mi"), description="largest notebook that can be shared, e.g. '5Mi'"
+    )
+    max_recipients: int = Field(100, ge=1, le=1000, description="users and groups per share")
+    groups: Literal["member", "any"] = Field(
+        "member",
+        description="groups a non-admin may share with: those they belong to, or any group",
+    )
+    users: Literal["any", "same-group"] = Field(
+        "any", description="users one may share with: any hub user, or those sharing a group"
+    )
+
+
 class PlatformConfig(_Strict):
     platform: Platform = Platform()
     profiles: tuple[Profile, ...] = Field(min_length=1)
@@ -521,6 +537,7 @@ class PlatformConfig(_Strict):
     data_stores: tuple[DataStore, ...] = ()
     component_sources: tuple[ComponentSource, ...] = ()
     component_review: ComponentReview = ComponentReview()
+    sharing: Sharing = Sharing()
 
     @model_validator(mode="after")
     def _cross_references(self) -> PlatformConfig:

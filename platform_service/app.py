@@ -40,7 +40,16 @@ from traitlets import Callable as CallableTrait
 from traitlets import Unicode, default
 from traitlets.config import Application
 
-from . import budget_api, components, culling_api, dashboard, gate_api, service_api
+from . import (
+    budget_api,
+    components,
+    culling_api,
+    dashboard,
+    gate_api,
+    home_api,
+    service_api,
+    share_api,
+)
 from .accounting import Accountant
 from .culler import Culler
 from .db import make_engine, upgrade
@@ -54,7 +63,16 @@ HERE = Path(__file__).parent
 # next request; HubAuth's default of 300 s would let all of those work on here for minutes.
 AUTH_CACHE_SECONDS = 2
 # The modules whose default_handlers make up the routes, in the order they are matched.
-ROUTE_MODULES = (dashboard, service_api, gate_api, budget_api, culling_api, components)
+ROUTE_MODULES = (
+    dashboard,
+    service_api,
+    gate_api,
+    budget_api,
+    culling_api,
+    home_api,
+    components,
+    share_api,
+)
 
 
 def make_hub_auth() -> HubOAuth:

@@ -221,6 +221,61 @@ class PublishedComponent(Base):
     published_by: Mapped[str] = mapped_column(String(255))
 
 
+class NotebookShare(Base):
+    """A notebook an owner shared (``share_api.py``); its snapshots are files under the
+    service's shares dir, one per version, never changed once written."""
+
+    __tablename__ = "notebook_shares"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    mode: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(String(2000), default="")
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ShareVersion(Base):
+    """One immutable snapshot of a share: its size and digest (the file is checked on read)."""
+
+    __tablename__ = "notebook_share_versions"
+    share_id: Mapped[str] = mapped_column(
+        ForeignKey("notebook_shares.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class ShareRecipient(Base):
+    """A user or group a share is for; "shared with me" looks them up by (kind, name)."""
+
+    __tablename__ = "notebook_share_recipients"
+    share_id: Mapped[str] = mapped_column(
+        ForeignKey("notebook_shares.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # user | group
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    __table_args__ = (Index("ix_share_recipients_lookup", "kind", "name", "share_id"),)
+
+
+class ShareEvent(Base):
+    """The sharing audit: every share, update, revoke, open and copy, by whom and when."""
+
+    __tablename__ = "notebook_share_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    share_id: Mapped[str] = mapped_column(String(16), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(8))
+    at: Mapped[float] = mapped_column(Float, index=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
 

@@ -12,13 +12,15 @@ import asyncio
 import getpass
 import json
 import os
+import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Float, List, TraitError, Unicode, default, validate
 
-from . import activity, budget, component_publish, components, handlers
+from . import activity, budget, component_publish, components, handlers, shares
 from .activity import NVIDIA_SMI, ActivityReporter
 from .handlers import SETTINGS_KEY
 from .history import diffing, extension
@@ -27,8 +29,22 @@ from .owner import owner_from_env
 
 PROFILE_ENV = "MLFACTORY_PROFILE"
 
+# Labextensions rebuilt against the JupyterLab this bundle ships (labextension/scripts/
+# build-nbdime.mjs): nbdime's wheel ships its extension built for JupyterLab 4.5, asking
+# for @jupyter/ydoc 3 where Lab 4.6 shares ydoc 4. JupyterLab takes the first extension of
+# a name it finds, so this folder goes first in its search path.
+ALIGNED_LABEXTENSIONS = Path(sys.prefix, "share", "jupyter", "mlfactory", "labextensions")
+
 # The modules whose default_handlers make up the routes, in the order they are matched.
-ROUTE_MODULES = (handlers, budget, activity, components, component_publish, history_handlers)
+ROUTE_MODULES = (
+    handlers,
+    budget,
+    activity,
+    components,
+    component_publish,
+    history_handlers,
+    shares,
+)
 
 
 def _package_version() -> str:
@@ -138,6 +154,11 @@ class MLFactoryServerApp(ExtensionApp):
         for setup in self.feature_setups:
             setup(self)
 
+    def _link_jupyter_server_extension(self, serverapp: Any) -> None:
+        super()._link_jupyter_server_extension(serverapp)
+        # linked before any extension loads: JupyterLab reads its paths when it loads
+        prefer_labextensions(serverapp, ALIGNED_LABEXTENSIONS)
+
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         # runs once the event loop does (not under pytest-jupyter, which never starts it)
         if self.activity_reporter is not None:
@@ -164,6 +185,16 @@ class MLFactoryServerApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         # ExtensionApp._prepare_handlers prefixes each pattern with base_url.
         self.handlers.extend(route for module in ROUTE_MODULES for route in module.default_handlers)
+
+
+def prefer_labextensions(serverapp: Any, folder: Path) -> None:
+    """Put ``folder`` first in JupyterLab's extension search path (if it exists), so its
+    extensions replace those of the same name elsewhere."""
+    if not folder.is_dir():
+        return
+    for app in serverapp.extension_manager.extension_apps.get("jupyterlab", ()):
+        paths = [p for p in app.extra_labextensions_path if p != str(folder)]
+        app.extra_labextensions_path = [str(folder), *paths]
 
 
 async def cancel_background(tasks: list[asyncio.Future], log: Any, wait_s: float = 10) -> None:

@@ -1,0 +1,38 @@
+"""Rendered previews of shared notebooks: nbconvert's HTML of a snapshot, and the headers it
+is served with. Outputs keep their HTML and scripts (a preview should look like the notebook),
+so the document is sandboxed: an opaque origin that can run scripts but can reach neither the
+platform's cookies nor its API, and that only the platform's own pages may frame.
+"""
+
+from __future__ import annotations
+
+import nbformat
+from nbconvert import HTMLExporter
+
+# On the document that holds the notebook's outputs: no `allow-same-origin`, so it runs in an
+# opaque origin whatever URL it came from, even when opened directly rather than framed.
+PREVIEW_CSP = "sandbox allow-scripts; frame-ancestors 'self'"
+# The service's own page around it: no scripts at all, frames only from the service.
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; frame-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "private, no-store",
+}
+
+
+def render(text: str, name: str) -> str:
+    """The notebook ``text`` (nbformat 4 JSON) as one self-contained HTML document.
+
+    ``name`` is the page title unless the notebook has its own; nbconvert's template escapes
+    it, as it escapes code and text outputs (only HTML, SVG and JavaScript outputs and
+    Markdown are HTML on purpose, and they live inside the sandbox). Blocking: call it in a
+    worker thread.
+    """
+    nb = nbformat.reads(text, as_version=4)
+    exporter = HTMLExporter(template_name="lab")  # one per call: exporters hold state
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
+    return body
