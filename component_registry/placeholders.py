@@ -19,6 +19,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 class PlaceholderError(TypeError):
     """An input is still the ``...`` placeholder of the inserted cell."""
 
+    def _render_traceback_(self) -> list[str]:
+        # in a notebook: the message first, then the user's cell line, as the model API does
+        from mlfactory.model_api.errors import render_brief
+
+        return render_brief(self)
+
 
 def placeholder_message(name: str, what: str | None, *, has_default: bool = False) -> str:
     """The sentence that tells a person which input to fill and with what."""
@@ -47,6 +53,7 @@ def expects(**what: str) -> Callable[[F], F]:
 
         @functools.wraps(func)
         def checked(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True  # noqa: F841 - brief tracebacks leave this frame out
             try:
                 bound = signature.bind(*args, **kwargs)
             except TypeError:

@@ -37,13 +37,7 @@ class ModelAPIError(Exception):
         return {"error": self.message, "error_type": self.error_type, "details": self.details}
 
     def _render_traceback_(self) -> list[str]:
-        # IPython shows these lines instead of its own traceback (InteractiveShell.showtraceback)
-        formatter = getattr(_ipython_shell(), "InteractiveTB", None)
-        if getattr(formatter, "mode", None) == "Verbose":  # %xmode Verbose asks for everything
-            return formatter.structured_traceback(  # type: ignore[union-attr]
-                type(self), self, self.__traceback__, tb_offset=1
-            )
-        return brief_traceback(self, code_name=_ipython_code_name)
+        return render_brief(self)
 
 
 class BadRequest(ModelAPIError):
@@ -203,6 +197,17 @@ def brief_traceback(
         lines.append(f"caused by {type(cause).__name__}: {cause}")
         lines += _format_frames(_user_frames(cause.__traceback__), MAX_CAUSE_FRAMES, code_name)
     return lines
+
+
+def render_brief(exc: BaseException) -> list[str]:
+    """What an exception's ``_render_traceback_`` returns: IPython shows these lines instead
+    of its own traceback (InteractiveShell.showtraceback); ``%xmode Verbose`` gets it all."""
+    formatter = getattr(_ipython_shell(), "InteractiveTB", None)
+    if getattr(formatter, "mode", None) == "Verbose":
+        return formatter.structured_traceback(  # type: ignore[union-attr]
+            type(exc), exc, exc.__traceback__, tb_offset=1
+        )
+    return brief_traceback(exc, code_name=_ipython_code_name)
 
 
 def _ipython_shell() -> Any:

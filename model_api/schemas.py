@@ -50,7 +50,8 @@ class TensorSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+    # a column name as data frames have them ("sepal length (cm)"): printable, no edge spaces
+    name: str = Field(pattern=r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]{0,126}[^\x00-\x20\x7f])?$")
     datatype: str
     shape: tuple[int, ...] = (-1,)
     nullable: bool = False

@@ -71,6 +71,8 @@ class Model:
                 "(it becomes a URL segment and a JupyterHub scope)"
             )
         self.name = name
+        if task not in set(Task):
+            raise ValueError(f"task {task!r}: use one of {', '.join(t.value for t in Task)}")
         self.task = Task(task)
         self.version = None if version is None else str(version)
         self.description = description

@@ -68,6 +68,11 @@ def test_an_unfilled_cell_names_the_input_to_fill(kernel):
     assert reply["status"] == "error" and reply["ename"] == "PlaceholderError"
     assert reply["evalue"].startswith("X is required: replace `...` with your feature table")
     assert [o["type"] for o in outputs] == ["error"]
+    # the message leads, then only the cell's own line: no frames of the platform's wrapper
+    shown = outputs[0]["traceback"]
+    assert "X is required" in shown[0] and len(shown) <= 3, shown
+    assert not any("placeholders.py" in line for line in shown), shown
+    assert re.search(r"Cell In\[\d+\], line \d+", "\n".join(shown)), shown
 
 
 def test_plot_evaluation_shows_its_figures_inline(kernel):

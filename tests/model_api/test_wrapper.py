@@ -206,6 +206,31 @@ def test_declaration_errors_are_actionable(iris_clf):
         Model(iris_clf, task="classification", name="iris", threshold=0.3)
     with pytest.raises(ValueError, match="labels"):
         Model(lambda x: x, task="multi-label", name="m")
+    with pytest.raises(ValueError, match="use one of classification, regression"):
+        Model(iris_clf, task="multiclass", name="iris")
+
+
+def test_column_names_as_data_frames_have_them():
+    """scikit-learn's own iris frame names its columns "sepal length (cm)"."""
+    import warnings
+
+    from mlfactory.model_api.schemas import TensorSpec
+    from pydantic import ValidationError
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(as_frame=True, return_X_y=True)
+    clf = LogisticRegression(max_iter=1000).fit(X, y)
+    model = Model(clf, task="classification", name="iris", labels=IRIS_LABELS)
+    assert model.schema.input_names[0] == "sepal length (cm)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model.predict(X[:2].to_dict("records")).labels == ["setosa", "setosa"]
+    with pytest.raises(InvalidInput, match=r"missing 'sepal width \(cm\)'"):
+        model.predict([{"sepal length (cm)": 5.1}])
+    for bad in ("", " padded", "line\nbreak", "tab\tname", "x" * 129):
+        with pytest.raises(ValidationError):
+            TensorSpec(name=bad, datatype="FP64")
 
 
 def test_in_process_input_is_checked(iris_model):
