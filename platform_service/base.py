@@ -141,6 +141,14 @@ class SecretHandler(BaseHandler):
     def check_xsrf_cookie(self) -> None:  # secret-authenticated, no cookies involved
         pass
 
+    def user_and_groups(self) -> tuple[str, list[str]]:
+        """The user the hub asks about, and their groups, from the JSON body."""
+        body = self.json_body()
+        try:
+            return body_str(body, "user", 255), body_str_list(body, "groups")
+        except ValueError as e:
+            raise APIError(400, str(e), field=str(e).split(":")[0]) from None
+
 
 class UserHandler(HubOAuthenticated, BaseHandler):
     """A hub user: the model's ``name``, ``admin``, ``groups`` and token ``scopes``."""

@@ -44,12 +44,7 @@ class StandingHandler(SecretHandler):
     """The budgets a user's next spawn would charge, for the spawn page's picker."""
 
     async def post(self) -> None:
-        body = self.json_body()
-        try:
-            user = body_str(body, "user", 255)
-            groups = body_str_list(body, "groups")
-        except ValueError as e:
-            raise APIError(400, str(e), field=str(e).split(":")[0]) from None
+        user, groups = self.user_and_groups()
         self.write_json(await self.accountant.me(user, groups))
 
 

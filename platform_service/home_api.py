@@ -7,17 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import APIError, SecretHandler, body_str, body_str_list
+from .base import SecretHandler
 
 
 class HomeHandler(SecretHandler):
     async def post(self) -> None:
-        body = self.json_body()
-        try:
-            user = body_str(body, "user", 255)
-            groups = body_str_list(body, "groups")
-        except ValueError as e:
-            raise APIError(400, str(e), field=str(e).split(":")[0]) from None
+        user, groups = self.user_and_groups()
         out: dict[str, Any] = await self.accountant.me(user, groups)
         out["timezone"] = self.accountant.tz.key
         # idle shutdown may be switched off in this service: then there is nothing to say

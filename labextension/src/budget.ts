@@ -23,7 +23,7 @@ import { Widget } from '@lumino/widgets';
 import type { ISaveResult } from './culling';
 import { saveDirtyDocuments } from './culling';
 import { Poller } from './handler';
-import { IHubFacts, dashboardUrl, hubFacts } from './hub';
+import { IHubFacts, dashboardLink, hubFacts } from './hub';
 import { SessionLog, sessionLog } from './sessionlog';
 
 /** One budget the user's spending counts against (the service's Standing.as_json). */
@@ -374,13 +374,9 @@ export class CostPopover extends Widget {
       this.node.appendChild(list);
     }
     if (facts !== null) {
-      const link = document.createElement('a');
-      link.href = dashboardUrl(facts);
-      link.target = '_blank';
-      link.rel = 'noopener';
-      link.textContent = 'Open the cost dashboard';
-      link.dataset.testid = 'mlfactory-cost-dashboard-link';
-      this.node.appendChild(link);
+      this.node.appendChild(
+        dashboardLink(facts, 'mlfactory-cost-dashboard-link')
+      );
     }
   }
 }

@@ -55,6 +55,17 @@ export function dashboardUrl(f: IHubFacts): string {
   return serviceUrl(f, 'dashboard');
 }
 
+/** "Open the cost dashboard", in a new tab. */
+export function dashboardLink(f: IHubFacts, testid: string): HTMLAnchorElement {
+  const link = document.createElement('a');
+  link.href = dashboardUrl(f);
+  link.target = '_blank';
+  link.rel = 'noopener';
+  link.textContent = 'Open the cost dashboard';
+  link.dataset.testid = testid;
+  return link;
+}
+
 /** The hub's page that starts this server (with the resource picker). */
 export function spawnUrl(f: IHubFacts): string {
   const parts = ['spawn', encodeURIComponent(f.user)];

@@ -14,7 +14,7 @@ import type { ISaveResult } from './culling';
 import { requestAPI } from './handler';
 import {
   IHubFacts,
-  dashboardUrl,
+  dashboardLink,
   hubFacts,
   isStopped,
   spawnUrl,
@@ -179,13 +179,7 @@ export class MLFactorySidebar extends Widget {
 
     const facts = this._facts;
     if (facts !== null) {
-      const link = document.createElement('a');
-      link.href = dashboardUrl(facts);
-      link.target = '_blank';
-      link.rel = 'noopener';
-      link.textContent = 'Open the cost dashboard';
-      link.dataset.testid = 'mlfactory-dashboard-link';
-      section.appendChild(link);
+      section.appendChild(dashboardLink(facts, 'mlfactory-dashboard-link'));
     }
     if (facts !== null && info.is_owner) {
       const actions = document.createElement('div');
