@@ -7,6 +7,7 @@ platform's cookies nor its API, and that only the platform's own pages may frame
 from __future__ import annotations
 
 import nbformat
+from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 
 # On the document that holds the notebook's outputs: no `allow-same-origin`, so it runs in an
@@ -24,6 +25,18 @@ SECURITY_HEADERS = {
 }
 
 
+# nbconvert's lab page loads require.js and MathJax from cdnjs: offline (and in air-gapped
+# sites) every preview logs failed loads, and online each recipient's browser tells a third
+# party what it opens. Without them outputs render the same; TeX stays as written.
+_TEMPLATE = "mlfactory_preview.html.j2"
+_OFFLINE = (
+    "{%- extends 'lab/index.html.j2' -%}"
+    "{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}"
+    "{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}"
+    "{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}"
+)
+
+
 def render(text: str, name: str) -> str:
     """The notebook ``text`` (nbformat 4 JSON) as one self-contained HTML document.
 
@@ -33,6 +46,10 @@ def render(text: str, name: str) -> str:
     worker thread.
     """
     nb = nbformat.reads(text, as_version=4)
-    exporter = HTMLExporter(template_name="lab")  # one per call: exporters hold state
+    exporter = HTMLExporter(  # one per call: exporters hold state
+        template_name="lab",
+        template_file=_TEMPLATE,
+        extra_loaders=[DictLoader({_TEMPLATE: _OFFLINE})],
+    )
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
     return body

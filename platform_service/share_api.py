@@ -16,7 +16,7 @@ import html
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from .shares import (
 )
 
 NOT_FOUND = "No share has this id, or it was revoked or has expired."
+HUB_BUSY = "The hub cannot be asked who exists; try again in a minute."
 MAX_AUDIT = 1000
 RENDERS_AT_ONCE = 2  # nbconvert is CPU-bound; more at once only slows each
 
@@ -389,6 +390,89 @@ class ShareStore:
                 self._rendering.pop(key, None)
 
 
+# --- whom the Share dialog offers ----------------------------------------------------------
+
+MAX_SUGGESTIONS = 50
+MAX_QUERY = 255
+# Seconds the hub's list of users and groups is reused for the dialog's search-as-you-type.
+# Suggestions only: creating a share asks the hub afresh (``check_recipients``), so a user
+# removed meanwhile is refused by name, never shared with.
+DIRECTORY_MAX_AGE = 30.0
+
+
+def _by_name(name: str) -> tuple[str, str]:
+    return name.casefold(), name
+
+
+def recipient_suggestions(
+    query: str,
+    *,
+    users: Iterable[str],
+    groups: Mapping[str, Collection[str]],
+    me: str,
+    my_groups: Collection[str],
+    is_admin: bool,
+    group_policy: str,
+    user_policy: str,
+    limit: int,
+) -> dict[str, Any]:
+    """The users and groups ``me`` may share with whose names start with ``query`` (any case),
+    alphabetically, at most ``limit`` of each; never ``me``. The rules of
+    ``refused_recipients``: groups are the caller's own (every group for admins or ``groups:
+    any``); users any hub user, or those sharing a group with the caller (``users:
+    same-group``). Pure."""
+    q = query.strip().casefold()
+    mine = set(my_groups)
+    if user_policy == "same-group" and not is_admin:
+        allowed_users: Iterable[str] = {m for g in mine for m in groups.get(g, ())}
+    else:
+        allowed_users = users
+    known = set(users)
+    names = sorted(
+        (u for u in allowed_users if u != me and u in known and u.casefold().startswith(q)),
+        key=_by_name,
+    )
+    visible = groups if (is_admin or group_policy == "any") else [g for g in groups if g in mine]
+    gnames = sorted((g for g in visible if g.casefold().startswith(q)), key=_by_name)
+    return {
+        "query": query,
+        "users": names[:limit],
+        "groups": gnames[:limit],
+        "truncated": len(names) > limit or len(gnames) > limit,
+    }
+
+
+class Directory:
+    """The hub's user names and groups (with members), fetched at most every ``max_age``
+    seconds, one fetch at a time; the last good answer is kept while the hub is away."""
+
+    def __init__(self, clock: Callable[[], float], max_age: float = DIRECTORY_MAX_AGE) -> None:
+        self.clock = clock
+        self.max_age = max_age
+        self.users: list[str] = []
+        self.groups: dict[str, list[str]] = {}
+        self.fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    def fresh(self) -> bool:
+        return self.fetched_at is not None and self.clock() - self.fetched_at < self.max_age
+
+    async def load(self, hub: Any) -> tuple[list[str], dict[str, list[str]]]:
+        async with self._lock:
+            if not self.fresh():
+                try:
+                    users = [u["name"] async for u in hub.users()]
+                    groups = {g["name"]: list(g.get("users") or ()) for g in await hub.groups()}
+                except Exception as e:  # the hub restarting: the last answer, if any
+                    if self.fetched_at is None:
+                        raise
+                    log.warning("Listing the hub's users for share suggestions failed: %s", e)
+                else:
+                    self.users, self.groups = users, groups
+                    self.fetched_at = self.clock()
+            return self.users, self.groups
+
+
 # --- REST -------------------------------------------------------------------------------
 
 
@@ -410,6 +494,14 @@ class ShareHandler(UserHandler):
                 self.accountant.clock,
             )
         return store
+
+    @property
+    def directory(self) -> Directory:
+        settings = self.application.settings
+        found = settings.get("share_directory")
+        if found is None:
+            found = settings["share_directory"] = Directory(self.accountant.clock)
+        return found
 
     @staticmethod
     def fail(e: ShareError) -> APIError:
@@ -462,7 +554,7 @@ class ShareHandler(UserHandler):
             return
         hub = self.accountant.hub
         if hub is None:
-            raise APIError(503, "The hub cannot be asked who exists; try again in a minute.")
+            raise APIError(503, HUB_BUSY)
         try:
             found = await asyncio.gather(*(hub.user(u) for u in req.users))
             groups = (
@@ -472,9 +564,7 @@ class ShareHandler(UserHandler):
             )
         except Exception as e:  # the hub restarting; never a half-checked share
             self.log.warning("Checking share recipients with the hub failed: %s", e)
-            raise APIError(
-                503, "The hub cannot be asked who exists; try again in a minute."
-            ) from None
+            raise APIError(503, HUB_BUSY) from None
         problems = refused_recipients(
             req.users,
             req.groups or (),
@@ -513,6 +603,40 @@ class SharesHandler(ShareHandler):
         except ShareError as e:
             raise self.fail(e) from None
         self.write_json({"share": as_json(share, self.now(), iso_utc, for_owner=True)}, status=201)
+
+
+class RecipientsHandler(ShareHandler):
+    """Search-as-you-type for the Share dialog: whom the caller may share with, by prefix."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        query = self.get_argument("q", "")
+        if len(query) > MAX_QUERY:
+            raise APIError(400, f"q: at most {MAX_QUERY} characters", "q")
+        raw = self.get_argument("limit", "20")
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_SUGGESTIONS:
+            raise APIError(400, f"limit: 1 to {MAX_SUGGESTIONS}", "limit")
+        hub = self.accountant.hub
+        if hub is None:
+            raise APIError(503, HUB_BUSY)
+        try:
+            users, groups = await self.directory.load(hub)
+        except Exception as e:
+            self.log.warning("Listing the hub's users for share suggestions failed: %s", e)
+            raise APIError(503, HUB_BUSY) from None
+        self.write_json(
+            recipient_suggestions(
+                query,
+                users=users,
+                groups=groups,
+                me=self.model["name"],
+                my_groups=await self.my_groups(),
+                is_admin=bool(self.model.get("admin")),
+                group_policy=self.sharing.groups,
+                user_policy=self.sharing.users,
+                limit=int(raw),
+            )
+        )
 
 
 class ReceivedHandler(ShareHandler):
@@ -684,6 +808,7 @@ class SharePageHandler(ShareHandler):
 default_handlers = [
     (r"/api/shares", SharesHandler),
     (r"/api/shares/received", ReceivedHandler),
+    (r"/api/shares/recipients", RecipientsHandler),
     (r"/api/shares/audit", AuditHandler),
     (r"/api/shares/([0-9a-f]{16})", OneShareHandler),
     (r"/api/shares/([0-9a-f]{16})/copy", CopyHandler),

@@ -26,6 +26,8 @@ from tornado import web
 
 from . import service_client
 from .handlers import MLFactoryAPIHandler
+from .history.extension import SETTINGS_KEY as HISTORY_KEY
+from .history.wording import AUTOMATIC_MESSAGE
 from .service_client import Answer, Target
 from .share_copy import PathError, check_notebook_path, check_relative, copy_names, with_copied_from
 
@@ -179,10 +181,11 @@ class ShareAPIHandler(MLFactoryAPIHandler):
         method: str = "GET",
         body: Any = None,
         passthrough: frozenset[int] = frozenset(),
+        query: dict[str, str] | None = None,
     ) -> Answer:
         target = self.target()
         return await service_client.call(
-            target.url(path),
+            target.url(path, query),
             target.token,
             WORDING,
             method=method,
@@ -240,6 +243,22 @@ class ReceivedHandler(ShareAPIHandler):
         """Shared with me."""
         self.require_owner()
         self.reply(await self.forward("shares/received"))
+
+
+class RecipientsHandler(ShareAPIHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """The Share dialog's search as you type: users and groups the owner may share with
+        whose names start with ``q``; the service applies its rules."""
+        self.require_owner()
+        query = {"q": self.get_argument("q", "")}
+        limit = self.get_argument("limit", None)
+        if limit is not None:
+            query["limit"] = limit
+        self.reply(
+            await self.forward("shares/recipients", passthrough=frozenset({400, 503}), query=query)
+        )
 
 
 class OneShareHandler(ShareAPIHandler):
@@ -340,15 +359,28 @@ class OpenCopyHandler(ShareAPIHandler):
                 PathError(500, f"The copy could not be written ({e.strerror}); check the disk.")
             )
             return
+        await self.first_version(written)
         self.set_status(201)
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps({"path": written, "share": share, "version": version}))
+
+    async def first_version(self, rel: str) -> None:
+        """Where the history is kept, the copy's first version says where it came from
+        (the history words it from ``copied_from``). Never fails the copy."""
+        workspace = self.settings.get(HISTORY_KEY)
+        if workspace is None or not workspace.repo.exists:
+            return
+        try:
+            await workspace.save_version(rel, AUTOMATIC_MESSAGE, automatic=True)
+        except Exception as e:
+            log.warning("The first version of the copy %s was not saved: %s", rel, e)
 
 
 # Patterns are relative: ExtensionApp prefixes them with the server's base_url.
 default_handlers = [
     (r"/mlfactory/shares", SharesHandler),
     (r"/mlfactory/shares/received", ReceivedHandler),
+    (r"/mlfactory/shares/recipients", RecipientsHandler),
     (r"/mlfactory/shares/([^/]+)", OneShareHandler),
     (r"/mlfactory/shares/([^/]+)/open", OpenCopyHandler),
 ]

@@ -16,6 +16,7 @@ import { cullingPlugin, saveDirtyDocuments } from './culling';
 import { historyPlugin } from './history';
 import { mlfactoryIcon } from './icon';
 import { MLFactorySidebar } from './sidebar';
+import { sharingPlugin } from './sharing/plugin';
 import { stopNoticePlugin } from './stopnotice';
 
 namespace CommandIDs {
@@ -73,6 +74,7 @@ const plugins: JupyterFrontEndPlugin<unknown>[] = [
   cullingPlugin,
   stopNoticePlugin,
   componentsPlugin,
-  historyPlugin
+  historyPlugin,
+  sharingPlugin
 ];
 export default plugins;

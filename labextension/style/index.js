@@ -1,3 +1,4 @@
 import './base.css';
 import './components.css';
 import './history.css';
+import './sharing.css';

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 # A no-reply address names a user, not a mailbox: ours ("<name>@users.noreply.mlfactory")
 # and GitHub's ("12345+<login>@users.noreply.github.com").
@@ -67,3 +68,33 @@ def before_restore_message(message: str, iso: str) -> str:
     quote = quoted_message(message)
     target = quote if quote else "a version"
     return f"Changes kept before restoring {target} from {human_date(iso)}"
+
+
+AUTOMATIC_MESSAGE = "Automatic version"
+
+
+def copy_message(copied_from: Any) -> str:
+    """What a shared notebook's copy says it is, from ``metadata.mlfactory.copied_from``
+    (written by the server's "Open copy"): “Copy of “q4.ipynb” shared by alice (version 2)”.
+    "" when the metadata is missing or not what "Open copy" writes (a file can say anything)."""
+    if not isinstance(copied_from, dict):
+        return ""
+    owner, path, version = (copied_from.get(k) for k in ("owner", "path", "version"))
+    if not isinstance(owner, str) or not owner.strip():
+        return ""
+    name = path.rsplit("/", 1)[-1].strip() if isinstance(path, str) else ""
+    what = f"Copy of “{name[:120]}”" if name else "Copy of a notebook"
+    text = f"{what} shared by {owner.strip()[:120]}"
+    if isinstance(version, int) and not isinstance(version, bool) and version > 0:
+        text += f" (version {version})"
+    return " ".join(text.split())  # one line, whatever the names held
+
+
+def first_version_message(message: str, copied_from: Any) -> str:
+    """The message of a notebook's first version: a copy says where it came from first,
+    then the person's own words, if any."""
+    origin = copy_message(copied_from)
+    if not origin:
+        return message
+    own = message.strip()
+    return origin if not own or own == AUTOMATIC_MESSAGE else f"{origin}\n\n{own}"

@@ -217,6 +217,10 @@ class Workspace:
         if settings.pairing != "none":
             # jupytext parses the whole notebook: off the event loop
             await asyncio.to_thread(self._write_pair, rel, settings.pairing)
+        if not await self.repo.versions(rel, 1):
+            # a shared notebook's copy says so in its first version
+            copied_from = await asyncio.to_thread(_copied_from, self.root / rel)
+            message = wording.first_version_message(message, copied_from)
         sha = await self.repo.commit(
             self._files(rel, settings.pairing), message, self.author, automatic
         )
@@ -373,7 +377,7 @@ class Workspace:
                 if not autosave_due(self.last_version.get(rel), self.clock(), minutes):
                     return
                 try:
-                    await self._save_version(rel, "Automatic version", True)
+                    await self._save_version(rel, wording.AUTOMATIC_MESSAGE, True)
                 except NothingChanged:
                     pass
                 except HistoryError as e:
@@ -554,6 +558,18 @@ def _pair_format(text_path: str, setting: str) -> str:
     if text_path.endswith(".md"):
         return "md"
     return setting if setting.startswith("py:") else "py:percent"
+
+
+def _copied_from(path: Path) -> Any:
+    """``metadata.mlfactory.copied_from`` of the notebook at ``path``, or None."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            nb = json.load(f)
+    except (OSError, ValueError):
+        return None
+    meta = nb.get("metadata") if isinstance(nb, dict) else None
+    ours = meta.get("mlfactory") if isinstance(meta, dict) else None
+    return ours.get("copied_from") if isinstance(ours, dict) else None
 
 
 def first_lines(text: str, n: int = 4) -> str:

@@ -47,3 +47,20 @@ def test_restore_messages_quote_the_version_and_say_when():
     assert wording.before_restore_message("one", iso) == (
         "Changes kept before restoring “one” from 6 Dec 2026, 14:05 UTC"
     )
+
+
+def test_a_copy_says_where_it_came_from():
+    came = {"share_id": "a" * 16, "owner": "alice", "version": 2, "path": "work/q4.ipynb"}
+    assert wording.copy_message(came) == "Copy of “q4.ipynb” shared by alice (version 2)"
+    assert wording.copy_message({"owner": "bob"}) == "Copy of a notebook shared by bob"
+    # whatever the file holds, one line or nothing
+    assert wording.copy_message({"owner": "a\nb", "path": "x\ny.ipynb", "version": True}) == (
+        "Copy of “x y.ipynb” shared by a b"
+    )
+    for junk in (None, "alice", {"owner": 3}, {"owner": " "}, {}):
+        assert wording.copy_message(junk) == ""
+    assert wording.first_version_message("Automatic version", came) == wording.copy_message(came)
+    assert wording.first_version_message("Tidied", came) == (
+        "Copy of “q4.ipynb” shared by alice (version 2)\n\nTidied"
+    )
+    assert wording.first_version_message("Tidied", None) == "Tidied"

@@ -38,6 +38,28 @@ async def test_first_version_creates_the_repository(workspace, root):
     assert "diff.jupyternotebook.command=" in config and "git-nbdiffdriver" in config
 
 
+async def test_a_shared_copy_says_so_in_its_first_version_only(workspace, root, clock):
+    came = {"share_id": "a" * 16, "owner": "alice", "version": 2, "path": "w/q4.ipynb"}
+    path = write_notebook(root, "q4 (shared by alice).ipynb", ["1"])
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["mlfactory"] = {"copied_from": came}
+    nbformat.write(nb, path)
+    await workspace.init()
+    workspace.put_settings({"autosave_minutes": 10})
+    workspace.on_save(model=None, os_path=str(path), contents_manager=None)
+    await workspace.drain()
+    (first,) = (await workspace.versions(path.name))["versions"]
+    assert first["message"] == "Copy of “q4.ipynb” shared by alice (version 2)"
+    assert first["automatic"] is True
+    nb.cells[0].source = "2"
+    nbformat.write(nb, path)
+    second = await workspace.save_version(path.name, "Mine now")
+    assert second.message == "Mine now"
+    # a notebook that is no copy keeps its words
+    write_notebook(root, "own.ipynb", ["1"])
+    assert (await workspace.save_version("own.ipynb", "First")).message == "First"
+
+
 async def test_init_is_idempotent_and_keeps_existing_files(workspace, root):
     (root / ".gitignore").write_text("mine/\n")
     (root / ".gitattributes").write_text("*.csv text")

@@ -108,8 +108,12 @@ def write_notebook(path: Path, *sources: str) -> dict[str, Any]:
     return json.loads(nbformat.writes(nb))
 
 
-async def fetch(jp_fetch, *parts: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+async def fetch(
+    jp_fetch, *parts: str, method: str = "GET", body: Any = None, params: Any = None
+) -> tuple[int, Any]:
     kw: dict[str, Any] = {"method": method}
+    if params is not None:
+        kw["params"] = params
     if body is not None:
         kw["body"] = json.dumps(body)
     elif method in ("POST", "PATCH"):
@@ -220,8 +224,16 @@ async def test_open_a_copy_never_overwrites(configured, jp_root_dir, jp_fetch, m
     nbformat.validate(nbformat.reads(json.dumps(copy), as_version=4))
 
     (jp_root_dir / "in").mkdir()
+    code, body = await fetch(jp_fetch, "mlfactory", "history", "init", method="POST")
+    assert code == 200, body
     code, body = await fetch(jp_fetch, *BASE, sid, "open", method="POST", body={"folder": "in"})
     assert code == 201 and body["path"] == "in/q4 (shared by bob).ipynb"
+    # with the history on, the copy's first version says where it came from
+    code, listed = await fetch(jp_fetch, "mlfactory", "history", "versions",
+                               params={"path": body["path"]})  # fmt: skip
+    assert [v["message"] for v in listed["versions"]] == [
+        "Copy of “q4.ipynb” shared by bob (version 1)"
+    ]
     code, body = await fetch(jp_fetch, *BASE, sid, "open", method="POST", body={"folder": "../x"})
     assert code == 400
     code, body = await fetch(jp_fetch, *BASE, "f" * 16, "open", method="POST")
@@ -236,6 +248,18 @@ async def test_open_a_copy_never_overwrites(configured, jp_root_dir, jp_fetch, m
     assert code == 403 and "view only" in body["message"]
 
 
+async def test_recipients_are_searched_at_the_service(configured, jp_fetch, hub_state):
+    hub_state.add_user("bobby", groups=("ml",))
+    code, body = await fetch(jp_fetch, *BASE, "recipients", params={"q": "bo"})
+    assert code == 200, body
+    assert (body["users"], body["groups"]) == (["bob", "bobby"], [])
+    code, body = await fetch(jp_fetch, *BASE, "recipients", params={"q": "", "limit": "1"})
+    assert (body["users"], body["groups"], body["truncated"]) == (["bob"], ["ds"], True)
+    assert CALLER not in body["users"]
+    code, body = await fetch(jp_fetch, *BASE, "recipients", params={"limit": "0"})
+    assert code == 400 and "limit" in body["message"]
+
+
 async def test_only_the_owner_shares(
     hub_server_shared_with_caller, monkeypatch, svc, jp_root_dir, jp_fetch
 ):
@@ -244,6 +268,7 @@ async def test_only_the_owner_shares(
     sid = "a" * 16
     for parts, method in (
         (BASE, "GET"), (BASE, "POST"), ((*BASE, "received"), "GET"), ((*BASE, sid), "GET"),
+        ((*BASE, "recipients"), "GET"),
         ((*BASE, sid), "PATCH"), ((*BASE, sid), "DELETE"), ((*BASE, sid, "open"), "POST"),
     ):  # fmt: skip
         code, body = await fetch(jp_fetch, *parts, method=method)

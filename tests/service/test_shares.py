@@ -5,6 +5,7 @@ the stand-in hub), every answer held to the OpenAPI document."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,15 @@ from jupyterhub.services.auth import HubOAuth
 from mlfactory.service import previews
 from mlfactory.service.app import make_app
 from mlfactory.service.db import make_engine, upgrade
+from mlfactory.service.hubapi import HubAPI
 from mlfactory.service.periods import iso_utc
 from mlfactory.service.previews import PREVIEW_CSP
-from mlfactory.service.share_api import ShareStore
+from mlfactory.service.share_api import (
+    DIRECTORY_MAX_AGE,
+    Directory,
+    ShareStore,
+    recipient_suggestions,
+)
 from mlfactory.service.shares import (
     Share,
     ShareError,
@@ -33,7 +40,7 @@ from mlfactory.service.shares import (
 )
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from sqlalchemy import text
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.web import create_signed_value
 
@@ -174,6 +181,33 @@ def test_whom_an_owner_may_name():
     assert refused(["carol"], user_policy="same-group")[0][0] == "users"
     assert refused(["bob"], user_policy="same-group") == []
     assert refused(["carol"], user_policy="same-group", admin=True) == []
+
+
+def test_suggestions_follow_the_sharing_rules():
+    groups = {"analysts": ["bob", "carol"], "ds": ["alice", "bob"], "ml": ["mallory"]}
+    users = ["alice", "bob", "Boris", "carol", "mallory"]
+
+    def suggest(q, me="alice", admin=False, limit=20, **kw):
+        kw = {"group_policy": "member", "user_policy": "any", **kw}
+        return recipient_suggestions(
+            q, users=users, groups=groups, me=me, my_groups=["ds"], is_admin=admin, limit=limit,
+            **kw,
+        )  # fmt: skip
+
+    got = suggest("bo")
+    assert (got["users"], got["groups"], got["truncated"]) == (["bob", "Boris"], [], False)
+    assert suggest("")["users"] == ["bob", "Boris", "carol", "mallory"]  # never yourself
+    assert suggest("a")["groups"] == []  # analysts exists, but alice is not in it
+    assert suggest("d")["groups"] == ["ds"]
+    assert suggest("a", admin=True)["groups"] == ["analysts"]
+    assert suggest("", group_policy="any")["groups"] == ["analysts", "ds", "ml"]
+    assert suggest("", user_policy="same-group")["users"] == ["bob"]
+    assert suggest("", user_policy="same-group", admin=True)["users"] == [
+        "bob", "Boris", "carol", "mallory"
+    ]  # fmt: skip
+    capped = suggest("", limit=2)
+    assert len(capped["users"]) == 2 and capped["truncated"]
+    assert suggest("BO")["users"] == ["bob", "Boris"]  # any case
 
 
 def _share(**kw: Any) -> Share:
@@ -458,6 +492,49 @@ async def test_bad_recipients_and_requests(svc, people, data_dir):
     assert code == 201
 
 
+async def test_recipient_search(svc, people, hub_state, clock):
+    call = Caller(svc)
+    hub_state.add_user("bobby", groups=("ml",))
+    code, answer, _ = await call("GET", "/api/shares/recipients", people["alice"], query="?q=bo")
+    assert code == 200, answer
+    assert answer == {"query": "bo", "users": ["bob", "bobby"], "groups": [], "truncated": False}
+    code, answer, _ = await call("GET", "/api/shares/recipients", people["alice"], query="?q=")
+    assert "alice" not in answer["users"] and answer["groups"] == ["ds"]  # not ml: not hers
+    code, answer, _ = await call("GET", "/api/shares/recipients", people["root"], query="?q=m")
+    assert (answer["users"], answer["groups"]) == (["mallory"], ["ml"])  # admins: every group
+    code, answer, _ = await call(
+        "GET", "/api/shares/recipients", people["alice"], query="?q=&limit=1"
+    )
+    assert len(answer["users"]) == 1 and answer["truncated"]
+    for bad in ("?limit=0", "?limit=51", "?limit=x", "?q=" + "x" * 256):
+        code, answer, _ = await call("GET", "/api/shares/recipients", people["alice"], query=bad)
+        assert code == 400, bad
+
+    # the hub's lists are reused a while, then asked again; the last answer outlives a hub
+    # that is away, and with none yet the caller is told to try again
+
+
+async def test_the_directory_is_reused_then_asked_again(fake_hub, hub_state, clock):
+    """The hub's lists are reused a while, then asked again; the last answer outlives a hub
+    that is away; with none yet, the caller hears of it."""
+    hub_state.add_user("bob")
+    hub = HubAPI(fake_hub, "service-token")
+    directory = Directory(clock)
+    users, _ = await directory.load(hub)
+    assert users == ["bob"]
+    hub_state.add_user("bodil", groups=("ds",))
+    assert (await directory.load(hub))[0] == ["bob"]
+    clock.advance(DIRECTORY_MAX_AGE)
+    users, groups = await directory.load(hub)
+    assert users == ["bob", "bodil"] and groups == {"ds": ["bodil"]}
+    hub_state.down = True
+    clock.advance(DIRECTORY_MAX_AGE)
+    assert (await directory.load(hub))[0] == ["bob", "bodil"]
+    with pytest.raises(HTTPClientError) as e:
+        await Directory(clock).load(hub)
+    assert e.value.code == 503
+
+
 async def test_notebook_size_limit_comes_from_the_config(service, people, data_dir):
     svc = await service(platform_with(sharing={"max_notebook_bytes": "2Ki"}))
     call = Caller(svc)
@@ -473,6 +550,7 @@ async def test_every_share_route_needs_a_hub_user(svc, people):
     sid = "a" * 16
     for method, path in (
         ("GET", SHARES), ("POST", SHARES), ("GET", RECEIVED), ("GET", AUDIT),
+        ("GET", "/api/shares/recipients"),
         ("GET", f"/api/shares/{sid}"), ("PATCH", f"/api/shares/{sid}"),
         ("DELETE", f"/api/shares/{sid}"), ("POST", f"/api/shares/{sid}/copy"),
     ):  # fmt: skip
@@ -526,3 +604,11 @@ async def test_a_preview_nbconvert_cannot_render_says_so(svc, people, monkeypatc
     )
     assert code == 422 and "open a copy instead" in answer["error"]
     assert "secret" not in json.dumps(answer) and headers["Content-Type"] == "application/json"
+
+
+def test_previews_load_nothing_from_elsewhere():
+    """nbconvert's page would load require.js and MathJax from a CDN: failed loads offline,
+    and a third party told of every preview online."""
+    page = previews.render(json.dumps(notebook(new_markdown_cell("# Q4 $x^2$"))), "a.ipynb")
+    assert "Q4" in page
+    assert not re.findall(r'<script[^>]+src="https?:', page)
