@@ -95,6 +95,8 @@ def apply_model_service(c: Any, platform: PlatformConfig) -> None:
                 sys.executable,
                 "-m",
                 "mlfactory.model_api.serve",
+                "--reload-interval",
+                str(models.reload_interval),
                 "--repository",
                 models.repository,
                 "--auth",

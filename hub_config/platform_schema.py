@@ -424,6 +424,21 @@ class Models(_Strict):
     )
     users: tuple[str, ...] = Field((), description="hub users who may predict with every model")
     groups: tuple[Slug, ...] = Field((), description="groups who may predict with every model")
+    max_upload_bytes: Size = Field(
+        parse_size("2Gi"), description="largest model package one publish may upload, e.g. '2Gi'"
+    )
+    publishers: tuple[Slug, ...] = Field(
+        (),
+        description="groups whose members may register new model names; empty: any user "
+        "(versions of an existing model: its owner and the groups it granted)",
+    )
+    reload_interval: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="seconds between the models service's checks for new versions and moved "
+        "aliases (0: only at start)",
+    )
 
 
 class DataStore(_Strict):

@@ -22,6 +22,7 @@ from .errors import (
     PackageError,
     PackageVersionError,
     PredictionTimeout,
+    PublishRefused,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -55,15 +56,21 @@ __all__ = [
     "PackageVersionError",
     "Prediction",
     "PredictionTimeout",
+    "PublishRefused",
     "Task",
     "TensorSpec",
     "Unauthorized",
     "UnsupportedMediaType",
     "load_package",
+    "publish",
 ]
 
 
 def __getattr__(name: str):  # the SDK pulls in http machinery: load it when asked for
+    if name == "publish":  # urllib and tarfile only when publishing
+        from .publishing import publish
+
+        return publish
     if name in ("Client", "AsyncClient"):
         from . import client
 

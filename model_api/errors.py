@@ -222,3 +222,11 @@ def _ipython_code_name(filename: str) -> str | None:
     except AttributeError:
         return None
     return f"{named[0]} {named[1]}" if named else None
+
+
+class PublishRefused(ModelAPIError):
+    """A publish did not happen: the test prediction failed, or the registry refused the
+    package (``details['status']`` is the registry's HTTP status, when it answered)."""
+
+    status = 400
+    error_type = "publish_refused"

@@ -5,10 +5,14 @@ Layout under a repository root::
     <root>/<name>/<version>/model.yaml       the card: task, labels, schema, framework, ...
     <root>/<name>/<version>/model.joblib     the serialized model (or model.pkl)
     <root>/<name>/aliases.yaml               {production: 3, staging: 4}
+    <root>/<name>/withdrawn.yaml             {2: "why"}: versions kept but not served
 
 Versions are immutable: a number is reserved with an atomic ``mkdir``, files are written once
 and made read-only, and ``model.yaml`` is written last, so a version without a card is
 incomplete and ignored. Aliases move; they are replaced atomically.
+
+``<root>/.generation`` changes whenever a version is added or an alias moves: a models
+service polls it (one ``stat``) instead of walking the tree to notice a new version.
 
 Security: the serialized model is a pickle, and loading a pickle runs code. Packages are
 trusted artefacts, as trusted as the code of the person who published them. The repository
@@ -46,6 +50,8 @@ PACKAGE_FORMAT = 1
 _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 CARD = "model.yaml"
 ALIASES = "aliases.yaml"
+GENERATION = ".generation"
+WITHDRAWN = "withdrawn.yaml"
 ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 
 
@@ -201,6 +207,31 @@ class ModelRepository:
             out[str(k)] = v
         return out
 
+    def withdrawn(self, name: str) -> dict[int, str]:
+        """Versions kept in the repository but not served, with why."""
+        path = self._model_dir(name) / WITHDRAWN
+        if not path.is_file():
+            return {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise PackageError(f"{path} is not valid YAML: {e}") from None
+        if not isinstance(data, dict) or not all(type(k) is int for k in data):
+            raise PackageError(f"{path} must map version numbers to reasons")
+        return {k: str(v) for k, v in data.items()}
+
+    def set_serving(self, name: str, version: int, serving: bool, reason: str = "") -> None:
+        """Withdraw a version from serving (it stays in the repository) or serve it again."""
+        if int(version) not in self.versions(name):
+            raise NotFound(f"model {name!r} has no version {version}", {"model": name})
+        withdrawn = self.withdrawn(name)
+        if serving:
+            withdrawn.pop(int(version), None)
+        else:
+            withdrawn[int(version)] = reason or "withdrawn"
+        _write_atomic(self._model_dir(name) / WITHDRAWN, yaml.safe_dump(withdrawn))
+        self._bump()
+
     def resolve(self, name: str, ref: str | int | None = None) -> tuple[int, str | None]:
         """(version number, alias used) for a version number, an alias, or ``None``: the
         ``production`` alias when set, else the newest version."""
@@ -228,19 +259,22 @@ class ModelRepository:
         path = folder / CARD
         if not path.is_file():
             raise NotFound(f"model {name!r} has no version {version}", {"model": name})
+        return read_card(path)
+
+    def generation(self) -> str:
+        """A cheap fingerprint of the repository's index: it changes whenever a version is
+        added or an alias moves (by this class's writers), so a server polls it."""
         try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise PackageError(f"{path} is not valid YAML: {e}") from None
-        if not isinstance(raw, dict):
-            raise PackageError(f"{path} is not a mapping")
-        raw = _upgrade(raw, path)
-        try:
-            return Card.model_validate(raw)
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(map(str, first["loc"]))
-            raise PackageError(f"{path}: {where}: {first['msg']}") from None
+            st = (self.root / GENERATION).stat()
+        except FileNotFoundError:
+            return ""
+        return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+
+    def _bump(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        # a new inode each time (temp file + rename): the fingerprint changes even when two
+        # writes fall in the same mtime tick
+        _write_atomic(self.root / GENERATION, f"{os.getpid()} {datetime.now(UTC).isoformat()}\n")
 
     def load(self, name: str, ref: str | int | None = None) -> Model:
         version, _alias = self.resolve(name, ref)
@@ -262,15 +296,8 @@ class ModelRepository:
         """Write ``model`` as the next version of its name; returns the version number."""
         folder = self._model_dir(model.name)
         folder.mkdir(parents=True, exist_ok=True)
-        existing = [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
-        version = max(existing, default=0) + 1
-        while True:
-            target = folder / str(version)
-            try:
-                target.mkdir()  # atomic reservation; two publishers never share a number
-                break
-            except FileExistsError:
-                version += 1
+        version = self._reserve(folder)
+        target = folder / str(version)
         file, serializer = _dump_model(model, target)
         fw_name, fw_version = model.adapter.framework()
         card = Card(
@@ -305,9 +332,75 @@ class ModelRepository:
         for p in target.iterdir():
             p.chmod(0o444)
         model.version = str(version)
+        self._bump()
         if alias:
             self.set_alias(model.name, alias, version)
         return version
+
+    def import_package(
+        self,
+        name: str,
+        staged: str | os.PathLike[str],
+        *,
+        created_by: str,
+        source_notebook: str | None = None,
+        now: datetime | None = None,
+    ) -> tuple[int, Card]:
+        """Add the package in folder ``staged`` (``model.yaml`` + its artefact, already checked
+        for safe names) as the next version of ``name``; returns (version, card written).
+
+        Nothing is unpickled. The card must be valid for this mlfactory (an unknown package
+        format is refused naming both versions), name ``name``, and match its artefact's
+        SHA-256. The version number, author, time and notebook are set here, not taken from
+        the upload. ``staged`` is emptied (its files are moved in).
+        """
+        staged = Path(staged)
+        card = read_card(staged / CARD)
+        if card.name != name:
+            raise PackageError(
+                f"model.yaml names the model {card.name!r}, but it is published as {name!r}; "
+                "publish it under the name in its card"
+            )
+        artifact = staged / card.artifact.file
+        if not artifact.is_file() or artifact.is_symlink():
+            raise PackageError(
+                f"the package has no {card.artifact.file}, which its model.yaml names as the "
+                "serialized model"
+            )
+        if _sha256(artifact) != card.artifact.sha256:
+            raise PackageError(
+                f"{card.artifact.file} does not match the SHA-256 in model.yaml "
+                "(artifact.sha256); the upload is corrupt or was changed after packaging"
+            )
+        folder = self._model_dir(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        version = self._reserve(folder)
+        target = folder / str(version)
+        os.replace(artifact, target / card.artifact.file)
+        card = card.model_copy(
+            update={
+                "version": version,
+                "created_by": created_by,
+                "created_at": now or datetime.now(UTC),
+                "source_notebook": source_notebook,
+            }
+        )
+        _write_atomic(target / CARD, yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False))
+        for p in target.iterdir():
+            p.chmod(0o444)
+        self._bump()
+        return version, card
+
+    @staticmethod
+    def _reserve(folder: Path) -> int:
+        existing = [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
+        version = max(existing, default=0) + 1
+        while True:
+            try:
+                (folder / str(version)).mkdir()  # atomic: two publishers never share a number
+                return version
+            except FileExistsError:
+                version += 1
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         if not re.fullmatch(ALIAS_PATTERN, alias):
@@ -317,6 +410,27 @@ class ModelRepository:
         aliases = self.aliases(name)
         aliases[alias] = int(version)
         _write_atomic(self._model_dir(name) / ALIASES, yaml.safe_dump(aliases))
+        self._bump()
+
+
+def read_card(path: Path) -> Card:
+    """A package's ``model.yaml``, upgraded from an older format, validated; PackageError
+    (PackageVersionError naming both mlfactory versions) when it cannot be read here."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PackageError("the package has no model.yaml") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise PackageError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise PackageError(f"{path} is not a mapping")
+    raw = _upgrade(raw, path)
+    try:
+        return Card.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise PackageError(f"{path}: {where}: {first['msg']}") from None
 
 
 def _plain(values: list[Any]) -> list[Any]:

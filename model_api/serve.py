@@ -71,6 +71,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pending", type=int, default=None, help="503 beyond this many calls")
     p.add_argument("--base-url", default=None, help="path prefix (hub mode: service prefix)")
     p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body")
+    p.add_argument(
+        "--reload-interval",
+        type=float,
+        default=2.0,
+        help="seconds between checks of the repository for new versions and moved aliases "
+        "(served without a restart); 0: never reload",
+    )
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -137,6 +144,7 @@ async def run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     # answer health checks (503 not ready) while loading; a package that cannot load is
     # logged and refused with its reason, and the other models are served
+    generation = repo.generation()
     await server.load(lambda: load_repository(repo, args.models))
     if server.store.loading_error:
         # the repository itself could not be read: fail where a supervisor sees it
@@ -144,7 +152,14 @@ async def run(args: argparse.Namespace) -> int:
         http.stop()
         server.runner.shutdown()
         return 1
+    watcher = None
+    if args.reload_interval > 0:
+        watcher = asyncio.create_task(
+            server.watch(repo, args.models, interval=args.reload_interval, since=generation)
+        )
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     http.stop()
     server.runner.shutdown()
     return 0

@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from tornado import web
 
 from .auth import Authorizer
 from .handlers import NotFoundHandler, default_handlers
+from .package import ModelRepository
 from .runner import Runner
-from .store import Loaded, ModelStore
+from .store import Loaded, ModelStore, load_repository
 from .wrapper import Model
 
 log = logging.getLogger("mlfactory.model_api")
@@ -58,6 +59,7 @@ class ModelServer:
             workers=workers, timeout=timeout, max_pending=max_pending, execution=execution
         )
         self.base_url = "/" + base_url.strip("/") if base_url.strip("/") else ""
+        self.reloads = 0  # how many times watch() swapped in a changed repository
 
     def add(self, model: Model, aliases: Iterable[str] = ()) -> None:
         self.store.add(model, aliases)
@@ -89,7 +91,54 @@ class ModelServer:
             self.store.add_unavailable(name, ref, reason)
             what = name if ref is None else f"{name} version {ref}"
             log.error("not serving %s: %s", what, reason)
+        for name, version in loaded.withdrawn:
+            self.store.mark_withdrawn(name, version)
         self.mark_ready()
+
+    async def reload(self, repo: ModelRepository, names: Iterable[str] | None = None) -> bool:
+        """Serve what the repository holds now: new versions are loaded in a thread, the ones
+        already served are reused, and the store is swapped at once. Returns False (and keeps
+        serving what it had) when the repository cannot be read."""
+        previous = self.store.loaded_models()
+        try:
+            loaded = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: load_repository(repo, names, previous)
+            )
+        except Exception:
+            log.exception("reloading models failed; still serving the models loaded before")
+            return False
+        self.store.replace(loaded)
+        for model, aliases in loaded.models:
+            if (model.name, str(model.version)) not in previous:
+                log.info("serving %s version %s %s", model.name, model.version, aliases or "")
+        gc.freeze()  # the new models join the frozen generation (see mark_ready)
+        return True
+
+    async def watch(
+        self,
+        repo: ModelRepository,
+        names: Iterable[str] | None = None,
+        *,
+        interval: float = 2.0,
+        since: str | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        """Poll the repository's generation every ``interval`` seconds and reload when it
+        changed: a version published (or an alias moved) is served within one interval plus
+        its load time, with no restart. ``since``: the generation read before the first load (so
+        a publish during that load is not missed). Runs until cancelled."""
+        names = list(names) if names else None
+        seen = repo.generation() if since is None else since
+        while True:
+            await sleep(interval)
+            try:
+                now = repo.generation()
+            except OSError as e:
+                log.warning("cannot read the model repository's generation: %s", e)
+                continue
+            if now != seen and await self.reload(repo, names):
+                seen = now
+                self.reloads += 1
 
     def app(self, **settings: Any) -> web.Application:
         p = self.base_url

@@ -25,20 +25,25 @@ class _Entry:
     # never answered by another version
     unavailable: dict[str, str] = field(default_factory=dict)
     reason: str | None = None  # why none of the model is served (unreadable aliases, ...)
+    withdrawn: set[str] = field(default_factory=set)  # taken out of service on purpose
 
     def default_ref(self) -> str | None:
-        """The ``production`` alias when the model has one, else its newest version."""
+        """The ``production`` alias when the model has one, else its newest version (one that
+        was withdrawn on purpose does not count; one that failed to load does)."""
         if "production" in self.aliases or "production" in self.unavailable:
             return "production"
-        published = [*self.versions, *(r for r in self.unavailable if r.isdigit())]
+        published = [
+            *self.versions,
+            *(r for r in self.unavailable if r.isdigit() and r not in self.withdrawn),
+        ]
         return max(published, key=version_key) if published else None
 
 
 def _unavailable(name: str, ref: str | None, reason: str) -> ModelUnavailable:
     what = f"model {name!r}" if ref is None else f"{ref!r} of model {name!r}"
     return ModelUnavailable(
-        f"{what} is not served: it failed to load when the server started ({reason}); fix "
-        "the package and restart the model server",
+        f"{what} is not served: it failed to load ({reason}); fix "
+        "the package and publish it again (a running server picks up new versions)",
         {"model": name, "version": ref, "ready": False, "reason": reason},
     )
 
@@ -59,6 +64,25 @@ class ModelStore:
         entry.versions[version] = model
         for alias in aliases:
             entry.aliases[alias] = version
+
+    def replace(self, loaded: Loaded) -> None:
+        """Serve exactly ``loaded`` from now on, swapped in with one assignment: a request
+        that already looked up a model keeps that object until it finishes."""
+        fresh = ModelStore()
+        for model, aliases in loaded.models:
+            fresh.add(model, aliases)
+        for (name, ref), reason in loaded.unavailable.items():
+            fresh.add_unavailable(name, ref, reason)
+        for name, version in loaded.withdrawn:
+            fresh.mark_withdrawn(name, version)
+        self._models = fresh._models
+
+    def mark_withdrawn(self, name: str, version: str) -> None:
+        self._models.setdefault(name, _Entry()).withdrawn.add(version)
+
+    def loaded_models(self) -> dict[tuple[str, str], Model]:
+        """(name, version) -> the model object served now (a reload reuses them)."""
+        return {(n, v): m for n, e in self._models.items() for v, m in e.versions.items()}
 
     def add_unavailable(self, name: str, ref: str | None, reason: str) -> None:
         """Record that ``ref`` (a version or an alias; None: the whole model) is not served."""
@@ -126,6 +150,8 @@ class Loaded:
     models: list[tuple[Model, list[str]]] = field(default_factory=list)
     # (model name, version or alias; None: the whole model) -> why it is not served
     unavailable: dict[tuple[str, str | None], str] = field(default_factory=dict)
+    # (model name, version) withdrawn from serving on purpose (also in ``unavailable``)
+    withdrawn: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _reason(e: Exception, root: os.PathLike[str]) -> str:
@@ -134,8 +160,16 @@ def _reason(e: Exception, root: os.PathLike[str]) -> str:
     return msg.replace(f"{os.fspath(root)}{os.sep}", "")
 
 
-def load_repository(repo: ModelRepository, names: Iterable[str] | None = None) -> Loaded:
+def load_repository(
+    repo: ModelRepository,
+    names: Iterable[str] | None = None,
+    previous: dict[tuple[str, str], Model] | None = None,
+) -> Loaded:
     """Every version of the named models (all models by default) with their aliases.
+
+    ``previous``: models already loaded, by (name, version); a version whose card still
+    names the same artefact digest is reused instead of unpickled again (versions are
+    immutable, so a reload costs only what is new).
 
     A package that cannot be loaded (missing or swapped artefact, newer package format,
     unreadable aliases, an alias naming a version that does not exist or did not load) is
@@ -146,6 +180,7 @@ def load_repository(repo: ModelRepository, names: Iterable[str] | None = None) -
         try:
             aliases = repo.aliases(name)
             versions = repo.versions(name)
+            withdrawn = repo.withdrawn(name)
             if not versions:
                 raise NotFound(f"no model named {name!r} in the repository")
         except Exception as e:
@@ -153,8 +188,12 @@ def load_repository(repo: ModelRepository, names: Iterable[str] | None = None) -
             continue
         loaded: dict[int, Model] = {}
         for v in versions:
+            if v in withdrawn:
+                out.unavailable[(name, str(v))] = f"version {v} was withdrawn: {withdrawn[v]}"
+                out.withdrawn.add((name, str(v)))
+                continue
             try:
-                loaded[v] = repo.load(name, v)
+                loaded[v] = _reuse(repo, name, v, previous) or repo.load(name, v)
             except Exception as e:
                 out.unavailable[(name, str(v))] = _reason(e, repo.root)
         for alias, v in aliases.items():
@@ -171,3 +210,13 @@ def load_repository(repo: ModelRepository, names: Iterable[str] | None = None) -
         for v, model in loaded.items():
             out.models.append((model, [a for a, av in aliases.items() if av == v]))
     return out
+
+
+def _reuse(
+    repo: ModelRepository, name: str, version: int, previous: dict[tuple[str, str], Model] | None
+) -> Model | None:
+    old = (previous or {}).get((name, str(version)))
+    card = getattr(old, "card", None)
+    if old is None or card is None:
+        return None
+    return old if repo.card(name, version).artifact.sha256 == card.artifact.sha256 else None

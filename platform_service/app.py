@@ -47,6 +47,7 @@ from . import (
     dashboard,
     gate_api,
     home_api,
+    models_api,
     service_api,
     share_api,
 )
@@ -72,6 +73,7 @@ ROUTE_MODULES = (
     home_api,
     components,
     share_api,
+    models_api,
 )
 
 

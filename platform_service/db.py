@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -274,6 +276,65 @@ class ShareEvent(Base):
     action: Mapped[str] = mapped_column(String(8))
     at: Mapped[float] = mapped_column(Float, index=True)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class RegisteredModel(Base):
+    """A model name in the registry (``models_api.py``): its owner is the first publisher;
+    its versions are packages in the model repository, written only by the service."""
+
+    __tablename__ = "registered_models"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ModelGrant(Base):
+    """A group whose members may publish versions of a model and move its aliases."""
+
+    __tablename__ = "model_grants"
+    model: Mapped[str] = mapped_column(
+        ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True
+    )
+    group: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class ModelVersion(Base):
+    """One immutable published version, with its provenance (who, when, which notebook and
+    History version) and the digest of its serialized model."""
+
+    __tablename__ = "model_versions"
+    model: Mapped[str] = mapped_column(
+        ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    published_by: Mapped[str] = mapped_column(String(255))
+    published_at: Mapped[float] = mapped_column(Float)
+    notebook_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    history_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    task: Mapped[str] = mapped_column(String(32))
+    framework: Mapped[str] = mapped_column(String(128))
+    mlfactory_version: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    # a version taken out of service stays in the repository; who changed it and when
+    serving: Mapped[bool] = mapped_column(Boolean, default=True)
+    serving_changed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    serving_changed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ModelAliasMove(Base):
+    """Every alias move, by whom and when; the newest row per (model, alias) is current."""
+
+    __tablename__ = "model_alias_moves"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(
+        ForeignKey("registered_models.name", ondelete="CASCADE"), index=True
+    )
+    alias: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    previous: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    moved_by: Mapped[str] = mapped_column(String(255))
+    moved_at: Mapped[float] = mapped_column(Float)
 
 
 def make_engine(url: str) -> Engine:

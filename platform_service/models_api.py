@@ -1,0 +1,573 @@
+"""The model registry at the platform service: the tables (owners, grants, versions with
+their provenance, alias moves), the model repository on disk and the routes.
+
+Only this service writes the repository (``$MLFACTORY_DATA/hub/models`` or the configured
+``models.repository``), which the models service reads and serves. An upload is a tar of a
+package folder (``model.yaml`` and ``model.joblib``/``model.pkl``), streamed to a temporary
+file under a size limit, checked member by member (``models_registry.py``), extracted by
+name (never ``extractall``), verified against the card's SHA-256 and moved into a new
+version folder; nothing here unpickles it. Rows commit after the files are in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlfactory.hub.platform_config import hub_state_dir
+from mlfactory.hub.platform_schema import Models
+from mlfactory.model_api.errors import ModelAPIError
+from mlfactory.model_api.package import ModelRepository
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from tornado import web
+
+from .base import APIError, UserHandler, body_str_list
+from .db import ModelAliasMove, ModelGrant, ModelVersion, RegisteredModel
+from .models_registry import (
+    Member,
+    Owner,
+    RegistryError,
+    check_alias,
+    check_members,
+    check_name,
+    check_provenance,
+    check_size,
+    check_write,
+    member_name,
+)
+from .periods import iso_utc
+
+NO_MODEL = "No model has this name in the registry; GET /api/models lists them."
+INCOMING = ".incoming"  # uploads being checked, inside the repository (same filesystem)
+CHUNK = 1 << 20
+
+
+def models_repository(config: Models) -> Path:
+    """The configured ``models.repository``, else the hub's private part of the data dir."""
+    return Path(config.repository) if config.repository else hub_state_dir() / "models"
+
+
+def _kind(info: tarfile.TarInfo) -> str:
+    if info.issym():
+        return "symlink"
+    if info.islnk():
+        return "hardlink"
+    if info.isdir():
+        return "dir"
+    return "file" if info.isreg() else "other"
+
+
+def _extract(archive: Path, staged: Path, limit: int) -> None:
+    """Check the archive's members and copy the allowed ones into ``staged`` by their own
+    normalised names (so nothing in the archive chooses where a byte lands). Members are
+    checked as the archive is read: a compressed archive that would unpack past the limit,
+    or holds a third member, is refused at that member, not after inflating all of it."""
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            seen: dict[str, tarfile.TarInfo] = {}
+
+            def facts() -> Iterator[Member]:
+                for info in tf:
+                    seen[member_name(info.name)] = info
+                    yield Member(info.name, _kind(info), info.size)
+
+            for name in check_members(facts(), limit):
+                src = tf.extractfile(seen[name])
+                assert src is not None  # check_members let only regular files through
+                with src, open(staged / name, "xb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise RegistryError(
+            400, f"the upload is not a tar archive of a model package ({e})", "archive"
+        ) from None
+
+
+class Registry:
+    """Registered models, their versions and aliases. Blocking work runs in a worker thread."""
+
+    def __init__(self, engine: Engine, repo: ModelRepository, clock: Callable[[], float]) -> None:
+        self.engine = engine
+        self.repo = repo
+        self.clock = clock
+
+    # --- reading ------------------------------------------------------------------------
+
+    def _holder(self, db: Session, name: str) -> Owner | None:
+        row = db.get(RegisteredModel, name)
+        if row is None:
+            return None
+        groups = db.scalars(select(ModelGrant.group).where(ModelGrant.model == name)).all()
+        return Owner(row.owner, tuple(sorted(groups)))
+
+    async def holder(self, name: str) -> Owner | None:
+        def read() -> Owner | None:
+            with Session(self.engine) as db:
+                return self._holder(db, name)
+
+        return await asyncio.to_thread(read)
+
+    async def names(self) -> list[dict[str, Any]]:
+        def read() -> list[dict[str, Any]]:
+            with Session(self.engine) as db:
+                rows = db.scalars(select(RegisteredModel).order_by(RegisteredModel.name)).all()
+                return [self._model(db, r, full=False) for r in rows]
+
+        return await asyncio.to_thread(read)
+
+    async def detail(self, name: str) -> dict[str, Any] | None:
+        def read() -> dict[str, Any] | None:
+            with Session(self.engine) as db:
+                row = db.get(RegisteredModel, name)
+                return None if row is None else self._model(db, row, full=True)
+
+        return await asyncio.to_thread(read)
+
+    def _model(self, db: Session, row: RegisteredModel, full: bool) -> dict[str, Any]:
+        versions = db.scalars(
+            select(ModelVersion)
+            .where(ModelVersion.model == row.name)
+            .order_by(ModelVersion.version)
+        ).all()
+        moves = db.scalars(
+            select(ModelAliasMove)
+            .where(ModelAliasMove.model == row.name)
+            .order_by(ModelAliasMove.id)
+        ).all()
+        aliases = {m.alias: _move(m) for m in moves}  # the newest move per alias wins
+        out: dict[str, Any] = {
+            "name": row.name,
+            "owner": row.owner,
+            "created_at": iso_utc(row.created_at),
+            "latest": versions[-1].version if versions else None,
+            "aliases": aliases,
+        }
+        if full:
+            grants = db.scalars(select(ModelGrant.group).where(ModelGrant.model == row.name))
+            out["groups"] = sorted(grants)
+            out["versions"] = [version_json(v) for v in versions]
+            out["alias_history"] = [_move(m) for m in reversed(moves)]
+        return out
+
+    # --- writing ------------------------------------------------------------------------
+
+    def _claim(self, name: str, user: str, groups: list[str], publishers: Iterable[str]) -> bool:
+        """Check the caller may publish ``name``; register it to them when new. True: new."""
+        publishers = tuple(publishers)
+        with Session(self.engine) as db:
+            holder = self._holder(db, name)
+            check_write(holder, name, user, groups, publishers)
+            if holder is not None:
+                return False
+            db.add(RegisteredModel(name=name, owner=user, created_at=self.clock()))
+            try:
+                db.commit()
+                return True
+            except IntegrityError:  # someone registered it a moment ago: their rules apply
+                db.rollback()
+                check_write(self._holder(db, name), name, user, groups, publishers)
+                return False
+
+    async def check_publish(
+        self, name: str, user: str, groups: list[str], publishers: Iterable[str]
+    ) -> None:
+        """Before the body arrives: refuse a caller who may not publish ``name``."""
+        holder = await self.holder(name)
+        check_write(holder, name, user, groups, tuple(publishers))
+
+    def _publish(
+        self,
+        name: str,
+        archive: Path,
+        *,
+        user: str,
+        groups: list[str],
+        publishers: Iterable[str],
+        limit: int,
+        notebook_path: str | None,
+        history_version: str | None,
+    ) -> dict[str, Any]:
+        incoming = self.repo.root / INCOMING
+        incoming.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(dir=incoming))
+        new = False
+        try:
+            _extract(archive, staged, limit)
+            new = self._claim(name, user, groups, publishers)
+            now = self.clock()
+            try:
+                version, card = self.repo.import_package(
+                    name,
+                    staged,
+                    created_by=user,
+                    source_notebook=notebook_path,
+                    now=datetime.fromtimestamp(now, UTC),
+                )
+            except ModelAPIError as e:
+                # paths of the staging folder mean nothing to the caller
+                msg = e.message.replace(f"{staged}{os.sep}", "").replace(str(staged), "package")
+                raise RegistryError(400, f"model.yaml: {msg}", "archive") from None
+            artifact = self.repo.root / name / str(version) / card.artifact.file
+            row = ModelVersion(
+                model=name,
+                version=version,
+                published_by=user,
+                published_at=now,
+                notebook_path=notebook_path,
+                history_version=history_version,
+                task=str(card.task.value if hasattr(card.task, "value") else card.task),
+                framework=f"{card.framework.name} {card.framework.version}"[:128],
+                mlfactory_version=card.mlfactory_version[:64],
+                sha256=card.artifact.sha256,
+                size=artifact.stat().st_size,
+                serving=True,
+            )
+            with Session(self.engine) as db:
+                db.add(row)
+                db.commit()
+                return version_json(row)
+        except BaseException:
+            if new:  # nothing was published under the name this call registered
+                with Session(self.engine) as db:
+                    if not db.scalars(
+                        select(ModelVersion.version).where(ModelVersion.model == name)
+                    ).first():
+                        db.execute(delete(RegisteredModel).where(RegisteredModel.name == name))
+                        db.commit()
+            raise
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+
+    async def publish(self, name: str, archive: Path, **kw: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self._publish, name, archive, **kw)
+
+    def _move_alias(
+        self, name: str, alias: str, version: int, user: str, groups: list[str]
+    ) -> dict[str, Any]:
+        with Session(self.engine) as db:
+            holder = self._holder(db, name)
+            if holder is None:
+                raise RegistryError(404, NO_MODEL)
+            check_write(holder, name, user, groups, ())
+            if version not in self.repo.versions(name):
+                raise RegistryError(
+                    404,
+                    f"version: model {name!r} has no version {version}; versions: "
+                    f"{', '.join(map(str, self.repo.versions(name))) or 'none'}",
+                    "version",
+                )
+            previous = self.repo.aliases(name).get(alias)
+            self.repo.set_alias(name, alias, version)
+            move = ModelAliasMove(
+                model=name,
+                alias=alias,
+                version=version,
+                previous=previous,
+                moved_by=user,
+                moved_at=self.clock(),
+            )
+            db.add(move)
+            db.commit()
+            return _move(move)
+
+    async def move_alias(self, *args: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self._move_alias, *args)
+
+    def _set_serving(
+        self, name: str, version: int, serving: bool, user: str, groups: list[str]
+    ) -> dict[str, Any]:
+        with Session(self.engine) as db:
+            holder = self._holder(db, name)
+            if holder is None:
+                raise RegistryError(404, NO_MODEL)
+            check_write(holder, name, user, groups, ())
+            row = db.get(ModelVersion, (name, version))
+            if row is None:
+                raise RegistryError(404, f"model {name!r} has no version {version}", "version")
+            now = self.clock()
+            reason = f"withdrawn by {user} at {iso_utc(now)}"
+            self.repo.set_serving(name, version, serving, reason)
+            row.serving = serving
+            row.serving_changed_by = user
+            row.serving_changed_at = now
+            db.commit()
+            return version_json(row)
+
+    async def set_serving(self, *args: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self._set_serving, *args)
+
+    def _grant(self, name: str, groups: list[str], user: str) -> list[str]:
+        with Session(self.engine) as db:
+            row = db.get(RegisteredModel, name)
+            if row is None:
+                raise RegistryError(404, NO_MODEL)
+            if row.owner != user:
+                raise RegistryError(
+                    403, f"Only {row.owner}, the owner of {name!r}, can change who may publish it."
+                )
+            db.execute(delete(ModelGrant).where(ModelGrant.model == name))
+            db.add_all(ModelGrant(model=name, group=g) for g in sorted(set(groups)))
+            db.commit()
+            return sorted(set(groups))
+
+    async def grant(self, name: str, groups: list[str], user: str) -> list[str]:
+        return await asyncio.to_thread(self._grant, name, groups, user)
+
+
+def version_json(v: ModelVersion) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "published_by": v.published_by,
+        "published_at": iso_utc(v.published_at),
+        "notebook_path": v.notebook_path,
+        "history_version": v.history_version,
+        "task": v.task,
+        "framework": v.framework,
+        "mlfactory_version": v.mlfactory_version,
+        "sha256": v.sha256,
+        "size": v.size,
+        "serving": v.serving,
+        "serving_changed_by": v.serving_changed_by,
+        "serving_changed_at": None
+        if v.serving_changed_at is None
+        else iso_utc(v.serving_changed_at),
+    }
+
+
+def _move(m: ModelAliasMove) -> dict[str, Any]:
+    return {
+        "alias": m.alias,
+        "version": m.version,
+        "previous": m.previous,
+        "moved_by": m.moved_by,
+        "moved_at": iso_utc(m.moved_at),
+    }
+
+
+class RegistryHandler(UserHandler):
+    """Base of the registry routes: the config, the registry and the models service's URLs."""
+
+    @property
+    def config(self) -> Models:
+        return self.accountant.config.models
+
+    @property
+    def registry(self) -> Registry:
+        settings = self.application.settings
+        found = settings.get("model_registry")
+        if found is None:
+            root = settings.get("models_repository") or models_repository(self.config)
+            found = settings["model_registry"] = Registry(
+                self.accountant.store.engine, ModelRepository(root), self.accountant.clock
+            )
+        return found
+
+    def urls(self, name: str, ref: str) -> dict[str, str]:
+        """Where the models service answers for a version or alias (behind hub auth)."""
+        prefix = self.settings["service_prefix"].rstrip("/")
+        base = prefix.rsplit("/services/", 1)[0] + "/services/models"
+        model = f"{base}/v2/models/{name}/versions/{ref}"
+        return {"metadata": model, "infer": f"{model}/infer", "predict": f"{model}/predict"}
+
+    def with_urls(self, name: str, model: dict[str, Any]) -> dict[str, Any]:
+        for v in model.get("versions", []):
+            v["urls"] = self.urls(name, str(v["version"]))
+        for a in model.get("aliases", {}).values():
+            a["urls"] = self.urls(name, a["alias"])
+        return model
+
+    def name_arg(self, name: str) -> str:
+        try:
+            return check_name(name)
+        except RegistryError:
+            raise APIError(404, NO_MODEL) from None
+
+    async def run(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except RegistryError as e:
+            raise APIError(e.status, e.message, e.field) from None
+
+
+class ModelsHandler(RegistryHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        models = await self.registry.names()
+        self.write_json({"models": [self.with_urls(m["name"], m) for m in models]})
+
+
+class ModelHandler(RegistryHandler):
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        found = await self.registry.detail(self.name_arg(name))
+        if found is None:
+            raise APIError(404, NO_MODEL)
+        self.write_json({"model": self.with_urls(name, found)})
+
+    @web.authenticated
+    async def patch(self, name: str) -> None:
+        """The owner sets the groups whose members may publish and move aliases."""
+        body = self.json_body()
+        try:
+            groups = body_str_list(body, "groups")
+        except ValueError as e:
+            raise APIError(400, str(e), "groups") from None
+        if "groups" not in body:
+            raise APIError(400, "groups: the list of groups that may publish this model", "groups")
+        done = await self.run(self.registry.grant(self.name_arg(name), groups, self.model["name"]))
+        self.write_json({"name": name, "groups": done})
+
+
+@web.stream_request_body
+class VersionsHandler(RegistryHandler):
+    """``POST``: the body is a tar (optionally gzip) of the package folder, streamed to a
+    temporary file; the size limit holds while it streams."""
+
+    _file: Any = None
+    _size = 0
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.request.method != "POST" or self.current_user is None:
+            return
+        name = self.name_arg(self.path_args[0])
+        limit = self.config.max_upload_bytes
+        try:
+            length = self.request.headers.get("Content-Length")
+            check_size(int(length) if length and length.isdigit() else None, limit)
+            check_provenance(
+                self.get_argument("notebook_path", None), self.get_argument("history_version", None)
+            )
+        except RegistryError as e:
+            raise APIError(e.status, e.message, e.field) from None
+        # the owner check runs before a byte is read: a refused caller uploads nothing
+        await self.run(
+            self.registry.check_publish(
+                name, self.model["name"], await self.my_groups(), self.config.publishers
+            )
+        )
+        self.request.connection.set_max_body_size(limit)
+        incoming = self.registry.repo.root / INCOMING
+        await asyncio.to_thread(incoming.mkdir, parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(dir=incoming, prefix="upload-")
+        self._file = os.fdopen(fd, "wb")
+        self._path = Path(path)
+        self._digest = hashlib.sha256()
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._file is None:
+            return
+        self._size += len(chunk)
+        if self._size > self.config.max_upload_bytes:
+            return  # refused in post(); tornado's own limit closes a connection far beyond
+        self._digest.update(chunk)
+        await asyncio.to_thread(self._file.write, chunk)
+
+    def on_finish(self) -> None:
+        self._discard()
+
+    def on_connection_close(self) -> None:
+        self._discard()
+
+    def _discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._path.unlink(missing_ok=True)
+            self._file = None
+
+    @web.authenticated
+    async def post(self, name: str) -> None:
+        await asyncio.to_thread(self._file.close)
+        try:
+            check_size(self._size, self.config.max_upload_bytes)
+        except RegistryError as e:
+            raise APIError(e.status, e.message) from None
+        expected = self.request.headers.get("X-Package-SHA256")
+        if expected and expected.lower() != self._digest.hexdigest():
+            raise APIError(
+                400,
+                "The upload's SHA-256 does not match the X-Package-SHA256 header: it was "
+                "damaged on the way; publish again.",
+                "archive",
+            )
+        version = await self.run(
+            self.registry.publish(
+                name,
+                self._path,
+                user=self.model["name"],
+                groups=await self.my_groups(),
+                publishers=self.config.publishers,
+                limit=self.config.max_upload_bytes,
+                notebook_path=self.get_argument("notebook_path", None),
+                history_version=self.get_argument("history_version", None),
+            )
+        )
+        version["urls"] = self.urls(name, str(version["version"]))
+        self.write_json({"model": name, "version": version}, status=201)
+
+
+class VersionHandler(RegistryHandler):
+    @web.authenticated
+    async def patch(self, name: str, version: str) -> None:
+        """``{"serving": false}`` withdraws the version from the models service (kept in the
+        repository, refused with who withdrew it); ``true`` serves it again."""
+        if not version.isdigit() or len(version) > 9 or version.startswith("0"):
+            raise APIError(404, f"version: {version!r} is not a version number", "version")
+        body = self.json_body()
+        serving = body.get("serving")
+        if type(serving) is not bool or set(body) != {"serving"}:
+            raise APIError(400, "serving: true or false is required (nothing else)", "serving")
+        row = await self.run(
+            self.registry.set_serving(
+                self.name_arg(name),
+                int(version),
+                serving,
+                self.model["name"],
+                await self.my_groups(),
+            )
+        )
+        row["urls"] = self.urls(name, version)
+        self.write_json({"model": name, "version": row})
+
+
+class AliasHandler(RegistryHandler):
+    @web.authenticated
+    async def put(self, name: str, alias: str) -> None:
+        body = self.json_body()
+        version = body.get("version")
+        if type(version) is not int or version < 1:
+            raise APIError(400, "version: the version number the alias should name", "version")
+        try:
+            check_alias(alias)
+        except RegistryError as e:
+            raise APIError(e.status, e.message, e.field) from None
+        move = await self.run(
+            self.registry.move_alias(
+                self.name_arg(name), alias, version, self.model["name"], await self.my_groups()
+            )
+        )
+        move["urls"] = self.urls(name, alias)
+        self.write_json({"model": name, "alias": move})
+
+
+# Patterns are relative to the service's prefix; app.make_app prefixes them.
+_NAME = r"([a-z0-9][a-z0-9_-]{0,62})"  # model_api's NAME_PATTERN
+default_handlers = [
+    (r"/api/models", ModelsHandler),
+    (rf"/api/models/{_NAME}", ModelHandler),
+    (rf"/api/models/{_NAME}/versions", VersionsHandler),
+    (rf"/api/models/{_NAME}/versions/([^/]+)", VersionHandler),
+    (rf"/api/models/{_NAME}/aliases/([a-z][a-z0-9_-]{{0,31}})", AliasHandler),
+]
