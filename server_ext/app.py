@@ -20,7 +20,7 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Float, List, TraitError, Unicode, default, validate
 
-from . import activity, budget, component_publish, components, handlers, shares
+from . import activity, budget, component_publish, components, handlers, shares, workspace_shares
 from .activity import NVIDIA_SMI, ActivityReporter
 from .handlers import SETTINGS_KEY
 from .history import diffing, extension
@@ -44,6 +44,7 @@ ROUTE_MODULES = (
     component_publish,
     history_handlers,
     shares,
+    workspace_shares,
 )
 
 
@@ -68,7 +69,12 @@ class MLFactoryServerApp(ExtensionApp):
     load_other_extensions = True
     activity_reporter: ActivityReporter | None = None
     # Each feature's setup(app) builds its configurables and stores them in the settings.
-    feature_setups = (components.setup, component_publish.setup, extension.setup)
+    feature_setups = (
+        components.setup,
+        component_publish.setup,
+        extension.setup,
+        workspace_shares.setup,
+    )
 
     profile = Dict(
         allow_none=True,
@@ -179,6 +185,9 @@ class MLFactoryServerApp(ExtensionApp):
         sync = component_publish.pending_sync(self.settings)
         if sync is not None:
             pending.append(sync)
+        keeper = self.settings.get(workspace_shares.SETTINGS_KEY)
+        if keeper is not None and (watch := keeper.stop()) is not None:
+            pending.append(watch)
         await cancel_background(pending, self.log)
         await diffing.WORKERS.close()
 

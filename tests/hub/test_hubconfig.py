@@ -76,8 +76,15 @@ def test_apply_platform_runs_the_platform_service_with_least_privilege(platform)
     assert roles["mlfactory-service"]["services"] == ["mlfactory"]
     assert not any(s.startswith("admin:") and s != "admin:server_state"
                    for s in roles["mlfactory-service"]["scopes"])  # fmt: skip
-    # the admin's own user-role scopes are kept; users may reach the service
-    assert roles["user"]["scopes"] == ["self", "shares!user", "access:services!service=mlfactory"]
+    # the admin's own user-role scopes are kept; users may reach the service and share their
+    # servers naming people and groups (workspace shares)
+    assert roles["user"]["scopes"] == [
+        "self",
+        "shares!user",
+        "access:services!service=mlfactory",
+        "read:users:name",
+        "read:groups:name",
+    ]
     assert set(c.JupyterHub.custom_scopes) == {
         "custom:mlfactory:budgets:read",
         "custom:mlfactory:budgets:write",

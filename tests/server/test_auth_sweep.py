@@ -108,3 +108,82 @@ async def test_unauthorized_callers_are_refused(
             response = await _request(http_server_client, path, verb, jp_auth_header)
             # 403 from @authorized where the verb exists, 405 before any work where it does not
             _assert_json_refusal(response, {403} if _implements(handler, verb) else {405})
+
+
+# --- owner-only routes ----------------------------------------------------------------------
+# Every route, by its path after the base URL, with the verbs only the server's owner may use.
+# Anyone the server is shared with passes the hub's access:servers check, so this table is the
+# line between what the owner does (publishing, sharing, remotes, the owner's budget and
+# stop-ticket, which use the server's token as the owner) and what a visitor working in the
+# files may do too (read components, keep versions of the files they edit). A new route
+# fails test_every_route_is_classified until it is added here.
+OWNER_ONLY: dict[str, set[str]] = {
+    "mlfactory/api/info": set(),
+    "mlfactory/api/health": set(),
+    "mlfactory/api/stop-ticket": {"GET"},
+    "mlfactory/api/budget": {"GET"},
+    "mlfactory/api/culling": {"GET"},
+    "mlfactory/api/keepalive": {"POST"},
+    "mlfactory/components/search": set(),
+    "mlfactory/components/items/sample": set(),
+    "mlfactory/components/snippet": set(),
+    "mlfactory/components/sources": set(),
+    "mlfactory/components/sources/refresh": {"POST"},
+    "mlfactory/components/publish": {"POST"},
+    "mlfactory/components/submissions": {"GET"},
+    "mlfactory/components/submissions/sample": {"GET"},
+    "mlfactory/components/submissions/sample/review": {"POST"},
+    "mlfactory/history/status": set(),
+    "mlfactory/history/init": set(),
+    "mlfactory/history/versions": set(),
+    "mlfactory/history/diff": set(),
+    "mlfactory/history/restore": set(),
+    "mlfactory/history/settings": set(),
+    "mlfactory/history/remote": {"PUT", "DELETE"},
+    "mlfactory/history/push": {"POST"},
+    "mlfactory/history/pull": {"POST"},
+    "mlfactory/shares": {"GET", "POST"},
+    "mlfactory/shares/received": {"GET"},
+    "mlfactory/shares/recipients": {"GET"},
+    "mlfactory/shares/sample": {"GET", "PATCH", "DELETE"},
+    "mlfactory/shares/sample/open": {"POST"},
+    "mlfactory/workspace-shares": {"GET", "POST", "DELETE"},
+}
+
+
+def _relative(path: str, base_url: str) -> str:
+    return path[len(base_url) :]
+
+
+def test_every_route_is_classified(jp_serverapp, jp_base_url):
+    routes = mlfactory_routes(jp_serverapp)
+    unclassified = sorted(
+        _relative(p, jp_base_url) for p in routes if _relative(p, jp_base_url) not in OWNER_ONLY
+    )
+    assert not unclassified, (
+        f"Classify these routes in OWNER_ONLY (owner-only verbs, or an empty set): {unclassified}"
+    )
+    gone = set(OWNER_ONLY) - {_relative(p, jp_base_url) for p in routes}
+    assert not gone, f"OWNER_ONLY lists routes that no longer exist: {sorted(gone)}"
+    for path, handler in routes.items():
+        for verb in OWNER_ONLY[_relative(path, jp_base_url)]:
+            assert _implements(handler, verb), f"{verb} {path} is listed but not implemented"
+
+
+async def test_owner_only_verbs_refuse_a_user_the_server_is_shared_with(
+    hub_server_shared_with_caller, jp_serverapp, jp_base_url, http_server_client, jp_auth_header
+):
+    """The caller (alice) passes authentication and authorization on bob's server, as a user
+    it is shared with does under JupyterHub; every owner-only verb still says no, before any
+    work, naming the owner."""
+    routes = mlfactory_routes(jp_serverapp)
+    checked = 0
+    for path in routes:
+        for verb in sorted(OWNER_ONLY.get(_relative(path, jp_base_url), ())):
+            headers = {**jp_auth_header, "Content-Type": "application/json"}
+            response = await _request(http_server_client, path, verb, headers)
+            _assert_json_refusal(response, {403})
+            message = json.loads(response.body)["message"]
+            assert "Only the owner of this server (bob)" in message, (verb, path, message)
+            checked += 1
+    assert checked >= 20

@@ -28,6 +28,8 @@ export namespace SharingPanel {
     openFile: (path: string) => void;
     /** Save the open notebook at `path`, if open, before a new version. */
     save: (path: string) => Promise<void>;
+    /** The "This workspace" section (workspace.ts), refreshed with the lists. */
+    workspace?: { node: HTMLElement; refresh: () => Promise<void> };
   }
 }
 
@@ -89,6 +91,9 @@ export class SharingPanel extends Widget {
       el('h3', '', 'My shares'),
       this._mine
     );
+    if (options.workspace) {
+      this.node.appendChild(options.workspace.node);
+    }
     sharesChanged.connect(this._onChanged, this);
   }
 
@@ -101,6 +106,7 @@ export class SharingPanel extends Widget {
   async refresh(): Promise<void> {
     const turn = ++this._turn;
     this._status.textContent = 'Loading…';
+    void this._options.workspace?.refresh();
     const [received, mine] = await Promise.allSettled([
       sharedWithMe(),
       myShares()

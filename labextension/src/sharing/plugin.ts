@@ -1,7 +1,8 @@
 /**
  * The sharing plugin: "Share…" in the notebook toolbar, the file browser's
  * context menu and the command palette; the Sharing panel ("Shared with me",
- * "My shares") in the left area; previews in main-area tabs.
+ * "My shares", "This workspace") in the left area; previews in main-area
+ * tabs; "Share workspace…" (workspace.ts) in the palette and the panel.
  */
 import {
   ILayoutRestorer,
@@ -23,10 +24,16 @@ import { shareIcon } from './icon';
 import type { IShare } from './model';
 import { SharingPanel } from './panel';
 import { createPreviewTab, type SharePreview } from './preview';
+import {
+  shareWorkspace,
+  WorkspaceSection,
+  workspaceSharesChanged
+} from './workspace';
 
 export namespace CommandIDs {
   export const share = 'mlfactory:share-notebook';
   export const open = 'mlfactory:sharing-open';
+  export const shareWorkspace = 'mlfactory:share-workspace';
 }
 
 export const sharingPlugin: JupyterFrontEndPlugin<void> = {
@@ -64,10 +71,15 @@ export const sharingPlugin: JupyterFrontEndPlugin<void> = {
       app.shell.activateById(tab.id);
     };
 
+    const workspace = new WorkspaceSection(() =>
+      app.commands.execute(CommandIDs.shareWorkspace)
+    );
+    workspaceSharesChanged.connect(() => void workspace.refresh());
     const panel = new SharingPanel({
       preview,
       save,
-      openFile: path => void app.commands.execute('docmanager:open', { path })
+      openFile: path => void app.commands.execute('docmanager:open', { path }),
+      workspace
     });
     app.shell.add(panel, 'left', { rank: 260 });
     restorer?.add(panel, panel.id);
@@ -104,7 +116,18 @@ export const sharingPlugin: JupyterFrontEndPlugin<void> = {
       icon: shareIcon,
       execute: () => app.shell.activateById(panel.id)
     });
+    app.commands.addCommand(CommandIDs.shareWorkspace, {
+      label: 'Share workspace…',
+      caption:
+        'Let users or groups use this whole server: they can run code as you',
+      icon: shareIcon,
+      execute: () => shareWorkspace()
+    });
     palette?.addItem({ command: CommandIDs.share, category: 'mlfactory' });
+    palette?.addItem({
+      command: CommandIDs.shareWorkspace,
+      category: 'mlfactory'
+    });
     palette?.addItem({ command: CommandIDs.open, category: 'mlfactory' });
 
     app.contextMenu.addItem({

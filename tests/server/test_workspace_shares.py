@@ -1,0 +1,301 @@
+"""Workspace shares: the pure rules (grantees.py), the doorkeeper that closes a revoked
+visitor's websockets and forgets the hub's cached word on them, and the owner-only routes.
+The hub's own behaviour is exercised for real in tests/e2e/test_workspace_share.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from jupyterhub.services.auth import _ExpiringDict
+from mlfactory.server import workspace_shares
+from mlfactory.server.grantees import (
+    Grantee,
+    covers,
+    grantees_from_hub,
+    parse_grant,
+    stale_cache_keys,
+    still_allowed,
+    to_cut_off,
+)
+from mlfactory.server.workspace_shares import CLOSE_CODE, Doorkeeper
+from tornado.httpclient import HTTPClientError
+
+from .conftest import CALLER
+
+ACCESS = frozenset({"access:servers!server=alice/", "access:servers!user=alice"})
+
+
+# --- pure ------------------------------------------------------------------------------------
+
+
+def test_grantees_from_the_hubs_share_models():
+    items = [
+        {"kind": "group", "group": {"name": "analysts"}, "user": None, "created_at": "t2"},
+        {"kind": "user", "user": {"name": "carol"}, "group": None, "created_at": "t1"},
+        {"kind": "user", "user": {"name": "bob"}, "group": None, "created_at": "t0"},
+        {"kind": "user", "user": None},  # malformed: skipped
+        {"kind": "robot", "robot": {"name": "x"}},
+    ]
+    assert grantees_from_hub(items) == [
+        Grantee("user", "bob", "t0"),
+        Grantee("user", "carol", "t1"),
+        Grantee("group", "analysts", "t2"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"user": "bob"}, Grantee("user", "bob")),
+        ({"group": "analysts"}, Grantee("group", "analysts")),
+    ],
+)
+def test_parse_grant(body, expected):
+    assert parse_grant(body, "alice") == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({}, "Name one recipient"),
+        ({"user": "bob", "group": "g"}, "Name one recipient"),
+        ({"user": ""}, "1-255 characters"),
+        ({"user": 3}, "1-255 characters"),
+        ({"group": "a/b"}, "without '/'"),
+        ({"user": "alice"}, "your own server"),
+    ],
+)
+def test_parse_grant_refuses_with_words(body, words):
+    with pytest.raises(ValueError, match=words):
+        parse_grant(body, "alice")
+
+
+@pytest.mark.parametrize(
+    ("held", "required", "expected"),
+    [
+        ("access:servers!server=alice/", "access:servers!server=alice/", True),
+        ("access:servers", "access:servers!server=alice/", True),  # an admin
+        ("access:servers!user=alice", "access:servers!server=alice/", True),
+        ("access:servers!user=alicia", "access:servers!server=alice/", False),
+        ("access:servers!server=alice/gpu", "access:servers!server=alice/", False),
+        ("access:servers!user=bob", "access:servers!server=alice/", False),
+        ("read:servers", "access:servers!server=alice/", False),
+        ("access:servers!server=alice/", "access:servers!user=alice", False),
+    ],
+)
+def test_covers(held, required, expected):
+    assert covers(held, required) is expected
+
+
+def test_still_allowed_follows_the_hubs_fresh_answer():
+    shared = {"name": "bob", "scopes": ["access:servers!server=alice/", "read:users:name"]}
+    assert still_allowed(shared, ACCESS)
+    assert not still_allowed({"name": "bob", "scopes": ["read:users:name"]}, ACCESS)
+    assert not still_allowed(None, ACCESS)  # the hub no longer knows the token
+    assert not still_allowed({"name": "bob"}, ACCESS)
+
+
+def test_to_cut_off_never_the_owner():
+    verdicts = {"bob": False, "carol": True, "alice": False}
+    assert to_cut_off(verdicts, "alice") == {"bob"}
+    assert to_cut_off(verdicts, None) == set()
+
+
+def test_stale_cache_keys_name_only_the_users_entries():
+    cache = {
+        "token:s1:aaa": {"name": "bob"},
+        "token:s2:bbb": {"name": "carol"},
+        "token:s3:ccc": None,  # the hub said "nobody": nothing to drop
+        "token:s4:ddd": {"name": "bob"},
+    }
+    assert sorted(stale_cache_keys(cache, {"bob"})) == ["token:s1:aaa", "token:s4:ddd"]
+
+
+# --- the doorkeeper ----------------------------------------------------------------------------
+
+
+class FakeSocket:
+    """What the doorkeeper uses of a tornado WebSocketHandler."""
+
+    def __init__(self) -> None:
+        self.ws_connection: object | None = object()
+        self.closed_with: tuple[int, str] | None = None
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed_with = (code, reason)
+        self.ws_connection = None
+
+
+class Hub:
+    """Answers about tokens as the hub would, changed by each test."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, dict | None] = {}
+        self.asked: list[str] = []
+
+    async def check(self, token: str):
+        self.asked.append(token)
+        return self.models.get(token)
+
+
+def _keeper(hub: Hub, cache=None) -> Doorkeeper:
+    return Doorkeeper("alice", hub.check, ACCESS, cache, interval_s=3600)
+
+
+async def test_a_revoked_visitor_loses_every_socket_and_cached_answer():
+    hub = Hub()
+    hub.models = {
+        "bob-token": {"name": "bob", "scopes": ["access:servers!server=alice/"]},
+        "carol-token": {"name": "carol", "scopes": ["access:servers!server=alice/"]},
+    }
+    cache = _ExpiringDict(max_age=300)
+    cache["token:s:bob-token"] = hub.models["bob-token"]
+    cache["token:s:carol-token"] = hub.models["carol-token"]
+    keeper = _keeper(hub, cache)
+    kernel, terminal, carols = FakeSocket(), FakeSocket(), FakeSocket()
+    keeper.track(kernel, "bob", "bob-token")
+    keeper.track(terminal, "bob", "bob-token")
+    keeper.track(carols, "carol", "carol-token")
+    try:
+        assert await keeper.check_now() == set()
+        assert kernel.closed_with is None
+
+        hub.models["bob-token"] = {"name": "bob", "scopes": []}  # the share is gone
+        assert await keeper.check_now() == {"bob"}
+        assert kernel.closed_with == (CLOSE_CODE, workspace_shares.CLOSE_REASON)
+        assert terminal.closed_with is not None
+        assert carols.closed_with is None
+        assert "token:s:bob-token" not in cache
+        assert "token:s:carol-token" in cache
+        assert set(keeper.visitors()) == {"carol"}
+    finally:
+        keeper.stop()
+
+
+async def test_the_owner_is_never_tracked_nor_cut_off():
+    hub = Hub()
+    keeper = _keeper(hub)
+    mine = FakeSocket()
+    keeper.track(mine, "alice", "alice-token")
+    assert keeper.visitors() == {}
+    assert await keeper.check_now() == set()
+    assert hub.asked == [] and mine.closed_with is None
+
+
+async def test_a_hub_outage_closes_nothing():
+    class DownHub(Hub):
+        async def check(self, token):
+            raise HTTPClientError(599, "timeout")
+
+    keeper = _keeper(DownHub())
+    sock = FakeSocket()
+    keeper.track(sock, "bob", "bob-token")
+    try:
+        assert await keeper.check_now() == set()
+        assert sock.closed_with is None
+    finally:
+        keeper.stop()
+
+
+async def test_a_token_that_names_someone_else_is_refused():
+    hub = Hub()
+    hub.models["t"] = {"name": "mallory", "scopes": ["access:servers"]}
+    keeper = _keeper(hub)
+    sock = FakeSocket()
+    keeper.track(sock, "bob", "t")
+    try:
+        assert await keeper.check_now() == {"bob"}
+    finally:
+        keeper.stop()
+
+
+async def test_closed_sockets_are_forgotten():
+    keeper = _keeper(Hub())
+    sock = FakeSocket()
+    keeper.track(sock, "bob", "bob-token")
+    sock.ws_connection = None  # the visitor closed the tab
+    try:
+        assert keeper.visitors() == {}
+    finally:
+        keeper.stop()
+
+
+def test_standalone_server_tracks_nobody():
+    keeper = Doorkeeper(None, None, frozenset())
+    keeper.track(FakeSocket(), "someone", "token")
+    assert not keeper.active and keeper.visitors() == {}
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+
+async def _status(jp_fetch, method="GET", **kwargs):
+    try:
+        r = await jp_fetch("mlfactory", "workspace-shares", method=method, **kwargs)
+    except HTTPClientError as e:
+        return e.code, json.loads(e.response.body)
+    return r.code, json.loads(r.body)
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs"),
+    [
+        ("GET", {}),
+        ("POST", {"body": json.dumps({"user": "carol"})}),
+        ("DELETE", {"params": {"user": "carol"}}),
+    ],
+)
+async def test_only_the_owner_manages_workspace_shares(
+    hub_server_shared_with_caller, jp_fetch, method, kwargs
+):
+    code, reply = await _status(jp_fetch, method, **kwargs)
+    assert code == 403
+    assert "Only the owner of this server (bob)" in reply["message"]
+    assert CALLER in reply["message"]
+
+
+async def test_a_server_the_hub_did_not_start_cannot_be_shared(jp_fetch):
+    code, reply = await _status(jp_fetch)
+    assert code == 409 and "not started by JupyterHub" in reply["message"]
+
+
+async def test_the_hub_unreachable_is_said(hub_server_of_caller, monkeypatch, jp_fetch):
+    from tests.ports import free_port
+
+    monkeypatch.setenv("JUPYTERHUB_API_URL", f"http://127.0.0.1:{free_port()}/hub/api")
+    code, reply = await _status(jp_fetch)
+    assert code == 503 and "hub cannot be reached" in reply["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "words"),
+    [
+        ("POST", {"body": json.dumps({})}, "Name one recipient"),
+        ("POST", {"body": json.dumps({"user": CALLER})}, "your own server"),
+        ("DELETE", {}, "Name one recipient"),
+        ("DELETE", {"params": {"group": "a/b"}}, "without '/'"),
+    ],
+)
+async def test_bad_requests_are_named(
+    hub_server_of_caller, monkeypatch, jp_fetch, method, kwargs, words
+):
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")
+    code, reply = await _status(jp_fetch, method, **kwargs)
+    assert code == 400 and words in reply["message"]
+
+
+async def test_a_plain_mapping_cache_is_cleaned_too():
+    hub = Hub()
+    hub.models["t"] = {"name": "bob", "scopes": []}
+    cache = {"token:s:t": {"name": "bob"}, "token:s:u": {"name": "carol"}}
+    keeper = _keeper(hub, cache)
+    sock = FakeSocket()  # tracked weakly: the server's handler holds it while it is open
+    keeper.track(sock, "bob", "t")
+    try:
+        assert await keeper.check_now() == {"bob"}
+        assert sock.closed_with is not None
+        assert cache == {"token:s:u": {"name": "carol"}}
+    finally:
+        keeper.stop()
