@@ -6,38 +6,19 @@
  * second dialog shows the link (it carries no token) with "Copy link".
  */
 import { Clipboard, Dialog, showDialog } from '@jupyterlab/apputils';
-import type { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { serviceUrl, hubFacts } from '../hub';
-import { createShare, errorText, searchRecipients } from './api';
+import { createShare, errorText } from './api';
+import { el, errorBox } from './dom';
 import {
-  addRecipient,
   fileName,
-  type IRecipient,
   type IShare,
   type IShareDraft,
   modeText,
-  removeRecipient,
   shareRequest
 } from './model';
-
-const SEARCH_DELAY_MS = 150;
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className = '',
-  text = ''
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text) {
-    node.textContent = text;
-  }
-  return node;
-}
+import { RecipientForm } from './recipients';
 
 /** The link to a share: the service's page, on this page's origin. No token. */
 export function shareLink(id: string): string {
@@ -49,38 +30,15 @@ export function shareLink(id: string): string {
 }
 
 /** The dialog's body: its value is the draft as entered. */
-export class ShareForm
-  extends Widget
-  implements Dialog.IBodyWidget<IShareDraft>
-{
+export class ShareForm extends RecipientForm<IShareDraft> {
   constructor(draft: IShareDraft, error: string) {
-    super();
-    this._draft = { ...draft, recipients: [...draft.recipients] };
-    this.addClass('mlfactory-ShareForm');
+    super({ picked: draft.recipients, testid: 'mlfactory-share' });
+    this._draft = { ...draft };
     this.node.dataset.testid = 'mlfactory-share-form';
 
     if (error) {
-      const box = el('div', 'mlfactory-error mlfactory-ShareForm-error', error);
-      box.setAttribute('role', 'alert');
-      box.dataset.testid = 'mlfactory-share-error';
-      this.node.appendChild(box);
+      this.node.appendChild(errorBox(error, 'mlfactory-share-error'));
     }
-
-    const who = el('label', 'mlfactory-ShareForm-field');
-    who.appendChild(el('span', '', 'Share with (users and groups)'));
-    this._chips = el('div', 'mlfactory-ShareForm-chips');
-    this._search = el('input', 'jp-mod-styled');
-    this._search.type = 'text';
-    this._search.placeholder = 'Type a name…';
-    this._search.autocomplete = 'off';
-    this._search.setAttribute('aria-label', 'Search users and groups');
-    this._search.dataset.testid = 'mlfactory-share-search';
-    this._search.addEventListener('input', () => this._schedule());
-    who.append(this._chips, this._search);
-    this._suggestions = el('ul', 'mlfactory-ShareForm-suggestions');
-    this._suggestions.setAttribute('aria-label', 'Matching users and groups');
-    this._suggestions.dataset.testid = 'mlfactory-share-suggestions';
-    this._hint = el('p', 'mlfactory-ShareForm-hint');
 
     const how = el('fieldset', 'mlfactory-ShareForm-mode');
     how.appendChild(el('legend', '', 'They may'));
@@ -121,153 +79,21 @@ export class ShareForm
     this._message.dataset.testid = 'mlfactory-share-message';
     note.appendChild(this._message);
 
-    this.node.append(who, this._suggestions, this._hint, how, until, note);
-    this._renderChips();
+    this.node.append(...this.picker.nodes, how, until, note);
   }
 
   getValue(): IShareDraft {
-    let recipients = this._draft.recipients;
-    const typed = this._search.value.trim();
-    if (typed) {
-      // a name typed but not picked is meant as a user; the service says if not
-      recipients = addRecipient(recipients, { kind: 'user', name: typed });
-    }
     return {
       ...this._draft,
-      recipients,
+      recipients: this.picker.value,
       message: this._message.value,
       expires: this._expires.value
     };
   }
 
-  override dispose(): void {
-    if (this._timer !== undefined) {
-      window.clearTimeout(this._timer);
-    }
-    this._abort?.abort();
-    super.dispose();
-  }
-
-  protected override onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    this._search.focus();
-    this._schedule();
-  }
-
-  private _schedule(): void {
-    if (this._timer !== undefined) {
-      window.clearTimeout(this._timer);
-    }
-    this._timer = window.setTimeout(() => {
-      this._timer = undefined;
-      void this._lookUp(this._search.value.trim());
-    }, SEARCH_DELAY_MS);
-  }
-
-  private async _lookUp(q: string): Promise<void> {
-    this._abort?.abort();
-    const abort = (this._abort = new AbortController());
-    try {
-      const found = await searchRecipients(q, abort.signal);
-      if (abort.signal.aborted || this.isDisposed) {
-        return;
-      }
-      this._showSuggestions(found.users, found.groups, found.truncated, q);
-    } catch (error) {
-      if (abort.signal.aborted || this.isDisposed) {
-        return;
-      }
-      this._suggestions.replaceChildren();
-      this._hint.textContent = errorText(
-        error,
-        'Names cannot be looked up now; type a full user name.'
-      );
-    }
-  }
-
-  private _showSuggestions(
-    users: string[],
-    groups: string[],
-    truncated: boolean,
-    q: string
-  ): void {
-    const items: IRecipient[] = [
-      ...users.map(name => ({ kind: 'user' as const, name })),
-      ...groups.map(name => ({ kind: 'group' as const, name }))
-    ].filter(
-      r =>
-        !this._draft.recipients.some(
-          x => x.kind === r.kind && x.name === r.name
-        )
-    );
-    this._suggestions.replaceChildren(
-      ...items.map(r => {
-        const li = el('li');
-        const pick = el(
-          'button',
-          'mlfactory-ShareForm-suggestion',
-          r.kind === 'group' ? `${r.name} (group)` : r.name
-        );
-        pick.type = 'button';
-        pick.dataset.testid = 'mlfactory-share-suggestion';
-        pick.dataset.kind = r.kind;
-        pick.dataset.name = r.name;
-        pick.addEventListener('click', () => {
-          this._draft.recipients = addRecipient(this._draft.recipients, r);
-          this._search.value = '';
-          this._renderChips();
-          this._search.focus();
-          this._schedule();
-        });
-        li.appendChild(pick);
-        return li;
-      })
-    );
-    this._hint.textContent = items.length
-      ? truncated
-        ? 'More names match: type more of the name.'
-        : ''
-      : q
-        ? `Nobody you can share with is named “${q}…”.`
-        : '';
-  }
-
-  private _renderChips(): void {
-    this._chips.replaceChildren(
-      ...this._draft.recipients.map(r => {
-        const chip = el('span', 'mlfactory-ShareForm-chip');
-        chip.dataset.testid = 'mlfactory-share-recipient';
-        chip.dataset.kind = r.kind;
-        chip.dataset.name = r.name;
-        chip.appendChild(
-          document.createTextNode(
-            r.kind === 'group' ? `${r.name} (group)` : r.name
-          )
-        );
-        const remove = el('button', 'mlfactory-ShareForm-chipRemove', '×');
-        remove.type = 'button';
-        remove.title = `Remove ${r.name}`;
-        remove.setAttribute('aria-label', `Remove ${r.name}`);
-        remove.addEventListener('click', () => {
-          this._draft.recipients = removeRecipient(this._draft.recipients, r);
-          this._renderChips();
-          this._schedule();
-        });
-        chip.appendChild(remove);
-        return chip;
-      })
-    );
-  }
-
   private _draft: IShareDraft;
-  private _chips: HTMLDivElement;
-  private _search: HTMLInputElement;
-  private _suggestions: HTMLUListElement;
-  private _hint: HTMLParagraphElement;
   private _expires: HTMLInputElement;
   private _message: HTMLTextAreaElement;
-  private _timer: number | undefined = undefined;
-  private _abort: AbortController | null = null;
 }
 
 /**

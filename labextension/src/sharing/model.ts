@@ -119,6 +119,11 @@ export function ownLine(share: IShare): string {
   return parts.join(' · ');
 }
 
+/** A recipient as shown: "bob", or "analysts (group)". */
+export function recipientLabel(r: IRecipient): string {
+  return r.kind === 'group' ? `${r.name} (group)` : r.name;
+}
+
 /** `recipients` with `r` added once (same kind and name). */
 export function addRecipient(
   recipients: readonly IRecipient[],

@@ -17,6 +17,7 @@ import {
   updateShare
 } from './api';
 import { shareLink } from './dialog';
+import { el } from './dom';
 import { shareIcon } from './icon';
 import { type IShare, ownLine, receivedLine } from './model';
 
@@ -31,21 +32,6 @@ export namespace SharingPanel {
     /** The "This workspace" section (workspace.ts), refreshed with the lists. */
     workspace?: { node: HTMLElement; refresh: () => Promise<void> };
   }
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className = '',
-  text = ''
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text) {
-    node.textContent = text;
-  }
-  return node;
 }
 
 function action(

@@ -6,19 +6,19 @@
  * the recipient's open connections to this server within seconds.
  */
 import { Clipboard, Dialog, showDialog } from '@jupyterlab/apputils';
-import type { Message } from '@lumino/messaging';
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { requestMlfactory } from '../handler';
-import { errorText, searchRecipients } from './api';
-import { addRecipient, type IRecipient, removeRecipient } from './model';
+import { errorText } from './api';
+import { el, errorBox } from './dom';
+import { type IRecipient, recipientLabel } from './model';
+import { RecipientForm } from './recipients';
 
 export const WARNING =
   'People you share this workspace with can run code as you, see all your files and use your budget.';
 
 const BASE = ['workspace-shares'];
-const SEARCH_DELAY_MS = 150;
 
 export interface IGrantee {
   kind: 'user' | 'group';
@@ -69,34 +69,10 @@ export function workspaceLink(url: string): string {
   return new URL(url, window.location.href).href;
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className = '',
-  text = ''
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text) {
-    node.textContent = text;
-  }
-  return node;
-}
-
-function label(r: IRecipient): string {
-  return r.kind === 'group' ? `${r.name} (group)` : r.name;
-}
-
 /** The dialog's body: the warning, then people and groups picked by search. */
-export class WorkspaceShareForm
-  extends Widget
-  implements Dialog.IBodyWidget<IRecipient[]>
-{
+export class WorkspaceShareForm extends RecipientForm<IRecipient[]> {
   constructor(picked: IRecipient[], error: string) {
-    super();
-    this._picked = [...picked];
-    this.addClass('mlfactory-ShareForm');
+    super({ picked, testid: 'mlfactory-workspace-share' });
     this.addClass('mlfactory-WorkspaceShareForm');
     this.node.dataset.testid = 'mlfactory-workspace-share-form';
 
@@ -105,135 +81,14 @@ export class WorkspaceShareForm
     warning.dataset.testid = 'mlfactory-workspace-share-warning';
     this.node.appendChild(warning);
     if (error) {
-      const box = el('div', 'mlfactory-error mlfactory-ShareForm-error', error);
-      box.setAttribute('role', 'alert');
-      box.dataset.testid = 'mlfactory-workspace-share-error';
-      this.node.appendChild(box);
+      this.node.appendChild(errorBox(error, 'mlfactory-workspace-share-error'));
     }
-    const who = el('label', 'mlfactory-ShareForm-field');
-    who.appendChild(el('span', '', 'Share with (users and groups)'));
-    this._chips = el('div', 'mlfactory-ShareForm-chips');
-    this._search = el('input', 'jp-mod-styled');
-    this._search.type = 'text';
-    this._search.placeholder = 'Type a name…';
-    this._search.autocomplete = 'off';
-    this._search.setAttribute('aria-label', 'Search users and groups');
-    this._search.dataset.testid = 'mlfactory-workspace-share-search';
-    this._search.addEventListener('input', () => this._schedule());
-    who.append(this._chips, this._search);
-    this._suggestions = el('ul', 'mlfactory-ShareForm-suggestions');
-    this._hint = el('p', 'mlfactory-ShareForm-hint');
-    this.node.append(who, this._suggestions, this._hint);
-    this._renderChips();
+    this.node.append(...this.picker.nodes);
   }
 
   getValue(): IRecipient[] {
-    const typed = this._search.value.trim();
-    // a name typed but not picked is meant as a user; the hub says if not
-    return typed
-      ? addRecipient(this._picked, { kind: 'user', name: typed })
-      : this._picked;
+    return this.picker.value;
   }
-
-  override dispose(): void {
-    if (this._timer !== undefined) {
-      window.clearTimeout(this._timer);
-    }
-    this._abort?.abort();
-    super.dispose();
-  }
-
-  protected override onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    this._search.focus();
-    this._schedule();
-  }
-
-  private _schedule(): void {
-    if (this._timer !== undefined) {
-      window.clearTimeout(this._timer);
-    }
-    this._timer = window.setTimeout(() => {
-      this._timer = undefined;
-      void this._lookUp(this._search.value.trim());
-    }, SEARCH_DELAY_MS);
-  }
-
-  private async _lookUp(q: string): Promise<void> {
-    this._abort?.abort();
-    const abort = (this._abort = new AbortController());
-    try {
-      const found = await searchRecipients(q, abort.signal);
-      if (abort.signal.aborted || this.isDisposed) {
-        return;
-      }
-      const items: IRecipient[] = [
-        ...found.users.map(name => ({ kind: 'user' as const, name })),
-        ...found.groups.map(name => ({ kind: 'group' as const, name }))
-      ].filter(
-        r => !this._picked.some(x => x.kind === r.kind && x.name === r.name)
-      );
-      this._suggestions.replaceChildren(
-        ...items.map(r => {
-          const li = el('li');
-          const pick = el('button', 'mlfactory-ShareForm-suggestion', label(r));
-          pick.type = 'button';
-          pick.dataset.testid = 'mlfactory-workspace-share-suggestion';
-          pick.dataset.kind = r.kind;
-          pick.dataset.name = r.name;
-          pick.addEventListener('click', () => {
-            this._picked = addRecipient(this._picked, r);
-            this._search.value = '';
-            this._renderChips();
-            this._search.focus();
-            this._schedule();
-          });
-          li.appendChild(pick);
-          return li;
-        })
-      );
-      this._hint.textContent =
-        items.length || !q ? '' : `Nobody you can share with is named “${q}…”.`;
-    } catch (error) {
-      if (abort.signal.aborted || this.isDisposed) {
-        return;
-      }
-      this._suggestions.replaceChildren();
-      this._hint.textContent = errorText(
-        error,
-        'Names cannot be looked up now; type a full user name.'
-      );
-    }
-  }
-
-  private _renderChips(): void {
-    this._chips.replaceChildren(
-      ...this._picked.map(r => {
-        const chip = el('span', 'mlfactory-ShareForm-chip', label(r));
-        chip.dataset.testid = 'mlfactory-workspace-share-recipient';
-        chip.dataset.kind = r.kind;
-        chip.dataset.name = r.name;
-        const remove = el('button', 'mlfactory-ShareForm-chipRemove', '×');
-        remove.type = 'button';
-        remove.setAttribute('aria-label', `Remove ${r.name}`);
-        remove.addEventListener('click', () => {
-          this._picked = removeRecipient(this._picked, r);
-          this._renderChips();
-          this._schedule();
-        });
-        chip.appendChild(remove);
-        return chip;
-      })
-    );
-  }
-
-  private _picked: IRecipient[];
-  private _chips: HTMLDivElement;
-  private _search: HTMLInputElement;
-  private _suggestions: HTMLUListElement;
-  private _hint: HTMLParagraphElement;
-  private _timer: number | undefined = undefined;
-  private _abort: AbortController | null = null;
 }
 
 /**
@@ -375,7 +230,9 @@ export class WorkspaceSection {
         li.dataset.testid = 'mlfactory-workspace-grantee';
         li.dataset.kind = g.kind;
         li.dataset.name = g.name;
-        li.appendChild(el('strong', 'mlfactory-SharingPanel-name', label(g)));
+        li.appendChild(
+          el('strong', 'mlfactory-SharingPanel-name', recipientLabel(g))
+        );
         const revoke = el(
           'button',
           'jp-Button jp-mod-styled jp-mod-warn',
@@ -395,7 +252,7 @@ export class WorkspaceSection {
   private async _revoke(g: IGrantee): Promise<void> {
     const ok = await showDialog({
       title: 'Revoke access to this workspace?',
-      body: `${label(g)} loses access now; their open kernels and terminals here are disconnected.`,
+      body: `${recipientLabel(g)} loses access now; their open kernels and terminals here are disconnected.`,
       buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Revoke' })]
     });
     if (!ok.button.accept) {
