@@ -173,7 +173,7 @@ def test_share_preview_copy_update_revoke(hub, browser):
         # the browser logs every refused request; this one was meant to be refused
         refused = poll(
             lambda: [p for p in alice.console.problems if "404" in p and "/mlfactory/shares?" in p],
-            10,
+            30,
             "the refused share in alice's console",
         )
         assert len(refused) == 1, alice.console.problems
@@ -184,7 +184,7 @@ def test_share_preview_copy_update_revoke(hub, browser):
             '[data-testid="mlfactory-share-suggestion"][data-kind="user"][data-name="bob"]'
         )
         bob_suggested.wait_for()
-        poll(lambda: suggestions(form) == [("user", "bob")], 10, "only bob suggested for 'bo'")
+        poll(lambda: suggestions(form) == [("user", "bob")], 30, "only bob suggested for 'bo'")
         bob_suggested.click()
         form.locator('[data-testid="mlfactory-share-recipient"][data-name="bob"]').wait_for()
         form.get_by_test_id("mlfactory-share-message").fill("Have a look <b>now</b>")
