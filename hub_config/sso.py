@@ -1,0 +1,399 @@
+"""Single sign-on through an OpenID Connect provider, next to the local accounts.
+
+The hub keeps :class:`~.authenticator.MLFactoryAuthenticator` (the login form, signup,
+lockout); :class:`LocalAndSSOAuthenticator` adds ``/hub/oauth_login`` and
+``/hub/oauth_callback`` served by an oauthenticator ``GenericOAuthenticator``
+(:class:`OIDCAuthenticator`) whose group claims become hub groups (``manage_groups``).
+The claims themselves are judged in ``sso_claims`` (pure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
+from tornado import web
+from traitlets import Bool, Callable, Integer, List, Unicode, default
+
+from .authenticator import MLFactoryAuthenticator
+from .platform_config import ConfigError
+from .platform_schema import OIDC, AdminCredentials
+from .sso_claims import Identity, Refused, check_id_token, read_identity
+
+# Asymmetric algorithms only: a provider's "HS256" would make the client secret the key.
+SAFE_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
+_KEY = "auth.oidc"
+
+
+def _refused(message: str) -> web.HTTPError:
+    # the hub's error page shows the reason as its heading and the message under it
+    return web.HTTPError(403, message, reason="Sign-in refused")
+
+
+class OIDCAuthenticator(GenericOAuthenticator):
+    """GenericOAuthenticator that also verifies the ID token (signature with the provider's
+    JWKS, ``iss``, ``aud``, ``exp``) and accepts only verified identities.
+
+    oauthenticator itself takes the user from the userinfo endpoint and never checks the ID
+    token's signature or issuer; here the ID token must pass first, and userinfo must be
+    about the same ``sub``.
+    """
+
+    issuer = Unicode(
+        config=True,
+        help="""The provider's issuer, exactly as its discovery document and ID tokens say.
+
+        Example: ``c.OIDCAuthenticator.issuer = "https://login.example.org/realms/main"``
+        """,
+    )
+    jwks_uri = Unicode(
+        config=True,
+        help="""Where the provider publishes its signing keys (discovery's ``jwks_uri``).
+        Keys are cached; a token signed with an unknown key id refetches them once.""",
+    )
+    id_token_algorithms = List(
+        Unicode(),
+        list(SAFE_ALGORITHMS),
+        config=True,
+        help="""Signature algorithms accepted on ID tokens (asymmetric ones only).
+
+        Example: ``c.OIDCAuthenticator.id_token_algorithms = ["RS256"]``
+        """,
+    )
+    groups_claim = Unicode(
+        "groups",
+        config=True,
+        help="""Claim (ID token or userinfo) with the user's groups, a list of names. Missing
+        means no groups. Example: ``c.OIDCAuthenticator.groups_claim = "roles"``""",
+    )
+    require_verified_email = Bool(
+        True,
+        config=True,
+        help="""Refuse identities whose ``email_verified`` claim is not exactly true.
+        Turn off only for a provider that never sends it and verifies every account itself.""",
+    )
+    id_token_leeway = Integer(
+        60,
+        config=True,
+        help="Seconds of clock skew allowed when checking ``exp`` and ``iat`` (default 60).",
+    )
+    clock = Callable(help="Returns seconds since the epoch; replaced in tests.")
+
+    @default("clock")
+    def _default_clock(self):
+        return time.time
+
+    has_local_account = Callable(
+        help="async (username) -> bool: whether a local account holds this name (set by "
+        "LocalAndSSOAuthenticator); such names cannot be taken by a provider's identity.",
+    )
+
+    @default("has_local_account")
+    def _default_has_local_account(self):
+        async def never(_name: str) -> bool:
+            return False
+
+        return never
+
+    @default("custom_403_message")
+    def _default_custom_403_message(self) -> str:
+        return (
+            "Your account at the identity provider is not in a group allowed to use this "
+            "hub. Ask an administrator to add you to one of its allowed groups."
+        )
+
+    @default("manage_groups")
+    def _default_manage_groups(self) -> bool:
+        return True
+
+    _jwks_client: jwt.PyJWKClient | None = None
+
+    def _jwks(self) -> jwt.PyJWKClient:
+        if self._jwks_client is None:
+            context = None if self.validate_server_cert else ssl._create_unverified_context()  # noqa: S323
+            self._jwks_client = jwt.PyJWKClient(self.jwks_uri, ssl_context=context, timeout=10)
+        return self._jwks_client
+
+    async def verified_id_token(self, id_token: str) -> dict[str, Any]:
+        """The ID token's claims once its signature and ``iss``/``aud``/``exp`` hold."""
+        try:
+            # PyJWKClient fetches with urllib: off the event loop
+            key = await asyncio.to_thread(self._jwks().get_signing_key_from_jwt, id_token)
+            claims = jwt.decode(
+                id_token,
+                key.key,
+                algorithms=list(self.id_token_algorithms),
+                # checked below with our clock, in sso_claims.check_id_token
+                options={
+                    "verify_exp": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+        except jwt.PyJWKClientError as e:
+            self.log.warning("OIDC: no signing key for an ID token: %s", e)
+            raise _refused(
+                "The sign-in could not be checked: the identity provider's signing keys do "
+                "not include the key it was signed with. Try again, or ask an administrator."
+            ) from None
+        except jwt.InvalidTokenError as e:
+            self.log.warning("OIDC: ID token refused: %s", e)
+            raise _refused("The sign-in was refused: its signature is not valid.") from None
+        try:
+            check_id_token(
+                claims,
+                issuer=self.issuer,
+                client_id=self.client_id,
+                now=self.clock(),
+                leeway=self.id_token_leeway,
+            )
+        except Refused as e:
+            self.log.warning("OIDC: ID token refused for sub %r: %s", claims.get("sub"), e)
+            raise _refused(str(e)) from None
+        return claims
+
+    async def token_to_user(self, token_info: dict) -> dict:
+        id_token = token_info.get("id_token")
+        if not id_token:
+            raise _refused(
+                "The identity provider returned no ID token; the 'openid' scope must be "
+                "requested (auth.oidc.scopes)."
+            )
+        claims = await self.verified_id_token(id_token)
+        if not self.userdata_url:
+            return claims
+        user_info = await super().token_to_user(token_info)
+        if user_info.get("sub") != claims["sub"]:
+            raise _refused("The identity provider's user info is about another account.")
+        # the ID token's checked claims win over userinfo's for what they both hold
+        return {**user_info, **claims}
+
+    def identity(self, user_info: Mapping[str, Any]) -> Identity:
+        try:
+            return read_identity(
+                user_info,
+                username_claim=self.username_claim,
+                groups_claim=self.groups_claim,
+                require_verified_email=self.require_verified_email,
+            )
+        except Refused as e:
+            self.log.warning("OIDC: identity refused for sub %r: %s", user_info.get("sub"), e)
+            raise _refused(str(e)) from None
+
+    def user_info_to_username(self, user_info: dict) -> str:
+        return self.identity(user_info).username
+
+    async def get_user_groups(self, auth_state: dict) -> set[str]:
+        return set(self.identity(auth_state[self.user_auth_state_key]).groups)
+
+    async def check_allowed(self, username: str, auth_model: dict | None) -> bool:
+        """oauthenticator's verdict (allowed_groups, admin_groups), refused with a page that
+        says why rather than the bare "not authorized"."""
+        if await super().check_allowed(username, auth_model):
+            return True
+        self.log.warning("OIDC: %r is in none of the allowed groups", username)
+        raise _refused(self.custom_403_message)
+
+    async def authenticate(self, handler, data=None, **kwargs):
+        """oauthenticator's login, then the name must not belong to someone else: a local
+        account, or a hub user first signed in through another provider subject."""
+        model = await super().authenticate(handler, data, **kwargs)
+        name = model["name"]
+        subject = self.identity(model["auth_state"][self.user_auth_state_key]).subject
+        if await self.has_local_account(name):
+            self.log.warning("OIDC: %r is a local account; provider login refused", name)
+            raise _refused(
+                f"The username {name!r} belongs to a local account on this hub. Sign in "
+                "with its password, or ask an administrator."
+            )
+        user = handler.find_user(name) if handler is not None else None
+        previous = dict(getattr(user, "user_info", None) or {}) if user is not None else {}
+        bound = previous.get("oidc")
+        here = {"iss": self.issuer, "sub": subject}
+        if bound and bound != here:
+            self.log.warning("OIDC: %r is bound to another subject; login refused", name)
+            raise _refused(
+                f"The username {name!r} already belongs to another account of the identity "
+                "provider. Ask an administrator."
+            )
+        model["user_info"] = {**previous, "oidc": here}
+        return model
+
+
+class _SSOHandler:
+    """Serve an oauthenticator handler with the SSO authenticator instead of the hub's."""
+
+    @property
+    def authenticator(self) -> OIDCAuthenticator:
+        return self.settings["authenticator"].sso
+
+
+class SSOLoginHandler(_SSOHandler, OAuthLoginHandler):
+    """``/hub/oauth_login``: redirect to the provider (state and PKCE cookie set)."""
+
+
+class SSOCallbackHandler(_SSOHandler, OAuthCallbackHandler):
+    """``/hub/oauth_callback``: check state, exchange the code, log the user in."""
+
+
+class LocalAndSSOAuthenticator(MLFactoryAuthenticator):
+    """Local accounts through the login form, and an OpenID Connect provider through
+    ``/hub/oauth_login`` (the login page's SSO button), on the same hub.
+
+    The provider side is an :class:`OIDCAuthenticator` configured as
+    ``c.OIDCAuthenticator.*``; its group claims become the user's hub groups at each of
+    their SSO logins. Hub group APIs stay open (``manage_groups`` is the SSO side's only),
+    so local users keep the groups the platform config and admins give them.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.sso = OIDCAuthenticator(parent=self, log=self.log)
+        # Admins through the provider come from admin_groups only: a provider name equal
+        # to a configured admin must not become that admin.
+        self.sso.admin_users = set()
+        self.sso.has_local_account = self._has_local_account
+
+    async def _has_local_account(self, name: str) -> bool:
+        return await self.in_store(lambda store: store.get(name)) is not None
+
+    def get_handlers(self, app):
+        return super().get_handlers(app) + [
+            (r"/oauth_login", SSOLoginHandler),
+            (r"/oauth_callback", SSOCallbackHandler),
+        ]
+
+    async def refresh_user(self, user, handler=None):
+        if (getattr(user, "user_info", None) or {}).get("oidc"):
+            return await self.sso.refresh_user(user, handler)
+        return await super().refresh_user(user, handler)
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderMetadata:
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    userinfo_endpoint: str = ""
+    algorithms: tuple[str, ...] = SAFE_ALGORITHMS
+
+
+def parse_discovery(issuer: str, document: Any) -> ProviderMetadata:
+    """Check a discovery document against the configured ``issuer``; ConfigError naming
+    ``auth.oidc.issuer`` otherwise."""
+    where = f"{_KEY}.issuer: {issuer}/.well-known/openid-configuration"
+    if not isinstance(document, dict):
+        raise ConfigError(f"{where}: not a JSON object")
+    if document.get("issuer") != issuer:
+        raise ConfigError(
+            f"{where}: says its issuer is {document.get('issuer')!r}; set {_KEY}.issuer to "
+            "exactly that (no trailing slash unless it has one)"
+        )
+    missing = [
+        k for k in ("authorization_endpoint", "token_endpoint", "jwks_uri") if not document.get(k)
+    ]
+    if missing:
+        raise ConfigError(f"{where}: has no {', '.join(missing)}")
+    offered = document.get("id_token_signing_alg_values_supported") or list(SAFE_ALGORITHMS)
+    algorithms = tuple(a for a in offered if a in SAFE_ALGORITHMS)
+    if not algorithms:
+        raise ConfigError(
+            f"{where}: signs ID tokens only with {', '.join(map(str, offered))}; mlfactory "
+            f"accepts {', '.join(SAFE_ALGORITHMS)}"
+        )
+    return ProviderMetadata(
+        issuer=issuer,
+        authorization_endpoint=document["authorization_endpoint"],
+        token_endpoint=document["token_endpoint"],
+        jwks_uri=document["jwks_uri"],
+        userinfo_endpoint=document.get("userinfo_endpoint") or "",
+        algorithms=algorithms,
+    )
+
+
+def discover(issuer: str, *, verify: bool = True, timeout: float = 10) -> ProviderMetadata:
+    """Read the provider's discovery document (at hub start, before the event loop runs)."""
+    url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
+    context = None if verify else ssl._create_unverified_context()  # noqa: S323
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as r:  # noqa: S310
+            document = json.loads(r.read())
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise ConfigError(
+            f"{_KEY}.issuer: cannot read {url} ({reason}); check the URL and that the hub "
+            "can reach the provider"
+        ) from None
+    return parse_discovery(issuer, document)
+
+
+def read_client_secret(source: AdminCredentials, env: Mapping[str, str] = os.environ) -> str:
+    """The client secret from the hub's environment or a file; ConfigError with the key."""
+    if source.env:
+        secret = env.get(source.env, "")
+        if not secret:
+            raise ConfigError(
+                f"{_KEY}.client_secret.env: the environment variable {source.env} is not set "
+                "for the hub"
+            )
+        return secret
+    try:
+        secret = Path(source.file).read_text().strip()
+    except OSError as e:
+        raise ConfigError(
+            f"{_KEY}.client_secret.file: cannot read {source.file} ({e.strerror})"
+        ) from None
+    if not secret:
+        raise ConfigError(f"{_KEY}.client_secret.file: {source.file} is empty")
+    return secret
+
+
+def apply_sso(c: Any, oidc: OIDC, env: Mapping[str, str] = os.environ) -> None:
+    """Switch the hub to local accounts plus SSO through ``oidc`` (the ``auth.oidc``
+    section). Reads the discovery document and the secret now, so a wrong issuer or a
+    missing secret stops the hub at start with the key to fix."""
+    meta = discover(oidc.issuer, verify=oidc.validate_server_cert)
+    secret = read_client_secret(oidc.client_secret, env)
+    c.JupyterHub.authenticator_class = LocalAndSSOAuthenticator
+    o = c.OIDCAuthenticator
+    o.issuer = meta.issuer
+    o.authorize_url = meta.authorization_endpoint
+    o.token_url = meta.token_endpoint
+    o.userdata_url = meta.userinfo_endpoint
+    o.jwks_uri = meta.jwks_uri
+    o.id_token_algorithms = list(meta.algorithms)
+    o.client_id = oidc.client_id
+    o.client_secret = secret
+    o.scope = list(oidc.scopes)
+    o.username_claim = oidc.username_claim
+    o.groups_claim = oidc.groups_claim
+    o.require_verified_email = oidc.require_verified_email
+    o.manage_groups = True
+    o.allowed_groups = set(oidc.allowed_groups)
+    o.admin_groups = set(oidc.admin_groups)
+    o.allow_all = not oidc.allowed_groups
+    o.login_service = oidc.button_label
+    o.validate_server_cert = oidc.validate_server_cert
+    if oidc.callback_url:
+        o.oauth_callback_url = oidc.callback_url
+    template_vars = dict(c.JupyterHub.get("template_vars", {}))
+    template_vars["mlfactory_sso"] = {"label": oidc.button_label}
+    c.JupyterHub.template_vars = template_vars

@@ -1,0 +1,89 @@
+"""What an OpenID Connect login proves: the ID token's claims checked against the issuer,
+the client and the clock, and the identity (username, subject, groups) read from the claims.
+
+Pure: no I/O and no clock of its own. ``sso.py`` fetches the tokens and calls these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class Refused(Exception):
+    """A login the provider vouched for but mlfactory does not accept; the message is for
+    the person at the login page (no token contents, no internals)."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    username: str
+    subject: str
+    groups: tuple[str, ...]
+
+
+def check_id_token(
+    claims: Mapping[str, Any], *, issuer: str, client_id: str, now: float, leeway: int = 60
+) -> None:
+    """Raise :class:`Refused` unless the (signature-checked) ID token claims were issued by
+    ``issuer`` for ``client_id`` and are valid at ``now`` (seconds since the epoch).
+
+    OpenID Connect Core 3.1.3.7: ``iss`` matches exactly; ``aud`` contains the client, and
+    with several audiences ``azp`` names it; ``exp`` is in the future; ``iat`` not in it.
+    ``leeway`` seconds absorb clock skew between the hub and the provider.
+    """
+    if claims.get("iss") != issuer:
+        raise Refused(
+            "The sign-in was issued by another identity provider than the configured one."
+        )
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else list(audience or [])
+    if client_id not in audiences or (len(audiences) > 1 and claims.get("azp") != client_id):
+        raise Refused("The sign-in was issued for another application (wrong audience).")
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool) or now > exp + leeway:
+        raise Refused("The sign-in has expired. Sign in again.")
+    if isinstance(iat, (int, float)) and not isinstance(iat, bool) and iat > now + leeway:
+        raise Refused("The sign-in was issued in the future; check the clocks of both machines.")
+    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        raise Refused("The identity provider sent no subject (sub) for this sign-in.")
+
+
+def read_identity(
+    claims: Mapping[str, Any],
+    *,
+    username_claim: str,
+    groups_claim: str,
+    require_verified_email: bool,
+) -> Identity:
+    """The identity in merged ID-token and userinfo claims, or :class:`Refused`.
+
+    An e-mail address counts only when the provider says it verified it: with
+    ``require_verified_email`` every identity needs ``email_verified`` to be exactly true,
+    whatever claim names the user (oauthenticator's advisories: an unverified address, or a
+    domain, proves nothing about who signs in). A missing groups claim means no groups,
+    never all of them.
+    """
+    if require_verified_email and claims.get("email_verified") is not True:
+        raise Refused(
+            "Your e-mail address is not verified at the identity provider. "
+            "Verify it there, then sign in again."
+        )
+    username = claims.get(username_claim)
+    if not isinstance(username, str) or not username.strip():
+        raise Refused(
+            f"The identity provider sent no {username_claim!r} for your account, "
+            "which this hub uses as the username. Ask an administrator."
+        )
+    raw_groups = claims.get(groups_claim)
+    if raw_groups is None:
+        groups: tuple[str, ...] = ()
+    elif isinstance(raw_groups, list) and all(isinstance(g, str) for g in raw_groups):
+        groups = tuple(sorted({g for g in raw_groups if g}))
+    else:
+        raise Refused(
+            f"The identity provider's {groups_claim!r} claim is not a list of group names. "
+            "Ask an administrator."
+        )
+    return Identity(username=username.strip(), subject=str(claims.get("sub", "")), groups=groups)

@@ -1,0 +1,288 @@
+"""Single sign-on: the claims verdicts (pure), the ``auth.oidc`` section, and the hub
+configuration it turns into, against a real OpenID Connect provider's discovery document."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from mlfactory.hub import platform_config as pc
+from mlfactory.hub.platform_config import ConfigError, parse_platform_config
+from mlfactory.hub.platform_schema import OIDC, AdminCredentials
+from mlfactory.hub.sso import (
+    LocalAndSSOAuthenticator,
+    OIDCAuthenticator,
+    apply_sso,
+    discover,
+    parse_discovery,
+    read_client_secret,
+)
+from mlfactory.hub.sso_claims import Refused, check_id_token, read_identity
+from traitlets.config import Config
+
+from tests.oidc import CLIENT_ID, OIDCProvider, provider_problem
+from tests.ports import free_port
+
+ISSUER = "https://login.example.org/realms/main"
+NOW = 1_800_000_000
+
+
+def token(**changes) -> dict:
+    claims = {"iss": ISSUER, "aud": CLIENT_ID, "sub": "u-1", "iat": NOW - 10, "exp": NOW + 300}
+    claims.update(changes)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def check(claims: dict, now: float = NOW) -> None:
+    check_id_token(claims, issuer=ISSUER, client_id=CLIENT_ID, now=now, leeway=60)
+
+
+# --- ID token claims ---------------------------------------------------------------------------
+
+
+def test_a_token_for_this_client_from_this_issuer_passes():
+    check(token())
+    check(token(aud=[CLIENT_ID, "other"], azp=CLIENT_ID))
+    check(token(exp=NOW - 30))  # within the leeway
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        (token(iss="https://evil.example.org"), "another identity provider"),
+        (token(iss=ISSUER + "/"), "another identity provider"),
+        (token(aud="other-app"), "wrong audience"),
+        (token(aud=["other-app"]), "wrong audience"),
+        (token(aud=None), "wrong audience"),
+        (token(aud=[CLIENT_ID, "other"]), "wrong audience"),  # several audiences, no azp
+        (token(aud=[CLIENT_ID, "other"], azp="other"), "wrong audience"),
+        (token(exp=NOW - 61), "expired"),
+        (token(exp=None), "expired"),
+        (token(exp="never"), "expired"),
+        (token(exp=True), "expired"),
+        (token(iat=NOW + 3600), "in the future"),
+        (token(sub=None), "no subject"),
+        (token(sub=""), "no subject"),
+    ],
+)
+def test_a_token_is_refused_with_a_reason(claims, message):
+    with pytest.raises(Refused, match=message):
+        check(claims)
+
+
+def test_expiry_follows_the_injected_clock():
+    claims = token(exp=NOW)
+    check(claims, now=NOW + 60)
+    with pytest.raises(Refused, match="expired"):
+        check(claims, now=NOW + 61)
+
+
+# --- identity ----------------------------------------------------------------------------------
+
+
+def identity(claims: dict, **kwargs):
+    options = {"username_claim": "email", "groups_claim": "groups", "require_verified_email": True}
+    return read_identity({"sub": "u-1", **claims}, **{**options, **kwargs})
+
+
+def test_identity_from_verified_claims():
+    found = identity(
+        {"email": " sam@example.org ", "email_verified": True, "groups": ["b", "a", "a", ""]}
+    )
+    assert (found.username, found.subject, found.groups) == ("sam@example.org", "u-1", ("a", "b"))
+
+
+@pytest.mark.parametrize("verified", [False, None, "true", 1])
+def test_an_unverified_email_is_refused_even_as_the_username(verified):
+    claims = {"email": "boss@example.org", "groups": ["admins"]}
+    if verified is not None:
+        claims["email_verified"] = verified
+    with pytest.raises(Refused, match="not verified"):
+        identity(claims)
+    with pytest.raises(Refused, match="not verified"):  # whatever claim names the user
+        identity({**claims, "preferred_username": "boss"}, username_claim="preferred_username")
+
+
+def test_verification_can_be_switched_off_for_providers_without_the_claim():
+    assert identity({"email": "x@example.org"}, require_verified_email=False).username == (
+        "x@example.org"
+    )
+
+
+def test_a_missing_groups_claim_is_no_groups_never_all():
+    assert identity({"email": "x@example.org", "email_verified": True}).groups == ()
+
+
+@pytest.mark.parametrize("groups", ["admins", [1, 2], {"a": 1}, ["a", None]])
+def test_a_malformed_groups_claim_is_refused(groups):
+    with pytest.raises(Refused, match="not a list of group names"):
+        identity({"email": "x@example.org", "email_verified": True, "groups": groups})
+
+
+@pytest.mark.parametrize("value", [None, "", "  ", 42])
+def test_a_missing_username_claim_is_refused(value):
+    claims = {"email_verified": True}
+    if value is not None:
+        claims["email"] = value
+    with pytest.raises(Refused, match="'email'"):
+        identity(claims)
+
+
+# --- the auth.oidc section ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def example() -> dict:
+    return yaml.safe_load(Path(pc.__file__).with_name("mlfactory.yaml").read_text())
+
+
+def section(**changes) -> dict:
+    oidc = {"issuer": ISSUER, "client_id": "hub", "client_secret": {"env": "OIDC_SECRET"}}
+    oidc.update(changes)
+    return {"oidc": oidc}
+
+
+def test_the_example_has_no_sso_and_a_full_section_parses(example):
+    assert parse_platform_config(example).auth.oidc is None
+    example["auth"] = section(allowed_groups=["data-science"], admin_groups=["ops"])
+    oidc = parse_platform_config(example).auth.oidc
+    assert oidc.require_verified_email is True
+    assert oidc.allowed_groups == ("data-science",) and oidc.admin_groups == ("ops",)
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "hint"),
+    [
+        ({"issuer": "login.example.org"}, "auth.oidc.issuer", "not an issuer URL"),
+        ({"client_secret": "inline-secret"}, "auth.oidc.client_secret", "never write the secret"),
+        ({"client_secret": {"env": "A", "file": "/x"}}, "auth.oidc.client_secret", "exactly one"),
+        ({"client_secret": {"file": "relative"}}, "auth.oidc.client_secret", "absolute"),
+        ({"scopes": ["email"]}, "auth.oidc.scopes", "openid"),
+        ({"client_id": ""}, "auth.oidc.client_id", ""),
+        ({"unknown": 1}, "auth.oidc.unknown", ""),
+    ],
+)
+def test_bad_values_are_reported_with_their_key_path(example, changes, key, hint):
+    example["auth"] = section(**changes)
+    with pytest.raises(ConfigError) as info:
+        parse_platform_config(example)
+    text = str(info.value)
+    assert key in text
+    assert hint in text
+
+
+def test_the_secret_comes_from_the_environment_or_a_file(tmp_path):
+    assert read_client_secret(AdminCredentials(env="S"), {"S": "s3cret"}) == "s3cret"
+    with pytest.raises(ConfigError, match=r"auth\.oidc\.client_secret\.env: .*S is not set"):
+        read_client_secret(AdminCredentials(env="S"), {})
+    path = tmp_path / "secret"
+    path.write_text("from-file\n")
+    assert read_client_secret(AdminCredentials(file=str(path))) == "from-file"
+    with pytest.raises(ConfigError, match=r"auth\.oidc\.client_secret\.file: cannot read"):
+        read_client_secret(AdminCredentials(file=str(tmp_path / "missing")))
+    path.write_text("")
+    with pytest.raises(ConfigError, match="is empty"):
+        read_client_secret(AdminCredentials(file=str(path)))
+
+
+DISCOVERY = {
+    "issuer": ISSUER,
+    "authorization_endpoint": f"{ISSUER}/auth",
+    "token_endpoint": f"{ISSUER}/token",
+    "jwks_uri": f"{ISSUER}/jwks",
+    "id_token_signing_alg_values_supported": ["HS256", "RS256"],
+}
+
+
+def test_discovery_keeps_asymmetric_algorithms_only():
+    meta = parse_discovery(ISSUER, DISCOVERY)
+    assert meta.algorithms == ("RS256",)
+    assert meta.userinfo_endpoint == ""
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({**DISCOVERY, "issuer": ISSUER + "/"}, "says its issuer is"),
+        ({k: v for k, v in DISCOVERY.items() if k != "jwks_uri"}, "has no jwks_uri"),
+        ({**DISCOVERY, "id_token_signing_alg_values_supported": ["HS256"]}, "signs ID tokens"),
+        (["not", "an", "object"], "not a JSON object"),
+    ],
+)
+def test_a_bad_discovery_document_names_the_issuer_key(document, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_discovery(ISSUER, document)
+    assert str(info.value).startswith("auth.oidc.issuer:")
+
+
+def test_an_unreachable_issuer_stops_the_hub_with_the_key():
+    with pytest.raises(ConfigError, match=r"^auth\.oidc\.issuer: cannot read http://127"):
+        discover(f"http://127.0.0.1:{free_port()}", timeout=5)
+
+
+# --- against the real provider -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory):
+    problem = provider_problem()
+    if problem:
+        pytest.fail(f"the OIDC provider cannot run: {problem}")
+    p = OIDCProvider(port=free_port())
+    p.start(tmp_path_factory.mktemp("oidc") / "provider.log")
+    yield p
+    p.stop()
+
+
+def test_apply_sso_configures_generic_oauthenticator_from_discovery(provider):
+    c = Config()
+    oidc = OIDC(
+        issuer=provider.issuer,
+        client_id=CLIENT_ID,
+        client_secret=AdminCredentials(env="OIDC_SECRET"),
+        allowed_groups=("data-science",),
+        admin_groups=("ops",),
+        button_label="Sign in with Example",
+    )
+    apply_sso(c, oidc, {"OIDC_SECRET": "the-secret"})
+    assert c.JupyterHub.authenticator_class is LocalAndSSOAuthenticator
+    assert c.JupyterHub.template_vars["mlfactory_sso"] == {"label": "Sign in with Example"}
+    auth = LocalAndSSOAuthenticator(config=c)
+    sso = auth.sso
+    assert isinstance(sso, OIDCAuthenticator)
+    assert sso.token_url == f"{provider.issuer}/token"
+    assert sso.userdata_url == f"{provider.issuer}/me"
+    assert sso.jwks_uri == f"{provider.issuer}/jwks"
+    assert sso.client_secret == "the-secret"
+    assert sso.manage_groups is True
+    assert (sso.allowed_groups, sso.admin_groups, sso.allow_all) == (
+        {"data-science"},
+        {"ops"},
+        False,
+    )
+    assert not auth.manage_groups  # the hub's group APIs stay open for local users
+    paths = [route[0] for route in auth.get_handlers(None)]
+    assert "/oauth_login" in paths and "/oauth_callback" in paths and "/signup" in paths
+
+
+def test_admin_users_do_not_apply_to_provider_identities():
+    c = Config()
+    c.Authenticator.admin_users = {"admin"}
+    auth = LocalAndSSOAuthenticator(config=c)
+    assert auth.admin_users == {"admin"}
+    assert auth.sso.admin_users == set()
+
+
+async def test_sessions_of_provider_users_are_not_judged_by_the_local_store(tmp_path):
+    """A provider identity has no local account: the local check must not end its session,
+    while a hub user that is neither a local account nor a provider identity is logged out."""
+    from types import SimpleNamespace
+
+    c = Config()
+    c.MLFactoryAuthenticator.accounts_db_url = f"sqlite:///{tmp_path / 'accounts.sqlite'}"
+    auth = LocalAndSSOAuthenticator(config=c)
+    provider_user = SimpleNamespace(name="sam", user_info={"oidc": {"iss": ISSUER, "sub": "1"}})
+    stranger = SimpleNamespace(name="sam", user_info=None)
+    assert await auth.refresh_user(provider_user) is True
+    assert await auth.refresh_user(stranger) is False
