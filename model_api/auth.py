@@ -13,6 +13,9 @@ default five minutes.
 Scopes (JupyterHub custom scopes, declared in the hub config; see ``hub_custom_scopes``):
 ``custom:mlfactory:models:<name>:predict`` lets a token use one model (metadata, schema,
 predict, infer); ``custom:mlfactory:models:predict`` lets it use every model of the service.
+Custom scopes exist only from hub start, so a model published later is also open to its
+owner and to the groups its owner granted, as the registry wrote them in the model's
+``access.yaml`` (``Access``; the rule is ``may_predict``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
+
+import yaml
 
 from .errors import Forbidden, NotReady, Unauthorized
 
@@ -56,14 +61,77 @@ def hub_custom_scopes(model_names: Iterable[str]) -> dict[str, dict[str, Any]]:
     return scopes
 
 
+ACCESS_FILE = "access.yaml"  # <root>/<model>/access.yaml, written by the registry only
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who may call one model besides the holders of its scopes: its owner and the members
+    of the groups the owner granted (the registry's ``predict_groups``)."""
+
+    owner: str | None = None
+    predict_groups: frozenset[str] = frozenset()
+
+
+def parse_access(text: str) -> Access:
+    """``access.yaml`` -> Access; ValueError naming what is wrong (then nobody is let in by
+    it: the caller treats the model as having no owner and no granted groups)."""
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ValueError("access.yaml must be a mapping with owner and predict_groups")
+    owner = data.get("owner")
+    groups = data.get("predict_groups") or []
+    if owner is not None and not isinstance(owner, str):
+        raise ValueError(f"access.yaml: owner must be a user name, not {owner!r}")
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise ValueError("access.yaml: predict_groups must be a list of group names")
+    return Access(owner or None, frozenset(groups))
+
+
+def dump_access(access: Access) -> str:
+    return yaml.safe_dump(
+        {"owner": access.owner, "predict_groups": sorted(access.predict_groups)},
+        sort_keys=True,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     name: str
     scopes: frozenset[str] | None = None  # None: every model of this server
+    groups: frozenset[str] = frozenset()  # the hub's groups of the token's user
+    # "user" or "service": a hub service named like a model's owner is not its owner
+    kind: str = "user"
 
-    def may_use(self, model: str) -> bool:
-        s = self.scopes
-        return s is None or model_scope(model) in s or ALL_MODELS_SCOPE in s
+    def may_use(self, model: str, access: Access | None = None) -> bool:
+        return may_predict(self, model, access)
+
+
+def may_predict(ident: Identity, model: str, access: Access | None) -> bool:
+    """The token has the model's scope or the all-models scope, or its user owns the model
+    or is in one of the groups the owner granted."""
+    s = ident.scopes
+    if s is None or model_scope(model) in s or ALL_MODELS_SCOPE in s:
+        return True
+    if access is None or ident.kind != "user":
+        return False
+    return ident.name == access.owner or not ident.groups.isdisjoint(access.predict_groups)
+
+
+def refusal(ident: Identity, model: str, access: Access | None) -> Forbidden:
+    """The 403 for a caller ``may_predict`` refused: what would let them in."""
+    ways = [f"the scope {model_scope(model)} or {ALL_MODELS_SCOPE}"]
+    if access is not None and access.predict_groups:
+        ways.append(f"membership of one of the groups {', '.join(sorted(access.predict_groups))}")
+    ask = f"; ask {access.owner}, its owner, or an admin" if access and access.owner else ""
+    return Forbidden(
+        f"{ident.name} may not use the model {model!r}: that needs {' or '.join(ways)}{ask}",
+        {
+            "model": model,
+            "required_scopes": [model_scope(model), ALL_MODELS_SCOPE],
+            "predict_groups": sorted(access.predict_groups) if access else [],
+        },
+    )
 
 
 def bearer_token(headers: Any) -> str | None:
@@ -72,15 +140,20 @@ def bearer_token(headers: Any) -> str | None:
 
 
 class Authorizer(Protocol):
-    async def authorize(self, headers: Any, model: str | None) -> Identity:
+    async def authorize(
+        self, headers: Any, model: str | None, access: Access | None = None
+    ) -> Identity:
         """Return the caller or raise Unauthorized/Forbidden. ``model=None``: any identity
-        will do (listing models, which is then filtered with ``Identity.may_use``)."""
+        will do (listing models, which is then filtered with ``Identity.may_use``);
+        ``access``: the model's owner and granted groups, from the repository."""
 
 
 class NoAuth:
     """Anyone may call. Only for a server bound to localhost in a trusted setting."""
 
-    async def authorize(self, headers: Any, model: str | None) -> Identity:
+    async def authorize(
+        self, headers: Any, model: str | None, access: Access | None = None
+    ) -> Identity:
         return Identity("anonymous")
 
 
@@ -93,7 +166,9 @@ class TokenAuth:
         if not self._digests:
             raise ValueError("token auth needs at least one non-empty token")
 
-    async def authorize(self, headers: Any, model: str | None) -> Identity:
+    async def authorize(
+        self, headers: Any, model: str | None, access: Access | None = None
+    ) -> Identity:
         token = bearer_token(headers)
         if token is None:
             raise Unauthorized("send 'Authorization: Bearer <token>'")
@@ -246,13 +321,18 @@ class HubScopeAuth:
             )
         return user
 
-    async def authorize(self, headers: Any, model: str | None) -> Identity:
+    async def authorize(
+        self, headers: Any, model: str | None, access: Access | None = None
+    ) -> Identity:
         user = await self._user(headers)
-        ident = Identity(str(user.get("name", "?")), frozenset(user.get("scopes") or ()))
-        if model is not None and not ident.may_use(model):
-            raise Forbidden(
-                f"{ident.name} may not use the model {model!r}: the token needs the scope "
-                f"{model_scope(model)} or {ALL_MODELS_SCOPE}",
-                {"required_scopes": [model_scope(model), ALL_MODELS_SCOPE]},
-            )
+        # /hub/api/user always names the token's user and groups (JupyterHub's identify
+        # scopes), so the service needs no hub permission of its own for them
+        ident = Identity(
+            str(user.get("name", "?")),
+            frozenset(user.get("scopes") or ()),
+            frozenset(user.get("groups") or ()),
+            str(user.get("kind", "user")),
+        )
+        if model is not None and not may_predict(ident, model, access):
+            raise refusal(ident, model, access)
         return ident

@@ -94,7 +94,8 @@ class BaseHandler(web.RequestHandler):
         super()._handle_request_exception(e)
 
     async def identify(self, model: str | None) -> Identity:
-        return await self.authorizer.authorize(self.request.headers, model)
+        access = None if model is None else self.store.access(model)
+        return await self.authorizer.authorize(self.request.headers, model, access)
 
     def check_media_type(self, accepted: tuple[str, ...]) -> str:
         """The body's media type if the route reads it (no ``Content-Type``: JSON, which is
@@ -166,7 +167,7 @@ class ModelsHandler(BaseHandler):
             raise NotReady("models are still loading", retry_after=1)
         models = []
         for name in self.store.names():
-            if not ident.may_use(name):
+            if not ident.may_use(name, self.store.access(name)):
                 continue
             e = self.store.entry(name)
             problem = self.store.problem(name)

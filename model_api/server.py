@@ -93,6 +93,7 @@ class ModelServer:
             log.error("not serving %s: %s", what, reason)
         for name, version in loaded.withdrawn:
             self.store.mark_withdrawn(name, version)
+        self.store.set_access(loaded.access)
         self.mark_ready()
 
     async def reload(self, repo: ModelRepository, names: Iterable[str] | None = None) -> bool:

@@ -8,13 +8,19 @@ and refuses what failed to load with its reason, never with another version.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import yaml
+
+from .auth import ACCESS_FILE, Access, parse_access
 from .errors import ModelAPIError, ModelUnavailable, NotFound, NotReady
 from .package import ModelRepository
 from .wrapper import Model
+
+log = logging.getLogger("mlfactory.model_api")
 
 
 @dataclass
@@ -54,6 +60,8 @@ class ModelStore:
 
     def __init__(self) -> None:
         self._models: dict[str, _Entry] = {}
+        # who may call each model besides its scopes' holders (the registry's access.yaml)
+        self._access: dict[str, Access] = {}
         self.ready = False
         self.loading_error: str | None = None
 
@@ -75,7 +83,17 @@ class ModelStore:
             fresh.add_unavailable(name, ref, reason)
         for name, version in loaded.withdrawn:
             fresh.mark_withdrawn(name, version)
+        # one assignment each; a request reads the access first and the model after, so at
+        # worst it sees the new rule with the previous model, never a rule of no model
+        self._access = dict(loaded.access)
         self._models = fresh._models
+
+    def set_access(self, access: dict[str, Access]) -> None:
+        self._access = dict(access)
+
+    def access(self, name: str) -> Access | None:
+        """The model's owner and granted groups, or None (only its scopes let callers in)."""
+        return self._access.get(name)
 
     def mark_withdrawn(self, name: str, version: str) -> None:
         self._models.setdefault(name, _Entry()).withdrawn.add(version)
@@ -152,6 +170,21 @@ class Loaded:
     unavailable: dict[tuple[str, str | None], str] = field(default_factory=dict)
     # (model name, version) withdrawn from serving on purpose (also in ``unavailable``)
     withdrawn: set[tuple[str, str]] = field(default_factory=set)
+    # model name -> its owner and predict groups, from ``<root>/<name>/access.yaml``
+    access: dict[str, Access] = field(default_factory=dict)
+
+
+def read_access(repo: ModelRepository, name: str) -> Access | None:
+    """The registry's access facts for ``name``; None when it wrote none. A file that cannot
+    be read grants nothing (logged): the model's scopes still let their holders in."""
+    try:
+        path = repo.root / name / ACCESS_FILE
+        return parse_access(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        log.error("ignoring %s/%s: %s", name, ACCESS_FILE, e)
+        return None
 
 
 def _reason(e: Exception, root: os.PathLike[str]) -> str:
@@ -177,6 +210,9 @@ def load_repository(
     """
     out = Loaded()
     for name in names or repo.models():
+        access = read_access(repo, name)
+        if access is not None:
+            out.access[name] = access
         try:
             aliases = repo.aliases(name)
             versions = repo.versions(name)

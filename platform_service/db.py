@@ -298,6 +298,16 @@ class ModelGrant(Base):
     group: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 
+class ModelPredictGrant(Base):
+    """A group whose members may call a model through the models service (migration 0008)."""
+
+    __tablename__ = "model_predict_grants"
+    model: Mapped[str] = mapped_column(
+        ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True
+    )
+    group: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
 class ModelVersion(Base):
     """One immutable published version, with its provenance (who, when, which notebook and
     History version) and the digest of its serialized model."""

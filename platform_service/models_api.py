@@ -26,6 +26,7 @@ from typing import Any
 
 from mlfactory.hub.platform_config import hub_state_dir
 from mlfactory.hub.platform_schema import Models
+from mlfactory.model_api.auth import ACCESS_FILE, Access, dump_access
 from mlfactory.model_api.errors import ModelAPIError
 from mlfactory.model_api.package import ModelRepository
 from sqlalchemy import delete, select
@@ -35,7 +36,7 @@ from sqlalchemy.orm import Session
 from tornado import web
 
 from .base import APIError, UserHandler, body_str_list
-from .db import ModelAliasMove, ModelGrant, ModelVersion, RegisteredModel
+from .db import ModelAliasMove, ModelGrant, ModelPredictGrant, ModelVersion, RegisteredModel
 from .models_registry import (
     Member,
     Owner,
@@ -43,6 +44,7 @@ from .models_registry import (
     check_alias,
     check_members,
     check_name,
+    check_predict_grant,
     check_provenance,
     check_size,
     check_write,
@@ -53,6 +55,7 @@ from .periods import iso_utc
 NO_MODEL = "No model has this name in the registry; GET /api/models lists them."
 INCOMING = ".incoming"  # uploads being checked, inside the repository (same filesystem)
 CHUNK = 1 << 20
+TORNADO_MARGIN = 64 << 20  # tornado's body limit sits this far above models.max_upload_bytes
 
 
 def models_repository(config: Models) -> Path:
@@ -154,6 +157,7 @@ class Registry:
             "latest": versions[-1].version if versions else None,
             "aliases": aliases,
         }
+        out["predict_groups"] = sorted(self._access(db, row.name).predict_groups)
         if full:
             grants = db.scalars(select(ModelGrant.group).where(ModelGrant.model == row.name))
             out["groups"] = sorted(grants)
@@ -161,7 +165,22 @@ class Registry:
             out["alias_history"] = [_move(m) for m in reversed(moves)]
         return out
 
+    def _access(self, db: Session, name: str) -> Access:
+        row = db.get(RegisteredModel, name)
+        groups = db.scalars(
+            select(ModelPredictGrant.group).where(ModelPredictGrant.model == name)
+        ).all()
+        return Access(row.owner if row else None, frozenset(groups))
+
     # --- writing ------------------------------------------------------------------------
+
+    def _write_access(self, db: Session, name: str) -> None:
+        """Write who may call ``name`` into the repository for the models service (atomic
+        replace, then a generation bump so it is read on the next reload)."""
+        folder = self.repo.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_atomic(folder / ACCESS_FILE, dump_access(self._access(db, name)))
+        self.repo._bump()  # the repository's one change signal (package.py)
 
     def _claim(self, name: str, user: str, groups: list[str], publishers: Iterable[str]) -> bool:
         """Check the caller may publish ``name``; register it to them when new. True: new."""
@@ -206,6 +225,9 @@ class Registry:
         try:
             _extract(archive, staged, limit)
             new = self._claim(name, user, groups, publishers)
+            # before the version exists: once served, its owner may call it at once
+            with Session(self.engine) as db:
+                self._write_access(db, name)
             now = self.clock()
             try:
                 version, card = self.repo.import_package(
@@ -246,6 +268,11 @@ class Registry:
                     ).first():
                         db.execute(delete(RegisteredModel).where(RegisteredModel.name == name))
                         db.commit()
+                        (self.repo.root / name / ACCESS_FILE).unlink(missing_ok=True)
+                        try:
+                            (self.repo.root / name).rmdir()  # only when nothing else is there
+                        except OSError:
+                            pass
             raise
         finally:
             shutil.rmtree(staged, ignore_errors=True)
@@ -324,6 +351,36 @@ class Registry:
 
     async def grant(self, name: str, groups: list[str], user: str) -> list[str]:
         return await asyncio.to_thread(self._grant, name, groups, user)
+
+    def _grant_predict(
+        self, name: str, groups: list[str], user: str, admin: bool, known: set[str]
+    ) -> list[str]:
+        with Session(self.engine) as db:
+            wanted = check_predict_grant(self._holder(db, name), name, user, admin, groups, known)
+            db.execute(delete(ModelPredictGrant).where(ModelPredictGrant.model == name))
+            db.add_all(ModelPredictGrant(model=name, group=g) for g in wanted)
+            db.flush()
+            # files first: if the write fails, the rows roll back and nothing changed
+            self._write_access(db, name)
+            db.commit()
+            return wanted
+
+    async def grant_predict(
+        self, name: str, groups: list[str], user: str, admin: bool, known: set[str]
+    ) -> list[str]:
+        """Set the groups whose members may call ``name`` (owner or admin)."""
+        return await asyncio.to_thread(self._grant_predict, name, groups, user, admin, known)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def version_json(v: ModelVersion) -> dict[str, Any]:
@@ -418,16 +475,56 @@ class ModelHandler(RegistryHandler):
 
     @web.authenticated
     async def patch(self, name: str) -> None:
-        """The owner sets the groups whose members may publish and move aliases."""
+        """``groups``: who may publish versions and move aliases (the owner sets it);
+        ``predict_groups``: who may call the model (the owner or an admin sets it)."""
         body = self.json_body()
-        try:
-            groups = body_str_list(body, "groups")
-        except ValueError as e:
-            raise APIError(400, str(e), "groups") from None
-        if "groups" not in body:
-            raise APIError(400, "groups: the list of groups that may publish this model", "groups")
-        done = await self.run(self.registry.grant(self.name_arg(name), groups, self.model["name"]))
-        self.write_json({"name": name, "groups": done})
+        keys = {"groups", "predict_groups"}
+        if not body or set(body) - keys:
+            raise APIError(
+                400,
+                "Send groups (who may publish versions and move aliases) and/or "
+                "predict_groups (who may call the model), each a list of group names.",
+                next(iter(sorted(set(body) - keys)), "groups"),
+            )
+        lists = {}
+        for key in keys & set(body):
+            try:
+                lists[key] = body_str_list(body, key)
+            except ValueError as e:
+                raise APIError(400, str(e), key) from None
+        name = self.name_arg(name)
+        user = self.model["name"]
+        answer: dict[str, Any] = {"name": name}
+        if "predict_groups" in lists:
+            answer["predict_groups"] = await self.run(
+                self.registry.grant_predict(
+                    name,
+                    lists["predict_groups"],
+                    user,
+                    bool(self.model.get("admin")),
+                    await self.known_groups(),
+                )
+            )
+        if "groups" in lists:
+            answer["groups"] = await self.run(self.registry.grant(name, lists["groups"], user))
+        found = await self.registry.detail(name)
+        if found is not None:
+            answer.setdefault("groups", found["groups"])
+            answer.setdefault("predict_groups", found["predict_groups"])
+        self.write_json(answer)
+
+    async def known_groups(self) -> set[str]:
+        """Groups that exist: the platform config's and the hub's."""
+        known = {g.name for g in self.accountant.config.groups}
+        hub = self.accountant.hub
+        if hub is not None:
+            try:
+                known |= {g["name"] for g in await hub.groups()}
+            except Exception as e:  # the hub restarting: config groups still count
+                raise APIError(
+                    503, f"Cannot list the hub's groups right now ({type(e).__name__}); retry."
+                ) from None
+        return known
 
 
 @web.stream_request_body
@@ -458,7 +555,9 @@ class VersionsHandler(RegistryHandler):
                 name, self.model["name"], await self.my_groups(), self.config.publishers
             )
         )
-        self.request.connection.set_max_body_size(limit)
+        # tornado's own limit answers a bare 400 and drops the connection; ours (in
+        # data_received) answers 413 with the reason, so tornado's sits well above it
+        self.request.connection.set_max_body_size(limit + TORNADO_MARGIN)
         incoming = self.registry.repo.root / INCOMING
         await asyncio.to_thread(incoming.mkdir, parents=True, exist_ok=True)
         fd, path = tempfile.mkstemp(dir=incoming, prefix="upload-")
@@ -470,8 +569,19 @@ class VersionsHandler(RegistryHandler):
         if self._file is None:
             return
         self._size += len(chunk)
-        if self._size > self.config.max_upload_bytes:
-            return  # refused in post(); tornado's own limit closes a connection far beyond
+        limit = self.config.max_upload_bytes
+        if self._size > limit:
+            # a chunked upload says its size only by sending it: refuse at the first byte
+            # past the limit, drop what was written, and let tornado close the connection
+            self._discard()
+            e = RegistryError(
+                413,
+                f"The upload passed {limit} bytes while streaming; this platform takes model "
+                f"packages of at most {limit} bytes (models.max_upload_bytes).",
+            )
+            err = APIError(e.status, e.message)
+            self.send_error(413, exc_info=(APIError, err, None))
+            return
         self._digest.update(chunk)
         await asyncio.to_thread(self._file.write, chunk)
 
@@ -480,6 +590,7 @@ class VersionsHandler(RegistryHandler):
 
     def on_connection_close(self) -> None:
         self._discard()
+        super().on_connection_close()  # ends the wait for the body: post() never runs
 
     def _discard(self) -> None:
         if self._file is not None:
@@ -489,6 +600,8 @@ class VersionsHandler(RegistryHandler):
 
     @web.authenticated
     async def post(self, name: str) -> None:
+        if self._finished or self._file is None:  # refused while streaming
+            return
         await asyncio.to_thread(self._file.close)
         try:
             check_size(self._size, self.config.max_upload_bytes)

@@ -127,6 +127,32 @@ def check_write(
         )
 
 
+def check_predict_grant(
+    holder: Owner | None, name: str, user: str, admin: bool, groups: Iterable[str], known: set[str]
+) -> list[str]:
+    """Who may call a model besides its scopes' holders: set by its owner or an admin, and
+    only to groups that exist (a typo would grant nobody and look like it worked)."""
+    if holder is None:
+        raise RegistryError(
+            404, "No model has this name in the registry; GET /api/models lists them."
+        )
+    if not admin and user != holder.owner:
+        raise RegistryError(
+            403,
+            f"Only {holder.owner}, the owner of {name!r}, or an admin can change who may call it.",
+        )
+    wanted = sorted(set(groups))
+    unknown = [g for g in wanted if g not in known]
+    if unknown:
+        raise RegistryError(
+            400,
+            f"predict_groups: no group named {', '.join(map(repr, unknown))} in the hub or the "
+            f"platform config; groups: {', '.join(sorted(known)) or 'none'}",
+            "predict_groups",
+        )
+    return wanted
+
+
 def check_size(size: int | None, limit: int) -> None:
     if size is not None and size > limit:
         raise RegistryError(

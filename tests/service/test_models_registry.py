@@ -12,13 +12,24 @@ import io
 import tarfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 import orjson
 import pytest
 import yaml
 from mlfactory.model_api import Model, ModelRepository, Prediction, PublishRefused, publish
-from mlfactory.model_api.auth import NoAuth
+from mlfactory.model_api.auth import (
+    ACCESS_FILE,
+    ALL_MODELS_SCOPE,
+    Access,
+    Identity,
+    NoAuth,
+    dump_access,
+    may_predict,
+    model_scope,
+    refusal,
+)
 from mlfactory.model_api.package import PACKAGE_FORMAT
 from mlfactory.model_api.server import ModelServer
 from mlfactory.model_api.store import load_repository
@@ -30,6 +41,7 @@ from mlfactory.service.models_registry import (
     RegistryError,
     check_alias,
     check_members,
+    check_predict_grant,
     check_write,
 )
 from mlfactory.service.periods import iso_utc
@@ -536,3 +548,157 @@ async def test_withdrawing_a_version_is_recorded_and_reaches_the_repository(
         svc, "PATCH", template, path, token=users["alice"], body={"serving": True}
     )
     assert body["version"]["serving"] is True and repo.withdrawn("prices") == {}
+
+
+# --- who may call a model published after hub start ------------------------------------------
+
+
+def test_who_may_set_predict_groups():
+    alice = Owner("alice", ("ds",))
+    known = {"ds", "ml"}
+    assert check_predict_grant(alice, "m", "alice", False, ["ml", "ds", "ml"], known) == [
+        "ds",
+        "ml",
+    ]
+    assert check_predict_grant(alice, "m", "root", True, [], known) == []  # an admin may
+    with pytest.raises(RegistryError) as e:
+        check_predict_grant(alice, "m", "carol", False, ["ml"], known)  # a publisher may not
+    assert e.value.status == 403 and "alice" in e.value.message
+    with pytest.raises(RegistryError) as e:
+        check_predict_grant(alice, "m", "alice", False, ["ml", "typo", "nope"], known)
+    assert (e.value.status, e.value.field) == (400, "predict_groups")
+    assert "'nope', 'typo'" in e.value.message and "ml" in e.value.message
+    with pytest.raises(RegistryError) as e:
+        check_predict_grant(None, "m", "alice", True, [], known)
+    assert e.value.status == 404
+
+
+async def test_predict_groups_reach_the_repository_the_models_service_reads(
+    svc, users, tmp_path, hub_state
+):
+    model, X = regression_model()
+    await asyncio.to_thread(
+        publish, model, test_input=X[:2], registry=svc.url, token=users["alice"]
+    )
+    repo = ModelRepository(tmp_path / "models")
+    # the first publish already lets its owner call it
+    assert load_repository(repo).access["prices"] == Access("alice", frozenset())
+    before = repo.generation()
+
+    grant = ("PATCH", "/api/models/{name}", "/api/models/prices")
+    code, body = await call(svc, *grant, token=users["alice"], body={"predict_groups": ["ml"]})
+    assert code == 200, body
+    assert (body["predict_groups"], body["groups"]) == (["ml"], [])
+    assert repo.generation() != before  # the models service reloads on this
+    assert load_repository(repo).access["prices"] == Access("alice", frozenset({"ml"}))
+    code, body = await call(
+        svc, "GET", "/api/models/{name}", "/api/models/prices", token=users["bob"]
+    )
+    assert body["model"]["predict_groups"] == ["ml"]
+
+    # a group that exists nowhere is refused, naming it; nothing changes
+    code, body = await call(svc, *grant, token=users["alice"], body={"predict_groups": ["mll"]})
+    assert code == 400 and body["field"] == "predict_groups" and "'mll'" in body["error"]
+    # a group from the platform config counts even before anyone is in it
+    code, body = await call(
+        svc, *grant, token=users["alice"], body={"predict_groups": ["ml", "data-science"]}
+    )
+    assert code == 200 and body["predict_groups"] == ["data-science", "ml"]
+    # only the owner or an admin
+    code, body = await call(svc, *grant, token=users["mallory"], body={"predict_groups": []})
+    assert code == 403 and "alice" in body["error"]
+    root = hub_state.add_user("root", admin=True)
+    code, body = await call(svc, *grant, token=root, body={"predict_groups": ["ds"]})
+    assert code == 200 and body["predict_groups"] == ["ds"]
+    assert load_repository(repo).access["prices"].predict_groups == {"ds"}
+    # publish groups and predict groups are separate grants
+    code, body = await call(svc, *grant, token=users["alice"], body={"groups": ["ml"]})
+    assert (body["groups"], body["predict_groups"]) == (["ml"], ["ds"])
+    code, body = await call(svc, *grant, token=users["alice"], body={"callers": ["ml"]})
+    assert code == 400 and body["field"] == "callers"
+
+
+async def test_the_models_service_lets_owner_and_granted_groups_call(tmp_path):
+    """The rule as the service applies it, with the repository's access facts."""
+    repo = ModelRepository(tmp_path / "models")
+    model, X = regression_model()
+    repo.publish(model, created_by="alice")
+    (repo.root / "prices" / ACCESS_FILE).write_text(dump_access(Access("alice", frozenset({"ml"}))))
+    access = load_repository(repo).access["prices"]
+    alice = Identity("alice", frozenset())
+    carol = Identity("carol", frozenset(), frozenset({"ml"}))
+    eve = Identity("eve", frozenset(), frozenset({"ds"}))
+    scoped = Identity("eve", frozenset({model_scope("prices")}))
+    everything = Identity("eve", frozenset({ALL_MODELS_SCOPE}))
+    service = Identity("alice", frozenset(), frozenset({"ml"}), kind="service")
+    assert [
+        may_predict(i, "prices", access) for i in (alice, carol, eve, scoped, everything, service)
+    ] == [True, True, False, True, True, False]
+    assert not may_predict(alice, "prices", None)  # no access facts: scopes only
+    refused = refusal(eve, "prices", access)
+    assert refused.status == 403
+    assert "'prices'" in refused.message and model_scope("prices") in refused.message
+    assert "ml" in refused.message and "ask alice" in refused.message
+    # an unreadable access file grants nothing; the model is still served
+    (repo.root / "prices" / ACCESS_FILE).write_text("owner: [not, a, name]\n")
+    loaded = load_repository(repo)
+    assert "prices" not in loaded.access and [m.name for m, _ in loaded.models] == ["prices"]
+
+
+# --- uploads that say their size only by sending it ------------------------------------------
+
+
+async def chunked_upload(url: str, token: str, chunks: list[bytes]) -> tuple[int, dict]:
+    """POST a chunked body (no Content-Length) without its closing chunk, then read the
+    answer: one that comes proves the service refused while the body was still streaming."""
+    u = urlparse(url)
+    reader, writer = await asyncio.open_connection(u.hostname, u.port)
+    try:
+        writer.write(
+            (
+                f"POST {u.path}/api/models/prices/versions HTTP/1.1\r\n"
+                f"Host: {u.netloc}\r\nAuthorization: token {token}\r\n"
+                "Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ).encode()
+        )
+        for chunk in chunks:
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), 60)  # the service closes after answering
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), orjson.loads(body) if body else {}
+
+
+async def test_a_chunked_upload_over_the_limit_is_refused_while_streaming(svc, users, tmp_path):
+    limit = 256 * 1024
+    chunks = [b"\0" * (64 * 1024)] * 4 + [b"\0"]  # one byte past the limit, never ended
+    code, body = await chunked_upload(svc.url, users["alice"], chunks)
+    assert code == 413, body
+    assert "models.max_upload_bytes" in body["error"] and str(limit) in body["error"]
+    incoming = tmp_path / "models" / ".incoming"
+    assert not incoming.exists() or list(incoming.iterdir()) == []
+    code, listing = await call(svc, "GET", "/api/models", "/api/models", token=users["alice"])
+    assert listing["models"] == []
+    # the service is fine afterwards: a package under the limit still publishes
+    model, _ = regression_model()
+    code, answer = await upload(
+        svc, "prices", tar_of(package_files(model, tmp_path)), users["alice"]
+    )
+    assert code == 201, answer
+
+
+async def test_a_small_compressed_upload_that_unpacks_past_the_limit_is_refused(
+    svc, users, tmp_path
+):
+    # 300 KiB of zeros gzip to a few hundred bytes: the Content-Length check passes it, the
+    # member check as the archive is read does not
+    bomb = gzip.compress(tar_of({"model.yaml": b"a: 1\n", "model.pkl": b"\0" * (300 * 1024)}))
+    assert len(bomb) < 4096
+    code, answer = await upload(svc, "prices", bomb, users["alice"])
+    assert code == 413 and "models.max_upload_bytes" in answer["error"], answer
+    code, answer = await upload(svc, "prices", b"", users["alice"])
+    assert code == 400 and "not a tar archive" in answer["error"], answer
+    assert list((tmp_path / "models" / ".incoming").iterdir()) == []
+    assert not (tmp_path / "models" / "prices").exists()

@@ -2,7 +2,9 @@
 
 The stores a user may use arrive as JSON in ``MLFACTORY_DATA_STORES`` (set by the spawner):
 ``[{"name", "kind", "url", "description"}]``. Paths stay inside a store's root; SQL runs
-read-only with bound parameters.
+read-only with bound parameters. A managed store (``"managed": true``) is reached the way
+``mlfactory.data.connect`` reaches it: short-lived credentials the platform service issues
+to this server.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 from mlfactory.components.placeholders import expects
+from mlfactory.data.client import ServiceCredentials, postgres_engine, s3_client
 
 ENV_VAR = "MLFACTORY_DATA_STORES"
 KINDS = ("filesystem", "http", "postgresql", "mysql", "s3")
@@ -225,7 +228,10 @@ def _read_sql(s, query, params, columns, timeout):
     _require(s["kind"], s["name"])
     import sqlalchemy as sa
 
-    engine = sa.create_engine(_sql_url(s), pool_pre_ping=False)
+    if s.get("managed"):  # the server's short-lived role, as mlfactory.data.connect
+        engine = postgres_engine(ServiceCredentials(s["name"]), pool_pre_ping=False)
+    else:
+        engine = sa.create_engine(_sql_url(s), pool_pre_ping=False)
     try:
         # The connection's transaction is rolled back when the block ends: nothing is kept.
         with engine.connect() as conn:
@@ -257,23 +263,34 @@ def _read_sql(s, query, params, columns, timeout):
 
 def _read_s3(s, path, fmt, columns, timeout, max_bytes):
     boto3 = _require("s3", s["name"])
-    parsed = urllib.parse.urlparse(s["url"])
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"data store {s['name']!r} url must look like s3://bucket/prefix")
-    options = dict(urllib.parse.parse_qsl(parsed.query))
-    prefix = parsed.path.strip("/")
-    parts = _relative_parts(path, s["name"])
-    key = posixpath.join(prefix, *parts) if prefix else "/".join(parts)
     from botocore.config import Config
 
-    client = boto3.client(
-        "s3",
-        endpoint_url=options.get("endpoint_url"),
-        region_name=options.get("region"),
-        config=Config(connect_timeout=timeout, read_timeout=timeout),
-    )
+    config = Config(connect_timeout=timeout, read_timeout=timeout)
+    if s.get("managed"):
+        # the store's url is its endpoint; the first part of path is the bucket, and the
+        # credentials reach only the prefixes granted to this user's groups
+        bucket, *parts = _relative_parts(path, s["name"])
+        if not parts:
+            raise ValueError(f"path {path!r}: name the bucket, then the object (bucket/key)")
+        key = "/".join(parts)
+        client = s3_client(ServiceCredentials(s["name"]), config=config)
+    else:
+        parsed = urllib.parse.urlparse(s["url"])
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"data store {s['name']!r} url must look like s3://bucket/prefix")
+        options = dict(urllib.parse.parse_qsl(parsed.query))
+        prefix = parsed.path.strip("/")
+        parts = _relative_parts(path, s["name"])
+        key = posixpath.join(prefix, *parts) if prefix else "/".join(parts)
+        bucket = parsed.netloc
+        client = boto3.client(
+            "s3",
+            endpoint_url=options.get("endpoint_url"),
+            region_name=options.get("region"),
+            config=config,
+        )
     try:
-        response = client.get_object(Bucket=parsed.netloc, Key=key)
+        response = client.get_object(Bucket=bucket, Key=key)
     except client.exceptions.NoSuchKey:
         raise FileNotFoundError(f"no object {path!r} in data store {s['name']!r}") from None
     data = _read_limited(response["Body"], max_bytes, path)
@@ -305,9 +322,11 @@ def load_from_datastore(
     - ``http``: ``path`` relative to the store's base URL, fetched with ``timeout`` seconds.
     - ``s3``: ``path`` relative to ``s3://bucket/prefix`` (needs boto3; credentials come
       from the usual AWS environment; ``?endpoint_url=&region=`` in the url are honoured).
+      A managed S3 store: ``path`` is ``bucket/key``, with credentials from the platform.
     - ``postgresql`` / ``mysql``: ``query`` with ``:name`` placeholders bound from
       ``params`` (never format values into the SQL), run in a read-only transaction with a
-      server-side ``timeout``. PostgreSQL uses psycopg 3, MySQL needs PyMySQL.
+      server-side ``timeout``. PostgreSQL uses psycopg 3, MySQL needs PyMySQL. A managed
+      PostgreSQL store connects as this server's short-lived role (``mlfactory.data``).
 
     Files are CSV, Parquet or JSON (records, or ``.jsonl`` lines), from the suffix, the
     HTTP Content-Type, or ``format``. ``columns`` keeps those columns; ``max_bytes`` refuses

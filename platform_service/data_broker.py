@@ -1,0 +1,405 @@
+"""Data credentials, the service's side: issue a running server's credentials for a store
+its user's groups are granted, renew them while the server runs, drop them when it stops,
+and read the stores' usage counters into the audit.
+
+The rules are ``data_grants`` (pure); the stores are drivers (``data_drivers``: built-ins
+``postgresql``, ``s3``, others by entry point). Driver and database calls run in worker
+threads; the clock is injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from mlfactory.hub.platform_config import DataStore, PlatformConfig
+from mlfactory.spawner.profiles import user_access
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Engine
+
+from .data_db import DataCredential, DataCredentialEvent
+from .data_drivers import ENTRY_POINT_GROUP, AdminUnavailable, DataStoreDriver, read_admin_secret
+from .data_grants import Live, entitlement, expiry, no_grant_message, upkeep
+from .data_postgres import PostgresDriver
+from .data_s3 import S3Driver
+from .hubapi import HubAPI
+
+log = logging.getLogger("mlfactory.service.data")
+BUILTIN_DRIVERS: dict[str, type] = {"postgresql": PostgresDriver, "s3": S3Driver}
+
+
+def driver_class(kind: str) -> type | None:
+    """The driver for ``kind``: a built-in, else the ``mlfactory.data_stores`` entry point."""
+    if kind in BUILTIN_DRIVERS:
+        return BUILTIN_DRIVERS[kind]
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == kind:
+            return ep.load()
+    return None
+
+
+class UnknownStore(LookupError):
+    pass
+
+
+class NoGrant(PermissionError):
+    pass
+
+
+class StoreUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class DataStoresInvalid(Exception):
+    """Start-up problems, each ``data_stores[i].key: what is wrong``."""
+
+    problems: list[str]
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+def make_drivers(
+    config: PlatformConfig, environ: dict[str, str] | None = None
+) -> dict[str, DataStoreDriver]:
+    """A driver per managed store; ``DataStoresInvalid`` with every problem's key path."""
+    drivers, problems = {}, []
+    for i, store in enumerate(config.data_stores):
+        if not store.managed:
+            continue
+        cls = driver_class(store.kind)
+        if cls is None:
+            plugins = entry_points(group=ENTRY_POINT_GROUP).names
+            known = ", ".join(sorted({*BUILTIN_DRIVERS, *plugins}))
+            problems.append(
+                f"data_stores[{i}].kind: no driver for {store.kind!r} issues credentials; "
+                f"drivers: {known}"
+            )
+            continue
+        try:
+            drivers[store.name] = cls(store, read_admin_secret(store, environ))
+        except AdminUnavailable as e:
+            problems.append(f"data_stores[{i}].admin_credentials: {store.name}: {e}")
+    if problems:
+        raise DataStoresInvalid(problems)
+    return drivers
+
+
+class DataBroker:
+    def __init__(
+        self,
+        config: PlatformConfig,
+        engine: Engine,
+        drivers: dict[str, DataStoreDriver],
+        *,
+        hub: HubAPI | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.stores: dict[str, DataStore] = {d.name: d for d in config.data_stores if d.managed}
+        self.engine = engine
+        self.drivers = drivers
+        self.hub = hub
+        self.clock = clock
+        self._index = {d.name: i for i, d in enumerate(config.data_stores)}
+
+    # --- start-up ---------------------------------------------------------------------
+
+    async def check_all(self) -> None:
+        """Check every store's admin credentials; ``DataStoresInvalid`` naming each key."""
+        problems = []
+        for name, driver in self.drivers.items():
+            try:
+                await asyncio.to_thread(driver.check_admin)
+            except AdminUnavailable as e:
+                problems.append(f"data_stores[{self._index[name]}].admin_credentials: {name}: {e}")
+        if problems:
+            raise DataStoresInvalid(problems)
+
+    # --- what a user sees -------------------------------------------------------------
+
+    def connections(self, groups: Iterable[str]) -> list[dict[str, Any]]:
+        """The managed stores this user's groups are granted, with the grant (no secrets)."""
+        groups = list(user_access(self.config, groups, False).groups)
+        out = []
+        for store in self.stores.values():
+            e = entitlement(store, groups)
+            if e is not None:
+                out.append(
+                    {
+                        "name": store.name,
+                        "kind": store.kind,
+                        "description": store.description,
+                        "access": e.access,
+                        "groups": list(e.groups),
+                        "prefixes": list(e.prefixes),
+                        "ttl": store.ttl,
+                    }
+                )
+        return out
+
+    async def issue(
+        self, store_name: str, user: str, server_name: str, groups: Iterable[str]
+    ) -> dict[str, Any]:
+        """Credentials for ``user``'s running server ``server_name`` on ``store_name``, per
+        the grants of ``groups`` (the hub's answer now: a removed group grants nothing)."""
+        store = self.stores.get(store_name)
+        if store is None:
+            raise UnknownStore(
+                f"There is no managed data store {store_name!r}; "
+                f"stores: {', '.join(self.stores) or 'none'}."
+            )
+        # the configured groups the hub has the user in now, else the default group: the
+        # same groups the spawner's picker uses
+        hub_groups = list(groups)
+        groups = list(user_access(self.config, hub_groups, False).groups)
+        grant = entitlement(store, groups)
+        now = self.clock()
+        if grant is None:
+            await asyncio.to_thread(
+                self._event, now, "refuse", store_name, user, server_name, None, "no grant"
+            )
+            raise NoGrant(no_grant_message(store_name, hub_groups or groups))
+        driver = self.drivers[store_name]
+
+        def work() -> dict[str, Any]:
+            try:
+                creds = driver.issue(user, server_name, grant, now, store.ttl)
+            except AdminUnavailable as e:
+                log.error("Data store %s: cannot issue credentials: %s", store_name, e)
+                raise StoreUnavailable(
+                    f"Data store {store_name!r} cannot issue credentials right now (its admin "
+                    "connection failed); try again in a minute, and tell an admin if it lasts."
+                ) from None
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(DataCredential).values(
+                        principal=creds.principal,
+                        store=store_name,
+                        user=user,
+                        server_name=server_name,
+                        groups=list(grant.groups),
+                        access=grant.access,
+                        ref=creds.ref,
+                        ttl=store.ttl,
+                        issued_at=now,
+                        expires_at=creds.expires_at,
+                    )
+                )
+                conn.execute(
+                    insert(DataCredentialEvent).values(
+                        at=now,
+                        event="issue",
+                        store=store_name,
+                        user=user,
+                        server_name=server_name,
+                        principal=creds.principal,
+                        detail=grant.access,
+                    )
+                )
+            return {
+                "store": store_name,
+                "kind": store.kind,
+                "access": grant.access,
+                "principal": creds.principal,
+                "issued_at": now,
+                "expires_at": creds.expires_at,
+                "ttl": store.ttl,
+                "credentials": creds.secret,
+            }
+
+        return await asyncio.to_thread(work)
+
+    # --- upkeep -----------------------------------------------------------------------
+
+    async def running_servers(self) -> set[tuple[str, str]] | None:
+        """``(user, server_name)`` of every server the hub says runs; None if it did not answer."""
+        if self.hub is None:
+            return None
+        try:
+            out = set()
+            async for u in self.hub.users(state="active"):
+                for name, s in (u.get("servers") or {}).items():
+                    if s.get("ready") or s.get("pending"):
+                        out.add((u["name"], name))
+            return out
+        except Exception as e:  # a restarting hub: drop nothing for being stopped
+            log.warning("The hub did not answer (%s); keeping data credentials as they are", e)
+            return None
+
+    def live(self) -> list[Live]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    DataCredential.principal,
+                    DataCredential.store,
+                    DataCredential.user,
+                    DataCredential.server_name,
+                    DataCredential.expires_at,
+                    DataCredential.ttl,
+                ).where(DataCredential.dropped_at.is_(None))
+            ).all()
+        return [Live(*r) for r in rows if r[1] in self.drivers]
+
+    async def tick(self) -> None:
+        """Renew the credentials of running servers, drop the others and the expired, and
+        read the stores' usage into the audit."""
+        running = await self.running_servers()
+        now = self.clock()
+        live = await asyncio.to_thread(self.live)
+        plan = upkeep(live, running, now)
+        await asyncio.to_thread(self._collect_usage, live)
+        for c in plan.renew:
+            await asyncio.to_thread(self._renew, c, now)
+        for c, why in plan.drop:
+            await asyncio.to_thread(self._drop, c, now, why)
+
+    def _renew(self, c: Live, now: float) -> None:
+        until = expiry(now, c.ttl)
+        try:
+            if not self.drivers[c.store].renew(c.principal, until):
+                return
+        except AdminUnavailable as e:
+            log.warning("Data store %s: renewing %s failed: %s", c.store, c.principal, e)
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(DataCredential)
+                .where(DataCredential.principal == c.principal)
+                .values(expires_at=until)
+            )
+            self._event_in(conn, now, "renew", c.store, c.user, c.server_name, c.principal, None)
+
+    def _drop(self, c: Live, now: float, why: str) -> None:
+        try:
+            self.drivers[c.store].revoke(c.principal)
+        except AdminUnavailable as e:  # kept live: the next tick tries again
+            log.warning("Data store %s: dropping %s failed: %s", c.store, c.principal, e)
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(DataCredential)
+                .where(DataCredential.principal == c.principal)
+                .values(dropped_at=now, drop_reason=why)
+            )
+            self._event_in(conn, now, "drop", c.store, c.user, c.server_name, c.principal, why)
+
+    def _collect_usage(self, live: list[Live]) -> None:
+        by_store: dict[str, list[str]] = {}
+        for c in live:
+            by_store.setdefault(c.store, []).append(c.principal)
+        for store, principals in by_store.items():
+            with self.engine.connect() as conn:
+                refs = dict(
+                    conn.execute(
+                        select(DataCredential.principal, DataCredential.ref).where(
+                            DataCredential.principal.in_(principals)
+                        )
+                    ).all()
+                )
+            try:
+                counted = self.drivers[store].usage(refs)
+            except AdminUnavailable as e:
+                log.warning("Data store %s: reading usage failed: %s", store, e)
+                continue
+            if not counted:
+                continue
+            with self.engine.begin() as conn:
+                for principal, u in counted.items():
+                    conn.execute(
+                        update(DataCredential)
+                        .where(DataCredential.principal == principal)
+                        .values(queries=u.queries, rows_read=u.rows)
+                    )
+
+    def _event(self, *args: Any) -> None:
+        with self.engine.begin() as conn:
+            self._event_in(conn, *args)
+
+    @staticmethod
+    def _event_in(conn, at, event, store, user, server_name, principal, detail) -> None:
+        conn.execute(
+            insert(DataCredentialEvent).values(
+                at=at,
+                event=event,
+                store=store,
+                user=user,
+                server_name=server_name,
+                principal=principal,
+                detail=detail,
+            )
+        )
+
+    # --- the audit --------------------------------------------------------------------
+
+    async def usage(
+        self,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        store: str | None = None,
+        users: set[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Per user and store: credentials issued, first and last issue, queries and rows
+        the store counted. ``users``: only these (a filtered scope); ``group``: credentials
+        issued through that group's grant."""
+        live = await asyncio.to_thread(self.live)
+        await asyncio.to_thread(self._collect_usage, live)
+
+        def work() -> list[dict[str, Any]]:
+            q = select(
+                DataCredential.user,
+                DataCredential.store,
+                func.count(),
+                func.min(DataCredential.issued_at),
+                func.max(DataCredential.issued_at),
+                func.sum(DataCredential.queries),
+                func.sum(DataCredential.rows_read),
+                func.count(DataCredential.dropped_at),
+            ).group_by(DataCredential.user, DataCredential.store)
+            if user:
+                q = q.where(DataCredential.user == user)
+            if store:
+                q = q.where(DataCredential.store == store)
+            if users is not None:
+                q = q.where(DataCredential.user.in_(sorted(users)))
+            with self.engine.connect() as conn:
+                rows = conn.execute(q.order_by(DataCredential.store, DataCredential.user)).all()
+                groups_of: dict[tuple[str, str], set[str]] = {}
+                for u, s, gs in conn.execute(
+                    select(DataCredential.user, DataCredential.store, DataCredential.groups)
+                ).all():
+                    groups_of.setdefault((u, s), set()).update(gs or [])
+            out = []
+            for u, s, n, first, last, queries, rows_read, dropped in rows:
+                gs = sorted(groups_of.get((u, s), ()))
+                if group and group not in gs:
+                    continue
+                out.append(
+                    {
+                        "user": u,
+                        "store": s,
+                        "groups": gs,
+                        "credentials": n,
+                        "live": n - dropped,
+                        "first_issued": first,
+                        "last_issued": last,
+                        "queries": queries,
+                        "rows": rows_read,
+                    }
+                )
+            return out
+
+        return await asyncio.to_thread(work)
+
+    def close(self) -> None:
+        for d in self.drivers.values():
+            close = getattr(d, "close", None)
+            if close:
+                close()

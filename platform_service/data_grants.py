@@ -1,0 +1,116 @@
+"""Data grants, pure: which grant a user's groups hold on a store, the safe name of a
+per-server database role, and when issued credentials are renewed or dropped.
+
+No I/O and no clock of its own: callers pass ``now``. The service's broker (``data_broker``)
+decides with these; a notebook's refresh rule is ``mlfactory.data.refresh_due``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mlfactory.hub.platform_config import DataStore
+
+MAX_TTL = 3600  # s: the issue's ceiling for a credential's life
+ROLE_PREFIX = "mlf_"
+_UNSAFE = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    """What a user may do with a store: the strongest access their groups hold, the
+    database group roles and the S3 prefixes of every grant they hold."""
+
+    store: str
+    access: str  # "read" | "read-write"
+    groups: tuple[str, ...]
+    roles: tuple[str, ...]
+    prefixes: tuple[str, ...]
+
+
+def default_role(store: str, access: str) -> str:
+    """The group role a grant uses when the config names none: ``mlf_<store>_<read|rw>``."""
+    return f"{ROLE_PREFIX}{store.replace('-', '_')}_{'rw' if access == 'read-write' else 'read'}"
+
+
+def entitlement(store: DataStore, groups: Iterable[str]) -> Entitlement | None:
+    """The user's entitlement on a managed ``store`` from their ``groups``; None: no grant.
+
+    A user in several granted groups gets every role and prefix of those grants; the access
+    shown is the strongest. Membership is read at each issue, so a user whose group was
+    removed gets nothing at the next issue.
+    """
+    mine = set(groups)
+    held = [g for g in store.grants if g.group in mine]
+    if not held:
+        return None
+    access = "read-write" if any(g.access == "read-write" for g in held) else "read"
+    roles = tuple(dict.fromkeys(g.role or default_role(store.name, g.access) for g in held))
+    prefixes = tuple(dict.fromkeys(p for g in held for p in g.prefixes))
+    return Entitlement(store.name, access, tuple(g.group for g in held), roles, prefixes)
+
+
+def no_grant_message(store: str, groups: Iterable[str]) -> str:
+    shown = ", ".join(sorted(groups)) or "none"
+    return (
+        f"You have no grant on data store {store!r} (your groups: {shown}). Ask a data admin "
+        f"to add a grant for one of your groups to data_stores[{store}] in mlfactory.yaml."
+    )
+
+
+def role_name(user: str, server_name: str, nonce: str) -> str:
+    """A login role name for one issue to one server: ``mlf_<user>_<hash>``, at most 63
+    bytes of ``[a-z0-9_]`` (PostgreSQL's limit), so any hub user name is safe in it. The
+    hash covers the exact user, server and ``nonce`` (random per issue): names that read
+    the same after the lowercasing and truncation still differ."""
+    readable = _UNSAFE.sub("_", user.lower()).strip("_")[:24] or "user"
+    digest = hashlib.sha256(f"{user}\0{server_name}\0{nonce}".encode()).hexdigest()[:16]
+    return f"{ROLE_PREFIX}{readable}_{digest}"
+
+
+def expiry(now: float, ttl: int) -> float:
+    """When credentials issued at ``now`` expire (never later than an hour on)."""
+    return now + min(ttl, MAX_TTL)
+
+
+def renewal_due(expires_at: float, now: float, ttl: int) -> bool:
+    """Whether the service renews a live server's credential now: in the last half of its
+    life, so that one missed tick still leaves it valid."""
+    return expires_at - now <= min(ttl, MAX_TTL) / 2
+
+
+@dataclass(frozen=True)
+class Live:
+    """One issued credential the service has not dropped yet."""
+
+    principal: str
+    store: str
+    user: str
+    server_name: str
+    expires_at: float
+    ttl: int
+
+
+@dataclass
+class Upkeep:
+    renew: list[Live]
+    drop: list[tuple[Live, str]]  # and why
+
+
+def upkeep(live: Iterable[Live], running: set[tuple[str, str]] | None, now: float) -> Upkeep:
+    """What the periodic tick does with each live credential: drop those of servers that no
+    longer run (``running``: the hub's ``(user, server_name)`` pairs, None when the hub did
+    not answer: then nothing is dropped for that reason) and those already expired; renew
+    the rest when due."""
+    plan = Upkeep([], [])
+    for c in live:
+        if running is not None and (c.user, c.server_name) not in running:
+            plan.drop.append((c, "server stopped"))
+        elif c.expires_at <= now:
+            plan.drop.append((c, "expired"))
+        elif running is not None and renewal_due(c.expires_at, now, c.ttl):
+            plan.renew.append(c)
+    return plan
