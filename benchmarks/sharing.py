@@ -8,6 +8,9 @@ throw-away PostgreSQL (``--postgres``), and measures over HTTP:
 * create: ``POST /api/shares`` with a ~5 MB notebook (40 PNG figures), each a new share;
 * preview: the first ``GET /shares/<id>/preview`` of each (nbconvert render + cache), then
   the cached one;
+* render alone (in-process, the same notebook): ``previews.render`` with this worker thread's
+  exporter, against the anchor of a fresh ``HTMLExporter`` per render (what it did before),
+  alternating, ``--renders`` of each;
 * "Shared with me": ``GET /api/shares/received`` for a user who receives 1,000 shares (half by
   name, half through two groups) among 5,000, p50/p99 over ``--requests`` calls.
 
@@ -33,8 +36,10 @@ import time
 from pathlib import Path
 
 import nbformat
+from jinja2 import DictLoader
 from jupyterhub.services.auth import HubOAuth
 from mlfactory.hub.platform_config import PACKAGED_CONFIG, load_platform_config
+from mlfactory.service import previews
 from mlfactory.service.accounting import Accountant
 from mlfactory.service.app import AUTH_CACHE_SECONDS, make_app
 from mlfactory.service.db import make_engine, upgrade
@@ -42,6 +47,7 @@ from mlfactory.service.hubapi import HubAPI
 from mlfactory.service.share_api import ShareStore
 from mlfactory.service.shares import check_create
 from mlfactory.service.store import Store
+from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
@@ -75,6 +81,30 @@ def big_notebook(target_bytes: int = 4_900_000, seed: int = 16) -> dict:
         )
         i += 1
     return json.loads(nbformat.writes(nb))
+
+
+def render_fresh(text: str, name: str) -> str:
+    """The anchor: a render as it was before, building (and compiling) an exporter each time."""
+    nb = nbformat.reads(text, as_version=4)
+    exporter = HTMLExporter(
+        template_name="lab",
+        template_file=previews._TEMPLATE,  # noqa: SLF001
+        extra_loaders=[DictLoader({previews._TEMPLATE: previews._OFFLINE})],  # noqa: SLF001
+    )
+    return exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})[0]
+
+
+def time_renders(nb: dict, rounds: int) -> dict[str, list[float]]:
+    """Render-only timings, now (this thread's exporter) and the anchor, alternating."""
+    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False)
+    previews.render(text, "warm.ipynb")  # imports and this thread's exporter
+    out: dict[str, list[float]] = {"render_now": [], "render_anchor": []}
+    for _ in range(rounds):
+        for key, fn in (("render_now", previews.render), ("render_anchor", render_fresh)):
+            t0 = time.perf_counter()
+            fn(text, "big.ipynb")
+            out[key].append(time.perf_counter() - t0)
+    return out
 
 
 def pct(samples: list[float], p: float) -> float:
@@ -161,6 +191,7 @@ async def run(url: str, args: argparse.Namespace, workdir: Path) -> dict:
         out["create"] = creates
         out["preview_first"] = renders
         out["preview_cached"] = cached
+        out.update(await asyncio.to_thread(time_renders, nb, args.renders))
 
         store = app.settings["shares"]
         t0 = time.perf_counter()
@@ -170,11 +201,13 @@ async def run(url: str, args: argparse.Namespace, workdir: Path) -> dict:
         n = len(json.loads(resp)["shares"])
         assert code == 200 and n == args.received, (code, n)
         lists = []
+        cpu0 = time.process_time()  # this process: the service and the client, both
         for _ in range(args.requests):
             t0 = time.perf_counter()
             code, resp = await call(f"{base}/api/shares/received", alice)
             lists.append(time.perf_counter() - t0)
         out["received"] = lists
+        out["received_cpu"] = (time.process_time() - cpu0) / args.requests
         out["received_bytes"] = len(resp)
     finally:
         server.stop()
@@ -190,6 +223,8 @@ def report(r: dict) -> None:
         ("create", "create share (POST /api/shares)"),
         ("preview_first", "preview, first view (render)"),
         ("preview_cached", "preview, cached"),
+        ("render_now", "render alone, per-thread exporter"),
+        ("render_anchor", "render alone, fresh exporter"),
     ):
         s = r[key]
         print(f"{label:34s} median {ms(statistics.median(s))}  max {ms(max(s))}  (n={len(s)})")
@@ -198,6 +233,9 @@ def report(r: dict) -> None:
         f"{'shared with me, 1,000 shares':34s} p50 {ms(pct(s, 50))}  p99 {ms(pct(s, 99))}  "
         f"(n={len(s)}, {r['received_bytes']:,} bytes; seeding took {r['seed_s']:.1f} s)"
     )
+    # CPU time per call (server and client in this process): what a call costs on a free
+    # core, whatever else loads the machine
+    print(f"{'  CPU per list call':34s} {ms(r['received_cpu'])}")
 
 
 def parse_args() -> argparse.Namespace:
@@ -206,6 +244,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--total", type=int, default=5000, help="shares in the database")
     p.add_argument("--received", type=int, default=1000, help="of them, shared with the user")
     p.add_argument("--requests", type=int, default=300, help="'Shared with me' calls timed")
+    p.add_argument("--renders", type=int, default=3, help="render-only timings of each kind")
     p.add_argument("--postgres", action="store_true", help="also on a throw-away PostgreSQL")
     return p.parse_args()
 

@@ -6,6 +6,8 @@ platform's cookies nor its API, and that only the platform's own pages may frame
 
 from __future__ import annotations
 
+import threading
+
 import nbformat
 from jinja2 import DictLoader
 from nbconvert import HTMLExporter
@@ -37,6 +39,26 @@ _OFFLINE = (
 )
 
 
+_per_thread = threading.local()
+
+
+def _exporter() -> HTMLExporter:
+    """This worker thread's exporter. Building one compiles nbconvert's templates, a large
+    part of a render (benchmarks/sharing.py), so each thread keeps its own; exporters are not
+    for sharing between threads. ``from_notebook_node`` registers its per-notebook filters
+    (the code lexer, the widget filter) afresh on every call, so nothing of one notebook
+    reaches the next but the metadata nbconvert keeps by notebook name, cleared here."""
+    exporter = getattr(_per_thread, "exporter", None)
+    if exporter is None:
+        exporter = _per_thread.exporter = HTMLExporter(
+            template_name="lab",
+            template_file=_TEMPLATE,
+            extra_loaders=[DictLoader({_TEMPLATE: _OFFLINE})],
+        )
+    exporter._nb_metadata.clear()  # noqa: SLF001 - nbconvert grows it by name, never clears
+    return exporter
+
+
 def render(text: str, name: str) -> str:
     """The notebook ``text`` (nbformat 4 JSON) as one self-contained HTML document.
 
@@ -46,10 +68,5 @@ def render(text: str, name: str) -> str:
     worker thread.
     """
     nb = nbformat.reads(text, as_version=4)
-    exporter = HTMLExporter(  # one per call: exporters hold state
-        template_name="lab",
-        template_file=_TEMPLATE,
-        extra_loaders=[DictLoader({_TEMPLATE: _OFFLINE})],
-    )
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
+    body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": name}})
     return body

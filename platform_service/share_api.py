@@ -26,10 +26,12 @@ from .shares import (
     ShareError,
     as_json,
     check_create,
+    check_recipients,
     check_update,
     file_name,
     may_copy,
     may_read,
+    refusal_status,
     refused_recipients,
 )
 
@@ -196,34 +198,41 @@ class ShareHandler(UserHandler):
         return 4 * self.sharing.max_notebook_bytes + 64 * 1024
 
     async def check_recipients(self, req: Request) -> None:
-        """404 naming each recipient that does not exist or that the owner may not name."""
+        """404 naming each recipient that does not exist or that the owner may not name (403
+        when all that stands in the way is the ``same-group`` rule)."""
         if req.users is None:
             return
+        await self.check_names(req.users, req.groups or ())
+
+    async def check_names(self, users: tuple[str, ...], groups: tuple[str, ...]) -> None:
+        """``check_recipients`` for plain names (notebook and workspace shares alike)."""
         hub = self.accountant.hub
         if hub is None:
             raise APIError(503, HUB_BUSY)
         try:
-            found = await asyncio.gather(*(hub.user(u) for u in req.users))
-            groups = (
+            found = await asyncio.gather(*(hub.user(u) for u in users))
+            existing_groups = (
                 {g["name"]: list(g.get("users") or ()) for g in await hub.groups()}
-                if (req.groups or self.sharing.users == "same-group")
+                if (groups or self.sharing.users == "same-group")
                 else {}
             )
         except Exception as e:  # the hub restarting; never a half-checked share
             self.log.warning("Checking share recipients with the hub failed: %s", e)
             raise APIError(503, HUB_BUSY) from None
         problems = refused_recipients(
-            req.users,
-            req.groups or (),
-            existing_users={u for u, model in zip(req.users, found, strict=True) if model},
-            existing_groups=groups,
+            users,
+            groups,
+            existing_users={u for u, model in zip(users, found, strict=True) if model},
+            existing_groups=existing_groups,
             owner_groups=await self.my_groups(),
             owner_is_admin=bool(self.model.get("admin")),
             group_policy=self.sharing.groups,
             user_policy=self.sharing.users,
         )
         if problems:
-            raise APIError(404, " ".join(m for _, m in problems), problems[0][0])
+            raise APIError(
+                refusal_status(problems), " ".join(m for _, m in problems), problems[0][0]
+            )
 
 
 class SharesHandler(ShareHandler):
@@ -284,6 +293,28 @@ class RecipientsHandler(ShareHandler):
                 limit=int(raw),
             )
         )
+
+
+class RecipientsCheckHandler(ShareHandler):
+    """Whether the caller may share with ``{"users": [...], "groups": [...]}`` under the
+    platform's sharing rules, for workspace shares (granted by the owner's server through
+    the hub, which knows no such rules): 200 ``{"users": [...], "groups": [...]}``, or the
+    refusal notebook shares get, naming each recipient and the rule. Changes nothing."""
+
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.json_body(max_size=64 * 1024)
+        try:
+            users, groups = check_recipients(
+                body.get("users"),
+                body.get("groups"),
+                owner=self.model["name"],
+                max_recipients=self.sharing.max_recipients,
+            )
+        except ShareError as e:
+            raise self.fail(e) from None
+        await self.check_names(users, groups)
+        self.write_json({"users": list(users), "groups": list(groups)})
 
 
 class ReceivedHandler(ShareHandler):
@@ -456,6 +487,7 @@ default_handlers = [
     (r"/api/shares", SharesHandler),
     (r"/api/shares/received", ReceivedHandler),
     (r"/api/shares/recipients", RecipientsHandler),
+    (r"/api/shares/recipients/check", RecipientsCheckHandler),
     (r"/api/shares/audit", AuditHandler),
     (r"/api/shares/([0-9a-f]{16})", OneShareHandler),
     (r"/api/shares/([0-9a-f]{16})/copy", CopyHandler),

@@ -13,18 +13,19 @@ import asyncio
 import hashlib
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import nbformat
 from mlfactory.hub.platform_config import hub_state_dir
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from tornado.log import app_log as log
 
-from . import previews
+from . import previews, share_retention
 from .db import NotebookShare, ShareEvent, ShareRecipient, ShareVersion
 from .periods import iso_utc
 from .shares import (
@@ -35,6 +36,10 @@ from .shares import (
 )
 
 NOT_FOUND = "No share has this id, or it was revoked or has expired."
+PURGED = (
+    "This share ended and its snapshots were deleted after the platform's retention "
+    "(sharing.retention.keep_revoked); the audit still records it."
+)
 RENDERS_AT_ONCE = 2  # nbconvert is CPU-bound; more at once only slows each
 
 
@@ -180,6 +185,55 @@ class ShareStore:
                 return _share(row, self._recipients(db, [row.id]).get(row.id, []))
 
         return await asyncio.to_thread(work)
+
+    async def purge_ended(self, keep_s: int | None) -> list[str]:
+        """Delete the snapshots (and previews) of shares ended ``keep_s`` ago or more, keeping
+        their rows, versions and audit; each deletion is audited as ``purge``. An expired
+        share is ended for good then (revoked), since nothing is left to renew. Returns the
+        ids purged."""
+        if keep_s is None:
+            return []
+        now = self.clock()
+        purged: list[str] = []
+        for share_id in await asyncio.to_thread(self._due, keep_s, now):
+            if await asyncio.to_thread(self._mark_purged, share_id, keep_s, now):
+                # after the commit: a crash leaves files to delete, never rows without files
+                await asyncio.to_thread(shutil.rmtree, self.root / share_id, True)
+                purged.append(share_id)
+        if purged:
+            log.info("Deleted the snapshots of %d ended share(s): %s", len(purged), purged)
+        return purged
+
+    def _due(self, keep_s: int, now: float) -> list[str]:
+        bound = share_retention.cutoff(keep_s, now)
+        already = exists().where(
+            ShareEvent.share_id == NotebookShare.id, ShareEvent.action == "purge"
+        )
+        q = select(NotebookShare.id, NotebookShare.revoked_at, NotebookShare.expires_at).where(
+            or_(NotebookShare.revoked_at <= bound, NotebookShare.expires_at <= bound), ~already
+        )
+        with self.engine.connect() as conn:
+            rows = [share_retention.Ended(*row) for row in conn.execute(q)]
+        return share_retention.due(rows, keep_s, now)
+
+    def _mark_purged(self, share_id: str, keep_s: int, now: float) -> bool:
+        with Session(self.engine) as db, db.begin():
+            row = db.get(NotebookShare, share_id, with_for_update=True)
+            ended = share_retention.Ended(share_id, row.revoked_at, row.expires_at) if row else None
+            if ended is None or not share_retention.is_due(ended, keep_s, now):
+                return False  # renewed meanwhile, or gone
+            if row.revoked_at is None:
+                row.revoked_at = now
+            detail = {"versions": row.version, "kept_seconds": keep_s}
+            self._event(db, share_id, row.version, share_retention.ACTOR, "purge", now, detail)
+        return True
+
+    def _was_purged(self, share_id: str) -> bool:
+        q = select(ShareEvent.id).where(
+            ShareEvent.share_id == share_id, ShareEvent.action == "purge"
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(q.limit(1)).first() is not None
 
     async def record(
         self, share: Share, version: int, actor: str, action: str, detail: dict | None = None
@@ -338,6 +392,8 @@ class ShareStore:
         try:
             data = self.snapshot_path(share_id, version).read_bytes()
         except OSError as e:
+            if self._was_purged(share_id):  # deleted on purpose: say so, not "disk trouble"
+                raise ShareError(410, PURGED) from None
             raise SnapshotMissing(f"{share_id} v{version}: {e}") from None
         if hashlib.sha256(data).hexdigest() != v.sha256:
             raise SnapshotMissing(f"{share_id} v{version}: the file does not match its digest")

@@ -14,7 +14,7 @@ from typing import Any
 
 SHARE_ID = re.compile(r"[0-9a-f]{16}")
 MODES = ("view", "copy")
-ACTIONS = ("share", "update", "revoke", "open", "copy")
+ACTIONS = ("share", "update", "revoke", "open", "copy", "purge")  # purge: retention
 MAX_MESSAGE = 2000
 MAX_PATH = 1024
 MAX_NAME = 255  # a hub user or group name (the hub's own column)
@@ -222,6 +222,10 @@ def check_update(
 
 # --- whom an owner may name -----------------------------------------------------------------
 
+# The config rules a refusal names, so the person refused knows it is policy, not a typo.
+USERS_RULE = "sharing.users: same-group"
+GROUPS_RULE = "sharing.groups: member"
+
 
 def refused_recipients(
     users: Iterable[str],
@@ -236,8 +240,10 @@ def refused_recipients(
 ) -> list[tuple[str, str]]:
     """The recipients this owner may not name: (field, a sentence naming it); empty: fine.
 
-    A group the owner may not see reads exactly like one that does not exist.
-    ``existing_groups`` maps each group to its members (for the ``same-group`` user policy).
+    The one rule for notebook shares and workspace shares (the server extension asks the
+    service, which applies it). A group the owner may not see reads exactly like one that
+    does not exist. ``existing_groups`` maps each group to its members (for the
+    ``same-group`` user policy).
     """
     problems = []
     mine = set(owner_groups)
@@ -247,16 +253,30 @@ def refused_recipients(
             problems.append(("users", f"No hub user is named {u!r}."))
         elif user_policy == "same-group" and not owner_is_admin and u not in peers:
             problems.append(
-                ("users", f"{u!r} is in none of your groups; you can share with their members.")
+                (
+                    "users",
+                    f"{u!r} is in none of your groups; you can share with their members "
+                    f"({USERS_RULE}).",
+                )
             )
+    own_only = not owner_is_admin and group_policy != "any"
     for g in groups:
-        visible = owner_is_admin or group_policy == "any" or g in mine
-        if g not in existing_groups or not visible:
+        if g not in existing_groups or (own_only and g not in mine):
             yours = ", ".join(sorted(mine)) or "none"
+            # the same words whether the group exists or not: no probing for names
+            rule = f"; {GROUPS_RULE}: you share with your own groups" if own_only else ""
             problems.append(
-                ("groups", f"No group named {g!r} that you can share with (yours: {yours}).")
+                ("groups", f"No group named {g!r} that you can share with (yours: {yours}{rule}).")
             )
     return problems
+
+
+def refusal_status(problems: Iterable[tuple[str, str]]) -> int:
+    """403 when every refusal is the ``same-group`` rule about a user who exists (naming them
+    tells nothing new: every user may list user names); 404 otherwise, since a group one may
+    not see must read like one that does not exist."""
+    found = list(problems)
+    return 403 if found and all(USERS_RULE in message for _, message in found) else 404
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import { Widget } from '@lumino/widgets';
 
 import type { ISaveResult } from './culling';
 import { saveDirtyDocuments } from './culling';
-import { Poller } from './handler';
+import { Poller, visitedOwner } from './handler';
 import { IHubFacts, dashboardLink, hubFacts } from './hub';
 import { SessionLog, sessionLog } from './sessionlog';
 
@@ -616,9 +616,16 @@ export const budgetPlugin: JupyterFrontEndPlugin<void> = {
         activeStateChanged: item.activeStateChanged
       });
     }
-    new BudgetMonitor({
+    const monitor = new BudgetMonitor({
       status,
       save: () => saveDirtyDocuments(app.shell)
-    }).start();
+    });
+    // Not awaited: activation never waits on the server. The budget is the owner's
+    // (owner-only route): a visitor's page leaves it alone.
+    void visitedOwner().then(owner => {
+      if (owner === null) {
+        monitor.start();
+      }
+    });
   }
 };

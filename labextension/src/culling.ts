@@ -17,7 +17,7 @@ import { PathExt, URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
-import { Poller } from './handler';
+import { Poller, visitedOwner } from './handler';
 import { SessionLog, sessionLog } from './sessionlog';
 
 /** The body of `GET <base>/mlfactory/api/culling` (the service's culling status). */
@@ -499,7 +499,14 @@ export const cullingPlugin: JupyterFrontEndPlugin<void> = {
     const monitor = new CullingMonitor({
       save: () => saveDirtyDocuments(app.shell)
     });
-    // not awaited: activation never waits on the server
-    void app.restored.then(() => monitor.start());
+    // Not awaited: activation never waits on the server. Idle shutdown warns the owner
+    // (owner-only route); a visitor's page does not ask.
+    void app.restored
+      .then(() => visitedOwner())
+      .then(owner => {
+        if (owner === null) {
+          monitor.start();
+        }
+      });
   }
 };

@@ -119,6 +119,76 @@ export function requestMlfactory<T>(
   return requestJSON<T>(url, `mlfactory/${path}`, init);
 }
 
+/** The resource profile the user's server was started with. */
+export interface IProfileInfo {
+  slug: string;
+  display_name: string;
+  cpu: number;
+  memory: string;
+  gpu: number;
+}
+
+/** What the kernel enforces on the server process, as the server reads it. */
+export interface ILimitsInfo {
+  cpus: number[];
+  /** CPU quota in cores; null when not enforced. */
+  cpu_quota: number | null;
+  /** Memory limit in bytes; null when not enforced. */
+  memory_limit: number | null;
+  cuda_visible_devices: string | null;
+}
+
+/** The body of `GET <base>/mlfactory/api/info`. */
+export interface IInfo {
+  version: string;
+  user: string;
+  /** Whose server this is, for display; null when unknown. */
+  owner: string | null;
+  /** Whether the caller owns this server, as decided by the server. */
+  is_owner: boolean;
+  profile: IProfileInfo | null;
+  limits?: ILimitsInfo;
+  /** ISO 8601: when this server process started. */
+  started?: string | null;
+}
+
+let infoOnce: Promise<IInfo> | null = null;
+
+/**
+ * `GET <base>/mlfactory/api/info`, asked once per page and shared by every panel
+ * (who the caller is and whether they own this server do not change while the page
+ * lives). A failed answer is not kept: the next call asks again.
+ */
+export function serverInfo(): Promise<IInfo> {
+  if (infoOnce === null) {
+    infoOnce = requestAPI<IInfo>('info').catch(error => {
+      infoOnce = null;
+      throw error;
+    });
+  }
+  return infoOnce;
+}
+
+/**
+ * The owner's name when the caller is visiting someone else's server (a workspace
+ * share), null for the owner. Owner-only panels and polls ask this first and stay
+ * quiet for visitors rather than collect 403s. When the server cannot say, the caller
+ * is taken for the owner: the server checks every owner-only call again anyway.
+ */
+export async function visitedOwner(): Promise<string | null> {
+  try {
+    const info = await serverInfo();
+    return info.is_owner === false ? info.owner || 'another user' : null;
+  } catch {
+    return null;
+  }
+}
+
+/** "You are visiting alice's workspace", for a panel that only its owner can fill. */
+export function visitingLine(owner: string): string {
+  return `You are visiting ${owner}'s workspace`;
+}
+
 /** Whether `error` is the AbortError `requestJSON` throws for a cancelled call. */
 export function isAbort(error: unknown): boolean {
   return error instanceof DOMException && error.name === 'AbortError';

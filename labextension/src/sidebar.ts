@@ -11,7 +11,13 @@ import { Widget } from '@lumino/widgets';
 
 import { formatUptime, serverCostLine } from './budget';
 import type { ISaveResult } from './culling';
-import { requestAPI } from './handler';
+import {
+  type IInfo,
+  type ILimitsInfo,
+  type IProfileInfo,
+  serverInfo,
+  visitingLine
+} from './handler';
 import {
   IHubFacts,
   dashboardLink,
@@ -23,38 +29,7 @@ import {
 import { mlfactoryIcon } from './icon';
 import { SessionLog, sessionLog } from './sessionlog';
 
-/** The resource profile the user's server was started with. */
-export interface IProfileInfo {
-  slug: string;
-  display_name: string;
-  cpu: number;
-  memory: string;
-  gpu: number;
-}
-
-/** What the kernel enforces on the server process, as the server reads it. */
-export interface ILimitsInfo {
-  cpus: number[];
-  /** CPU quota in cores; null when not enforced. */
-  cpu_quota: number | null;
-  /** Memory limit in bytes; null when not enforced. */
-  memory_limit: number | null;
-  cuda_visible_devices: string | null;
-}
-
-/** The body of `GET <base>/mlfactory/api/info`. */
-export interface IInfo {
-  version: string;
-  user: string;
-  /** Whose server this is, for display; null when unknown. */
-  owner: string | null;
-  /** Whether the caller owns this server, as decided by the server. */
-  is_owner: boolean;
-  profile: IProfileInfo | null;
-  limits?: ILimitsInfo;
-  /** ISO 8601: when this server process started. */
-  started?: string | null;
-}
+export type { IInfo, ILimitsInfo, IProfileInfo } from './handler';
 
 /** How often the uptime and cost lines are redrawn while the panel is visible. */
 export const TICK_MS = 30_000;
@@ -76,7 +51,7 @@ export namespace MLFactorySidebar {
 export class MLFactorySidebar extends Widget {
   constructor(options: MLFactorySidebar.IOptions = {}) {
     super();
-    this._fetchInfo = options.fetchInfo ?? (() => requestAPI<IInfo>('info'));
+    this._fetchInfo = options.fetchInfo ?? serverInfo;
     this._save = options.save ?? null;
     this._facts = options.facts === undefined ? hubFacts() : options.facts;
     this._log = options.log ?? sessionLog;
@@ -176,6 +151,14 @@ export class MLFactorySidebar extends Widget {
     this._uptime = addFact(list, 'Uptime', '', 'mlfactory-uptime');
     this._cost = addFact(list, 'Cost so far', '', 'mlfactory-cost');
     section.append(title, list);
+    if (!info.is_owner && info.owner) {
+      const visiting = paragraph(
+        visitingLine(info.owner),
+        'mlfactory-Sidebar-visiting'
+      );
+      visiting.dataset.testid = 'mlfactory-visiting';
+      section.appendChild(visiting);
+    }
 
     const facts = this._facts;
     if (facts !== null) {
@@ -210,7 +193,10 @@ export class MLFactorySidebar extends Widget {
         ? formatUptime(Date.now() - started)
         : 'Not known';
     }
-    if (this._cost !== null) {
+    if (this._cost !== null && this._info?.is_owner === false) {
+      // a visitor's page does not poll the owner's budget (owner-only)
+      this._cost.textContent = 'Only the owner sees what this server costs';
+    } else if (this._cost !== null) {
       const reply = this._log.budget;
       const cost = this._log.serverCost(this._facts?.serverName ?? '');
       this._cost.textContent =

@@ -20,7 +20,7 @@ import { Widget } from '@lumino/widgets';
 
 import { formatDeadline } from './culling';
 import { IHubFacts, hubFacts, serviceUrl, spawnUrl } from './hub';
-import { MlfactoryError, Poller, requestAPI } from './handler';
+import { MlfactoryError, Poller, requestAPI, visitedOwner } from './handler';
 import { ISaveRecord, SessionLog, sessionLog } from './sessionlog';
 
 /** The platform's record of the stop (`api/culling/last-stop`'s `stop`). */
@@ -330,8 +330,15 @@ export const stopNoticePlugin: JupyterFrontEndPlugin<IConnectionLost> = {
   activate: (app: JupyterFrontEnd): IConnectionLost => {
     if (hubFacts() !== null) {
       const keeper = new TicketKeeper();
-      // not awaited: activation never waits on the server
-      void app.restored.then(() => keeper.start());
+      // Not awaited: activation never waits on the server. The ticket reads the owner's
+      // stops (owner-only route): a visitor's page does not ask for one.
+      void app.restored
+        .then(() => visitedOwner())
+        .then(owner => {
+          if (owner === null) {
+            keeper.start();
+          }
+        });
     }
     return new StopNotice(app.shell).handle;
   }

@@ -299,3 +299,70 @@ async def test_a_plain_mapping_cache_is_cleaned_too():
         assert cache == {"token:s:u": {"name": "carol"}}
     finally:
         keeper.stop()
+
+
+# --- the platform's sharing rules, through the route (a real platform service) -----------------
+
+
+@pytest.fixture
+async def ruled(monkeypatch, service, fake_hub, hub_state, hub_server_of_caller, tmp_path):
+    """alice's server, spawned by the (stand-in) hub, pointed at a real platform service whose
+    config says ``sharing.users: same-group``; alice is in "ds" with carol, bob in none."""
+    from mlfactory.server import service_client
+
+    from tests.service.helpers import platform_with
+
+    monkeypatch.setenv("MLFACTORY_DATA", str(tmp_path / "data"))
+    svc = await service(platform_with(sharing={"users": "same-group"}))
+    monkeypatch.setenv(service_client.SERVICE_URL_ENV, svc.url)
+    monkeypatch.setenv("JUPYTERHUB_API_URL", fake_hub)
+    hub_state.add_user(CALLER, token="hub-api-token", groups=("ds",))
+    hub_state.add_user("carol", groups=("ds",))
+    hub_state.add_user("bob")
+    hub_state.add_user("mallory", groups=("ml",))
+    return svc
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        ({"user": "bob"}, 403, ("'bob'", "sharing.users: same-group")),
+        ({"group": "ml"}, 404, ("'ml'", "sharing.groups: member")),  # exists, not alice's
+        ({"group": "nope"}, 404, ("'nope'", "sharing.groups: member")),
+        ({"user": "nobody"}, 404, ("'nobody'",)),
+    ],
+)
+async def test_the_sharing_rules_refuse_before_the_hub_is_asked(ruled, jp_fetch, body, code, words):
+    got, reply = await _status(jp_fetch, "POST", body=json.dumps(body))
+    assert got == code, reply
+    for w in words:
+        assert w in reply["message"]
+
+
+async def test_a_recipient_the_rules_allow_goes_on_to_the_hub(ruled, jp_fetch, monkeypatch):
+    """carol shares a group with alice: the rules let her through, and the hub is asked (the
+    stand-in hub has no shares API, so its refusal is what comes back, not the rules')."""
+    asked = []
+    real_grant = workspace_shares.HubShares.grant
+
+    async def grant(self, who):
+        asked.append(who)
+        return await real_grant(self, who)
+
+    monkeypatch.setattr(workspace_shares.HubShares, "grant", grant)
+    code, reply = await _status(jp_fetch, "POST", body=json.dumps({"user": "carol"}))
+    assert asked == [Grantee("user", "carol")]
+    assert "sharing." not in reply.get("message", "")
+
+
+async def test_rules_that_cannot_be_checked_share_nothing(
+    hub_server_of_caller, monkeypatch, jp_fetch
+):
+    from mlfactory.server import service_client
+
+    from tests.ports import free_port
+
+    monkeypatch.setenv(service_client.SERVICE_URL_ENV, f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("JUPYTERHUB_API_URL", f"http://127.0.0.1:{free_port()}/hub/api")
+    code, reply = await _status(jp_fetch, "POST", body=json.dumps({"user": "carol"}))
+    assert code == 503 and "sharing rules" in reply["message"]

@@ -25,6 +25,8 @@ from mlfactory.service.share_api import (
     recipient_suggestions,
 )
 from mlfactory.service.shares import (
+    GROUPS_RULE,
+    USERS_RULE,
     Share,
     ShareError,
     check_create,
@@ -36,6 +38,7 @@ from mlfactory.service.shares import (
     is_live,
     may_copy,
     may_read,
+    refusal_status,
     refused_recipients,
 )
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
@@ -181,6 +184,19 @@ def test_whom_an_owner_may_name():
     assert refused(["carol"], user_policy="same-group")[0][0] == "users"
     assert refused(["bob"], user_policy="same-group") == []
     assert refused(["carol"], user_policy="same-group", admin=True) == []
+    # a refusal names the rule, so the person refused knows it is policy, not a typo
+    assert USERS_RULE in refused(["carol"], user_policy="same-group")[0][1]
+    assert GROUPS_RULE in not_mine[1]
+    assert GROUPS_RULE not in refused(g=["nope"], group_policy="any")[0][1]
+
+
+def test_the_same_group_rule_alone_is_a_403():
+    same = [("users", f"'carol' is in none of your groups ({USERS_RULE}).")]
+    missing = [("users", "No hub user is named 'nobody'.")]
+    assert refusal_status(same) == 403
+    assert refusal_status(missing) == 404
+    assert refusal_status(same + missing) == 404
+    assert refusal_status([("groups", f"No group named 'ml' ({GROUPS_RULE}).")]) == 404
 
 
 def test_suggestions_follow_the_sharing_rules():
@@ -514,6 +530,47 @@ async def test_recipient_search(svc, people, hub_state, clock):
     # that is away, and with none yet the caller is told to try again
 
 
+CHECK = "/api/shares/recipients/check"
+
+
+async def test_recipients_check_applies_the_sharing_rules(service, people, data_dir):
+    """What workspace shares ask before the hub shares a server: the rules of notebook
+    shares, answered the same way, naming the recipient and the rule."""
+    call = Caller(await service())
+    alice = people["alice"]
+    code, answer, _ = await call("POST", CHECK, alice, {"users": ["bob", "alice"]})
+    assert (code, answer) == (200, {"users": ["bob"], "groups": []})  # yourself: dropped
+    code, answer, _ = await call("POST", CHECK, alice, {"groups": ["ds"]})
+    assert code == 200
+    for body, field, says in (
+        ({"groups": ["ml"]}, "groups", "'ml'"),  # exists; alice is not in it
+        ({"groups": ["nope"]}, "groups", "'nope'"),
+        ({"users": ["nobody"]}, "users", "'nobody'"),
+    ):
+        code, answer, _ = await call("POST", CHECK, alice, body)
+        assert (code, answer.get("field")) == (404, field), answer
+        assert says in answer["error"]
+    code, answer, _ = await call("POST", CHECK, alice, {"groups": ["ml"]})
+    assert GROUPS_RULE in answer["error"]
+    for body in ({}, {"users": "bob"}, {"users": ["alice"]}, {"groups": [""]}):
+        code, answer, _ = await call("POST", CHECK, alice, body)
+        assert code == 400, body
+
+    same_group = Caller(await service(platform_with(sharing={"users": "same-group"})))
+    code, answer, _ = await same_group("POST", CHECK, alice, {"users": ["bob"]})
+    assert code == 403 and "'bob'" in answer["error"] and USERS_RULE in answer["error"]
+    code, answer, _ = await same_group("POST", CHECK, alice, {"users": ["carol"]})  # in ds
+    assert code == 200
+    # a notebook share meets the same rule, with the same answer
+    body = {"path": "a.ipynb", "notebook": notebook(), "users": ["bob"]}
+    code, answer, _ = await same_group("POST", SHARES, alice, body)
+    assert code == 403 and USERS_RULE in answer["error"]
+
+    any_group = Caller(await service(platform_with(sharing={"groups": "any"})))
+    code, answer, _ = await any_group("POST", CHECK, alice, {"groups": ["ml"]})
+    assert code == 200
+
+
 async def test_the_directory_is_reused_then_asked_again(fake_hub, hub_state, clock):
     """The hub's lists are reused a while, then asked again; the last answer outlives a hub
     that is away; with none yet, the caller hears of it."""
@@ -550,7 +607,7 @@ async def test_every_share_route_needs_a_hub_user(svc, people):
     sid = "a" * 16
     for method, path in (
         ("GET", SHARES), ("POST", SHARES), ("GET", RECEIVED), ("GET", AUDIT),
-        ("GET", "/api/shares/recipients"),
+        ("GET", "/api/shares/recipients"), ("POST", CHECK),
         ("GET", f"/api/shares/{sid}"), ("PATCH", f"/api/shares/{sid}"),
         ("DELETE", f"/api/shares/{sid}"), ("POST", f"/api/shares/{sid}/copy"),
     ):  # fmt: skip
@@ -612,3 +669,23 @@ def test_previews_load_nothing_from_elsewhere():
     page = previews.render(json.dumps(notebook(new_markdown_cell("# Q4 $x^2$"))), "a.ipynb")
     assert "Q4" in page
     assert not re.findall(r'<script[^>]+src="https?:', page)
+
+
+def test_a_reused_exporter_renders_each_notebook_as_a_fresh_one_would():
+    """Each worker thread keeps its exporter (building one compiles the templates): what one
+    notebook set (its title, its code lexer, its widget state) must not reach the next."""
+    import concurrent.futures
+
+    first = notebook(
+        new_code_cell("library(ggplot2)"),
+        language_info={"name": "R", "pygments_lexer": "r"},
+        widgets={"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}},
+    )
+    second = json.dumps(notebook(new_code_cell("import numpy as np")))
+    with concurrent.futures.ThreadPoolExecutor(1) as one_thread:
+        one_thread.submit(previews.render, json.dumps(first), "first.ipynb").result()
+        reused = one_thread.submit(previews.render, second, "second.ipynb").result()
+    with concurrent.futures.ThreadPoolExecutor(1) as new_thread:
+        fresh = new_thread.submit(previews.render, second, "second.ipynb").result()
+    assert reused == fresh
+    assert "ggplot2" not in reused

@@ -1,7 +1,7 @@
 /**
  * Calls to the component registry's routes under `<base>/mlfactory/components`.
  */
-import { requestAPI, requestMlfactory } from '../handler';
+import { requestMlfactory, serverInfo } from '../handler';
 import type {
   IComponentDetail,
   ISearchQuery,
@@ -83,8 +83,5 @@ export const componentsAPI: IComponentsAPI = {
       {},
       post({ decision, note, revision })
     ),
-  isOwner: () =>
-    requestAPI<{ is_owner?: boolean }>('info').then(
-      info => info.is_owner !== false
-    )
+  isOwner: () => serverInfo().then(info => info.is_owner !== false)
 };

@@ -2,6 +2,7 @@
  * The Publish view: submit a component folder for review, see pending
  * submissions and, for reviewers, approve or reject them with a note.
  */
+import { visitedOwner, visitingLine } from '../handler';
 import type { IComponentsAPI } from './api';
 import { button, errorBox, h, messageOf } from './dom';
 import type { ISubmission, ReviewDecision } from './types';
@@ -86,6 +87,18 @@ export class PublishView {
     this._list.replaceChildren(
       h('p', { className: 'mlfactory-loading', text: 'Loading…' })
     );
+    // Publishing and the submissions list are the owner's (owner-only routes).
+    const owner = await visitedOwner();
+    if (owner !== null) {
+      this._list.replaceChildren(
+        h('p', {
+          className: 'mlfactory-Components-muted',
+          testid: 'mlfactory-visiting',
+          text: `${visitingLine(owner)}: only ${owner} can publish from it or see its submissions.`
+        })
+      );
+      return;
+    }
     try {
       const data = await this._api.submissions('pending');
       this._render(data.submissions ?? [], data.can_review === true);

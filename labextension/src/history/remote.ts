@@ -22,6 +22,7 @@ import {
   paragraph,
   section
 } from './dom';
+import { visitedOwner } from '../handler';
 import { displayRemoteUrl } from './versions';
 
 export namespace RemoteSection {
@@ -44,6 +45,10 @@ export class RemoteSection {
       'mlfactory-HistoryPanel-remote',
       'mlfactory-history-remote'
     );
+    // The remote, push and pull are the owner's (owner-only routes): not for visitors.
+    void visitedOwner().then(owner => {
+      this.node.hidden = owner !== null;
+    });
     this._current = paragraph('', 'mlfactory-HistoryPanel-current');
 
     const form = document.createElement('form');

@@ -7,6 +7,8 @@ import { Clipboard, Dialog, showDialog } from '@jupyterlab/apputils';
 import type { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
+import { visitedOwner, visitingLine } from '../handler';
+
 import {
   errorText,
   myShares,
@@ -92,6 +94,14 @@ export class SharingPanel extends Widget {
   async refresh(): Promise<void> {
     const turn = ++this._turn;
     this._status.textContent = 'Loading…';
+    // Both lists and the workspace's grantees are the owner's (owner-only routes).
+    const owner = await visitedOwner();
+    if (owner !== null) {
+      if (turn === this._turn && !this.isDisposed) {
+        this._showVisiting(owner);
+      }
+      return;
+    }
     void this._options.workspace?.refresh();
     const [received, mine] = await Promise.allSettled([
       sharedWithMe(),
@@ -115,6 +125,18 @@ export class SharingPanel extends Widget {
     }
     this._status.textContent = problems.join(' ') || this._notice;
     this._status.classList.toggle('mlfactory-error', problems.length > 0);
+  }
+
+  /** A visitor's panel: whose workspace this is, and where their own shares are. */
+  private _showVisiting(owner: string): void {
+    this._status.textContent = `${visitingLine(owner)}. Notebooks shared with you, and your own shares, are in the Sharing panel of your own workspace.`;
+    this._status.dataset.testid = 'mlfactory-visiting';
+    this._status.classList.remove('mlfactory-error');
+    for (const part of this.node.querySelectorAll(
+      'h3, .mlfactory-SharingPanel-list, .mlfactory-WorkspaceSection'
+    )) {
+      (part as HTMLElement).hidden = true;
+    }
   }
 
   protected override onAfterShow(msg: Message): void {

@@ -19,6 +19,7 @@ import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker, type NotebookPanel } from '@jupyterlab/notebook';
 import type { IDisposable } from '@lumino/disposable';
 
+import { visitedOwner } from '../handler';
 import { shareNotebook } from './dialog';
 import { shareIcon } from './icon';
 import type { IShare } from './model';
@@ -50,6 +51,14 @@ export const sharingPlugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     browser: IDefaultFileBrowser | null
   ): void => {
+    // Only the owner shares from this server (owner-only routes): a visitor gets no
+    // Share commands. Until the server has said, they stay enabled.
+    let visiting = false;
+    void visitedOwner().then(owner => {
+      visiting = owner !== null;
+      app.commands.notifyCommandChanged();
+    });
+
     /** Save the open notebook at `path` first: the server shares the file. */
     const save = async (path: string): Promise<void> => {
       const open = tracker.find(panel => panel.context.path === path);
@@ -102,7 +111,8 @@ export const sharingPlugin: JupyterFrontEndPlugin<void> = {
       label: args => (args.fromBrowser ? 'Share…' : 'Share notebook…'),
       caption: 'Share a notebook with users and groups: to view, or to copy',
       icon: shareIcon,
-      isEnabled: args => target(args) !== null,
+      isEnabled: args => !visiting && target(args) !== null,
+      isVisible: () => !visiting,
       execute: async args => {
         const path = target(args);
         if (path) {
@@ -121,6 +131,8 @@ export const sharingPlugin: JupyterFrontEndPlugin<void> = {
       caption:
         'Let users or groups use this whole server: they can run code as you',
       icon: shareIcon,
+      isEnabled: () => !visiting,
+      isVisible: () => !visiting,
       execute: () => shareWorkspace()
     });
     palette?.addItem({ command: CommandIDs.share, category: 'mlfactory' });
@@ -159,6 +171,11 @@ class ShareButton implements DocumentRegistry.IWidgetExtension<
         })
     });
     button.node.dataset.testid = 'mlfactory-share-button';
+    void visitedOwner().then(owner => {
+      if (owner !== null) {
+        button.hide(); // only the owner shares this server's notebooks
+      }
+    });
     if (!panel.toolbar.insertAfter('cellType', 'mlfactory-share', button)) {
       panel.toolbar.addItem('mlfactory-share', button);
     }
