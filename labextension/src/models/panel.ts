@@ -10,6 +10,7 @@ import { Clipboard } from '@jupyterlab/apputils';
 import type { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
+import { visitedOwner, visitingLine } from '../handler';
 import { hubBase, hubFacts } from '../hub';
 import { el } from '../sharing/dom';
 import {
@@ -100,6 +101,15 @@ export class ModelsPanel extends Widget {
     const turn = ++this._turn;
     this._status.textContent = 'Loading…';
     this._status.classList.remove('mlfactory-error');
+    // The registry routes act for the server's owner: a visitor gets a plain line instead.
+    const owner = await visitedOwner();
+    if (owner !== null) {
+      if (turn === this._turn && !this.isDisposed) {
+        this._list.replaceChildren();
+        this._status.textContent = `${visitingLine(owner)}: only ${owner} sees and publishes models here.`;
+      }
+      return;
+    }
     try {
       const models = await listModels();
       const details = await Promise.all(
