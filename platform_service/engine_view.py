@@ -16,8 +16,9 @@ import docker
 import docker.errors
 import requests
 from mlfactory.hub.platform_config import PlatformConfig
-from mlfactory.spawner.container_labels import MANAGED
+from mlfactory.spawner.container_labels import INSTANCE, MANAGED
 from mlfactory.spawner.engine import engine_client, labels_filter
+from mlfactory.spawner.kube_pods import KubePodView
 
 log = logging.getLogger("mlfactory.service")
 
@@ -113,4 +114,8 @@ def engine_view(
     backend = config.platform.backend
     if backend == "local":
         return None
+    if backend == "kubernetes":  # the pods mlfactory labelled, through the Kubernetes API
+        kube = config.kubernetes
+        instance = (labels or {}).get(INSTANCE, "")
+        return KubePodView(kube.namespace if kube else "mlfactory", instance=instance)  # type: ignore[return-value]
     return EngineView(config.containers.engine, labels=labels, required=backend == "container")

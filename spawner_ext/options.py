@@ -33,7 +33,14 @@ from .form import Enforcement, budget_text, picker_for_user
 from .host import LocalHost
 from .image_tags import TagsView
 from .picker import form_to_options, render_picker
-from .profiles import RequestError, ResourceRequest, UserAccess, resolve_request, user_access
+from .profiles import (
+    HostCapabilities,
+    RequestError,
+    ResourceRequest,
+    UserAccess,
+    resolve_request,
+    user_access,
+)
 from .server_env import platform_env
 from .startup import spawn_error
 
@@ -110,6 +117,11 @@ class UserOptionsMixin(HasTraits):
         """What this backend enforces of a choice (the picker calls the rest advisory)."""
         return host.enforcement()
 
+    def _capabilities(self, host: LocalHost) -> HostCapabilities:
+        """What this backend can hand out: this host's GPUs (the Kubernetes backend: the
+        cluster's declared GPU types)."""
+        return host.capabilities()
+
     async def _image_tags(self) -> TagsView | None:
         """The registry's tags of the catalog's images; None where images have no tags (the
         local backend runs the hub's own environment)."""
@@ -127,7 +139,7 @@ class UserOptionsMixin(HasTraits):
         view = picker_for_user(
             self.platform,
             self._access(),
-            host.capabilities(),
+            self._capabilities(host),
             previous_options,
             self._enforcement(host),
             budget_text=text,
@@ -218,7 +230,7 @@ class UserOptionsMixin(HasTraits):
                 status_code=500,
             ) from None
         host = await LocalHost.get(self.nvidia_smi)
-        access, caps = self._access(), host.capabilities()
+        access, caps = self._access(), self._capabilities(host)
         view = await self._image_tags()
         tags = view.tags if view else None
         try:

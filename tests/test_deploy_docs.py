@@ -63,6 +63,21 @@ Z2JH_KEYS = {
     "prePuller.continuous.enabled",
     "cull.enabled",
     "custom",
+    # issue 19; every key is also validated against the vendored chart schema
+    # (tests/kubernetes/test_helm_values.py)
+    "hub.service.extraPorts",
+    "hub.networkPolicy.ingress",
+    "proxy.chp.networkPolicy.egress",
+    "singleuser.cmd",
+    "singleuser.storage.type",
+    "singleuser.networkPolicy.enabled",
+    "singleuser.networkPolicy.egress",
+    "singleuser.networkPolicy.egressAllowRules.cloudMetadataServer",
+    "singleuser.networkPolicy.egressAllowRules.dnsPortsCloudMetadataServer",
+    "singleuser.networkPolicy.egressAllowRules.dnsPortsKubeSystemNamespace",
+    "singleuser.networkPolicy.egressAllowRules.dnsPortsPrivateIPs",
+    "singleuser.networkPolicy.egressAllowRules.nonPrivateIPs",
+    "singleuser.networkPolicy.egressAllowRules.privateIPs",
 }
 # Free-form subtrees: the chart passes them through without a schema of their own.
 FREE_FORM = {

@@ -96,6 +96,8 @@ def backend_banner(platform: PlatformConfig) -> str:
     """Where servers will run and why, for the start banner (as the hub config decides)."""
     from mlfactory.spawner.engine import containers_problem, start_local_daemons
 
+    if platform.platform.backend == "kubernetes":
+        return "in Kubernetes pods (platform.backend is 'kubernetes')"
     if platform.platform.backend != "local" and os.environ.get("MLFACTORY_BACKEND") != "local":
         for line in start_local_daemons(platform, engine_dir()):
             print(f"  Started {line}", flush=True)
