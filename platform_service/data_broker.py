@@ -23,10 +23,25 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from .data_db import DataCredential, DataCredentialEvent
-from .data_drivers import ENTRY_POINT_GROUP, AdminUnavailable, DataStoreDriver, read_admin_secret
-from .data_grants import Live, entitlement, expiry, no_grant_message, upkeep
+from .data_drivers import (
+    ENTRY_POINT_GROUP,
+    AdminUnavailable,
+    Credentials,
+    DataStoreDriver,
+    read_admin_secret,
+)
+from .data_grants import (
+    MAX_LIVE_PER_SERVER,
+    Entitlement,
+    Live,
+    entitlement,
+    expiry,
+    no_grant_message,
+    upkeep,
+)
 from .data_postgres import PostgresDriver
 from .data_s3 import S3Driver
+from .db import LedgerSession
 from .hubapi import HubAPI
 
 log = logging.getLogger("mlfactory.service.data")
@@ -108,6 +123,7 @@ class DataBroker:
         self.hub = hub
         self.clock = clock
         self._index = {d.name: i for i, d in enumerate(config.data_stores)}
+        self._swept = False  # the first tick drops roles left by an earlier run
 
     # --- start-up ---------------------------------------------------------------------
 
@@ -177,32 +193,18 @@ class DataBroker:
                     f"Data store {store_name!r} cannot issue credentials right now (its admin "
                     "connection failed); try again in a minute, and tell an admin if it lasts."
                 ) from None
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(DataCredential).values(
-                        principal=creds.principal,
-                        store=store_name,
-                        user=user,
-                        server_name=server_name,
-                        groups=list(grant.groups),
-                        access=grant.access,
-                        ref=creds.ref,
-                        ttl=store.ttl,
-                        issued_at=now,
-                        expires_at=creds.expires_at,
+            try:
+                self._record_issue(creds, store_name, user, server_name, grant, store.ttl, now)
+            except Exception:
+                # no row would ever let a tick drop this role: drop it now
+                try:
+                    driver.revoke(creds.principal)
+                except Exception as e:
+                    log.error(
+                        "Data store %s: dropping %s failed: %s", store_name, creds.principal, e
                     )
-                )
-                conn.execute(
-                    insert(DataCredentialEvent).values(
-                        at=now,
-                        event="issue",
-                        store=store_name,
-                        user=user,
-                        server_name=server_name,
-                        principal=creds.principal,
-                        detail=grant.access,
-                    )
-                )
+                raise
+            self._cap(store_name, user, server_name, now)
             return {
                 "store": store_name,
                 "kind": store.kind,
@@ -216,22 +218,95 @@ class DataBroker:
 
         return await asyncio.to_thread(work)
 
+    def _record_issue(
+        self,
+        creds: Credentials,
+        store_name: str,
+        user: str,
+        server_name: str,
+        grant: Entitlement,
+        ttl: int,
+        now: float,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(DataCredential).values(
+                    principal=creds.principal,
+                    store=store_name,
+                    user=user,
+                    server_name=server_name,
+                    groups=list(grant.groups),
+                    access=grant.access,
+                    ref=creds.ref,
+                    ttl=ttl,
+                    issued_at=now,
+                    expires_at=creds.expires_at,
+                )
+            )
+            conn.execute(
+                insert(DataCredentialEvent).values(
+                    at=now,
+                    event="issue",
+                    store=store_name,
+                    user=user,
+                    server_name=server_name,
+                    principal=creds.principal,
+                    detail=grant.access,
+                )
+            )
+
+    def _cap(self, store: str, user: str, server_name: str, now: float) -> None:
+        """Keep at most ``MAX_LIVE_PER_SERVER`` live credentials per server and store: a
+        client asking in a loop would otherwise pile up roles (and their connections)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    DataCredential.principal,
+                    DataCredential.store,
+                    DataCredential.user,
+                    DataCredential.server_name,
+                    DataCredential.expires_at,
+                    DataCredential.ttl,
+                )
+                .where(
+                    DataCredential.dropped_at.is_(None),
+                    DataCredential.store == store,
+                    DataCredential.user == user,
+                    DataCredential.server_name == server_name,
+                )
+                .order_by(DataCredential.issued_at.desc(), DataCredential.id.desc())
+                .offset(MAX_LIVE_PER_SERVER)
+            ).all()
+        for r in rows:
+            self._drop(Live(*r), now, "replaced")
+
     # --- upkeep -----------------------------------------------------------------------
 
     async def running_servers(self) -> set[tuple[str, str]] | None:
         """``(user, server_name)`` of every server the hub says runs; None if it did not answer."""
+        running, _ = await self.hub_view()
+        return running
+
+    async def hub_view(
+        self,
+    ) -> tuple[set[tuple[str, str]] | None, dict[str, tuple[str, ...]] | None]:
+        """The running servers and, per user running one, the groups the grants read (as at
+        an issue), from one listing; ``(None, None)`` if the hub did not answer."""
         if self.hub is None:
-            return None
+            return None, None
         try:
-            out = set()
+            out, groups = set(), {}
             async for u in self.hub.users(state="active"):
                 for name, s in (u.get("servers") or {}).items():
                     if s.get("ready") or s.get("pending"):
                         out.add((u["name"], name))
-            return out
+                        groups[u["name"]] = tuple(
+                            user_access(self.config, u.get("groups") or [], False).groups
+                        )
+            return out, groups
         except Exception as e:  # a restarting hub: drop nothing for being stopped
             log.warning("The hub did not answer (%s); keeping data credentials as they are", e)
-            return None
+            return None, None
 
     def live(self) -> list[Live]:
         with self.engine.connect() as conn:
@@ -243,29 +318,80 @@ class DataBroker:
                     DataCredential.server_name,
                     DataCredential.expires_at,
                     DataCredential.ttl,
+                    DataCredential.issued_at,
+                    DataCredential.access,
+                    DataCredential.groups,
                 ).where(DataCredential.dropped_at.is_(None))
             ).all()
-        return [Live(*r) for r in rows if r[1] in self.drivers]
+        # every store's, also of stores taken out of the config: the tick drops those
+        return [Live(*r[:-1], tuple(r[-1] or ())) for r in rows]
 
     async def tick(self) -> None:
-        """Renew the credentials of running servers, drop the others and the expired, and
-        read the stores' usage into the audit."""
-        running = await self.running_servers()
-        now = self.clock()
+        """Renew the credentials of running servers, drop the others, the expired and those
+        whose grant was lost, then read the stores' usage into the audit. One credential or
+        store failing is logged and skipped: the others are still kept up."""
+        # live first: a server that starts and gets credentials while the hub is read is
+        # then not in this tick's list, rather than in it and missing from ``running``
+        if not self._swept:
+            await asyncio.to_thread(self._sweep)
+            self._swept = True
         live = await asyncio.to_thread(self.live)
-        plan = upkeep(live, running, now)
-        await asyncio.to_thread(self._collect_usage, live)
+        running, groups = await self.hub_view()
+        now = self.clock()
+        plan = upkeep(live, running, now, self.stores, groups)
         for c in plan.renew:
             await asyncio.to_thread(self._renew, c, now)
         for c, why in plan.drop:
             await asyncio.to_thread(self._drop, c, now, why)
+        # last, so that a store's statistics failing stops nothing above; the just dropped
+        # too: pg_stat_statements keeps a dropped role's counts under its oid
+        counted = [c for c in live if c.store in self.drivers]
+        await asyncio.to_thread(self._collect_usage, counted)
+
+    async def session_ended(self, key: str) -> int:
+        """Drop at once the credentials of the server whose ledger session ``key`` just
+        ended (the spawner's notice at a stop, an exit or a failed start), rather than at
+        the next tick. Only those issued since that session started: a later session of the
+        same server keeps its own. Returns how many were dropped; 0 for an unknown key."""
+        now = self.clock()
+
+        def mine() -> list[Live]:
+            with self.engine.connect() as conn:
+                session = conn.execute(
+                    select(
+                        LedgerSession.user, LedgerSession.server_name, LedgerSession.started
+                    ).where(LedgerSession.key == key)
+                ).first()
+                if session is None:
+                    return []
+                rows = conn.execute(
+                    select(
+                        DataCredential.principal,
+                        DataCredential.store,
+                        DataCredential.user,
+                        DataCredential.server_name,
+                        DataCredential.expires_at,
+                        DataCredential.ttl,
+                    ).where(
+                        DataCredential.dropped_at.is_(None),
+                        DataCredential.user == session.user,
+                        DataCredential.server_name == session.server_name,
+                        DataCredential.issued_at >= session.started,
+                    )
+                ).all()
+            return [Live(*r) for r in rows if r[1] in self.drivers]
+
+        ended = await asyncio.to_thread(mine)
+        for c in ended:
+            await asyncio.to_thread(self._drop, c, now, "server stopped")
+        return len(ended)
 
     def _renew(self, c: Live, now: float) -> None:
         until = expiry(now, c.ttl)
         try:
             if not self.drivers[c.store].renew(c.principal, until):
                 return
-        except AdminUnavailable as e:
+        except Exception as e:  # e.g. a role dropped by hand: it expires, then is dropped
             log.warning("Data store %s: renewing %s failed: %s", c.store, c.principal, e)
             return
         with self.engine.begin() as conn:
@@ -277,18 +403,56 @@ class DataBroker:
             self._event_in(conn, now, "renew", c.store, c.user, c.server_name, c.principal, None)
 
     def _drop(self, c: Live, now: float, why: str) -> None:
-        try:
-            self.drivers[c.store].revoke(c.principal)
-        except AdminUnavailable as e:  # kept live: the next tick tries again
-            log.warning("Data store %s: dropping %s failed: %s", c.store, c.principal, e)
-            return
+        driver = self.drivers.get(c.store)
+        if driver is None:
+            log.error(
+                "Data store %s is no longer managed: its role %s was not dropped and stays "
+                "until its expiry; drop it by hand if it must end sooner",
+                c.store,
+                c.principal,
+            )
+        else:
+            try:
+                driver.revoke(c.principal)
+            except Exception as e:  # kept live: the next tick tries again
+                log.warning("Data store %s: dropping %s failed: %s", c.store, c.principal, e)
+                return
         with self.engine.begin() as conn:
-            conn.execute(
+            done = conn.execute(
                 update(DataCredential)
-                .where(DataCredential.principal == c.principal)
+                .where(
+                    DataCredential.principal == c.principal,
+                    DataCredential.dropped_at.is_(None),
+                )
                 .values(dropped_at=now, drop_reason=why)
             )
+            if not done.rowcount:
+                return  # dropped meanwhile (a stop notice and a tick at once): one event
             self._event_in(conn, now, "drop", c.store, c.user, c.server_name, c.principal, why)
+
+    def _sweep(self) -> None:
+        """Drop issued roles no live credential row knows (a crash between creating a role
+        and recording it); drivers without ``orphans`` have none to sweep."""
+        found: dict[str, str] = {}
+        for store, driver in self.drivers.items():
+            orphans = getattr(driver, "orphans", None)
+            if orphans is None:
+                continue
+            try:
+                found.update((p, store) for p in orphans())
+            except Exception as e:
+                log.warning("Data store %s: listing issued roles failed: %s", store, e)
+        if not found:
+            return
+        known = {c.principal for c in self.live()}  # read after listing: a role issued
+        for principal, store in found.items():  # meanwhile is recorded by now
+            if principal in known:
+                continue
+            try:
+                self.drivers[store].revoke(principal)
+                log.warning("Data store %s: dropped %s, never recorded", store, principal)
+            except Exception as e:
+                log.warning("Data store %s: dropping %s failed: %s", store, principal, e)
 
     def _collect_usage(self, live: list[Live]) -> None:
         by_store: dict[str, list[str]] = {}
@@ -305,7 +469,7 @@ class DataBroker:
                 )
             try:
                 counted = self.drivers[store].usage(refs)
-            except AdminUnavailable as e:
+            except Exception as e:  # e.g. pg_stat_statements created but not preloaded
                 log.warning("Data store %s: reading usage failed: %s", store, e)
                 continue
             if not counted:
@@ -349,8 +513,8 @@ class DataBroker:
         """Per user and store: credentials issued, first and last issue, queries and rows
         the store counted. ``users``: only these (a filtered scope); ``group``: credentials
         issued through that group's grant."""
-        live = await asyncio.to_thread(self.live)
-        await asyncio.to_thread(self._collect_usage, live)
+        # the numbers the tick stored: asking each store here would load production
+        # databases at every dashboard view and fail with the slowest store
 
         def work() -> list[dict[str, Any]]:
             q = select(

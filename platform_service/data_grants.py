@@ -16,6 +16,9 @@ from mlfactory.hub.platform_config import DataStore
 
 MAX_TTL = 3600  # s: the issue's ceiling for a credential's life
 ROLE_PREFIX = "mlf_"
+# live credentials per server and store: the client asks again near expiry, so two overlap;
+# a client asking in a loop gets its oldest dropped instead of piling up roles
+MAX_LIVE_PER_SERVER = 3
 _UNSAFE = re.compile(r"[^a-z0-9]+")
 
 
@@ -84,7 +87,8 @@ def renewal_due(expires_at: float, now: float, ttl: int) -> bool:
 
 @dataclass(frozen=True)
 class Live:
-    """One issued credential the service has not dropped yet."""
+    """One issued credential the service has not dropped yet; ``access`` and ``groups``: the
+    entitlement it was issued for ("" and () when not read)."""
 
     principal: str
     store: str
@@ -92,6 +96,9 @@ class Live:
     server_name: str
     expires_at: float
     ttl: int
+    issued_at: float = 0.0
+    access: str = ""
+    groups: tuple[str, ...] = ()
 
 
 @dataclass
@@ -100,17 +107,59 @@ class Upkeep:
     drop: list[tuple[Live, str]]  # and why
 
 
-def upkeep(live: Iterable[Live], running: set[tuple[str, str]] | None, now: float) -> Upkeep:
-    """What the periodic tick does with each live credential: drop those of servers that no
-    longer run (``running``: the hub's ``(user, server_name)`` pairs, None when the hub did
-    not answer: then nothing is dropped for that reason) and those already expired; renew
-    the rest when due."""
+def still_granted(c: Live, now_held: Entitlement | None) -> bool:
+    """Whether the entitlement held now covers what ``c`` was issued for: every group it was
+    issued through still grants, at no weaker access. A widened grant keeps the credential
+    (the next issue gets the new roles); a narrowed or lost one does not."""
+    if not c.access:
+        return True  # issued-for unknown: the caller did not read it
+    if now_held is None or not set(c.groups) <= set(now_held.groups):
+        return False
+    return not (c.access == "read-write" and now_held.access != "read-write")
+
+
+def upkeep(
+    live: Iterable[Live],
+    running: set[tuple[str, str]] | None,
+    now: float,
+    stores: dict[str, DataStore] | None = None,
+    groups: dict[str, Iterable[str]] | None = None,
+) -> Upkeep:
+    """What the periodic tick does with each live credential.
+
+    Dropped: those of stores no longer managed (``stores``: the managed stores now, None:
+    not checked), of servers that no longer run (``running``: the hub's ``(user,
+    server_name)`` pairs, None when the hub did not answer: then nothing is dropped for that
+    reason nor for a grant), the expired, and those whose user's ``groups`` now (each running
+    user's groups as the grants read them) no longer grant what they were issued for.
+    Renewed when due: only the newest credential of each server and store, so that a client
+    asking again in time does not keep every older role alive too.
+    """
+    live = list(live)
+    newest: dict[tuple[str, str, str], Live] = {}
+    for c in live:
+        key = (c.user, c.server_name, c.store)
+        if key not in newest or c.issued_at > newest[key].issued_at:
+            newest[key] = c
     plan = Upkeep([], [])
     for c in live:
-        if running is not None and (c.user, c.server_name) not in running:
+        if stores is not None and c.store not in stores:
+            plan.drop.append((c, "store removed"))
+        elif running is not None and (c.user, c.server_name) not in running:
             plan.drop.append((c, "server stopped"))
         elif c.expires_at <= now:
             plan.drop.append((c, "expired"))
-        elif running is not None and renewal_due(c.expires_at, now, c.ttl):
+        elif (
+            running is not None
+            and stores is not None
+            and groups is not None
+            and not still_granted(c, entitlement(stores[c.store], groups.get(c.user, ())))
+        ):
+            plan.drop.append((c, "grant changed"))
+        elif (
+            running is not None
+            and renewal_due(c.expires_at, now, c.ttl)
+            and newest[(c.user, c.server_name, c.store)] is c
+        ):
             plan.renew.append(c)
     return plan

@@ -6,7 +6,9 @@ and ``ADMIN OPTION`` on each grant's group role), its connection string in the f
 environment variable the config names, and per grant a ``NOLOGIN`` group role holding the
 table and schema privileges (``GRANT SELECT ON ALL TABLES IN SCHEMA a TO mlf_dw_read``). Each
 issued role is ``LOGIN``, ``VALID UNTIL`` at most an hour on, and a member of its grants'
-group roles only. All SQL is composed with ``psycopg.sql``; nothing here touches the event
+group roles only. The admin must not be a SUPERUSER, and must be a member of each read-write
+grant's group role: at the drop, what the issued role created passes to that group role
+(never to the admin). All SQL is composed with ``psycopg.sql``; nothing here touches the event
 loop (the broker runs it in worker threads).
 """
 
@@ -29,6 +31,7 @@ from .data_grants import Entitlement, default_role, expiry, role_name
 
 POOL_SIZE = 8  # admin connections kept open: issuing is a few statements on one of them
 CONNECT_TIMEOUT_S = 5
+ISSUED_ROLE_RE = r"^mlf_[a-z0-9_]+_[0-9a-f]{16}$"  # data_grants.role_name's output
 
 
 def _ts(epoch: float) -> str:
@@ -85,18 +88,34 @@ class PostgresDriver:
 
     # --- the plugin interface ---------------------------------------------------------
 
+    def _rw_roles(self) -> list[str]:
+        return [
+            g.role or default_role(self.store.name, g.access)
+            for g in self.store.grants
+            if g.access == "read-write"
+        ]
+
     def check_admin(self) -> None:
         roles = [g.role or default_role(self.store.name, g.access) for g in self.store.grants]
         with self.admin() as conn:
             row = conn.execute(
-                "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+                "SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
             ).fetchone()
-            if not row or not row[0]:
+            if row and row[0]:
+                # objects a user's role leaves behind must never run with the admin's rights
+                raise AdminUnavailable(
+                    "the admin role is a SUPERUSER; use a role with CREATEROLE only "
+                    "(CREATE ROLE mlf_admin LOGIN CREATEROLE ...)"
+                )
+            if not row or not row[1]:
                 raise AdminUnavailable("the admin role needs CREATEROLE to issue login roles")
             found = {
-                r[0]
+                r[0]: (r[1], r[2])
                 for r in conn.execute(
-                    "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [roles]
+                    "SELECT rolname, rolsuper OR rolcreaterole OR rolcanlogin, "
+                    "pg_has_role(current_user, oid, 'USAGE') "
+                    "FROM pg_roles WHERE rolname = ANY(%s)",
+                    [roles],
                 ).fetchall()
             }
             missing = [r for r in roles if r not in found]
@@ -104,6 +123,21 @@ class PostgresDriver:
                 raise AdminUnavailable(
                     f"the group role(s) {', '.join(missing)} do not exist; create them "
                     "(CREATE ROLE ... NOLOGIN) and grant them the tables"
+                )
+            strong = [r for r in roles if found[r][0]]
+            if strong:
+                raise AdminUnavailable(
+                    f"the group role(s) {', '.join(strong)} can log in or hold SUPERUSER or "
+                    "CREATEROLE; a grant's role must be NOLOGIN with table privileges only"
+                )
+            # tables a read-write user creates pass to the grant's group role at the drop,
+            # which REASSIGN OWNED allows only to a member of that role
+            outside = [r for r in dict.fromkeys(self._rw_roles()) if not found[r][1]]
+            if outside:
+                raise AdminUnavailable(
+                    f"the admin role must be a member of the read-write group role(s) "
+                    f"{', '.join(outside)} (GRANT {outside[0]} TO <admin role>) so that tables "
+                    "users create survive their server"
                 )
 
     def issue(
@@ -113,8 +147,9 @@ class PostgresDriver:
         password = secrets.token_urlsafe(24)
         until = expiry(now, ttl)
         # ROLE CURRENT_USER: the admin becomes a member of the new role, which lets it end
-        # the role's sessions and hand its objects over at the drop (PostgreSQL 16 gives a
-        # creator ADMIN OPTION only). One statement: the role exists whole or not at all.
+        # the role's sessions and hand its objects to the grant's group role at the drop
+        # (PostgreSQL 16 gives a creator ADMIN OPTION only). One statement: the role exists
+        # whole or not at all.
         stmt = sql.SQL(
             "CREATE ROLE {name} LOGIN INHERIT PASSWORD {pw} VALID UNTIL {until} "
             "CONNECTION LIMIT 20 IN ROLE {roles} ROLE CURRENT_USER"
@@ -153,23 +188,53 @@ class PostgresDriver:
         return True
 
     def revoke(self, principal: str) -> None:
+        """Drop ``principal``; nothing if it is already gone (idempotent)."""
+        rw = self._rw_roles()
         with self.admin() as conn:
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [principal])
-            if exists.fetchone() is None:
+            row = conn.execute("SELECT oid FROM pg_roles WHERE rolname = %s", [principal])
+            found = row.fetchone()
+            if found is None:
                 return
-            # no new logins, then end its sessions: DROP ROLE fails while they last
-            conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(principal)))
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
-                [principal],
-            )
             ident = sql.Identifier(principal)
-            with conn.transaction():
-                # tables it created (read-write grants) outlive it: they pass to the admin
-                # role, then DROP OWNED only removes its privileges and DROP ROLE can run
-                conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
-                conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
-                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+            # what it owns goes to a read-write grant's NOLOGIN group role it is a member
+            # of, never to the admin: a SECURITY DEFINER function it wrote would run with
+            # the admin's CREATEROLE. Without such a grant its objects are dropped.
+            heir = conn.execute(
+                "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+                "WHERE m.member = %s AND g.rolname = ANY(%s) AND NOT g.rolsuper "
+                "AND NOT g.rolcreaterole AND NOT g.rolcanlogin "
+                "ORDER BY array_position(%s, g.rolname::text) LIMIT 1",
+                [found[0], rw, rw],
+            ).fetchone()
+            try:
+                # no new logins, then end its sessions: DROP ROLE fails while they last
+                conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(ident))
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                    [principal],
+                )
+                with conn.transaction():
+                    if heir is not None:
+                        conn.execute(
+                            sql.SQL("REASSIGN OWNED BY {} TO {}").format(
+                                ident, sql.Identifier(heir[0])
+                            )
+                        )
+                    conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+            except psycopg.errors.UndefinedObject:
+                return  # dropped meanwhile (another tick, or an admin by hand)
+
+    def orphans(self) -> list[str]:
+        """Login roles this admin issued (platform naming, and it is a member of them):
+        the broker drops those no credential row knows, e.g. left by a crash mid-issue."""
+        with self.admin() as conn:
+            rows = conn.execute(
+                "SELECT rolname FROM pg_roles WHERE rolname ~ %s AND NOT rolsuper "
+                "AND pg_has_role(current_user, oid, 'MEMBER')",
+                [ISSUED_ROLE_RE],
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def usage(self, refs: dict[str, int | None]) -> dict[str, Usage]:
         oids = {ref: p for p, ref in refs.items() if ref is not None}
@@ -182,12 +247,16 @@ class PostgresDriver:
                 ).fetchone()
                 self.has_statements = row is not None
             if self.has_statements:
-                rows = conn.execute(
-                    "SELECT userid::bigint, sum(calls)::bigint, sum(rows)::bigint "
-                    "FROM pg_stat_statements WHERE userid = ANY(%s::oid[]) GROUP BY userid",
-                    [list(oids)],
-                ).fetchall()
-                return {oids[r[0]]: Usage(queries=int(r[1]), rows=int(r[2])) for r in rows}
+                try:
+                    rows = conn.execute(
+                        "SELECT userid::bigint, sum(calls)::bigint, sum(rows)::bigint "
+                        "FROM pg_stat_statements WHERE userid = ANY(%s::oid[]) GROUP BY userid",
+                        [list(oids)],
+                    ).fetchall()
+                    return {oids[r[0]]: Usage(queries=int(r[1]), rows=int(r[2])) for r in rows}
+                except psycopg.errors.ObjectNotInPrerequisiteState:
+                    # created but not in shared_preload_libraries: count sessions instead
+                    self.has_statements = False
             # without pg_stat_statements: the role's activity, sessions open now
             rows = conn.execute(
                 "SELECT usesysid::bigint, count(*) FROM pg_stat_activity "

@@ -26,13 +26,19 @@ STS_MIN_DURATION = 900  # s: AWS refuses shorter sessions
 
 
 def session_policy(prefixes: tuple[str, ...], access: str) -> dict[str, Any]:
-    """The IAM policy that narrows a session to ``prefixes`` ('bucket' or 'bucket/prefix');
-    read: list and get; read-write: put and delete too (pure)."""
+    """The IAM policy that narrows a session to ``prefixes`` ('bucket' or 'bucket/prefix',
+    a prefix being a folder: 'bucket/a' means 'bucket/a/'); read: list and get; read-write:
+    put and delete too (pure)."""
     objects, lists = [], []
     for p in prefixes:
         bucket, _, prefix = p.partition("/")
-        objects.append(f"arn:aws:s3:::{bucket}/{prefix}*")
-        lists.append((bucket, prefix))
+        # 'team-a' is a folder, not a string start: without the '/' the wildcard would
+        # also reach the sibling 'team-a-finance/'. A trailing '*' is the admin's own.
+        if prefix and not prefix.endswith(("/", "*")):
+            prefix += "/"
+        pattern = prefix if prefix.endswith("*") else f"{prefix}*"
+        objects.append(f"arn:aws:s3:::{bucket}/{pattern}")
+        lists.append((bucket, pattern if prefix else ""))
     actions = ["s3:GetObject"]
     if access == "read-write":
         actions += ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
@@ -44,7 +50,7 @@ def session_policy(prefixes: tuple[str, ...], access: str) -> dict[str, Any]:
             "Resource": [f"arn:aws:s3:::{bucket}"],
         }
         if prefix:
-            stmt["Condition"] = {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
+            stmt["Condition"] = {"StringLike": {"s3:prefix": [prefix]}}
         statements.append(stmt)
     return {"Version": "2012-10-17", "Statement": statements}
 

@@ -191,3 +191,54 @@ def test_the_admin_secret_comes_from_the_named_variable_or_file(tmp_path):
         read_admin_secret(by_file, {})
     secret.write_text("host=db user=admin password=x\n")
     assert read_admin_secret(by_file, {}) == "host=db user=admin password=x"
+
+
+def test_s3_a_prefix_without_a_slash_does_not_reach_its_siblings():
+    # grant 'lake/team-a' must not reach 'lake/team-a-finance/...'
+    policy = session_policy(("lake/team-a",), "read")
+    assert policy["Statement"][0]["Resource"] == ["arn:aws:s3:::lake/team-a/*"]
+    assert policy["Statement"][1]["Condition"] == {"StringLike": {"s3:prefix": ["team-a/*"]}}
+    # an explicit wildcard is the admin's choice and stays as written
+    star = session_policy(("lake/team-*",), "read")
+    assert star["Statement"][0]["Resource"] == ["arn:aws:s3:::lake/team-*"]
+    assert star["Statement"][1]["Condition"] == {"StringLike": {"s3:prefix": ["team-*"]}}
+
+
+def granted(user="alice", server="", groups=("data-science",), access="read", **over):
+    base = {"expires_at": 5000.0, "ttl": 3600, "issued_at": 1000.0}
+    base.update(over)
+    return Live(
+        f"mlf_{user}_{server}_{base['issued_at']}",
+        "warehouse",
+        user,
+        server,
+        base["expires_at"],
+        base["ttl"],
+        base["issued_at"],
+        access,
+        tuple(groups),
+    )
+
+
+def test_upkeep_drops_a_credential_whose_grant_was_lost_or_narrowed():
+    stores = {"warehouse": STORE}
+    running = {("alice", ""), ("bob", ""), ("carol", "")}
+    kept = granted("alice")
+    lost = granted("bob")
+    narrowed = granted("carol", groups=("analysts",), access="read-write")
+    now_groups = {"alice": ["data-science", "ops"], "bob": [], "carol": ["data-science"]}
+    plan = upkeep([kept, lost, narrowed], running, 2000, stores, now_groups)
+    assert plan.drop == [(lost, "grant changed"), (narrowed, "grant changed")]
+    # a store taken out of the config: its credentials are dropped, not forgotten
+    plan = upkeep([kept], running, 2000, {}, now_groups)
+    assert plan.drop == [(kept, "store removed")]
+    # the hub did not answer: no groups, nothing dropped for a grant
+    assert upkeep([lost], None, 2000, stores, None).drop == []
+
+
+def test_upkeep_renews_only_the_newest_credential_of_a_server():
+    older = granted(issued_at=1000.0, expires_at=3000.0)
+    newer = granted(issued_at=1500.0, expires_at=3500.0)
+    other = granted(server="gpu", issued_at=1000.0, expires_at=3000.0)
+    plan = upkeep([older, newer, other], {("alice", ""), ("alice", "gpu")}, 2000)
+    assert plan.renew == [newer, other]
