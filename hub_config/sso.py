@@ -16,7 +16,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,21 @@ import jwt
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
 from tornado import web
-from traitlets import Bool, Callable, Integer, List, Unicode, default
+from traitlets import Bool, Callable, Integer, List, Set, Unicode, default
 
 from .authenticator import MLFactoryAuthenticator
 from .platform_config import ConfigError
 from .platform_schema import OIDC, AdminCredentials
-from .sso_claims import Identity, Refused, check_id_token, read_identity
+from .sso_claims import (
+    Identity,
+    Refused,
+    binding,
+    check_binding,
+    check_id_token,
+    keep_groups,
+    read_identity,
+    stored_binding,
+)
 
 # Asymmetric algorithms only: a provider's "HS256" would make the client secret the key.
 SAFE_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
@@ -88,6 +97,39 @@ class OIDCAuthenticator(GenericOAuthenticator):
         60,
         config=True,
         help="Seconds of clock skew allowed when checking ``exp`` and ``iat`` (default 60).",
+    )
+    adopt_existing_users = Bool(
+        False,
+        config=True,
+        help="""Let a provider identity sign in as an existing hub user that no provider
+        identity was bound to yet (users made through the REST API or before SSO), and bind
+        it. Off by default: a provider's username alone would otherwise take over the
+        account. Admins are never adopted this way, whatever this says.""",
+    )
+    hub_admin_users = Set(
+        Unicode(),
+        help="The hub's admin_users (set by LocalAndSSOAuthenticator): names never taken "
+        "over by a provider identity.",
+    )
+    kept_groups = Set(
+        Unicode(),
+        config=True,
+        help="""Provider groups that become hub groups (with the allowed and admin groups).
+        Others are dropped unless they start with ``group_prefix`` or ``keep_all_groups``.
+
+        Example: ``c.OIDCAuthenticator.kept_groups = {"data-science", "ml-engineering"}``
+        """,
+    )
+    group_prefix = Unicode(
+        "",
+        config=True,
+        help="""Provider groups starting with this also become hub groups (e.g. ``mlf-``).""",
+    )
+    keep_all_groups = Bool(
+        False,
+        config=True,
+        help="Every provider group becomes a hub group (only for a provider whose groups "
+        "are all meant for this hub).",
     )
     clock = Callable(help="Returns seconds since the epoch; replaced in tests.")
 
@@ -198,7 +240,13 @@ class OIDCAuthenticator(GenericOAuthenticator):
         return self.identity(user_info).username
 
     async def get_user_groups(self, auth_state: dict) -> set[str]:
-        return set(self.identity(auth_state[self.user_auth_state_key]).groups)
+        groups = self.identity(auth_state[self.user_auth_state_key]).groups
+        declared = frozenset(self.kept_groups | self.allowed_groups | self.admin_groups)
+        return set(
+            keep_groups(
+                groups, declared=declared, prefix=self.group_prefix, keep_all=self.keep_all_groups
+            )
+        )
 
     async def check_allowed(self, username: str, auth_model: dict | None) -> bool:
         """oauthenticator's verdict (allowed_groups, admin_groups), refused with a page that
@@ -210,7 +258,9 @@ class OIDCAuthenticator(GenericOAuthenticator):
 
     async def authenticate(self, handler, data=None, **kwargs):
         """oauthenticator's login, then the name must not belong to someone else: a local
-        account, or a hub user first signed in through another provider subject."""
+        account, a hub user bound to another provider subject, or an existing hub user bound
+        to none (an admin_users name, one made through the REST API), unless
+        ``adopt_existing_users`` (never for admins). See ``sso_claims.check_binding``."""
         model = await super().authenticate(handler, data, **kwargs)
         name = model["name"]
         subject = self.identity(model["auth_state"][self.user_auth_state_key]).subject
@@ -222,14 +272,19 @@ class OIDCAuthenticator(GenericOAuthenticator):
             )
         user = handler.find_user(name) if handler is not None else None
         previous = dict(getattr(user, "user_info", None) or {}) if user is not None else {}
-        bound = previous.get("oidc")
-        here = {"iss": self.issuer, "sub": subject}
-        if bound and bound != here:
-            self.log.warning("OIDC: %r is bound to another subject; login refused", name)
-            raise _refused(
-                f"The username {name!r} already belongs to another account of the identity "
-                "provider. Ask an administrator."
+        here = binding(self.issuer, subject)
+        try:
+            check_binding(
+                name,
+                exists=user is not None,
+                bound=stored_binding(previous.get("oidc")),
+                here=here,
+                admin=bool(getattr(user, "admin", False)) or name in self.hub_admin_users,
+                adopt_existing=self.adopt_existing_users,
             )
+        except Refused as e:
+            self.log.warning("OIDC: sign-in as existing hub user %r refused: %s", name, e)
+            raise _refused(str(e)) from None
         model["user_info"] = {**previous, "oidc": here}
         return model
 
@@ -266,6 +321,7 @@ class LocalAndSSOAuthenticator(MLFactoryAuthenticator):
         # Admins through the provider come from admin_groups only: a provider name equal
         # to a configured admin must not become that admin.
         self.sso.admin_users = set()
+        self.sso.hub_admin_users = set(self.admin_users)
         self.sso.has_local_account = self._has_local_account
 
     async def _has_local_account(self, name: str) -> bool:
@@ -366,9 +422,15 @@ def read_client_secret(source: AdminCredentials, env: Mapping[str, str] = os.env
     return secret
 
 
-def apply_sso(c: Any, oidc: OIDC, env: Mapping[str, str] = os.environ) -> None:
+def apply_sso(
+    c: Any,
+    oidc: OIDC,
+    env: Mapping[str, str] = os.environ,
+    declared_groups: Iterable[str] = (),
+) -> None:
     """Switch the hub to local accounts plus SSO through ``oidc`` (the ``auth.oidc``
-    section). Reads the discovery document and the secret now, so a wrong issuer or a
+    section; ``declared_groups``: the config's ``groups``, kept from the provider's groups).
+    Reads the discovery document and the secret now, so a wrong issuer or a
     missing secret stops the hub at start with the key to fix."""
     meta = discover(oidc.issuer, verify=oidc.validate_server_cert)
     secret = read_client_secret(oidc.client_secret, env)
@@ -389,7 +451,12 @@ def apply_sso(c: Any, oidc: OIDC, env: Mapping[str, str] = os.environ) -> None:
     o.manage_groups = True
     o.allowed_groups = set(oidc.allowed_groups)
     o.admin_groups = set(oidc.admin_groups)
-    o.allow_all = not oidc.allowed_groups
+    # no allowed_groups: only with an explicit allow_all (the schema refuses otherwise)
+    o.allow_all = oidc.allow_all
+    o.adopt_existing_users = oidc.adopt_existing_users
+    o.kept_groups = set(declared_groups)
+    o.group_prefix = oidc.group_prefix
+    o.keep_all_groups = oidc.keep_all_groups
     o.login_service = oidc.button_label
     o.validate_server_cert = oidc.validate_server_cert
     if oidc.callback_url:

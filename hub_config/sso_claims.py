@@ -6,6 +6,7 @@ Pure: no I/O and no clock of its own. ``sso.py`` fetches the tokens and calls th
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -87,3 +88,72 @@ def read_identity(
             "Ask an administrator."
         )
     return Identity(username=username.strip(), subject=str(claims.get("sub", "")), groups=groups)
+
+
+def binding(issuer: str, subject: str) -> dict[str, str]:
+    """What the hub keeps (in ``user_info``) of the provider identity a name is bound to: a
+    digest of (iss, sub), not the values. JupyterHub shows ``user_info`` to whoever may read
+    the user's name, which on this platform is every user (workspace shares)."""
+    return {"sha256": hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()}
+
+
+def stored_binding(value: Any) -> dict[str, str] | None:
+    """A binding as ``user_info`` holds it, in today's form (older hubs stored iss and sub
+    themselves; they compare as their digest and are rewritten at the next sign-in)."""
+    if not isinstance(value, Mapping) or not value:
+        return None
+    if "sub" in value:
+        return binding(str(value.get("iss", "")), str(value["sub"]))
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def check_binding(
+    username: str,
+    *,
+    exists: bool,
+    bound: Mapping[str, Any] | None,
+    here: Mapping[str, Any],
+    admin: bool,
+    adopt_existing: bool,
+) -> None:
+    """Raise :class:`Refused` unless a provider identity ``here`` ({iss, sub}) may sign in
+    as the hub user ``username``.
+
+    A new name is bound to ``here`` at its first sign-in. An existing name bound to
+    another identity is refused. An existing name with no binding (an ``admin_users`` name
+    the hub created at start, a user made through the REST API, one from before SSO) is
+    refused unless ``adopt_existing`` says the provider's names are this hub's names; an
+    admin is never adopted, since the provider would otherwise decide who is admin.
+    """
+    if not exists or (bound and dict(bound) == dict(here)):
+        return
+    if bound:
+        raise Refused(
+            f"The username {username!r} already belongs to another account of the identity "
+            "provider. Ask an administrator."
+        )
+    if admin:
+        raise Refused(
+            f"The username {username!r} is an administrator account of this hub that is not "
+            "linked to the identity provider, so single sign-on cannot use it. An "
+            "administrator must link the account (or remove it and grant admin rights "
+            "through the provider's admin groups)."
+        )
+    if not adopt_existing:
+        raise Refused(
+            f"The username {username!r} already exists on this hub and is not linked to the "
+            "identity provider. An administrator must link the account "
+            "(auth.oidc.adopt_existing_users) or remove it before you sign in."
+        )
+
+
+def keep_groups(
+    groups: tuple[str, ...], *, declared: frozenset[str], prefix: str = "", keep_all: bool = False
+) -> tuple[str, ...]:
+    """The provider's groups that become hub groups: those the platform declares (config
+    ``groups``, the allowed and admin groups), those under ``prefix`` if one is set, or all
+    of them with ``keep_all``. Hub groups drive data grants, budgets and profiles, so a
+    multi-tenant provider's arbitrary groups must not turn into platform groups by name."""
+    if keep_all:
+        return groups
+    return tuple(g for g in groups if g in declared or (prefix and g.startswith(prefix)))

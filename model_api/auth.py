@@ -26,7 +26,7 @@ import hmac
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -37,6 +37,8 @@ from .errors import Forbidden, NotReady, Unauthorized
 
 SCOPE_PREFIX = "custom:mlfactory:models"
 ALL_MODELS_SCOPE = f"{SCOPE_PREFIX}:predict"
+SERVICE_NAME = "models"  # the hub service's name (hub_config/hubconfig.py)
+SERVICE_ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
 _BEARER = re.compile(r"(?:bearer|token)\s+(\S+)\s*$", re.IGNORECASE)
 
 
@@ -102,6 +104,10 @@ class Identity:
     groups: frozenset[str] = frozenset()  # the hub's groups of the token's user
     # "user" or "service": a hub service named like a model's owner is not its owner
     kind: str = "user"
+    # the token may be used with this service (``access:services[!service=<name>]``):
+    # without it the token was meant for something else (e.g. another service's login)
+    # and stands for its user only through the model's scopes, never as owner or member
+    service_access: bool = True
 
     def may_use(self, model: str, access: Access | None = None) -> bool:
         return may_predict(self, model, access)
@@ -113,13 +119,21 @@ def may_predict(ident: Identity, model: str, access: Access | None) -> bool:
     s = ident.scopes
     if s is None or model_scope(model) in s or ALL_MODELS_SCOPE in s:
         return True
-    if access is None or ident.kind != "user":
+    if access is None or ident.kind != "user" or not ident.service_access:
         return False
     return ident.name == access.owner or not ident.groups.isdisjoint(access.predict_groups)
 
 
 def refusal(ident: Identity, model: str, access: Access | None) -> Forbidden:
     """The 403 for a caller ``may_predict`` refused: what would let them in."""
+    if not ident.service_access and may_predict(replace(ident, service_access=True), model, access):
+        return Forbidden(
+            f"this token of {ident.name} may not use the models service: calling "
+            f"{model!r} as its owner or through a granted group needs a token with the "
+            f"scope {SERVICE_ACCESS_SCOPE} (or access:services), e.g. a new token from the "
+            "hub's token page",
+            {"model": model, "required_scopes": [SERVICE_ACCESS_SCOPE]},
+        )
     ways = [f"the scope {model_scope(model)} or {ALL_MODELS_SCOPE}"]
     if access is not None and access.predict_groups:
         ways.append(f"membership of one of the groups {', '.join(sorted(access.predict_groups))}")
@@ -327,11 +341,15 @@ class HubScopeAuth:
         user = await self._user(headers)
         # /hub/api/user always names the token's user and groups (JupyterHub's identify
         # scopes), so the service needs no hub permission of its own for them
+        scopes = frozenset(user.get("scopes") or ())
         ident = Identity(
             str(user.get("name", "?")),
-            frozenset(user.get("scopes") or ()),
+            scopes,
             frozenset(user.get("groups") or ()),
             str(user.get("kind", "user")),
+            # HubAuth checks no scopes: a token the user gave another service (identify
+            # only) must not call the user's models; the hub lists the token's scopes
+            service_access=bool({SERVICE_ACCESS_SCOPE, "access:services"} & scopes),
         )
         if model is not None and not may_predict(ident, model, access):
             raise refusal(ident, model, access)

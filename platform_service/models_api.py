@@ -335,19 +335,63 @@ class Registry:
     async def set_serving(self, *args: Any) -> dict[str, Any]:
         return await asyncio.to_thread(self._set_serving, *args)
 
-    def _grant(self, name: str, groups: list[str], user: str) -> list[str]:
+    def _locked(self, db: Session, name: str) -> RegisteredModel:
+        """The model's row, locked until the transaction ends (PostgreSQL ``SELECT ... FOR
+        UPDATE``; SQLite has one writer at a time anyway): two changes of who may use a
+        model apply one after the other, never interleaved."""
+        row = db.scalars(
+            select(RegisteredModel).where(RegisteredModel.name == name).with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise RegistryError(404, NO_MODEL)
+        return row
+
+    def _update_access(
+        self,
+        name: str,
+        user: str,
+        *,
+        admin: bool = False,
+        known: set[str] | None = None,
+        groups: list[str] | None = None,
+        predict_groups: list[str] | None = None,
+    ) -> dict[str, list[str]]:
+        """Set who may publish (``groups``, the owner only) and who may call
+        (``predict_groups``, the owner or an admin) in one transaction: every check passes
+        before anything changes, so a refusal of one leaves the other unchanged too."""
         with Session(self.engine) as db:
-            row = db.get(RegisteredModel, name)
-            if row is None:
-                raise RegistryError(404, NO_MODEL)
-            if row.owner != user:
-                raise RegistryError(
-                    403, f"Only {row.owner}, the owner of {name!r}, can change who may publish it."
+            row = self._locked(db, name)
+            wanted: dict[str, list[str]] = {}
+            if predict_groups is not None:
+                holder = self._holder(db, name)
+                wanted["predict_groups"] = check_predict_grant(
+                    holder, name, user, admin, predict_groups, known or set()
                 )
-            db.execute(delete(ModelGrant).where(ModelGrant.model == name))
-            db.add_all(ModelGrant(model=name, group=g) for g in sorted(set(groups)))
+            if groups is not None:
+                if row.owner != user:
+                    raise RegistryError(
+                        403,
+                        f"Only {row.owner}, the owner of {name!r}, can change who may publish it.",
+                        "groups",
+                    )
+                wanted["groups"] = sorted(set(groups))
+            if "groups" in wanted:
+                db.execute(delete(ModelGrant).where(ModelGrant.model == name))
+                db.add_all(ModelGrant(model=name, group=g) for g in wanted["groups"])
+            if "predict_groups" in wanted:
+                db.execute(delete(ModelPredictGrant).where(ModelPredictGrant.model == name))
+                db.add_all(ModelPredictGrant(model=name, group=g) for g in wanted["predict_groups"])
+                db.flush()
+                # files first: if the write fails, the rows roll back and nothing changed
+                self._write_access(db, name)
             db.commit()
-            return sorted(set(groups))
+            return wanted
+
+    async def update_access(self, name: str, user: str, **changes: Any) -> dict[str, list[str]]:
+        return await asyncio.to_thread(self._update_access, name, user, **changes)
+
+    def _grant(self, name: str, groups: list[str], user: str) -> list[str]:
+        return self._update_access(name, user, groups=groups)["groups"]
 
     async def grant(self, name: str, groups: list[str], user: str) -> list[str]:
         return await asyncio.to_thread(self._grant, name, groups, user)
@@ -355,21 +399,45 @@ class Registry:
     def _grant_predict(
         self, name: str, groups: list[str], user: str, admin: bool, known: set[str]
     ) -> list[str]:
-        with Session(self.engine) as db:
-            wanted = check_predict_grant(self._holder(db, name), name, user, admin, groups, known)
-            db.execute(delete(ModelPredictGrant).where(ModelPredictGrant.model == name))
-            db.add_all(ModelPredictGrant(model=name, group=g) for g in wanted)
-            db.flush()
-            # files first: if the write fails, the rows roll back and nothing changed
-            self._write_access(db, name)
-            db.commit()
-            return wanted
+        return self._update_access(name, user, admin=admin, known=known, predict_groups=groups)[
+            "predict_groups"
+        ]
 
     async def grant_predict(
         self, name: str, groups: list[str], user: str, admin: bool, known: set[str]
     ) -> list[str]:
         """Set the groups whose members may call ``name`` (owner or admin)."""
         return await asyncio.to_thread(self._grant_predict, name, groups, user, admin, known)
+
+    def write_missing_access(self) -> list[str]:
+        """Write ``access.yaml`` for every registered model that has none (models registered
+        before predict grants existed): without it the models service lets in only the
+        holders of the model's scopes, not even its owner. Returns the names written."""
+        written = []
+        with Session(self.engine) as db:
+            for name in db.scalars(select(RegisteredModel.name).order_by(RegisteredModel.name)):
+                if not (self.repo.root / name / ACCESS_FILE).exists():
+                    self._write_access(db, name)
+                    written.append(name)
+        return written
+
+
+def registry_for(app: Any) -> Registry:
+    """The application's model registry (made at its first use)."""
+    settings = app.settings
+    found = settings.get("model_registry")
+    if found is None:
+        accountant = settings["accountant"]
+        root = settings.get("models_repository") or models_repository(accountant.config.models)
+        found = settings["model_registry"] = Registry(
+            accountant.store.engine, ModelRepository(root), accountant.clock
+        )
+    return found
+
+
+async def start_registry(app: Any) -> list[str]:
+    """At service start: give every registered model its ``access.yaml``."""
+    return await asyncio.to_thread(registry_for(app).write_missing_access)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -422,14 +490,7 @@ class RegistryHandler(UserHandler):
 
     @property
     def registry(self) -> Registry:
-        settings = self.application.settings
-        found = settings.get("model_registry")
-        if found is None:
-            root = settings.get("models_repository") or models_repository(self.config)
-            found = settings["model_registry"] = Registry(
-                self.accountant.store.engine, ModelRepository(root), self.accountant.clock
-            )
-        return found
+        return registry_for(self.application)
 
     def urls(self, name: str, ref: str) -> dict[str, str]:
         """Where the models service answers for a version or alias (behind hub auth)."""
@@ -495,18 +556,19 @@ class ModelHandler(RegistryHandler):
         name = self.name_arg(name)
         user = self.model["name"]
         answer: dict[str, Any] = {"name": name}
-        if "predict_groups" in lists:
-            answer["predict_groups"] = await self.run(
-                self.registry.grant_predict(
+        known = await self.known_groups() if "predict_groups" in lists else None
+        answer.update(
+            await self.run(
+                self.registry.update_access(
                     name,
-                    lists["predict_groups"],
                     user,
-                    bool(self.model.get("admin")),
-                    await self.known_groups(),
+                    admin=bool(self.model.get("admin")),
+                    known=known,
+                    groups=lists.get("groups"),
+                    predict_groups=lists.get("predict_groups"),
                 )
             )
-        if "groups" in lists:
-            answer["groups"] = await self.run(self.registry.grant(name, lists["groups"], user))
+        )
         found = await self.registry.detail(name)
         if found is not None:
             answer.setdefault("groups", found["groups"])

@@ -15,7 +15,15 @@ import requests
 from tests.oidc import CLIENT_ID, CLIENT_SECRET, OIDCProvider, provider_problem
 from tests.ports import free_port
 
-from .conftest import discard_hub, example_config, log_in, prepare_hub, screenshot, start_hub
+from .conftest import (
+    api_token,
+    discard_hub,
+    example_config,
+    log_in,
+    prepare_hub,
+    screenshot,
+    start_hub,
+)
 from .helpers import HUB_API, rest_token
 
 LOCAL_USER, LOCAL_PASSWORD = "lee", "lee-local-password-1"
@@ -104,7 +112,8 @@ def test_group_claims_become_hub_groups_and_change_at_next_login(sso, browser):
     response = sso_login(page, hub, "sam")
     assert response.status == 302, page.content()
     user = hub_user(hub, token, "sam")
-    assert sorted(user["groups"]) == ["ml-engineering", "reading-club"]
+    # reading-club is no group of this platform's config: it does not become a hub group
+    assert sorted(user["groups"]) == ["ml-engineering"]
     assert not user["admin"]
     assert "profile-card-gpu-t4" in profile_cards(page, hub)  # ml-engineering's GPU profile
     context.close()
@@ -183,3 +192,54 @@ def test_a_provider_name_cannot_take_a_local_account(sso, page):
     response = sso_login(page, hub, LOCAL_USER)
     assert response.status == 403
     assert "belongs to a local account" in page.locator("body").inner_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "admin", "message"),
+    [
+        ("pat", False, "already exists on this hub and is not linked"),
+        # as JupyterHub makes every admin_users name at start (Helm: no local account)
+        ("boss", True, "administrator account of this hub that is not linked"),
+    ],
+)
+def test_an_existing_hub_user_or_admin_cannot_be_taken_over(sso, page, name, admin, message):
+    hub, provider, token = sso
+    r = requests.post(
+        f"{hub.url}{HUB_API}/users/{name}",
+        json={"admin": admin},
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+    )
+    assert r.status_code == 201, r.text
+    # the provider's admin group would be the wrong way in too: the name alone must not do
+    provider.set_account(name, groups=["data-science"])
+    response = sso_login(page, hub, name)
+    assert response.status == 403
+    text = page.locator("body").inner_text()
+    assert message in text and "An administrator must link the account" in text
+    screenshot(page, f"sso-refused-existing-{name}")
+    user = hub_user(hub, token, name)
+    assert user["admin"] is admin
+    assert not (user.get("user_info") or {}).get("oidc")  # not bound to the provider
+
+
+def test_other_users_do_not_see_the_provider_identity(sso, browser):
+    """Every user may read every user's name (workspace shares: read:users:name), and with
+    it JupyterHub shows ``user_info``: the provider subject must not be in it."""
+    hub, provider, token = sso
+    provider.set_account("sol", groups=["data-science"])
+    context = browser.new_context()
+    assert sso_login(context.new_page(), hub, "sol").status == 302
+    context.close()
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, hub, LOCAL_USER, LOCAL_PASSWORD)
+    lee = api_token(page, hub, LOCAL_USER)
+    context.close()
+    r = requests.get(
+        f"{hub.url}{HUB_API}/users/sol", headers={"Authorization": f"token {lee}"}, timeout=60
+    )
+    assert r.status_code == 200, r.text  # lee may read sol's model (name, user_info)
+    print("user model as another user sees it:", r.text)
+    binding = (r.json().get("user_info") or {}).get("oidc") or {}
+    assert "sub" not in binding and provider.issuer not in r.text

@@ -3,6 +3,7 @@ configuration it turns into, against a real OpenID Connect provider's discovery 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,15 @@ from mlfactory.hub.sso import (
     parse_discovery,
     read_client_secret,
 )
-from mlfactory.hub.sso_claims import Refused, check_id_token, read_identity
+from mlfactory.hub.sso_claims import (
+    Refused,
+    binding,
+    check_binding,
+    check_id_token,
+    keep_groups,
+    read_identity,
+    stored_binding,
+)
 from traitlets.config import Config
 
 from tests.oidc import CLIENT_ID, OIDCProvider, provider_problem
@@ -129,6 +138,110 @@ def test_a_missing_username_claim_is_refused(value):
         identity(claims)
 
 
+# --- who may take which hub name --------------------------------------------------------------
+
+HERE = {"iss": ISSUER, "sub": "u-1"}
+
+
+def bind(**kwargs) -> None:
+    options = {"exists": True, "bound": None, "here": HERE, "admin": False}
+    options["adopt_existing"] = False
+    check_binding("pat", **{**options, **kwargs})
+
+
+def test_a_new_name_or_the_same_identity_signs_in():
+    bind(exists=False)
+    bind(bound=dict(HERE))
+    bind(bound=dict(HERE), admin=True)  # an admin made by SSO signs in again
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"bound": {"iss": ISSUER, "sub": "u-2"}}, "belongs to another account"),
+        ({"bound": {"iss": "https://other", "sub": "u-1"}}, "belongs to another account"),
+        ({}, "not linked to the identity provider"),  # made through the REST API
+        ({"admin": True}, "administrator account"),  # an admin_users name
+        ({"admin": True, "adopt_existing": True}, "administrator account"),  # never adopted
+    ],
+)
+def test_an_existing_name_is_not_taken_over(changes, message):
+    with pytest.raises(Refused, match=message):
+        bind(**changes)
+
+
+def test_existing_users_are_adopted_only_when_the_config_says_so():
+    bind(adopt_existing=True)
+
+
+def test_the_stored_binding_is_a_digest_and_older_bindings_still_match():
+    stored = binding(ISSUER, "u-1")
+    assert "u-1" not in str(stored) and ISSUER not in str(stored)
+    assert stored != binding(ISSUER, "u-2") and stored != binding(ISSUER + "/x", "u-1")
+    assert stored_binding({"iss": ISSUER, "sub": "u-1"}) == stored  # as older hubs kept it
+    assert stored_binding(stored) == stored
+    assert stored_binding(None) is None and stored_binding({}) is None
+    bind(bound=stored_binding({"iss": ISSUER, "sub": "u-1"}), here=stored)
+
+
+# --- which provider groups become hub groups ---------------------------------------------------
+
+GROUPS = ("data-science", "mlf-vision", "tenant-b-admins", "reading-club")
+
+
+def test_only_declared_groups_become_hub_groups_by_default():
+    declared = frozenset({"data-science", "ops"})
+    assert keep_groups(GROUPS, declared=declared) == ("data-science",)
+    assert keep_groups(GROUPS, declared=frozenset()) == ()
+
+
+def test_a_prefix_or_keep_all_widens_the_groups_kept():
+    declared = frozenset({"data-science"})
+    assert keep_groups(GROUPS, declared=declared, prefix="mlf-") == ("data-science", "mlf-vision")
+    assert keep_groups(GROUPS, declared=declared, keep_all=True) == GROUPS
+
+
+async def test_the_authenticator_keeps_config_allowed_and_admin_groups():
+    c = Config()
+    c.OIDCAuthenticator.kept_groups = {"reading-club"}
+    c.OIDCAuthenticator.allowed_groups = {"data-science"}
+    c.OIDCAuthenticator.admin_groups = {"ops"}
+    c.OIDCAuthenticator.username_claim = "email"
+    sso = LocalAndSSOAuthenticator(config=c).sso
+    claims = {"sub": "1", "email": "a@x", "email_verified": True}
+    claims["groups"] = ["ops", "data-science", "reading-club", "tenant-b"]
+    groups = await sso.get_user_groups({sso.user_auth_state_key: claims})
+    assert groups == {"ops", "data-science", "reading-club"}
+
+
+# --- the login page ----------------------------------------------------------------------------
+
+
+def test_the_sso_link_carries_next_url_encoded():
+    import jinja2
+
+    templates = Path(pc.__file__).with_name("templates")
+    base = "{% block login_container %}{% endblock login_container %}"
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.FileSystemLoader(str(templates)),
+                jinja2.DictLoader({"templates/login.html": base}),
+            ]
+        ),
+        autoescape=True,
+    )
+    html = env.get_template("login.html").render(
+        base_url="/hub/",
+        next="/hub/spawn?profile=a&evil=1#frag",
+        mlfactory_sso={"label": "SSO"},
+        login_service=None,
+        authenticator=None,
+    )
+    href = re.search(r'href="([^"]*)"', html.split("mlfactory-sso-login")[1]).group(1)
+    assert href == "/hub/oauth_login?next=/hub/spawn%3Fprofile%3Da%26evil%3D1%23frag"
+
+
 # --- the auth.oidc section ---------------------------------------------------------------------
 
 
@@ -138,9 +251,23 @@ def example() -> dict:
 
 
 def section(**changes) -> dict:
-    oidc = {"issuer": ISSUER, "client_id": "hub", "client_secret": {"env": "OIDC_SECRET"}}
+    oidc = {
+        "issuer": ISSUER,
+        "client_id": "hub",
+        "client_secret": {"env": "OIDC_SECRET"},
+        "allowed_groups": ["data-science"],
+    }
     oidc.update(changes)
     return {"oidc": oidc}
+
+
+def test_someone_must_be_allowed_on_purpose(example):
+    example["auth"] = section(allowed_groups=[])
+    with pytest.raises(ConfigError) as info:
+        parse_platform_config(example)
+    assert "auth.oidc" in str(info.value) and "allow_all: true" in str(info.value)
+    example["auth"] = section(allowed_groups=[], allow_all=True)
+    assert parse_platform_config(example).auth.oidc.allow_all is True
 
 
 def test_the_example_has_no_sso_and_a_full_section_parses(example):

@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -22,6 +23,7 @@ from mlfactory.model_api import Model, ModelRepository, Prediction, PublishRefus
 from mlfactory.model_api.auth import (
     ACCESS_FILE,
     ALL_MODELS_SCOPE,
+    SERVICE_ACCESS_SCOPE,
     Access,
     Identity,
     NoAuth,
@@ -616,6 +618,59 @@ async def test_predict_groups_reach_the_repository_the_models_service_reads(
     assert (body["groups"], body["predict_groups"]) == (["ml"], ["ds"])
     code, body = await call(svc, *grant, token=users["alice"], body={"callers": ["ml"]})
     assert code == 400 and body["field"] == "callers"
+    # an admin who is not the owner may set predict_groups but not groups: asked both at
+    # once, nothing changes (no half-applied PATCH)
+    code, body = await call(
+        svc, *grant, token=root, body={"predict_groups": ["ml"], "groups": ["ds"]}
+    )
+    assert code == 403 and body["field"] == "groups" and "alice" in body["error"]
+    assert load_repository(repo).access["prices"].predict_groups == {"ds"}
+    code, body = await call(
+        svc, "GET", "/api/models/{name}", "/api/models/prices", token=users["alice"]
+    )
+    assert (body["model"]["predict_groups"], body["model"]["groups"]) == (["ds"], ["ml"])
+
+
+async def test_access_changes_apply_whole_or_not_at_all(engine, tmp_path):
+    registry = Registry(engine, ModelRepository(tmp_path / "models"), Clock())
+    model, _ = regression_model()
+    archive = tmp_path / "p.tar"
+    archive.write_bytes(tar_of(package_files(model, tmp_path)))
+    kw = {"groups": [], "publishers": (), "limit": LIMIT, "history_version": None}
+    await registry.publish("prices", archive, user="alice", notebook_path=None, **kw)
+    changes = {"admin": True, "known": {"ds", "ml"}, "predict_groups": ["ml"], "groups": ["ml"]}
+    with pytest.raises(RegistryError) as e:  # an admin, not the owner: groups refused
+        await registry.update_access("prices", "root", **changes)
+    assert e.value.status == 403
+    detail = await registry.detail("prices")
+    assert (detail["predict_groups"], detail["groups"]) == ([], [])
+    assert load_repository(registry.repo).access["prices"].predict_groups == frozenset()
+    # the owner: both at once, in one transaction
+    assert await registry.update_access("prices", "alice", **changes) == {
+        "predict_groups": ["ml"],
+        "groups": ["ml"],
+    }
+    detail = await registry.detail("prices")
+    assert (detail["predict_groups"], detail["groups"]) == (["ml"], ["ml"])
+    with pytest.raises(RegistryError) as e:
+        await registry.update_access("nothing", "alice", groups=[])
+    assert e.value.status == 404
+
+
+async def test_models_registered_before_predict_grants_get_their_access_at_start(engine, tmp_path):
+    registry = Registry(engine, ModelRepository(tmp_path / "models"), Clock())
+    model, _ = regression_model()
+    archive = tmp_path / "p.tar"
+    archive.write_bytes(tar_of(package_files(model, tmp_path)))
+    kw = {"groups": [], "publishers": (), "limit": LIMIT, "history_version": None}
+    await registry.publish("prices", archive, user="alice", notebook_path=None, **kw)
+    await registry.update_access("prices", "alice", known={"ml"}, predict_groups=["ml"])
+    # as a model registered before migration 0008 left it: no access.yaml
+    (registry.repo.root / "prices" / ACCESS_FILE).unlink()
+    assert "prices" not in load_repository(registry.repo).access  # owner refused now
+    assert await asyncio.to_thread(registry.write_missing_access) == ["prices"]
+    assert load_repository(registry.repo).access["prices"] == Access("alice", frozenset({"ml"}))
+    assert await asyncio.to_thread(registry.write_missing_access) == []  # only missing ones
 
 
 async def test_the_models_service_lets_owner_and_granted_groups_call(tmp_path):
@@ -639,6 +694,15 @@ async def test_the_models_service_lets_owner_and_granted_groups_call(tmp_path):
     assert refused.status == 403
     assert "'prices'" in refused.message and model_scope("prices") in refused.message
     assert "ml" in refused.message and "ask alice" in refused.message
+    # a token the owner gave another hub service (no access to the models service) is not
+    # the owner's: only the model's scopes could let it in, and the refusal names the scope
+    elsewhere = Identity("alice", frozenset({"read:users:name!user=alice"}), service_access=False)
+    assert not may_predict(elsewhere, "prices", access)
+    refused = refusal(elsewhere, "prices", access)
+    assert refused.status == 403 and SERVICE_ACCESS_SCOPE in refused.message
+    assert may_predict(replace(elsewhere, scopes=frozenset({ALL_MODELS_SCOPE})), "prices", access)
+    stranger = Identity("eve", frozenset(), frozenset({"ds"}), service_access=False)
+    assert SERVICE_ACCESS_SCOPE not in refusal(stranger, "prices", access).message
     # an unreadable access file grants nothing; the model is still served
     (repo.root / "prices" / ACCESS_FILE).write_text("owner: [not, a, name]\n")
     loaded = load_repository(repo)
