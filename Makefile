@@ -16,12 +16,12 @@ LAB_SOURCES := $(wildcard $(LAB)/src/*.ts $(LAB)/src/*/*.ts $(LAB)/style/* $(LAB
 export MLFACTORY_DATA
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test setup lint format labextension browser postgres engine wheel-check clean
+.PHONY: run test setup lint format labextension browser postgres engine oidc wheel-check clean
 
 run: setup
 	$(BIN)/mlfactory hub
 
-test: setup browser postgres engine
+test: setup browser postgres engine oidc
 	$(MAKE) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -36,6 +36,12 @@ $(BIN)/configurable-http-proxy:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/chp configurable-http-proxy@$(CHP_VERSION)
 	ln -sf ../chp/node_modules/.bin/configurable-http-proxy $@
+
+# A real OpenID Connect provider for the single sign-on tests (tests/oidc/provider.mjs).
+OIDC_PROVIDER_VERSION := 9.13.3
+oidc: $(VENV)/oidc/node_modules/oidc-provider/package.json
+$(VENV)/oidc/node_modules/oidc-provider/package.json:
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/oidc oidc-provider@$(OIDC_PROVIDER_VERSION)
 
 $(LAB)/node_modules/.installed: $(LAB)/package.json $(LAB)/package-lock.json
 	cd $(LAB) && npm ci --no-audit --no-fund

@@ -20,6 +20,7 @@ from typing import Any
 from jupyterhub.utils import random_port
 from mlfactory.spawner.engine import containers_problem
 
+from .group_shares import install as install_group_shares
 from .home import HomeSummary
 from .platform_config import (
     PlatformConfig,
@@ -32,6 +33,7 @@ from .platform_config import (
     server_logs_dir,
     workspaces_dir,
 )
+from .sso import apply_sso
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -59,8 +61,17 @@ def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os
     # journal and the service's reconcile keep charging the ones it lost track of.
     if "cleanup_servers" not in c.JupyterHub:
         c.JupyterHub.cleanup_servers = False
+    # Workspace shares with a group: JupyterHub 6.1 leaves group shares out of tokens.
+    install_group_shares()
     apply_platform_service(c, platform, env)
     apply_model_service(c, platform)
+    if platform.platform.backend == "kubernetes":
+        apply_kubernetes(c, platform)
+        if platform.auth.oidc is not None:
+            # The Helm chart's extraConfig calls only apply_platform (apply_embedded_defaults,
+            # which applies SSO on one machine, must not run there): without this the chart's
+            # default authenticator would silently replace the configured provider.
+            apply_sso(c, platform.auth.oidc, env, [g.name for g in platform.groups])
 
 
 SERVICE_NAME = "mlfactory"
@@ -81,12 +92,15 @@ WORKSPACE_SHARE_SCOPES = ("shares!user", "read:users:name", "read:groups:name")
 
 
 def apply_model_service(c: Any, platform: PlatformConfig) -> None:
-    """Serve ``models.repository`` as the hub service ``models`` (``/services/models/``),
-    hub-authenticated, with a predict scope per listed model and one for all of them."""
+    """Serve the model repository (``models.repository``, else the registry's folder under
+    the data dir, empty at first) as the hub service ``models`` (``/services/models/``),
+    hub-authenticated, with a predict scope per listed model and one for all of them; a
+    model's owner and the groups it granted may call it too (the registry's access.yaml)."""
     models = platform.models
-    if not models.repository:
+    if not models.serve:
         return
     from mlfactory.model_api.auth import ALL_MODELS_SCOPE, hub_custom_scopes
+    from mlfactory.service.models_api import models_repository
 
     services = [s for s in c.JupyterHub.get("services", []) if s.get("name") != "models"]
     services.append(
@@ -100,7 +114,7 @@ def apply_model_service(c: Any, platform: PlatformConfig) -> None:
                 "--reload-interval",
                 str(models.reload_interval),
                 "--repository",
-                models.repository,
+                str(models_repository(models)),
                 "--auth",
                 "hub",
             ],
@@ -111,6 +125,21 @@ def apply_model_service(c: Any, platform: PlatformConfig) -> None:
         **c.JupyterHub.get("custom_scopes", {}),
         **hub_custom_scopes(models.names),
     }
+    # A model's owner and granted groups call it with their own tokens (and servers'), which
+    # must hold access to the service: the models service refuses other services' tokens.
+    from mlfactory.model_api.auth import SERVICE_ACCESS_SCOPE
+
+    roles = list(c.JupyterHub.get("load_roles", []))
+    user_role = next((r for r in roles if r["name"] == "user"), None)
+    if user_role is None:
+        user_role = {"name": "user", "scopes": ["self"]}
+        roles.append(user_role)
+    if SERVICE_ACCESS_SCOPE not in user_role["scopes"]:
+        user_role["scopes"] = [*user_role["scopes"], SERVICE_ACCESS_SCOPE]
+    c.JupyterHub.load_roles = roles
+    server_scopes = list(c.Spawner.get("server_token_scopes", []))
+    if server_scopes and SERVICE_ACCESS_SCOPE not in server_scopes:
+        c.Spawner.server_token_scopes = [*server_scopes, SERVICE_ACCESS_SCOPE]
     if models.users or models.groups:
         roles = [r for r in c.JupyterHub.get("load_roles", []) if r["name"] != "model-users"]
         roles.append(
@@ -210,6 +239,7 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
     gate = ServiceGate(direct, secret, platform.accounting.when_unreachable)
     c.MLFactoryLocalSpawner.budget_check = gate
     c.MLFactoryDockerSpawner.budget_check = gate
+    c.MLFactoryKubeSpawner.budget_check = gate
     # The home page's servers, budgets and notices: the hub asks the service for the signed-in
     # user over the same secret channel, so the page mints no token per visit.
     template_vars = dict(c.JupyterHub.get("template_vars", {}))
@@ -243,13 +273,17 @@ def apply_embedded_defaults(
 
     c.JupyterHub.authenticator_class = "mlfactory"
     c.MLFactoryAuthenticator.accounts_db_url = accounts_db_url(data)
+    if platform is not None and platform.auth.oidc is not None:
+        # local accounts stay; the login page adds the provider's button (hub_config/sso.py)
+        apply_sso(c, platform.auth.oidc, env, [g.name for g in platform.groups])
     c.Authenticator.admin_users = {admin_username(env)}
     template_vars = dict(c.JupyterHub.get("template_vars", {}))
     template_vars["mlfactory_signup_enabled"] = True
     template_vars["mlfactory_local_accounts"] = True
 
     backend = choose_backend(platform, containers_problem, env)[0] if platform else "local"
-    c.JupyterHub.spawner_class = f"mlfactory-{'docker' if backend == 'container' else 'local'}"
+    if backend != "kubernetes":  # apply_platform chose the Kubernetes spawner
+        c.JupyterHub.spawner_class = f"mlfactory-{'docker' if backend == 'container' else 'local'}"
     if backend == "container":
         reachable_from_containers(c)
     # Without root there are no per-user OS accounts: tell admins on every hub page.
@@ -273,6 +307,16 @@ def reachable_from_containers(c: Any) -> None:
                 **service["environment"],
                 "MLFACTORY_SERVICE_BIND": everywhere,
             }
+
+
+def apply_kubernetes(c: Any, platform: PlatformConfig) -> None:
+    """``platform.backend: kubernetes``: servers are pods (``mlfactory-kubernetes``), and the
+    platform service listens where user pods reach it (``kubernetes.platform_service``)."""
+    c.JupyterHub.spawner_class = "mlfactory-kubernetes"
+    bind = platform.kubernetes.platform_service.bind if platform.kubernetes else ""
+    for service in c.JupyterHub.get("services", []):
+        if service.get("name") == SERVICE_NAME and bind:
+            service["environment"] = {**service["environment"], "MLFACTORY_SERVICE_BIND": bind}
 
 
 def running_on_kubernetes(env: Mapping[str, str] = os.environ) -> bool:

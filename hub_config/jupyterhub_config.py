@@ -22,4 +22,7 @@ except ConfigError as e:
 
 apply_platform(c, platform)
 if os.environ.get("MLFACTORY_EMBEDDED", "1") != "0" and not running_on_kubernetes():
-    apply_embedded_defaults(c, platform=platform)
+    try:  # single sign-on reads the provider's discovery document and secret here
+        apply_embedded_defaults(c, platform=platform)
+    except ConfigError as e:
+        sys.exit(f"mlfactory: refusing to start:\n{e}")

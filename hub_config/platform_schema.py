@@ -97,11 +97,12 @@ class _Strict(BaseModel):
 class Platform(_Strict):
     name: str = "mlfactory"
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
-    backend: Literal["auto", "local", "container"] = Field(
+    backend: Literal["auto", "local", "container", "kubernetes"] = Field(
         "auto",
         description="where servers run: 'local' (a process per server on the hub's machine), "
-        "'container' (a container per server through the engine in 'containers.engine'), or "
-        "'auto' (containers when that engine answers at hub start, else local processes)",
+        "'container' (a container per server through the engine in 'containers.engine'), "
+        "'kubernetes' (a pod per server through KubeSpawner; see the 'kubernetes:' section), "
+        "or 'auto' (containers when that engine answers at hub start, else local processes)",
     )
 
 
@@ -260,6 +261,121 @@ class Containers(_Strict):
     )
 
 
+_LABEL_KEY_RE = re.compile(
+    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+)
+_LABEL_VALUE_RE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+
+
+def _check_labels(v: dict[str, str]) -> dict[str, str]:
+    for key, value in v.items():
+        if len(key) > 316 or not _LABEL_KEY_RE.fullmatch(key):
+            raise ValueError(f"{key!r} is not a Kubernetes label key (e.g. 'example.org/pool')")
+        if not _LABEL_VALUE_RE.fullmatch(value):
+            raise ValueError(
+                f"{value!r} (for {key!r}) is not a Kubernetes label value: at most 63 of "
+                "[A-Za-z0-9-_.], starting and ending with a letter or digit"
+            )
+    return v
+
+
+Labels = Annotated[dict[str, str], BeforeValidator(lambda v: v if v is not None else {})]
+
+
+class Toleration(_Strict):
+    """A Kubernetes toleration, as in a pod spec (``key``/``operator``/``value``/``effect``)."""
+
+    key: str = Field(min_length=1)
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+    @model_validator(mode="after")
+    def _exists_has_no_value(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("operator Exists takes no value; remove value or use Equal")
+        return self
+
+
+class NodePool(_Strict):
+    """A group of nodes a profile's ``node_pool`` sends its servers to."""
+
+    name: Slug
+    node_selector: Labels = Field(
+        default_factory=dict,
+        description="labels the pool's nodes carry, e.g. {'mlfactory/node-pool': 'gpu-t4'}",
+    )
+    tolerations: tuple[Toleration, ...] = Field(
+        (), description="taints of the pool's nodes that its servers tolerate"
+    )
+    storage_class: str | None = Field(
+        None, description="storage class of home volumes for this pool; default: the section's"
+    )
+
+    @field_validator("node_selector")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_labels(v)
+
+
+class GpuType(_Strict):
+    """A GPU model a profile's ``gpu_type`` names, and how to land on nodes that have it."""
+
+    name: str = Field(min_length=1, description="as profiles name it, e.g. 'nvidia-tesla-t4'")
+    resource: str = Field(
+        "nvidia.com/gpu", description="the extended resource the device plugin advertises"
+    )
+    node_selector: Labels = Field(
+        default_factory=dict,
+        description="labels of nodes with this GPU, e.g. "
+        "{'cloud.google.com/gke-accelerator': 'nvidia-tesla-t4'}",
+    )
+
+    @field_validator("node_selector")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_labels(v)
+
+
+class ServiceAddress(_Strict):
+    """Where a platform process listens inside the hub pod, and how user pods reach it."""
+
+    bind: str = Field("0.0.0.0", description="the address it listens on in its pod")  # noqa: S104
+    port: int = Field(ge=1, le=65535)
+    host: str = Field("hub", description="its name as user pods resolve it (a Service name)")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class Kubernetes(_Strict):
+    """The Kubernetes backend (``platform.backend: kubernetes``): one pod per server through
+    KubeSpawner, usually installed with the Zero to JupyterHub chart (deploy/helm/)."""
+
+    namespace: Slug = Field("mlfactory", description="where user pods and volumes go")
+    node_pools: tuple[NodePool, ...] = ()
+    gpu_types: tuple[GpuType, ...] = ()
+    storage_classes: tuple[str, ...] = Field(
+        (), description="storage classes the cluster offers for home volumes"
+    )
+    storage_class: str | None = Field(
+        None, description="the home volumes' class; None: the cluster's default class"
+    )
+    user: str = Field(
+        "1000:100", pattern=r"^[1-9][0-9]*:[0-9]+$", description="uid:gid servers run as"
+    )
+    platform_service: ServiceAddress = ServiceAddress(port=10101)
+    models_service: ServiceAddress = ServiceAddress(port=10102)
+
+    def node_pool(self, name: str) -> NodePool | None:
+        return next((p for p in self.node_pools if p.name == name), None)
+
+    def gpu_type(self, name: str) -> GpuType | None:
+        return next((g for g in self.gpu_types if g.name == name), None)
+
+
 class Budget(_Strict):
     """A spending cap for one user, group or project, over a calendar-aligned period."""
 
@@ -416,9 +532,18 @@ class Culling(_Strict):
 
 
 class Models(_Strict):
-    """The model-serving service (``mlfactory.model_api``) the hub runs, if any."""
+    """The model-serving service (``mlfactory.model_api``) the hub runs, and the registry
+    (the platform service) that publishes into its repository."""
 
-    repository: str = Field("", description="folder of published models; empty: no service")
+    serve: bool = Field(
+        True,
+        description="run the models service at /services/models/ (false: publish only, no serving)",
+    )
+    repository: str = Field(
+        "",
+        description="folder of published models, written by the registry and served by the "
+        "models service; empty: $MLFACTORY_DATA/hub/models",
+    )
     names: tuple[str, ...] = Field(
         (), description="models that get their own predict scope (the all-models one always)"
     )
@@ -441,12 +566,90 @@ class Models(_Strict):
     )
 
 
+_ROLE_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_PREFIX_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/[A-Za-z0-9!_.*'()/-]{0,900})?")
+
+
+class AdminCredentials(_Strict):
+    """Where only the platform service finds a store's admin credentials: the name of an
+    environment variable or a file path, never the secret itself (users can read the YAML)."""
+
+    env: str = Field("", description="an environment variable of the service's process")
+    file: str = Field("", description="an absolute path readable by the service only (0600)")
+
+    @model_validator(mode="after")
+    def _one(self) -> AdminCredentials:
+        if bool(self.env) == bool(self.file):
+            raise ValueError("name exactly one of env or file")
+        if self.env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", self.env):
+            raise ValueError(f"env: {self.env!r} is not an environment variable name")
+        if self.file and not self.file.startswith("/"):
+            raise ValueError(f"file: {self.file!r} must be an absolute path")
+        return self
+
+
+class DataGrant(_Strict):
+    """What one group may do with a managed store."""
+
+    group: Slug
+    access: Literal["read", "read-write"] = "read"
+    role: str = Field(
+        "",
+        description="postgresql: the group role holding this grant's table privileges, set "
+        "up by the admin (default mlf_<store>_<read|rw>, '-' as '_')",
+    )
+    prefixes: tuple[str, ...] = Field(
+        (), description="s3: the 'bucket' or 'bucket/prefix' this grant reaches"
+    )
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, v: str) -> str:
+        if v and not _ROLE_RE.fullmatch(v):
+            raise ValueError(f"{v!r}: a role name is 1-63 of a-z, 0-9 and _")
+        return v
+
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for p in v:
+            if not _PREFIX_RE.fullmatch(p):
+                raise ValueError(
+                    f"{p!r}: use 'bucket' or 'bucket/prefix' (no wildcards at the start)"
+                )
+        return v
+
+
 class DataStore(_Strict):
+    """A data store, declared once. With ``admin_credentials`` it is *managed*: the platform
+    service issues each server short-lived credentials per ``grants``; without, its URL
+    alone reaches the servers of ``groups`` (no groups: everyone)."""
+
     name: Slug
-    kind: Literal["s3", "postgresql", "mysql", "filesystem", "http"]
+    kind: str = Field(
+        description="postgresql, s3 (managed), mysql, filesystem, http, or a plugin's kind "
+        "(entry point group mlfactory.data_stores)",
+        pattern=r"[a-z][a-z0-9-]{0,31}",
+    )
     description: str = ""
     url: str
     groups: tuple[Slug, ...] = ()
+    admin_credentials: AdminCredentials | None = None
+    grants: tuple[DataGrant, ...] = ()
+    ttl: Duration = Field(
+        3600,
+        ge=60,
+        le=3600,
+        description="life of issued credentials (at most 1h); renewed while the server runs",
+    )
+    region: str = Field("us-east-1", description="s3: the region STS and S3 are called in")
+    role_arn: str = Field(
+        "", description="s3: the role AssumeRole takes; each session policy narrows it"
+    )
+
+    @property
+    def managed(self) -> bool:
+        return self.admin_credentials is not None
 
 
 _GIT_URL_RE = re.compile(
@@ -517,8 +720,32 @@ class ComponentReview(_Strict):
     maintainers: ReviewMaintainers = ReviewMaintainers()
 
 
+class SharingWorkspaces(_Strict):
+    """Workspace shares (another user works in the owner's server)."""
+
+    realtime: bool = Field(
+        True,
+        description="real-time co-editing (jupyter-collaboration) in every server: people "
+        "in one workspace see each other's edits and cursors; false opens documents the "
+        "classic way (sets YDocExtension.disable_rtc)",
+    )
+
+
+class SharingRetention(_Strict):
+    """How long the snapshots of ended notebook shares are kept. The audit (who shared what
+    with whom, when, each version's size and SHA-256) is kept whatever this says."""
+
+    keep_revoked: Duration | None = Field(
+        parse_duration("90d"),
+        description="delete the snapshots of a share this long after it was revoked or "
+        "expired, e.g. '90d'; null keeps them forever, 0 deletes them at the next hourly pass",
+    )
+
+
 class Sharing(_Strict):
     """Notebook shares (snapshots other users preview or copy), kept by the platform service."""
+
+    workspaces: SharingWorkspaces = SharingWorkspaces()
 
     max_notebook_bytes: Size = Field(
         parse_size("5Mi"), description="largest notebook that can be shared, e.g. '5Mi'"
@@ -531,6 +758,100 @@ class Sharing(_Strict):
     users: Literal["any", "same-group"] = Field(
         "any", description="users one may share with: any hub user, or those sharing a group"
     )
+    retention: SharingRetention = SharingRetention()
+
+
+class OIDC(_Strict):
+    """Single sign-on through an OpenID Connect provider (oauthenticator's
+    GenericOAuthenticator). Local accounts keep working; the login page adds the provider's
+    button. The client secret is read from an environment variable or a file only the hub
+    reads, never written here."""
+
+    issuer: str = Field(
+        description="the provider's issuer URL; its /.well-known/openid-configuration is "
+        "read when the hub starts",
+    )
+    client_id: str = Field(min_length=1, max_length=255)
+    client_secret: AdminCredentials = Field(
+        description="{env: VAR} or {file: /path} of the hub's process holding the secret"
+    )
+    scopes: tuple[str, ...] = ("openid", "email", "profile", "groups")
+    username_claim: str = Field("preferred_username", pattern=r"[A-Za-z0-9_.:-]{1,64}")
+    groups_claim: str = Field("groups", pattern=r"[A-Za-z0-9_.:-]{1,64}")
+    require_verified_email: bool = Field(
+        True, description="refuse identities whose email_verified claim is not true"
+    )
+    allowed_groups: tuple[str, ...] = Field(
+        (), description="provider groups allowed to log in (required unless allow_all)"
+    )
+    allow_all: bool = Field(
+        False,
+        description="every verified identity of the provider may log in (with a multi-tenant "
+        "issuer: anyone with an account there); needed when allowed_groups is empty",
+    )
+    admin_groups: tuple[str, ...] = Field((), description="provider groups made hub admins")
+    adopt_existing_users: bool = Field(
+        False,
+        description="let a provider identity sign in as an existing hub user not yet linked "
+        "to the provider (admins never); off: such sign-ins are refused",
+    )
+    group_prefix: str = Field(
+        "",
+        max_length=64,
+        description="provider groups starting with this become hub groups too (by default only "
+        "the config's groups and the allowed and admin groups do)",
+    )
+    keep_all_groups: bool = Field(
+        False, description="every provider group becomes a hub group (no filtering)"
+    )
+    button_label: str = Field("Sign in with SSO", min_length=1, max_length=80)
+    callback_url: str = Field(
+        "",
+        description="the hub's /hub/oauth_callback as the provider sees it (default: from "
+        "the request's host)",
+        pattern=r"(https?://[^\s]+)?",
+    )
+    validate_server_cert: bool = True
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, v: str) -> str:
+        if not re.fullmatch(r"https?://[^\s?#]+", v):
+            raise ValueError(
+                f"{v!r} is not an issuer URL; write it as the provider's discovery document "
+                "does, e.g. 'https://login.example.org/realms/main'"
+            )
+        return v
+
+    @field_validator("client_secret", mode="before")
+    @classmethod
+    def _not_inline(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            raise ValueError(
+                "never write the secret here (users can read this file): use "
+                "{env: VARIABLE} or {file: /path/readable/by/the/hub/only}"
+            )
+        return v
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if "openid" not in v:
+            raise ValueError("must include 'openid' (without it there is no ID token)")
+        return v
+
+    @model_validator(mode="after")
+    def _someone_is_allowed_on_purpose(self) -> OIDC:
+        if not self.allowed_groups and not self.allow_all:
+            raise ValueError(
+                "allowed_groups: name the provider groups allowed to log in, or set "
+                "allow_all: true to let every verified identity of the provider in"
+            )
+        return self
+
+
+class Auth(_Strict):
+    oidc: OIDC | None = None
 
 
 class PlatformConfig(_Strict):
@@ -538,6 +859,7 @@ class PlatformConfig(_Strict):
     profiles: tuple[Profile, ...] = Field(min_length=1)
     images: tuple[Image, ...] = Field(min_length=1)
     containers: Containers = Containers()
+    kubernetes: Kubernetes | None = None
     groups: tuple[Group, ...] = ()
     default_group: Slug | None = Field(
         None, description="the group of users who are in none of the configured groups"
@@ -553,6 +875,7 @@ class PlatformConfig(_Strict):
     component_sources: tuple[ComponentSource, ...] = ()
     component_review: ComponentReview = ComponentReview()
     sharing: Sharing = Sharing()
+    auth: Auth = Auth()
 
     @model_validator(mode="after")
     def _cross_references(self) -> PlatformConfig:
@@ -601,13 +924,26 @@ class PlatformConfig(_Strict):
                 for n in names
                 if n not in defined
             ]
+        _unique(problems, "data_stores", [d.name for d in self.data_stores])
         for di, d in enumerate(self.data_stores):
             _known(problems, f"data_stores[{di}].groups", d.groups, group_names, "group")
+            for gi, g in enumerate(d.grants):
+                if g.group not in group_names:
+                    problems.append(
+                        f"data_stores[{di}].grants[{gi}].group: {g.group!r} is not a defined "
+                        f"group; defined: {', '.join(group_names)}"
+                    )
+            if d.grants and not d.managed:
+                problems.append(
+                    f"data_stores[{di}].admin_credentials: grants need the admin credentials "
+                    "the service issues credentials with ({env: VAR} or {file: /path})"
+                )
         _unique(problems, "component_sources", [c.name for c in self.component_sources])
         for key, items in (("profiles", self.profiles), ("images", self.images)):
             defaults = [x.slug for x in items if x.default]
             if len(defaults) > 1:
                 problems.append(f"{key}: more than one default ({', '.join(defaults)}); keep one")
+        _kubernetes_references(problems, self)
         if any(p.name == "personal" for p in self.projects):
             problems.append("projects: 'personal' is built in (each user's own); pick another")
         if problems:
@@ -648,4 +984,43 @@ def _known(
         if n not in defined:
             problems.append(
                 f"{key}[{i}]: {n!r} is not a defined {what}; defined: {', '.join(defined)}"
+            )
+
+
+def _kubernetes_references(problems: list[str], config: PlatformConfig) -> None:
+    """Every node pool, GPU type and storage class a profile or pool names is declared in
+    ``kubernetes:``: a typo would leave pods unschedulable (Pending) instead of failing here."""
+    kube = config.kubernetes
+    if kube is None:
+        if config.platform.backend == "kubernetes":
+            problems.append(
+                "kubernetes: missing; platform.backend is 'kubernetes' (add the section, "
+                "e.g. 'kubernetes: {namespace: mlfactory}')"
+            )
+        return
+    pools = [p.name for p in kube.node_pools]
+    gpus = [g.name for g in kube.gpu_types]
+    _unique(problems, "kubernetes.node_pools", pools)
+    _unique(problems, "kubernetes.gpu_types", gpus)
+    for pi, p in enumerate(config.profiles):
+        if p.node_pool is not None and p.node_pool not in pools:
+            problems.append(
+                f"profiles[{pi}].node_pool: {p.node_pool!r} is not a declared node pool; "
+                f"declared in kubernetes.node_pools: {', '.join(pools) or '(none)'}"
+            )
+        if p.gpu_type is not None and p.gpu_type not in gpus:
+            problems.append(
+                f"profiles[{pi}].gpu_type: {p.gpu_type!r} is not a declared GPU type; "
+                f"declared in kubernetes.gpu_types: {', '.join(gpus) or '(none)'}"
+            )
+    classes = list(kube.storage_classes)
+    named = [("kubernetes.storage_class", kube.storage_class)] + [
+        (f"kubernetes.node_pools[{i}].storage_class", p.storage_class)
+        for i, p in enumerate(kube.node_pools)
+    ]
+    for key, name in named:
+        if name is not None and name not in classes:
+            problems.append(
+                f"{key}: {name!r} is not a declared storage class; declared in "
+                f"kubernetes.storage_classes: {', '.join(classes) or '(none)'}"
             )

@@ -45,6 +45,7 @@ from . import (
     components,
     culling_api,
     dashboard,
+    data_api,
     gate_api,
     home_api,
     models_api,
@@ -53,9 +54,11 @@ from . import (
 )
 from .accounting import Accountant
 from .culler import Culler
+from .data_broker import DataBroker, DataStoresInvalid, make_drivers
 from .db import make_engine, upgrade
 from .engine_view import engine_view
 from .hubapi import HubAPI
+from .share_store import ShareStore, shares_dir
 from .store import Store
 
 HERE = Path(__file__).parent
@@ -74,6 +77,7 @@ ROUTE_MODULES = (
     components,
     share_api,
     models_api,
+    data_api,
 )
 
 
@@ -200,6 +204,17 @@ class PlatformService(Application):
         self.culler = Culler(
             self.engine, self.platform, hub=hub, hub_url=api_url, token=token, clock=self.clock
         )
+        # data credentials: a bad key or unreadable admin secret stops the start here
+        try:
+            drivers = make_drivers(self.platform)
+        except DataStoresInvalid as e:
+            self.log.critical("%s:\n%s", self.config_file, e)
+            self.exit(1)
+        self.data = (
+            DataBroker(self.platform, self.engine, drivers, hub=hub, clock=self.clock)
+            if drivers
+            else None
+        )
 
     async def serve(self) -> None:
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/mlfactory/")
@@ -210,17 +225,30 @@ class PlatformService(Application):
             prefix=prefix,
             secret=os.environ.get("MLFACTORY_SERVICE_SECRET", ""),
             culler=self.culler,
+            data_broker=self.data,
         )
+        if self.data is not None:
+            try:  # a store whose admin credentials do not work stops the start
+                await self.data.check_all()
+            except DataStoresInvalid as e:
+                self.log.critical("%s:\n%s", self.config_file, e)
+                raise SystemExit(1) from None
         await self.accountant.start()
+        # models registered before predict grants existed get their access.yaml (owner)
+        await models_api.start_registry(app)
         host = os.environ.get("MLFACTORY_SERVICE_BIND") or bind.hostname or "127.0.0.1"
         app.listen(bind.port or 80, host, xheaders=True)
         self.log.info("mlfactory platform service listening on %s:%s%s", host, bind.port, prefix)
         await self._tick()
         interval = self.platform.accounting.interval * 1000
         PeriodicCallback(self._tick, interval).start()
+        if self.data is not None:  # renew, drop and audit data credentials
+            PeriodicCallback(self._data_tick, min(interval, 60_000)).start()
         if self.platform.culling.enabled:
             PeriodicCallback(self.culler.run_pass, self.platform.culling.every * 1000).start()
             PeriodicCallback(self._remove_stale_named, 3600 * 1000).start()
+        # snapshots of ended notebook shares go after sharing.retention (the audit stays)
+        PeriodicCallback(self._share_retention, 3600 * 1000).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -233,11 +261,24 @@ class PlatformService(Application):
         except Exception:  # the hub may be restarting: log, keep serving, retry next tick
             self.log.exception("Accounting tick failed; retrying at the next interval")
 
+    async def _data_tick(self) -> None:
+        try:
+            await self.data.tick()
+        except Exception:  # a store or the hub may be restarting: the next tick retries
+            self.log.exception("Data credentials upkeep failed; retrying at the next interval")
+
     async def _remove_stale_named(self) -> None:
         try:
             await self.culler.remove_stale_named()
         except Exception as e:  # the hub may be restarting; the next hour retries
             self.log.warning("Removing unused named servers failed: %s", e)
+
+    async def _share_retention(self) -> None:
+        store = ShareStore(self.engine, shares_dir(), self.clock)
+        try:
+            await store.purge_ended(self.platform.sharing.retention.keep_revoked)
+        except Exception as e:  # the database may be busy; the next hour retries
+            self.log.warning("Deleting the snapshots of ended shares failed: %s", e)
 
     def start(self) -> None:
         asyncio.run(self.serve())

@@ -1,5 +1,5 @@
 """The cost dashboard page: spend over time per team and project, top users, running servers
-and their burn, budgets with progress bars, and recent alerts.
+and their burn, budgets with progress bars, recent alerts, and who used which data store.
 
 What a viewer sees follows their scopes, exactly as the REST API does: ``usage:read``
 (possibly filtered to groups or users) bounds the usage sections, ``budgets:read`` bounds
@@ -32,6 +32,7 @@ MAX_SERIES = 8  # more lines or colours than this is noise
 TOP_USERS = 10
 MAX_BUDGETS = 40
 MAX_ALERTS = 25
+MAX_DATA_ROWS = 50
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
@@ -118,6 +119,8 @@ class DashboardHandler(UserHandler):
             for s_ in stops["stops"]:
                 s_["when"] = _local(parse_iso(s_["stopped_at"]), tz)
 
+        data_usage = await self._data_usage(v, tz)
+
         def short_day(d: str) -> str:
             return d[5:]  # MM-DD: the form above the charts says which year
 
@@ -195,6 +198,7 @@ class DashboardHandler(UserHandler):
             "stops": (stops or {}).get("stops", [])[:MAX_ALERTS],
             "stops_saved": sum(r["saved"] for r in (stops or {}).get("by_team_month", [])),
             "show_stops": stops is not None,
+            "data_usage": data_usage,
             "saved_chart": Markup(saved_chart),  # noqa: S704 - escaped in charts
             "project_chart": Markup(project_chart),  # noqa: S704 - escaped in charts
             "group_chart": Markup(group_chart),  # noqa: S704
@@ -211,6 +215,21 @@ class DashboardHandler(UserHandler):
         self.set_header("Content-Security-Policy", CSP)
         self.set_header("X-Content-Type-Options", "nosniff")
         self.finish(page)
+
+    async def _data_usage(self, v: Visibility, tz) -> list[dict[str, Any]] | None:
+        """Who used which data store (the access audit), as far as ``v`` sees; None when
+        the platform manages no data stores."""
+        broker = self.settings.get("data_broker")
+        if broker is None:
+            return None
+        users = None
+        if not v.everyone:
+            members = await self.accountant.members() if v.groups else {}
+            users = set(v.users) | {u for u, gs in members.items() if v.groups & set(gs)}
+        rows = await broker.usage(users=users)
+        for r in rows:
+            r["last"] = _local(r["last_issued"], tz)
+        return rows[:MAX_DATA_ROWS]
 
     async def _budgets_and_alerts(
         self, v: Visibility, wide: bool, t0: float, t1: float

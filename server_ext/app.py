@@ -17,10 +17,22 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Float, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, List, TraitError, Unicode, default, validate
 
-from . import activity, budget, component_publish, components, handlers, shares, workspace_shares
+from . import (
+    activity,
+    budget,
+    collaboration,
+    component_publish,
+    components,
+    data,
+    handlers,
+    models,
+    shares,
+    workspace_shares,
+)
 from .activity import NVIDIA_SMI, ActivityReporter
 from .handlers import SETTINGS_KEY
 from .history import diffing, extension
@@ -45,6 +57,8 @@ ROUTE_MODULES = (
     history_handlers,
     shares,
     workspace_shares,
+    models,
+    data,
 )
 
 
@@ -145,6 +159,22 @@ class MLFactoryServerApp(ExtensionApp):
         """,
     ).tag(config=True)
 
+    realtime = Bool(
+        help="""Whether documents are edited in real time through jupyter-collaboration: two
+        people on a shared workspace see each other's edits and cursors live. Off sets
+        jupyter-server-ydoc's own ``YDocExtension.disable_rtc``, and JupyterLab opens
+        documents the classic way (one editor per file, saved over REST).
+
+        Default: MLFACTORY_REALTIME, which the spawner sets from the platform config's
+        ``sharing.workspaces.realtime`` ("1" or "0"); on when unset.
+        Example: c.MLFactoryServerApp.realtime = False
+        """,
+    ).tag(config=True)
+
+    @default("realtime")
+    def _default_realtime(self) -> bool:
+        return collaboration.realtime_from_env(os.environ)
+
     def initialize_settings(self) -> None:
         self.settings[SETTINGS_KEY] = {
             "version": _package_version(),
@@ -164,6 +194,14 @@ class MLFactoryServerApp(ExtensionApp):
         super()._link_jupyter_server_extension(serverapp)
         # linked before any extension loads: JupyterLab reads its paths when it loads
         prefer_labextensions(serverapp, ALIGNED_LABEXTENSIONS)
+        # also before jupyter_server_ydoc loads: it reads these when it builds its handlers
+        collaboration.configure(
+            serverapp,
+            self.realtime,
+            collaboration.state_paths(
+                jupyter_data_dir(), os.environ.get("JUPYTERHUB_SERVER_NAME", "")
+            ),
+        )
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         # runs once the event loop does (not under pytest-jupyter, which never starts it)

@@ -18,20 +18,29 @@ def component_sources_env(config: PlatformConfig) -> str:
 
 def data_stores_env(config: PlatformConfig, groups: Iterable[str]) -> str:
     """MLFACTORY_DATA_STORES: the data stores these groups may use (a store without groups is
-    for everyone), as JSON ``[{"name", "kind", "url", "description"}]``."""
+    for everyone), as JSON ``[{"name", "kind", "url", "description"}]``. A managed store
+    (``admin_credentials``) is listed for the groups it grants, with ``"managed": true``: its
+    credentials come from the platform service at ``connect`` time, never from here."""
     mine = set(groups)
-    return json.dumps(
-        [
-            {"name": d.name, "kind": d.kind, "url": d.url, "description": d.description}
-            for d in config.data_stores
-            if not d.groups or mine & set(d.groups)
-        ]
-    )
+    out = []
+    for d in config.data_stores:
+        if d.managed:
+            if not mine & {g.group for g in d.grants}:
+                continue
+        elif d.groups and not mine & set(d.groups):
+            continue
+        entry = {"name": d.name, "kind": d.kind, "url": d.url, "description": d.description}
+        if d.managed:
+            entry["managed"] = True
+        out.append(entry)
+    return json.dumps(out)
 
 
 def platform_env(config: PlatformConfig, groups: Iterable[str]) -> dict[str, str]:
-    """Both variables, for a server of a user in ``groups``."""
+    """The variables, for a server of a user in ``groups``."""
     return {
         "MLFACTORY_COMPONENT_SOURCES": component_sources_env(config),
         "MLFACTORY_DATA_STORES": data_stores_env(config, groups),
+        # read by the server extension, which sets jupyter-server-ydoc's disable_rtc
+        "MLFACTORY_REALTIME": "1" if config.sharing.workspaces.realtime else "0",
     }

@@ -13,9 +13,11 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { budgetPlugin } from './budget';
 import { componentsPlugin } from './components';
 import { cullingPlugin, saveDirtyDocuments } from './culling';
+import { dataPlugin } from './data/plugin';
 import { historyPlugin } from './history';
 import { mlfactoryIcon } from './icon';
 import { MLFactorySidebar } from './sidebar';
+import { modelsPlugin } from './models/plugin';
 import { sharingPlugin } from './sharing/plugin';
 import { stopNoticePlugin } from './stopnotice';
 
@@ -75,6 +77,8 @@ const plugins: JupyterFrontEndPlugin<unknown>[] = [
   stopNoticePlugin,
   componentsPlugin,
   historyPlugin,
-  sharingPlugin
+  sharingPlugin,
+  modelsPlugin,
+  dataPlugin
 ];
 export default plugins;

@@ -17,6 +17,7 @@ from mlfactory.hub.hubconfig import (
 )
 from mlfactory.hub.platform_config import (
     PACKAGED_CONFIG,
+    hub_state_dir,
     load_platform_config,
     parse_platform_config,
 )
@@ -68,8 +69,8 @@ def test_apply_platform_runs_the_platform_service_with_least_privilege(platform)
     c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "shares!user"]}]
     env = {"MLFACTORY_SERVICE_SECRET": "s3cret", "MLFACTORY_SERVICE_PORT": "18181"}
     apply_platform(c, platform, env)
-    (service,) = c.JupyterHub.services
-    assert service["name"] == "mlfactory" and service["url"] == "http://127.0.0.1:18181"
+    service = next(s for s in c.JupyterHub.services if s["name"] == "mlfactory")
+    assert service["url"] == "http://127.0.0.1:18181"
     assert service["command"][-2:] == ["-m", "mlfactory.service"]
     assert service["environment"]["MLFACTORY_SERVICE_SECRET"] == "s3cret"
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
@@ -84,12 +85,14 @@ def test_apply_platform_runs_the_platform_service_with_least_privilege(platform)
         "access:services!service=mlfactory",
         "read:users:name",
         "read:groups:name",
+        "access:services!service=models",  # owners call their models with their tokens
     ]
     assert set(c.JupyterHub.custom_scopes) == {
         "custom:mlfactory:budgets:read",
         "custom:mlfactory:budgets:write",
         "custom:mlfactory:usage:read",
         "custom:mlfactory:components:review",
+        "custom:mlfactory:models:predict",  # the models service, served by default
     }
     gate = c.MLFactoryLocalSpawner.budget_check
     assert gate.url == "http://127.0.0.1:18181/services/mlfactory" and gate.secret == "s3cret"
@@ -299,11 +302,23 @@ def test_shipped_config_embedded_off(hub_env):
     assert c.JupyterHub.template_paths == [str(TEMPLATES)]
 
 
-def test_apply_platform_serves_models_only_when_a_repository_is_set(platform):
+def test_apply_platform_serves_models_by_default(platform, hub_env):
+    # the shipped config (models: {}) serves the registry's folder under the data dir
     c = Config()
     apply_platform(c, platform, {})
-    assert [s["name"] for s in c.JupyterHub.services] == ["mlfactory"]
+    assert [s["name"] for s in c.JupyterHub.services] == ["mlfactory", "models"]
+    models = next(s for s in c.JupyterHub.services if s["name"] == "models")
+    assert models["command"][-4:] == [
+        "--repository",
+        str(hub_state_dir() / "models"),
+        "--auth",
+        "hub",
+    ]
     raw = yaml.safe_load(PACKAGED_CONFIG.read_text(encoding="utf-8"))
+    raw["models"] = {"serve": False}
+    c = Config()
+    apply_platform(c, parse_platform_config(raw), {})
+    assert [s["name"] for s in c.JupyterHub.services] == ["mlfactory"]
     raw["models"] = {"repository": "/srv/models", "names": ["iris"], "groups": ["data-science"]}
     c = Config()
     apply_platform(c, parse_platform_config(raw), {})

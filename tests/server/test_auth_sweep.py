@@ -122,6 +122,7 @@ OWNER_ONLY: dict[str, set[str]] = {
     "mlfactory/api/health": set(),
     "mlfactory/api/stop-ticket": {"GET"},
     "mlfactory/api/budget": {"GET"},
+    "mlfactory/api/data/connections": {"GET"},
     "mlfactory/api/culling": {"GET"},
     "mlfactory/api/keepalive": {"POST"},
     "mlfactory/components/search": set(),
@@ -148,6 +149,11 @@ OWNER_ONLY: dict[str, set[str]] = {
     "mlfactory/shares/sample": {"GET", "PATCH", "DELETE"},
     "mlfactory/shares/sample/open": {"POST"},
     "mlfactory/workspace-shares": {"GET", "POST", "DELETE"},
+    # the Models panel: the server's token speaks for its owner at the model registry
+    "mlfactory/models": {"GET"},
+    "mlfactory/models/sample": {"GET", "PATCH"},
+    "mlfactory/models/sample/versions/sample": {"PATCH"},
+    "mlfactory/models/sample/aliases/sample": {"PUT"},
 }
 
 

@@ -24,10 +24,11 @@ from hypothesis import strategies as st
 from mlfactory.service.budgets import Charge, Scope, commitment, cost_in_window
 from mlfactory.service.db import MIGRATIONS, Base, make_engine, upgrade
 from mlfactory.service.periods import day_starts, period_bounds
-from mlfactory.service.reconcile import Sighting
+from mlfactory.service.reconcile import Plan, Sighting
 from mlfactory.service.store import Store, Visibility
 from sqlalchemy import delete, inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 TZ = ZoneInfo("Europe/Berlin")
 TABLES = {"alerts", "budget_stops", "budgets", "ledger_sessions", "ledger_session_groups"}
@@ -141,6 +142,41 @@ def test_open_and_end_sessions_and_the_unique_key(db):
     assert db.open_session(sighting("k2", "carol", t), t)
     assert db.end_session("k2", t - 100, "skew")
     assert db.spend("user", t - HOUR, t + 5 * HOUR, t + 5 * HOUR)["carol"] == (0.0, 0.0)
+
+
+def test_a_reconcile_plan_opens_many_sessions_at_once_each_with_its_own_groups(db):
+    """``apply`` inserts a plan's new sessions in one batch (a first reconcile after a
+    restart may open thousands): each keeps its own groups and fields, and a key already in
+    the ledger rolls the whole plan back, as one transaction."""
+    t = local(2026, 11, 3, 9, 0)
+    opened = [
+        sighting(
+            f"r{i:03d}", f"user{i}", t - i, float(i), groups=tuple(f"g{j}" for j in range(i % 3))
+        )
+        for i in range(250)
+    ]
+    db.apply(Plan(open=opened), t)
+    rows = {r["key"]: r for r in db.open_sessions()}
+    assert len(rows) == 250
+    groups = db.groups_of_sessions([r["id"] for r in rows.values()])
+    for s in opened:
+        row = rows[s.key]
+        assert (row["user"], row["started"], row["price_per_hour"]) == (
+            s.user,
+            s.started,
+            s.price_per_hour,
+        )
+        assert row["last_seen"] == t  # seen running now
+        assert sorted(groups.get(row["id"], [])) == sorted(s.groups)
+    # a plan with a key already in the ledger writes nothing of it
+    with pytest.raises(IntegrityError):
+        db.apply(
+            Plan(open=[sighting("new1", "x", t), sighting("r007", "y", t)], seen=["r001"]), t + 60
+        )
+    assert db.known_keys(["new1"]) == set()
+    assert (
+        rows["r001"]["last_seen"] == {r["key"]: r for r in db.open_sessions()}["r001"]["last_seen"]
+    )
 
 
 def test_a_user_in_two_groups_counts_once_per_group_and_once_for_the_user(db):
