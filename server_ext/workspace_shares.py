@@ -3,11 +3,12 @@ JupyterHub's shares API, and a revocation - made here, on the hub's pages, throu
 by an admin - cuts the visitor off within seconds.
 
 A share lets the recipient run code as the owner. The hub decides who may reach the server,
-but two things outlive its decision: websockets already open (kernels, terminals, events, and
-later collaboration rooms) and HubAuth's short cache of its answers. The ``Doorkeeper`` keeps
-every websocket a visitor opens and, every ``CHECK_INTERVAL_S`` while any is open, asks the
-hub afresh about each visitor's token; whoever the hub no longer lets in loses every
-websocket and every cached answer. The decisions are in ``grantees.py``.
+but two things outlive its decision: websockets already open (kernels, terminals, events,
+jupyter-collaboration's document and awareness rooms) and HubAuth's short cache of its
+answers. The ``Doorkeeper`` keeps every websocket a visitor opens and, every
+``CHECK_INTERVAL_S`` while any is open, asks the hub afresh about each visitor's token;
+whoever the hub no longer lets in loses every websocket and every cached answer. The
+decisions are in ``grantees.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tornado.websocket import WebSocketHandler
 from .grantees import Grantee, grantees_from_hub, parse_grant, stale_cache_keys, still_allowed
 from .grantees import to_cut_off as _to_cut_off
 from .handlers import MLFactoryAPIHandler
+from .workspace_policy import refusal as policy_refusal
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +313,16 @@ class WorkspaceSharesHandler(MLFactoryAPIHandler):
         except ValueError as e:
             raise web.HTTPError(400, "%s", str(e)) from None
 
+    async def apply_policy(self, who: Grantee) -> None:
+        """The platform's sharing rules (``sharing.groups``, ``sharing.users``), checked by
+        the service before the hub is asked: a refusal names the recipient and the rule."""
+        refused = await policy_refusal(who)
+        if refused is not None:
+            log.warning(
+                "Workspace share with %s %s refused: %s", who.kind, who.name, refused.problem
+            )
+            raise web.HTTPError(refused.status, "%s", refused.body.get("message", ""))
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -324,6 +336,7 @@ class WorkspaceSharesHandler(MLFactoryAPIHandler):
         self.require_owner()
         hub = self.hub()
         who = self.grantee(self.body())
+        await self.apply_policy(who)
         try:
             await hub.grant(who)
         except HubError as e:

@@ -55,6 +55,9 @@ data/raw/
 HOME_EXCLUDES = (
     ".local/", ".cache/", ".config/", ".ipython/", ".jupyter/", ".ssh/", ".npm/",
     ".*_history", ".gitconfig", ".bashrc", ".profile",
+    # jupyter-collaboration's document updates, where a server not configured by mlfactory
+    # (server_ext/collaboration.py moves them to .local/) keeps them: its working directory
+    ".jupyter_ystore.db*",
 )  # fmt: skip
 ATTRIBUTES_LINES = (
     "*.ipynb diff=jupyternotebook merge=jupyternotebook",

@@ -11,6 +11,7 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from .. import collaboration
 from ..handlers import MLFactoryAPIHandler
 from . import diffing
 from .extension import SETTINGS_KEY
@@ -133,9 +134,15 @@ class RestoreHandler(HistoryHandler):
     @authorized
     async def post(self) -> None:
         body = self.body()
-        await self.respond(
-            self.workspace.restore(_text(body, "path"), body.get("version")), 201, _version
-        )
+        path = _text(body, "path")
+
+        async def restore() -> Any:
+            version = await self.workspace.restore(path, body.get("version"))
+            # before answering: everyone editing it, this page too, sees the restored notebook
+            await collaboration.reload_from_disk(self.serverapp, path)
+            return version
+
+        await self.respond(restore(), 201, _version)
 
 
 class SettingsHandler(HistoryHandler):

@@ -97,10 +97,23 @@ def open_notebook(page, lab) -> None:
         dialog.first.click()
     # the kernel's start fills in metadata (an unsaved edit): let it, then save
     page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(timeout=60_000)
-    if page.locator(".lm-TabBar-tab.jp-mod-dirty").count():
+    dirty = page.locator(".lm-TabBar-tab.jp-mod-dirty")
+    if realtime(page):
+        # the collaboration room saves it by itself (YDocExtension.document_save_delay); a
+        # Ctrl+S landing while it writes meets jupyter-collaboration's "File Changed" race
+        dirty.wait_for(state="detached", timeout=60_000)
+    elif dirty.count():
         page.locator(".jp-Notebook").first.click()
         page.keyboard.press("Control+s")
-        page.locator(".lm-TabBar-tab.jp-mod-dirty").wait_for(state="detached", timeout=10_000)
+        dirty.wait_for(state="detached", timeout=10_000)
+
+
+def realtime(page) -> bool:
+    """Whether this JupyterLab edits documents through jupyter-collaboration."""
+    return not page.evaluate(
+        "() => JSON.parse(document.getElementById('jupyter-config-data').textContent)"
+        ".disableRTC === true"
+    )
 
 
 def set_cell_text(page, text: str) -> None:
@@ -108,6 +121,9 @@ def set_cell_text(page, text: str) -> None:
     editor.click()
     page.keyboard.press("Control+a")
     page.keyboard.type(text)
+    if realtime(page):  # the collaboration room saves the edit by itself
+        page.locator(".lm-TabBar-tab.jp-mod-dirty").wait_for(state="detached", timeout=60_000)
+        return
     page.keyboard.press("Control+s")
     page.locator(".lm-TabBar-tab.jp-mod-dirty").wait_for(state="detached", timeout=10_000)
 

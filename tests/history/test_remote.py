@@ -302,6 +302,8 @@ async def test_home_folders_stay_out_of_commits_whatever_the_projects_gitignore(
     await ws.save_version("a.ipynb", "start")
     await ws.set_remote({"url": "https://git.example.org/t/p.git", "username": "a", "token": "t"})
     assert ws.credentials.path.is_relative_to(root)
+    (root / ".jupyter_ystore.db").write_bytes(b"")  # jupyter-collaboration's default place
     git(root, "add", "-A")  # what a terminal or jupyterlab-git user might run
-    assert ".local" not in git(root, "status", "--porcelain", "--ignored=no")
+    status = git(root, "status", "--porcelain", "--ignored=no")
+    assert ".local" not in status and "ystore" not in status
     assert (root / ".gitignore").read_text() == "*.tmp\n"

@@ -374,3 +374,24 @@ async def test_settings_folder_symlinked_out_is_refused(workspace, root, tmp_pat
     with pytest.raises(Refused):
         workspace.put_settings({"pairing": "md"})
     assert not (tmp_path / "elsewhere" / "history.json").exists()
+
+
+async def test_a_burst_of_room_saves_makes_one_automatic_version(workspace, root, clock):
+    """Under real-time collaboration the room writes the notebook every
+    YDocExtension.document_save_delay (1 s) while people type: each write calls the
+    post-save hook with new content, and still only one version is made per autosave
+    interval (not one per save)."""
+    path = write_notebook(root, "a.ipynb", ["1"])
+    await workspace.save_version("a.ipynb", "manual")
+    workspace.put_settings({"autosave_minutes": 5})
+    workspace.last_version.clear()  # a server just started: no version time in memory yet
+    clock.advance(6)
+    for n in range(20):  # twenty room saves a second apart, each with new text
+        nb = nbformat.read(path, as_version=4)
+        nb.cells[0].source = f"typed {n}"
+        nbformat.write(nb, path)
+        workspace.on_save(os_path=str(path))
+        await workspace.drain()
+        clock.advance(1 / 60)
+    listed = (await workspace.versions("a.ipynb"))["versions"]
+    assert [v["automatic"] for v in listed] == [True, False]

@@ -113,8 +113,49 @@ export async function restoreVersion(
   return true;
 }
 
+/** How long to wait for a collaboration room's own save before saving here. */
+const ROOM_SAVE_WAIT_MS = 15_000;
+
 async function saveIfDirty(widget: NotebookPanel): Promise<void> {
-  if (widget.context.model.dirty || !widget.context.contentsModel) {
-    await widget.context.save();
+  const { context } = widget;
+  if (
+    context.model.collaborative &&
+    context.contentsModel &&
+    (await roomSaved(widget))
+  ) {
+    return;
   }
+  if (context.model.dirty || !context.contentsModel) {
+    await context.save();
+  }
+}
+
+/**
+ * Under real-time collaboration the server's room writes the notebook itself
+ * (`YDocExtension.document_save_delay` after the last change) and clears the
+ * shared `dirty` flag. Saving from here as well races that write and can end
+ * in JupyterLab's "File Changed" dialog (jupyter-collaboration compares file
+ * hashes), so wait for the room instead.
+ *
+ * @returns false when the room did not save in time (its autosave can be off).
+ */
+function roomSaved(widget: NotebookPanel): Promise<boolean> {
+  const model = widget.context.model;
+  if (!model.dirty) {
+    return Promise.resolve(true);
+  }
+  return new Promise(resolve => {
+    const done = (saved: boolean) => {
+      clearTimeout(timer);
+      model.stateChanged.disconnect(onChange);
+      resolve(saved);
+    };
+    const onChange = () => {
+      if (!model.dirty) {
+        done(true);
+      }
+    };
+    const timer = setTimeout(() => done(false), ROOM_SAVE_WAIT_MS);
+    model.stateChanged.connect(onChange);
+  });
 }

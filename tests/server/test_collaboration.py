@@ -1,0 +1,138 @@
+"""Real-time collaboration on a real jupyter server with jupyter-server-ydoc: its state lives in
+Jupyter's data folder (never in the workspace), the platform's switch turns it off through
+jupyter-server-ydoc's own trait, and History's restore reaches an open room at once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from mlfactory.server import collaboration
+from nbformat.v4 import new_code_cell, new_notebook
+
+from .conftest import NamedTokenIdentityProvider
+
+
+@pytest.fixture
+def jp_server_config():
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {
+                "mlfactory.server": True,
+                "jupyter_server_ydoc": True,
+                "jupyter_server_fileid": True,
+                "jupyter_server_terminals": False,
+            },
+            "allow_unauthenticated_access": False,
+            "identity_provider_class": NamedTokenIdentityProvider,
+        },
+        # only an explicit reload (or a save) may bring disk changes into a room here
+        "YDocExtension": {"file_poll_interval": 0},
+    }
+
+
+def _ydoc(serverapp):
+    (app,) = serverapp.extension_manager.extension_apps[collaboration.YDOC_EXTENSION]
+    return app
+
+
+def test_state_paths_are_per_server_and_safe(tmp_path: Path):
+    a = collaboration.state_paths(tmp_path)
+    b = collaboration.state_paths(tmp_path, "gpu/../x")
+    assert a["ystore"] == str(tmp_path / "mlfactory" / "collaboration" / "ystore-default.db")
+    assert Path(b["ystore"]).parent == Path(a["ystore"]).parent  # no way out of the folder
+    assert a["ystore"] != b["ystore"] and a["sessions"] != b["sessions"]
+
+
+@pytest.mark.parametrize(
+    ("value", "on"), [(None, True), ("1", True), ("0", False), ("false", False), ("yes", True)]
+)
+def test_realtime_from_env(value, on):
+    assert (
+        collaboration.realtime_from_env({} if value is None else {"MLFACTORY_REALTIME": value})
+        is on
+    )
+
+
+@pytest.mark.asyncio
+async def test_collaboration_state_is_kept_out_of_the_workspace(jp_serverapp, jp_data_dir):
+    from jupyter_server_ydoc.stores import SQLiteYStore
+
+    ydoc = _ydoc(jp_serverapp)
+    expected = collaboration.state_paths(jp_data_dir)
+    # the store class is built from the extension's config when a room opens
+    assert SQLiteYStore(path="probe", config=ydoc.config).db_path == expected["ystore"]
+    assert ydoc.session_store_path == expected["sessions"]
+    assert not Path(expected["ystore"]).is_relative_to(jp_serverapp.root_dir)
+    assert jp_serverapp.web_app.settings["page_config_data"]["disableRTC"] is False
+
+
+@pytest.fixture
+def realtime_off(monkeypatch):
+    monkeypatch.setenv("MLFACTORY_REALTIME", "0")
+
+
+@pytest.fixture
+def admin_store_path(jp_server_config, tmp_path):
+    jp_server_config["SQLiteYStore"] = {"db_path": str(tmp_path / "admin.db")}
+    return str(tmp_path / "admin.db")
+
+
+@pytest.mark.asyncio
+async def test_the_switch_sets_ydocs_own_trait(realtime_off, jp_serverapp):
+    assert _ydoc(jp_serverapp).disable_rtc is True
+    assert jp_serverapp.web_app.settings["page_config_data"]["disableRTC"] is True
+
+
+@pytest.mark.asyncio
+async def test_an_admins_store_path_wins(admin_store_path, jp_serverapp):
+    from jupyter_server_ydoc.stores import SQLiteYStore
+
+    assert SQLiteYStore(path="probe", config=_ydoc(jp_serverapp).config).db_path == admin_store_path
+
+
+def _notebook(source: str) -> str:
+    return nbformat.writes(new_notebook(cells=[new_code_cell(source, id="c1")]))
+
+
+@pytest.mark.asyncio
+def _source(ydoc) -> str:
+    return "".join(ydoc.get()["cells"][0]["source"])
+
+
+@pytest.mark.asyncio
+async def test_a_restore_reaches_the_open_room_at_once(jp_serverapp, jp_fetch, jp_root_dir):
+    (jp_root_dir / "nb.ipynb").write_text(_notebook("x = 'first'"))
+    r = await jp_fetch("mlfactory", "history", "init", method="POST", body="{}")
+    assert r.code in (200, 201)
+    r = await jp_fetch(
+        "mlfactory", "history", "versions", method="POST",
+        body=json.dumps({"path": "nb.ipynb", "message": "first"}),
+    )  # fmt: skip
+    first = json.loads(r.body)["version"]["id"]
+    (jp_root_dir / "nb.ipynb").write_text(_notebook("x = 'second'"))
+
+    ydoc = _ydoc(jp_serverapp)
+    room = await ydoc.get_document(
+        path="nb.ipynb", content_type="notebook", file_format="json", copy=False, create=True
+    )
+    assert "second" in _source(room)
+
+    r = await jp_fetch(
+        "mlfactory", "history", "restore", method="POST",
+        body=json.dumps({"path": "nb.ipynb", "version": first}),
+    )  # fmt: skip
+    assert r.code == 201
+    # no poll runs (file_poll_interval 0): only the restore's reload can have done this
+    assert "first" in _source(room)
+
+
+def test_the_doorkeeper_sees_collaboration_rooms():
+    """workspace_shares.Doorkeeper tracks every authenticated tornado WebSocketHandler; the
+    rooms (documents and the global awareness) come through jupyter-server-ydoc's handler."""
+    from jupyter_server_ydoc.handlers import YDocWebSocketHandler
+    from tornado.websocket import WebSocketHandler
+
+    assert issubclass(YDocWebSocketHandler, WebSocketHandler)
