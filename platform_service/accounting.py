@@ -6,8 +6,8 @@ backend's journal, the container engine (``engine_view``) and the notifier. It a
 orphans: server processes the journal shows running, and labelled containers the engine
 runs, that the hub does not know, which nobody could stop through the hub. The
 clock is injected, so tests move time instead of sleeping. Database work runs in a worker
-thread; gate decisions are serialised by a lock so concurrent spawns cannot both take the
-last of a budget.
+thread; gate decisions are serialised, by a lock in this process and by the database across
+processes, so concurrent spawns cannot both take the last of a budget.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 
 from mlfactory.hub.platform_config import PlatformConfig
 from mlfactory.spawner.journal import Journal, Record, alive, session_fields, stop_process
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from .alerts import Notifier
 from .budgets import (
@@ -44,6 +46,9 @@ from .reconcile import Sighting, backend_sighting, engine_sightings, merge, orph
 from .store import Store, Visibility
 
 log = logging.getLogger("mlfactory.service")
+# The PostgreSQL advisory lock every gate transaction holds ("mlfg"): any number key that
+# no other part of the service uses.
+GATE_LOCK_KEY = 0x6D6C6667
 # Seconds the hub's group membership is reused for permission checks (the auth cache's bound)
 MEMBERS_MAX_AGE = 2.0
 
@@ -151,6 +156,7 @@ class Accountant:
         # otherwise); it need not wait on an fsync: a lost admission is found again by the
         # next reconcile from the hub's and the backend's views.
         with self.store.transaction(durable=False) as conn:
+            serialize_gate(conn)
             if self.store.known_keys([req.key], conn):
                 return Verdict(True)  # a retried request: already admitted
             scopes = scopes_of(req.user, req.groups, req.project)
@@ -545,6 +551,25 @@ class Accountant:
 
     async def alerts(self, t0: float, t1: float, scopes: list[Scope] | None = None) -> list[dict]:
         return await asyncio.to_thread(self.store.alerts, t0, t1, scopes)
+
+
+def serialize_gate(conn: Connection) -> None:
+    """Make the gate's read-decide-insert one critical section across every service process
+    on this database, for the rest of ``conn``'s transaction.
+
+    ``Accountant.lock`` serialises the gates of one process only; a second service on the
+    same database (a rolling update, a replica) has its own. Under PostgreSQL's READ
+    COMMITTED two such gates both read the same spend and both admit the last of a budget,
+    so each holds a transaction-level advisory lock, released by its commit. SQLite's
+    driver opens the transaction at the first write, leaving the reads before it outside;
+    a write that changes nothing opens it first and takes SQLite's single writer lock
+    (waiting out the busy timeout), so the reads and the insert see one state.
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GATE_LOCK_KEY})
+    elif dialect == "sqlite":
+        conn.exec_driver_sql("UPDATE ledger_sessions SET ended = ended WHERE 0")
 
 
 def _server_json(row: dict, now: float) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from mlfactory.hub.platform_config import PlatformConfig
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -256,21 +256,54 @@ class Culler:
         seen = getattr(self, "_seen", set())
         gone = set(getattr(self, "_states", {})) - seen if complete else set()
         gone |= {(s["user"], s["server_name"]) for s in stops}
+        known = set(getattr(self, "_states", {}))
+        rows = [
+            {"b_user": user, "b_name": name, **values}
+            for (user, name), values in writes.items()
+            if (user, name) not in gone
+        ]
         with self.engine.begin() as c:
-            for user, name in gone:
-                c.execute(delete(S).where(S.c.user == user, S.c.server_name == name))
-            for (user, name), values in writes.items():
-                if (user, name) in gone:
-                    continue
-                where = (S.c.user == user, S.c.server_name == name)
-                if not c.execute(update(S).where(*where).values(**values)).rowcount:
-                    c.execute(S.insert().values(user=user, server_name=name, **values))
-        for stop in stops:
-            try:
-                with self.engine.begin() as c:
-                    c.execute(X.insert().values(**stop))
-            except IntegrityError:
-                pass  # the DELETE of an earlier pass had not finished: recorded then
+            # one statement per kind, each executed for many rows (5,000 servers: 3 round
+            # trips, not 10,000 single UPDATE-then-INSERTs)
+            if gone:
+                c.execute(
+                    delete(S).where(
+                        S.c.user == bindparam("b_user"), S.c.server_name == bindparam("b_name")
+                    ),
+                    [{"b_user": u, "b_name": n} for u, n in gone],
+                )
+            changed = [r for r in rows if (r["b_user"], r["b_name"]) in known]
+            if changed:
+                c.execute(
+                    update(S).where(
+                        S.c.user == bindparam("b_user"), S.c.server_name == bindparam("b_name")
+                    ),
+                    changed,
+                )
+            new = [_state_row(r) for r in rows if (r["b_user"], r["b_name"]) not in known]
+            if new:
+                try:
+                    with c.begin_nested():
+                        c.execute(S.insert(), new)
+                except IntegrityError:  # a keep-alive wrote one since the load: row by row
+                    for r in new:
+                        where = (S.c.user == r["user"], S.c.server_name == r["server_name"])
+                        values = {k: v for k, v in r.items() if k not in ("user", "server_name")}
+                        if not c.execute(update(S).where(*where).values(**values)).rowcount:
+                            c.execute(S.insert().values(**r))
+        stops = list(stops)
+        if stops:
+            with self.engine.begin() as c:
+                try:
+                    with c.begin_nested():  # all of them in one statement, usually
+                        c.execute(X.insert(), stops)
+                except IntegrityError:
+                    for stop in stops:  # one of them is recorded already: row by row
+                        try:
+                            with c.begin_nested():
+                                c.execute(X.insert().values(**stop))
+                        except IntegrityError:
+                            pass  # the DELETE of an earlier pass had not finished: recorded then
         self._writes, self._seen = {}, set()
 
     # --- named servers nobody uses any more ---------------------------------------------
@@ -486,6 +519,12 @@ def report_of(row: Any) -> Report:
         gpu_util=tuple(gpu) if gpu is not None else None,
         gpu_busy_at=row.gpu_busy_at,
     )
+
+
+def _state_row(row: dict) -> dict:
+    """A ``_flush`` parameter row (keys ``b_user``/``b_name``) as a ``culling_state`` row."""
+    out = {k: v for k, v in row.items() if k not in ("b_user", "b_name")}
+    return {"user": row["b_user"], "server_name": row["b_name"], **out}
 
 
 def server_stopped(server: dict | None, started: float) -> bool:

@@ -1,6 +1,11 @@
 """The spawner's side of accounting: ask the platform service before a spawn, tell it when a
 server ends. Runs in the hub process, authenticated to the service by a shared secret.
 
+At most ``concurrency`` calls are in flight at once, and the timeout counts from when a call
+is sent: the service decides gates one at a time, so a storm of spawns queues here rather
+than in tornado's client, whose queue time counts against the request's timeout (a thousand
+spawns at once were refused as "cannot be reached" by a healthy service).
+
 When the service does not answer, ``when_unreachable`` decides (default: refuse servers
 that cost money, allow free ones); every such event is logged and counted in the hub's
 Prometheus metrics as ``mlfactory_budget_gate_unreachable_total``.
@@ -8,6 +13,7 @@ Prometheus metrics as ``mlfactory_budget_gate_unreachable_total``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -33,26 +39,35 @@ class ServiceGate:
         secret: str,
         when_unreachable: str = "refuse-paid",
         timeout: float = 5.0,
+        concurrency: int = 8,
     ) -> None:
         self.url = url.rstrip("/")
         self.secret = secret
         self.when_unreachable = when_unreachable
         self.timeout = timeout
+        self.concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        self._client: AsyncHTTPClient | None = None
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        resp = await AsyncHTTPClient().fetch(
-            HTTPRequest(
-                f"{self.url}{path}",
-                method="POST",
-                headers={
-                    "Authorization": f"secret {self.secret}",
-                    "Content-Type": "application/json",
-                },
-                body=json.dumps(body),
-                request_timeout=self.timeout,
-                connect_timeout=self.timeout,
+        async with self._slots:
+            if self._client is None:
+                # its own client, with a slot for each call in flight: the hub's shared
+                # client (10 slots) would queue calls and count the wait as their timeout
+                self._client = AsyncHTTPClient(force_instance=True, max_clients=self.concurrency)
+            resp = await self._client.fetch(
+                HTTPRequest(
+                    f"{self.url}{path}",
+                    method="POST",
+                    headers={
+                        "Authorization": f"secret {self.secret}",
+                        "Content-Type": "application/json",
+                    },
+                    body=json.dumps(body),
+                    request_timeout=self.timeout,
+                    connect_timeout=self.timeout,
+                )
             )
-        )
         return json.loads(resp.body)
 
     async def __call__(self, spawner: Any, request: Any) -> str | None:

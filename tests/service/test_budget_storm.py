@@ -1,0 +1,210 @@
+"""Budgets hold under a storm of spawns: with a team budget that admits exactly N servers,
+200 gate requests sent at once through the service's HTTP API admit exactly N and refuse
+the rest with the budget's message, on SQLite and PostgreSQL, also when two service
+processes (two engines, two event-loop locks) answer the same database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from jupyterhub.services.auth import HubOAuth
+from mlfactory.hub.platform_config import PACKAGED_CONFIG
+from mlfactory.service.accounting import Accountant
+from mlfactory.service.alerts import Notifier
+from mlfactory.service.app import make_app
+from mlfactory.service.db import make_engine, upgrade
+from mlfactory.service.store import Store
+from mlfactory.spawner.budget_gate import ServiceGate
+from sqlalchemy import text
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpserver import HTTPServer
+
+from tests.ports import free_port
+
+from .helpers import PREFIX, SECRET, platform_with
+
+REQUESTS = 200
+ADMITS = 37  # the team budget admits exactly this many one-hour runs at 1.00/h
+TEAM = "storm"
+
+
+def storm_platform():
+    """One team whose hard budget is the only limit that can bite: ADMITS hours a month."""
+    shipped = yaml.safe_load(PACKAGED_CONFIG.read_text())
+    return platform_with(
+        groups=shipped["groups"]
+        + [
+            {
+                "name": TEAM,
+                "description": "A class pressing Start at once",
+                "profiles": ["cpu-small"],
+                "images": ["minimal"],
+                "default_profile": "cpu-small",
+                "budget": {"amount": ADMITS, "period": "monthly", "enforcement": "block"},
+            }
+        ],
+        default_budget={"amount": 10, "period": "monthly", "enforcement": "block"},
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    """An empty database on each backend (overrides the service fixtures' SQLite one)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'platform.sqlite'}"
+        return
+    url = request.getfixturevalue("postgresql_url")
+    engine = make_engine(url)
+    with engine.begin() as conn:  # the session's database, emptied for this test
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    yield url
+
+
+async def start_service(accountant: Accountant, hub_url: str) -> tuple[str, HTTPServer]:
+    await accountant.start()
+    hub_auth = HubOAuth(
+        api_url=hub_url,
+        api_token="service-token",
+        base_url=PREFIX,
+        hub_prefix="/hub/",
+        oauth_client_id="service-mlfactory",
+        access_scopes={"access:services!service=mlfactory"},
+        cache_max_age=0,
+    )
+    port = free_port()
+    server = HTTPServer(make_app(accountant, hub_auth, prefix=PREFIX, secret=SECRET))
+    server.listen(port, "127.0.0.1")
+    return f"http://127.0.0.1:{port}{PREFIX.rstrip('/')}", server
+
+
+async def storm(urls: list[str]) -> list[tuple[int, dict]]:
+    """REQUESTS gate calls for REQUESTS users of the team, all in flight at once, spread
+    over ``urls`` in turn."""
+    client = AsyncHTTPClient(force_instance=True, max_clients=REQUESTS)
+    go = asyncio.Event()
+
+    async def one(i: int) -> tuple[int, dict]:
+        body = {
+            "key": f"storm-{i:04d}-session",
+            "user": f"student{i:04d}",
+            "server_name": "",
+            "project": "",
+            "profile": "cpu-small",
+            "price_per_hour": 1.0,
+            "groups": [TEAM],
+        }
+        req = HTTPRequest(
+            urls[i % len(urls)] + "/api/gate",
+            method="POST",
+            headers={"Authorization": f"secret {SECRET}"},
+            body=json.dumps(body),
+            request_timeout=120,
+            connect_timeout=60,
+        )
+        await go.wait()
+        resp = await client.fetch(req, raise_error=False)
+        return resp.code, json.loads(resp.body or b"null")
+
+    tasks = [asyncio.ensure_future(one(i)) for i in range(REQUESTS)]
+    await asyncio.sleep(0)
+    go.set()
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        client.close()
+
+
+def check(results: list[tuple[int, dict]], store: Store) -> None:
+    codes = sorted({code for code, _ in results})
+    assert codes == [200], f"every gate call answers 200, got {codes}: {results[:3]}"
+    allowed = [b for _, b in results if b["allowed"]]
+    refused = [b for _, b in results if not b["allowed"]]
+    assert len(allowed) == ADMITS, f"{len(allowed)} admitted by a budget of {ADMITS}"
+    assert len(refused) == REQUESTS - ADMITS
+    for b in refused:
+        assert f"budget of group '{TEAM}'" in b["message"], b["message"]
+        assert f"{ADMITS:,.2f}" in b["message"] and "0.00 USD is left" in b["message"]
+        assert b["budget"]["name"] == TEAM
+    assert len(store.open_sessions()) == ADMITS  # no reservation beyond the budget
+
+
+async def test_a_team_budget_admits_exactly_its_share_of_a_storm(make_accountant, fake_hub):
+    accountant = make_accountant(storm_platform(), fake_hub)
+    url, server = await start_service(accountant, fake_hub)
+    try:
+        check(await storm([url]), accountant.store)
+    finally:
+        server.stop()
+
+
+async def test_two_service_processes_on_one_database_still_admit_exactly_n(
+    db_url, clock, journal, fake_hub
+):
+    """A second service on the same database (a rolling update, a replica): each has its
+    own engine and its own in-process lock, so only the database can serialise the gate."""
+    platform = storm_platform()
+    engines = [make_engine(db_url) for _ in range(2)]
+    upgrade(engines[0])
+    servers = []
+    try:
+        urls = []
+        for engine in engines:
+            accountant = Accountant(
+                Store(engine),
+                platform,
+                journal=journal,
+                clock=clock,
+                notifier=Notifier(platform.alerts),
+            )
+            url, server = await start_service(accountant, fake_hub)
+            urls.append(url)
+            servers.append(server)
+        check(await storm(urls), Store(engines[0]))
+    finally:
+        for server in servers:
+            server.stop()
+        for engine in engines:
+            engine.dispose()
+
+
+async def test_the_spawners_gate_client_holds_the_storm_too(make_accountant, fake_hub):
+    """The hub's side: REQUESTS spawns ask ``ServiceGate`` at once. The service decides one
+    gate at a time, so most calls wait; waiting in the hub must not count against a call's
+    timeout, or a healthy service is reported unreachable and paid spawns are refused."""
+    accountant = make_accountant(storm_platform(), fake_hub)
+    url, server = await start_service(accountant, fake_hub)
+    # two calls in flight: each waits for at most one other, far inside its 1 s timeout;
+    # REQUESTS calls in a row take many times that
+    gate = ServiceGate(url, SECRET, timeout=1.0, concurrency=2)
+    try:
+        answers = await asyncio.gather(
+            *(gate(gate_spawner(i), SimpleNamespace(price_per_hour=1.0)) for i in range(REQUESTS))
+        )
+    finally:
+        server.stop()
+    assert not [a for a in answers if a and "cannot be reached" in a]
+    assert answers.count(None) == ADMITS
+    assert all(f"budget of group '{TEAM}'" in a for a in answers if a is not None)
+    assert len(accountant.store.open_sessions()) == ADMITS
+
+
+def gate_spawner(i: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        ledger={
+            "key": f"storm-{i:04d}-session",
+            "user": f"student{i:04d}",
+            "server_name": "",
+            "project": "",
+            "profile": "cpu-small",
+            "price_per_hour": 1.0,
+            "resources": {},
+            "groups": [TEAM],
+        }
+    )
