@@ -86,9 +86,12 @@ SERVICE_SCOPES = [
     "read:servers",
     "admin:server_state",
     "servers",
+    # workspace shares (platform_service/workspace_share_api.py): only the service may grant,
+    # list and revoke shares, after the platform's sharing rules; users and their servers'
+    # tokens hold no ``shares`` scope, so a notebook cannot bypass those rules at the hub.
+    # (``shares`` includes ``access:servers``: the hub lets only a holder grant access.)
+    "shares",
 ]
-# What every user needs to share their own servers as workspaces, naming people and groups.
-WORKSPACE_SHARE_SCOPES = ("shares!user", "read:users:name", "read:groups:name")
 
 
 def apply_model_service(c: Any, platform: PlatformConfig) -> None:
@@ -212,11 +215,9 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
         user_role = {"name": "user", "scopes": ["self"]}
         roles.append(user_role)
     access = f"access:services!service={SERVICE_NAME}"
-    # Workspace shares (server_ext/workspace_shares.py): a user may share their own servers,
-    # naming other users and groups (the hub refuses a share by name without these).
-    for scope in (access, *WORKSPACE_SHARE_SCOPES):
-        if scope not in user_role["scopes"]:
-            user_role["scopes"] = [*user_role["scopes"], scope]
+    # Workspace shares go through the service (its role holds ``shares``), never the user's.
+    if access not in user_role["scopes"]:
+        user_role["scopes"] = [*user_role["scopes"], access]
     c.JupyterHub.load_roles = roles
     # A server's own token may read its user's budget from the service (the status bar).
     # A maintainer reviews from their server too: the hub gives a server's token only the
@@ -226,9 +227,6 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
         "access:servers!server",
         access,
         COMPONENTS_REVIEW,
-        # list, grant and revoke this one server's shares (the owner's panel)
-        "shares!server",
-        *WORKSPACE_SHARE_SCOPES[1:],
     ]
     # The browser's token for a server may stop that server (JupyterLab's "Stop" and
     # "Change resources") and see whether it runs; nothing else of the user's.

@@ -51,6 +51,7 @@ from . import (
     models_api,
     service_api,
     share_api,
+    workspace_share_api,
 )
 from .accounting import Accountant
 from .culler import Culler
@@ -76,6 +77,7 @@ ROUTE_MODULES = (
     home_api,
     components,
     share_api,
+    workspace_share_api,
     models_api,
     data_api,
 )

@@ -9,6 +9,7 @@ revoked when it stops), and whether that server runs now. Rules: ``data_grants``
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from .base import APIError, UserHandler
@@ -16,6 +17,7 @@ from .data_broker import DataBroker, NoGrant, StoreUnavailable, UnknownStore
 from .permissions import USAGE_READ
 
 SERVER_SCOPE = "access:servers!server="
+log = logging.getLogger("mlfactory.service.data")
 
 
 def token_server(model: dict[str, Any]) -> str | None:
@@ -101,6 +103,21 @@ class UsageHandler(DataHandler):
             filters[key] = value
         rows = await self.broker.usage(**filters, users=users)
         self.write_json({"usage": rows})
+
+
+async def drop_at_session_end(settings: dict[str, Any], key: str) -> None:
+    """The spawner's end-of-session notice (``gate_api``): drop that server's data
+    credentials now. Best effort: the broker's tick drops whatever this misses."""
+    broker: DataBroker | None = settings.get("data_broker")
+    if broker is None:
+        return
+    try:
+        dropped = await broker.session_ended(key)
+    except Exception:  # never fail the spawner's notice over the data stores
+        log.exception("Dropping the data credentials of session %s failed", key)
+        return
+    if dropped:
+        log.info("Dropped %d data credential(s) of session %s at its end", dropped, key)
 
 
 # Patterns are relative to the service's prefix; app.make_app prefixes them.

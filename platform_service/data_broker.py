@@ -384,6 +384,8 @@ class DataBroker:
         ended = await asyncio.to_thread(mine)
         for c in ended:
             await asyncio.to_thread(self._drop, c, now, "server stopped")
+        # the tick no longer sees these: read their last counts into the audit now
+        await asyncio.to_thread(self._collect_usage, ended)
         return len(ended)
 
     def _renew(self, c: Live, now: float) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from .accounting import GateRequest
 from .base import APIError, SecretHandler, body_str, body_str_list
+from .data_api import drop_at_session_end
 
 SESSION_KEY = re.compile(r"[A-Za-z0-9_-]{8,80}")
 
@@ -58,7 +59,9 @@ class SessionEndHandler(SecretHandler):
         never_ready = body.get("never_ready", False)
         if not isinstance(never_ready, bool):
             raise APIError(400, "never_ready: use true or false", field="never_ready")
-        if not await self.accountant.end(key, when, reason, never_ready=never_ready):
+        ended = await self.accountant.end(key, when, reason, never_ready=never_ready)
+        await drop_at_session_end(self.settings, key)  # the server's data roles go now
+        if not ended:
             raise APIError(404, "No open session has this key.")
         self.write_json({"ended": True})
 

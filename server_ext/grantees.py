@@ -29,19 +29,6 @@ class Grantee:
         return {"kind": self.kind, "name": self.name, "created_at": self.created_at}
 
 
-def grantees_from_hub(items: Iterable[Mapping[str, Any]]) -> list[Grantee]:
-    """The hub's share models (``GET /hub/api/shares/{owner}/{server}``'s ``items``) as
-    grantees, sorted users first then groups, by name; malformed entries are skipped."""
-    out: set[Grantee] = set()
-    for item in items:
-        kind = item.get("kind")
-        who = item.get(kind) if kind in KINDS else None
-        name = who.get("name") if isinstance(who, Mapping) else None
-        if isinstance(name, str) and name:
-            out.add(Grantee(kind, name, str(item.get("created_at") or "")))
-    return sorted(out, key=lambda g: (KINDS.index(g.kind), g.name))
-
-
 def parse_grant(body: Mapping[str, Any], owner: str) -> Grantee:
     """A grant or revoke request ``{"user": name}`` or ``{"group": name}``; ValueError with
     a message a person can act on otherwise."""

@@ -1,6 +1,7 @@
 """Workspace shares: the owner grants other hub users or groups access to this server through
-JupyterHub's shares API, and a revocation - made here, on the hub's pages, through its API or
-by an admin - cuts the visitor off within seconds.
+the platform service (the only holder of JupyterHub's ``shares`` scope, so the platform's
+sharing rules cannot be bypassed from a notebook), and a revocation - made here, on the hub's
+pages, through its API or by an admin - cuts the visitor off within seconds.
 
 A share lets the recipient run code as the owner. The hub decides who may reach the server,
 but two things outlive its decision: websockets already open (kernels, terminals, events,
@@ -25,19 +26,17 @@ from urllib.parse import quote
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketHandler
 
-from .grantees import Grantee, grantees_from_hub, parse_grant, stale_cache_keys, still_allowed
+from . import service_client
+from .grantees import Grantee, parse_grant, stale_cache_keys, still_allowed
 from .grantees import to_cut_off as _to_cut_off
 from .handlers import MLFactoryAPIHandler
-from .workspace_policy import refusal as policy_refusal
 
 log = logging.getLogger(__name__)
 
 SETTINGS_KEY = "mlfactory_doorkeeper"
 CHECK_INTERVAL_S = 2.0  # + one hub round trip: a revocation bites within ~3 s
-HUB_TIMEOUT_S = 10.0
 # RFC 6455 "policy violation": the client is told why, and JupyterLab's reconnect then meets
 # the hub's refusal rather than a cached welcome.
 CLOSE_CODE = 1008
@@ -47,12 +46,6 @@ WARNING = (
     "People you share this workspace with can run code as you, see all your files and use "
     "your budget."
 )
-NEEDS_SCOPES = (
-    "The hub does not let this server manage its shares ({detail}). Workspace shares need "
-    "the server's token to hold 'shares!server', 'read:users:name' and 'read:groups:name' "
-    "(mlfactory's hub config grants them to every user); ask your hub admin."
-)
-UNREACHABLE = "The hub cannot be reached right now, so shares cannot be {doing}. Try again soon."
 NOT_UNDER_HUB = "This server was not started by JupyterHub, so it cannot be shared as a workspace."
 
 TokenCheck = Callable[[str], Awaitable[Mapping[str, Any] | None]]
@@ -192,88 +185,75 @@ def setup(app: Any) -> None:
     app.settings[SETTINGS_KEY] = keeper
 
 
-# --- the hub's shares API -------------------------------------------------------------------
+# --- the platform service's workspace-shares API ----------------------------------------
 
 
-class HubError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+SERVICE_PATH = "workspace-shares"
+SERVICE_TIMEOUT_S = 20.0  # the service asks the hub twice (rules, then the share)
+WORDING = service_client.Wording(
+    endpoint="workspace-shares",
+    unreachable="this workspace's shares cannot be listed or changed",
+    not_configured="this workspace cannot be shared (the platform service grants shares)",
+)
+# The service's refusals, passed on in its words: a bad name (400), the same-group rule or
+# a token that may not speak for this server (403), a user or group that does not exist or
+# that the owner may not name, or an unknown server (404), the hub unreachable (503).
+REFUSALS = frozenset({400, 403, 404, 503})
 
 
-def _hub_message(e: HTTPClientError) -> str:
-    try:
-        return str(json.loads(e.response.body or b"{}").get("message") or "")  # type: ignore[union-attr]
-    except (ValueError, AttributeError):
-        return ""
+class ServiceError(Exception):
+    def __init__(self, answer: service_client.Answer) -> None:
+        super().__init__(answer.body.get("message", ""))
+        self.status = answer.status
+        self.message = str(answer.body.get("message", ""))
+        self.problem = answer.problem
 
 
-async def hub_call(api_url: str, token: str, path: str, method: str = "GET", body: Any = None):
-    """One request to the hub's REST API with this server's token; HubError with a message a
-    person can act on for anything that goes wrong."""
-    request = HTTPRequest(
-        api_url.rstrip("/") + path,
-        method=method,
-        headers={"Authorization": f"token {token}", "Accept": "application/json"},
-        body=json.dumps(body) if body is not None else None,
-        connect_timeout=HUB_TIMEOUT_S,
-        request_timeout=HUB_TIMEOUT_S,
-        follow_redirects=False,
-    )
-    doing = "listed" if method == "GET" else "changed"
-    try:
-        response = await AsyncHTTPClient().fetch(request)
-    except HTTPClientError as e:
-        if e.code == 599:
-            raise HubError(503, UNREACHABLE.format(doing=doing)) from None
-        detail = _hub_message(e) or f"HTTP {e.code}"
-        log.warning("Hub %s %s answered %s: %s", method, path, e.code, detail)
-        if e.code in (401, 403):
-            raise HubError(403, NEEDS_SCOPES.format(detail=detail)) from None
-        if e.code == 400:
-            raise HubError(400, f"The hub refused: {detail}") from None
-        if e.code == 404:
-            raise HubError(404, "The hub does not know this server; is it still running?") from None
-        raise HubError(502, f"The hub failed ({e.code}): {detail}. Try again soon.") from None
-    except OSError:
-        raise HubError(503, UNREACHABLE.format(doing=doing)) from None
-    return json.loads(response.body) if response.body else {}
+class ServiceShares:
+    """This server's shares, through the platform service: the hub lets only the service
+    grant and revoke, after the platform's sharing rules (users and servers hold no
+    ``shares`` scope, so nothing run in a server can bypass those rules)."""
 
-
-class HubShares:
-    """This server's shares at the hub: list, grant, revoke."""
-
-    def __init__(self, api_url: str, token: str, owner: str, server_name: str) -> None:
-        self.api_url, self.token = api_url, token
-        self.path = f"/shares/{quote(owner, safe='')}/{quote(server_name, safe='')}"
+    def __init__(self, target: service_client.Target, server_name: str) -> None:
+        self.target = target
+        self.path = SERVICE_PATH + (f"/{quote(server_name, safe='')}" if server_name else "")
 
     @classmethod
-    def from_env(cls, owner: str, environ: Mapping[str, str] = os.environ) -> HubShares | None:
-        api_url = environ.get("JUPYTERHUB_API_URL", "")
-        token = environ.get("JUPYTERHUB_API_TOKEN", "")
-        if not (api_url and token and owner):
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServiceShares | None:
+        target = service_client.target_from_env(environ)
+        if not isinstance(target, service_client.Target):
             return None
-        return cls(api_url, token, owner, environ.get("JUPYTERHUB_SERVER_NAME", ""))
+        return cls(target, environ.get("JUPYTERHUB_SERVER_NAME", ""))
+
+    async def _call(
+        self, method: str = "GET", query: Mapping[str, str] | None = None, body: Any = None
+    ) -> list[Grantee]:
+        answer = await service_client.call(
+            self.target.url(self.path, query),
+            self.target.token,
+            WORDING,
+            method=method,
+            body=body,
+            timeout_s=SERVICE_TIMEOUT_S,
+            passthrough=REFUSALS,
+        )
+        if not answer.ok:
+            raise ServiceError(answer)
+        items = answer.body.get("grantees")
+        return [
+            Grantee(g["kind"], g["name"], str(g.get("created_at") or ""))
+            for g in items if isinstance(g, dict) and g.get("kind") in ("user", "group")
+            and isinstance(g.get("name"), str)
+        ] if isinstance(items, list) else []  # fmt: skip
 
     async def list(self) -> list[Grantee]:
-        items: list[dict[str, Any]] = []
-        offset = 0
-        while True:  # the hub pages its share list; 200 is its default page
-            page = await hub_call(self.api_url, self.token, f"{self.path}?offset={offset}")
-            batch = page.get("items", []) if isinstance(page, dict) else []
-            items += batch
-            nxt = (page.get("_pagination") or {}).get("next") if isinstance(page, dict) else None
-            if not batch or not nxt:
-                return grantees_from_hub(items)
-            offset = int(nxt.get("offset", offset + len(batch)))
+        return await self._call()
 
-    async def grant(self, who: Grantee) -> None:
-        await hub_call(self.api_url, self.token, self.path, "POST", {who.kind: who.name})
+    async def grant(self, who: Grantee) -> list[Grantee]:
+        return await self._call("POST", body={who.kind: who.name})
 
-    async def revoke(self, who: Grantee) -> None:
-        # PATCH without scopes revokes every scope of that share (DELETE would drop them all)
-        await hub_call(self.api_url, self.token, self.path, "PATCH", {who.kind: who.name})
+    async def revoke(self, who: Grantee) -> list[Grantee]:
+        return await self._call("DELETE", query={who.kind: who.name})
 
 
 # --- REST -----------------------------------------------------------------------------------
@@ -284,17 +264,17 @@ class WorkspaceSharesHandler(MLFactoryAPIHandler):
 
     auth_resource = "mlfactory:workspace-shares"
 
-    def hub(self) -> HubShares:
-        hub = HubShares.from_env(self.mlfactory["owner"] or "")
-        if hub is None:
+    def shares(self) -> ServiceShares:
+        if not os.environ.get("JUPYTERHUB_API_URL"):
             raise web.HTTPError(409, NOT_UNDER_HUB)
-        return hub
+        found = ServiceShares.from_env()
+        if found is None:
+            var = service_client.target_from_env()
+            answer = service_client.not_configured(str(var), WORDING)
+            raise web.HTTPError(answer.status, "%s", answer.body["message"])
+        return found
 
-    async def reply(self, hub: HubShares) -> None:
-        try:
-            grantees = await hub.list()
-        except HubError as e:
-            raise web.HTTPError(e.status, "%s", e.message) from None
+    def reply(self, grantees: list[Grantee]) -> None:
         self.set_header("Cache-Control", "no-store")
         self.finish(
             json.dumps(
@@ -313,54 +293,51 @@ class WorkspaceSharesHandler(MLFactoryAPIHandler):
         except ValueError as e:
             raise web.HTTPError(400, "%s", str(e)) from None
 
-    async def apply_policy(self, who: Grantee) -> None:
-        """The platform's sharing rules (``sharing.groups``, ``sharing.users``), checked by
-        the service before the hub is asked: a refusal names the recipient and the rule."""
-        refused = await policy_refusal(who)
-        if refused is not None:
-            log.warning(
-                "Workspace share with %s %s refused: %s", who.kind, who.name, refused.problem
-            )
-            raise web.HTTPError(refused.status, "%s", refused.body.get("message", ""))
+    @staticmethod
+    def fail(e: ServiceError, doing: str) -> web.HTTPError:
+        log.warning("Workspace shares: %s failed: %s", doing, e.problem or e.message)
+        return web.HTTPError(e.status, "%s", e.message)
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
         self.require_owner()
-        await self.reply(self.hub())
+        try:
+            self.reply(await self.shares().list())
+        except ServiceError as e:
+            raise self.fail(e, "listing") from None
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        """Share with ``{"user": name}`` or ``{"group": name}``."""
+        """Share with ``{"user": name}`` or ``{"group": name}``; the service applies the
+        platform's sharing rules (a refusal names the recipient and the rule)."""
         self.require_owner()
-        hub = self.hub()
         who = self.grantee(self.body())
-        await self.apply_policy(who)
+        shares = self.shares()
         try:
-            await hub.grant(who)
-        except HubError as e:
-            raise web.HTTPError(e.status, "%s", e.message) from None
-        await self.reply(hub)
+            self.reply(await shares.grant(who))
+        except ServiceError as e:
+            raise self.fail(e, f"sharing with {who.kind} {who.name}") from None
 
     @web.authenticated
     @authorized
     async def delete(self) -> None:
         """Revoke ``?user=name`` or ``?group=name``; their websockets here close at once."""
         self.require_owner()
-        hub = self.hub()
         args = {
             k: self.get_query_argument(k) for k in ("user", "group") if self.get_argument(k, None)
         }
         who = self.grantee(args)
+        shares = self.shares()
         try:
-            await hub.revoke(who)
-        except HubError as e:
-            raise web.HTTPError(e.status, "%s", e.message) from None
+            grantees = await shares.revoke(who)
+        except ServiceError as e:
+            raise self.fail(e, f"revoking {who.kind} {who.name}") from None
         keeper: Doorkeeper | None = self.settings.get(SETTINGS_KEY)
         if keeper is not None:
             await keeper.check_now()
-        await self.reply(hub)
+        self.reply(grantees)
 
 
 default_handlers = [(r"/mlfactory/workspace-shares", WorkspaceSharesHandler)]

@@ -53,16 +53,14 @@ from .container_spec import (
     server_labels,
     user_slug,
 )
-from .engine import registry_location
 from .form import Enforcement
 from .gpus import NoGpuAvailable
 from .host import LocalHost
-from .image_tags import ImageTags, TagsView, registry_repository
+from .image_tags import ImageTags, TagsView, image_unusable, pin_image
 from .ledger import LedgerMixin
 from .options import UserOptionsMixin
-from .profiles import split_reference
 from .progress import ProgressMixin
-from .registry import RegistryClient, RegistryError
+from .registry import RegistryError
 from .startup import failure_cause, last_log_lines, spawn_error, timeout_cause, timeout_cause_html
 from .volumes import HomeVolume, VolumeError, engine_volume, ensure_folder, ensure_home
 
@@ -284,35 +282,21 @@ class MLFactoryDockerSpawner(UserOptionsMixin, ProgressMixin, LedgerMixin, Docke
     async def _pull(self, image_ref: str) -> str:
         """The image to run, present in the engine: pulled by digest from the platform's
         registry when the reference is in it, else as named (pulled if missing)."""
-        registry = self.platform.containers.registry
-        repository = registry_repository(image_ref, registry.url) if registry.url else None
-        if repository is not None:
-            tag = split_reference(image_ref)[1] or "latest"
-            password = ""
-            if registry.password_file:
-                password = (await asyncio.to_thread(Path(registry.password_file).read_text)).strip()
-            client = RegistryClient(registry.url, registry.username, password)
-            try:
-                # a reference by digest names one image already
-                digest = image_ref.partition("@")[2] or await client.digest(repository, tag)
-            except RegistryError as e:
-                self.log.error("Image %s for %s: %s", image_ref, self._log_name, e)
-                raise spawn_error(
-                    f"The image {image_ref} cannot be used: {e}",
-                    reason="image",
-                    status_code=500,
-                ) from None
-            ref = f"{registry_location(registry.url)}/{repository}@{digest}"
-            auth = {"username": registry.username, "password": password} if password else None
-        else:
-            ref, auth = image_ref, None
-            try:
-                await self.docker("inspect_image", ref)
-                return ref
-            except docker.errors.NotFound:
-                pass
         try:
-            await self.docker("inspect_image", ref)  # a digest names one image forever
+            pinned = await pin_image(image_ref, self.platform.containers.registry)
+        except RegistryError as e:
+            self.log.error("Image %s for %s: %s", image_ref, self._log_name, e)
+            raise image_unusable(image_ref, e) from None
+        ref = pinned.ref
+        auth = None
+        if pinned.password:
+            auth = {
+                "username": self.platform.containers.registry.username,
+                "password": pinned.password,
+            }
+        try:
+            # a digest names one image forever; a reference elsewhere is used as present
+            await self.docker("inspect_image", ref)
             return ref
         except docker.errors.NotFound:
             pass

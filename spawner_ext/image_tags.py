@@ -26,16 +26,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from jupyterhub.spawner import SpawnException
 from mlfactory.hub.platform_config import PlatformConfig, Registry
 
+from .engine import registry_location
 from .profiles import sort_tags, split_reference
 from .registry import RegistryClient, RegistryError
+from .startup import spawn_error
 
 __all__ = [
     "ImageTags",
+    "PinnedImage",
     "TagLister",
     "TagsView",
     "catalog_repositories",
+    "image_unusable",
+    "pin_image",
     "registry_repository",
     "sort_tags",
 ]
@@ -67,6 +73,41 @@ def registry_repository(image: str, registry_url: str) -> str | None:
     if slash and ("." in first or ":" in first or first == "localhost"):
         return rest if first == urllib.parse.urlsplit(registry_url).netloc else None
     return name
+
+
+@dataclass(frozen=True)
+class PinnedImage:
+    """An image reference as a backend should run it (``pin_image``)."""
+
+    ref: str  # ``host/repo@sha256:…`` when in the platform's registry; else as named
+    in_registry: bool = False
+    password: str = ""  # the registry's password or token, for a pull that needs one
+
+
+async def pin_image(image_ref: str, registry: Registry) -> PinnedImage:
+    """``image_ref`` pinned to its registry digest when it is in the platform's registry, so
+    the engine or the kubelet runs exactly the image the catalog named even if the tag moves
+    later; any other reference is returned as named. Raises ``RegistryError`` when the
+    registry cannot say (unknown tag, refused credentials, unreachable). The one lookup both
+    the container and the Kubernetes backends use."""
+    repository = registry_repository(image_ref, registry.url) if registry.url else None
+    if repository is None:
+        return PinnedImage(image_ref)
+    password = await asyncio.to_thread(_password, registry)
+    # a reference by digest names one image already: no registry round trip
+    digest = image_ref.partition("@")[2]
+    if not digest:
+        client = RegistryClient(registry.url, registry.username, password)
+        digest = await client.digest(repository, split_reference(image_ref)[1] or "latest")
+    ref = f"{registry_location(registry.url)}/{repository}@{digest}"
+    return PinnedImage(ref, in_registry=True, password=password)
+
+
+def image_unusable(image_ref: str, error: RegistryError) -> SpawnException:
+    """What the user reads when ``pin_image`` failed: the spawn stops with the reason."""
+    return spawn_error(
+        f"The image {image_ref} cannot be used: {error}", reason="image", status_code=500
+    )
 
 
 def catalog_repositories(config: PlatformConfig) -> dict[str, str]:

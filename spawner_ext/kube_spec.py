@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from kubernetes_asyncio.client import ApiClient
@@ -243,18 +244,40 @@ def kube_settings(
 
 def to_dict(obj: Any) -> Any:
     """A kubernetes_asyncio model as the API's JSON (camelCase, no nulls): what the client's
-    ``sanitize_for_serialization`` gives for the models KubeSpawner builds (no dates), about
-    twice as fast."""
-    if obj is None or isinstance(obj, (str, int, float, bool)):
+    ``sanitize_for_serialization`` gives for the models KubeSpawner builds (no dates), more
+    than twice as fast."""
+    cls = obj.__class__
+    if obj is None or cls in _LEAVES or isinstance(obj, (str, int, float, bool)):
         return obj
     if isinstance(obj, (list, tuple)):
-        return [to_dict(x) for x in obj]
+        return [x if x.__class__ in _LEAVES else to_dict(x) for x in obj]
     if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
-    if not hasattr(obj, "openapi_types"):
+        return {k: v if v.__class__ in _LEAVES else to_dict(v) for k, v in obj.items()}
+    fields = _fields(cls)
+    if fields is None:
         return _serializer.sanitize_for_serialization(obj)
-    names = obj.attribute_map
-    return {names[k]: to_dict(v) for k in obj.openapi_types if (v := getattr(obj, k)) is not None}
+    # the models keep each attribute in ``_<name>`` behind a property: reading the instance
+    # dict skips a Python-level getter per field (most of a pod's are None), and a leaf
+    # value (most of the rest) is copied without a call
+    values = vars(obj)
+    return {
+        name: v if v.__class__ in _LEAVES else to_dict(v)
+        for slot, name in fields
+        if (v := values[slot]) is not None
+    }
+
+
+_LEAVES = frozenset({str, int, float, bool})
+
+
+@cache
+def _fields(cls: type) -> tuple[tuple[str, str], ...] | None:
+    """(instance attribute, JSON name) of each field of a kubernetes_asyncio model class;
+    None for anything else."""
+    types = getattr(cls, "openapi_types", None)
+    if not isinstance(types, dict):
+        return None
+    return tuple(("_" + k, cls.attribute_map[k]) for k in types)
 
 
 def manifests(

@@ -13,7 +13,6 @@ the volume claim and the pod. A request beyond the profile's limits is refused i
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import SpawnException
@@ -24,17 +23,15 @@ from traitlets import default
 
 from .container import hub_version, with_host
 from .container_labels import instance_id
-from .engine import registry_location
 from .form import Enforcement
 from .host import LocalHost
-from .image_tags import ImageTags, TagsView, registry_repository
+from .image_tags import ImageTags, TagsView, image_unusable, pin_image
 from .kube_spec import kube_settings
 from .ledger import LedgerMixin
 from .options import UserOptionsMixin
-from .profiles import HostCapabilities, ResourceRequest, split_reference
+from .profiles import HostCapabilities, ResourceRequest
 from .progress import ProgressMixin
-from .registry import RegistryClient, RegistryError
-from .startup import spawn_error
+from .registry import RegistryError
 
 # Set on the spawner for each start; the namespace stays what it was at construction (a
 # restarted hub finds its pods there).
@@ -107,22 +104,11 @@ class MLFactoryKubeSpawner(UserOptionsMixin, ProgressMixin, LedgerMixin, KubeSpa
     async def _image_by_digest(self, image_ref: str) -> str:
         """``image_ref`` as ``host/repo@sha256:…`` when it is in the platform's registry
         (the kubelet then runs exactly the image the catalog named), else as named."""
-        registry = self.platform.containers.registry
-        repository = registry_repository(image_ref, registry.url) if registry.url else None
-        if repository is None or "@" in image_ref:
-            return image_ref
-        password = ""
-        if registry.password_file:
-            password = (await asyncio.to_thread(Path(registry.password_file).read_text)).strip()
-        client = RegistryClient(registry.url, registry.username, password)
         try:
-            digest = await client.digest(repository, split_reference(image_ref)[1] or "latest")
+            return (await pin_image(image_ref, self.platform.containers.registry)).ref
         except RegistryError as e:
             self.log.error("Image %s for %s: %s", image_ref, self._log_name, e)
-            raise spawn_error(
-                f"The image {image_ref} cannot be used: {e}", reason="image", status_code=500
-            ) from None
-        return f"{registry_location(registry.url)}/{repository}@{digest}"
+            raise image_unusable(image_ref, e) from None
 
     def apply_request(self, request: ResourceRequest, image: str) -> dict[str, Any]:
         """Set KubeSpawner's traits from ``request`` (``kube_spec.kube_settings``)."""

@@ -3,8 +3,9 @@ shares her server with bob through "Share workspace…" (the dialog says what th
 opens /user/alice/lab and runs a cell; alice revokes from the Sharing panel and, at the
 server's next check, bob's kernel websocket is closed and alice's server refuses him. A
 revocation made through the hub's REST API (not our panel) cuts him off too, and a share
-with a group reaches its member. Any console error other than the refusals the test causes
-fails it.
+with a group reaches its member. Only the platform service may grant shares at the hub: a
+user's own token is refused there, so the platform's sharing rules cannot be bypassed.
+Any console error other than the refusals the test causes fails it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ LAB_TIMEOUT_MS = 120_000
 # failure of this test's subject (tests never assert on wall-clock time).
 CUT_OFF_S = 60
 SHARES = "/hub/api/shares/alice/"
+PANEL = "/user/alice/mlfactory/workspace-shares"
 WARNING = (
     "People you share this workspace with can run code as you, see all your files and use "
     "your budget"
@@ -106,7 +108,7 @@ class Visitor:
         self.page.locator(SIDEBAR).wait_for(timeout=LAB_TIMEOUT_MS)
 
     def run_first_cell(self, expected: str) -> None:
-        cell = self.page.locator(".jp-NotebookPanel .jp-CodeCell").first
+        cell = self.page.locator(".jp-NotebookPanel .jp-CodeCell").filter(visible=True).first
         cell.wait_for(timeout=60_000)
         self.page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
         cell.locator(".jp-InputArea-editor").click()
@@ -121,12 +123,19 @@ class Visitor:
         self.page.evaluate("0")
         return [ws for ws in self.room_sockets if id(ws) not in self.closed]
 
+    def editor(self):
+        """The first code cell's editor in the notebook on show. alice's layout keeps the
+        tabs of earlier tests open behind it, hidden, so the first in the page may not be
+        this notebook's."""
+        cells = self.page.locator(".jp-NotebookPanel .jp-CodeCell .cm-content")
+        return cells.filter(visible=True).first
+
     def cell_text(self) -> str:
-        return self.page.locator(".jp-NotebookPanel .jp-CodeCell .cm-content").first.inner_text()
+        return self.editor().inner_text()
 
     def type_at_end(self, text: str) -> None:
         """Type at the end of the first code cell, as a person does."""
-        self.page.locator(".jp-NotebookPanel .jp-CodeCell .cm-content").first.click()
+        self.editor().click()
         self.page.keyboard.press("Control+End")
         self.page.keyboard.type(text)
 
@@ -192,7 +201,7 @@ def ws_notebook() -> dict:
 
 
 def grantees(client: HubClient) -> list[tuple[str, str]]:
-    r = client.get("/user/alice/mlfactory/workspace-shares")
+    r = client.get(PANEL)
     assert r.status_code == 200, r.text
     return [(g["kind"], g["name"]) for g in r.json()["grantees"]]
 
@@ -283,7 +292,7 @@ def test_share_run_revoke_cut_off(hub, browser):
         bob.expected_refusals_seen(revoked=True)
 
         # --- shared again, then revoked through the hub's own API: cut off just the same ----
-        r = alice_api.post(SHARES, json={"user": "bob"})
+        r = alice_api.post(PANEL, json={"user": "bob"})
         assert r.status_code == 200, r.text
         # alice's server may still hold the hub's refusal of bob for its short cache (2 s)
         poll(lambda: bob.refused() == 200, 60, "alice's server letting bob in again")
@@ -291,7 +300,8 @@ def test_share_run_revoke_cut_off(hub, browser):
         bob.open_lab("ws.ipynb")
         bob.run_first_cell("42")
         assert bob.open_kernel_sockets()
-        r = alice_api.request("PATCH", SHARES, json={"user": "bob"})
+        # the owner holds no ``shares`` scope any more: an admin revokes at the hub
+        r = HubClient(hub).request("PATCH", SHARES, json={"user": "bob"})
         assert r.status_code == 200, r.text
         poll(lambda: not bob.open_kernel_sockets(), CUT_OFF_S, "bob cut off after the hub API")
         poll(lambda: bob.refused() == 403, CUT_OFF_S, "alice's server refusing bob again")
@@ -308,13 +318,40 @@ def test_share_run_revoke_cut_off(hub, browser):
         pytest.fail(f"{len(problems)} console problem(s):\n" + "\n".join(problems), pytrace=False)
 
 
+def test_only_the_service_grants_shares_and_the_rules_hold(hub):
+    """The bypass this closes: alice's own token (the hub's token page gives the same) may no
+    longer share her server at the hub, so ``sharing.groups``/``sharing.users`` cannot be
+    skipped; her panel's route shares through the platform service, which applies them."""
+    alice_api = alice_running(hub)
+    for body in ({"user": "bob"}, {"group": "ml-engineering"}):
+        r = alice_api.post(SHARES, json=body)
+        assert r.status_code == 403, r.text  # the hub: alice holds no ``shares`` scope
+    assert alice_api.get(SHARES).json()["items"] == []  # she may still read her shares
+    # the rules, through the panel's route: a group alice is not in, a name nobody has
+    r = alice_api.post(PANEL, json={"group": "ml-engineering"})
+    assert r.status_code == 404, r.text
+    assert "'ml-engineering'" in r.json()["message"]
+    assert "sharing.groups" in r.json()["message"]
+    r = alice_api.post(PANEL, json={"user": "nobody-at-all"})
+    assert r.status_code == 404 and "'nobody-at-all'" in r.json()["message"], r.text
+    assert alice_api.get(SHARES).json()["items"] == []  # nothing was shared
+    # a recipient the rules allow is shared with, and shows at the hub
+    r = alice_api.post(PANEL, json={"user": "bob"})
+    assert r.status_code == 200, r.text
+    assert ("user", "bob") in [(g["kind"], g["name"]) for g in r.json()["grantees"]]
+    assert [i["user"]["name"] for i in alice_api.get(SHARES).json()["items"]] == ["bob"]
+    r = alice_api.delete(PANEL, params={"user": "bob"})
+    assert r.status_code == 200 and r.json()["grantees"] == [], r.text
+    assert alice_api.get(SHARES).json()["items"] == []
+
+
 def test_a_group_share_reaches_its_member(hub, browser):
     """JupyterHub 6.1.1 leaves group shares out of a token's scopes; the hub config's
     correction (hub_config/group_shares.py) lets carol in, and only while the share lasts."""
     alice_api = alice_running(hub)
     pages: list[Visitor] = []
     try:
-        r = alice_api.post("/user/alice/mlfactory/workspace-shares", json={"group": "reviewers"})
+        r = alice_api.post(PANEL, json={"group": "reviewers"})
         assert r.status_code == 200, r.text
         assert ("group", "reviewers") in grantees(alice_api)
         carol = Visitor(browser, hub, "carol")
@@ -326,9 +363,7 @@ def test_a_group_share_reaches_its_member(hub, browser):
         assert carol.refused() == 200
         carol.sees_visiting_state()
         carol.expected_refusals_seen(revoked=False)
-        r = alice_api.delete(
-            "/user/alice/mlfactory/workspace-shares", params={"group": "reviewers"}
-        )
+        r = alice_api.delete(PANEL, params={"group": "reviewers"})
         assert r.status_code == 200, r.text
         poll(lambda: carol.refused() == 403, CUT_OFF_S, "alice's server refusing carol")
         carol.expected_refusals_seen(revoked=True)
@@ -361,8 +396,12 @@ def test_two_browsers_edit_live_and_revoke_closes_the_room(hub, browser):
         f"/user/alice/api/contents/{path}", json={"type": "notebook", "content": ws_notebook()}
     )
     assert r.status_code in (200, 201), r.text
-    r = alice_api.post("/user/alice/mlfactory/workspace-shares", json={"user": "bob"})
+    r = alice_api.post(PANEL, json={"user": "bob"})
     assert r.status_code == 200, r.text
+    # a layout without earlier tests' notebooks: each open notebook's kernel would be cut
+    # off too, each with its own "Kernel died" dialog
+    r = alice_api.delete("/user/alice/lab/api/workspaces/default")
+    assert r.status_code in (204, 404), r.text
 
     pages: list[Visitor] = []
     try:
@@ -374,9 +413,7 @@ def test_two_browsers_edit_live_and_revoke_closes_the_room(hub, browser):
         bob.open_lab(path)  # a fresh browser: the hub asks him to authorize alice's server
         assert bob.refused() == 200
         for v in (alice, bob):
-            v.page.locator(".jp-NotebookPanel .jp-CodeCell .cm-content").first.wait_for(
-                timeout=LAB_TIMEOUT_MS
-            )
+            v.editor().wait_for(timeout=LAB_TIMEOUT_MS)
         poll(lambda: bob.open_room_sockets(), 60, "bob's collaboration websockets open")
 
         # --- each sees the other's typing, and who is there --------------------------------
@@ -395,7 +432,7 @@ def test_two_browsers_edit_live_and_revoke_closes_the_room(hub, browser):
         bob.expected_refusals_seen(revoked=False)
 
         # --- alice revokes: bob's rooms close, and his later typing goes nowhere -----------
-        r = alice_api.delete("/user/alice/mlfactory/workspace-shares", params={"user": "bob"})
+        r = alice_api.delete(PANEL, params={"user": "bob"})
         assert r.status_code == 200, r.text
         poll(lambda: not bob.open_room_sockets(), CUT_OFF_S, "bob's collaboration sockets closed")
         poll(lambda: bob.refused() == 403, CUT_OFF_S, "alice's server refusing bob")

@@ -66,7 +66,7 @@ def test_apply_platform_on_fresh_config(platform):
 
 def test_apply_platform_runs_the_platform_service_with_least_privilege(platform):
     c = Config()
-    c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "shares!user"]}]
+    c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "read:users:name"]}]
     env = {"MLFACTORY_SERVICE_SECRET": "s3cret", "MLFACTORY_SERVICE_PORT": "18181"}
     apply_platform(c, platform, env)
     service = next(s for s in c.JupyterHub.services if s["name"] == "mlfactory")
@@ -77,16 +77,19 @@ def test_apply_platform_runs_the_platform_service_with_least_privilege(platform)
     assert roles["mlfactory-service"]["services"] == ["mlfactory"]
     assert not any(s.startswith("admin:") and s != "admin:server_state"
                    for s in roles["mlfactory-service"]["scopes"])  # fmt: skip
-    # the admin's own user-role scopes are kept; users may reach the service and share their
-    # servers naming people and groups (workspace shares)
+    # the admin's own user-role scopes are kept; users may reach the service
     assert roles["user"]["scopes"] == [
         "self",
-        "shares!user",
-        "access:services!service=mlfactory",
         "read:users:name",
-        "read:groups:name",
+        "access:services!service=mlfactory",
         "access:services!service=models",  # owners call their models with their tokens
     ]
+    # workspace shares: only the service may grant them (after the sharing rules); neither
+    # users nor their servers' tokens hold any ``shares`` scope, so no notebook bypasses them
+    assert "shares" in roles["mlfactory-service"]["scopes"]
+    holders = [*roles["user"]["scopes"], *c.Spawner.server_token_scopes]
+    assert not [s for s in holders if s.split("!")[0] == "shares"], holders
+    assert "read:groups:name" not in c.Spawner.server_token_scopes
     assert set(c.JupyterHub.custom_scopes) == {
         "custom:mlfactory:budgets:read",
         "custom:mlfactory:budgets:write",

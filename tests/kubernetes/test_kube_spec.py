@@ -105,6 +105,9 @@ def test_the_fast_validator_agrees_with_kubernetes_validate():
     broken: list[dict[str, Any]] = []
     for path, value in (
         (("spec", "containers", 0, "resources", "limits", "cpu"), [1]),
+        # a quantity is a string or a number: null matches both of its oneOf and so neither
+        (("spec", "containers", 0, "resources", "limits", "cpu"), None),
+        (("spec", "containers", 0, "resources", "limits", "memory"), True),
         (("spec", "containers", 0, "securityContext", "runAsNonRot"), True),
         (("spec", "tolerations", 0, "tolerationSeconds"), "soon"),
         (("spec", "nodeSelector"), ["not", "a", "map"]),
@@ -118,8 +121,10 @@ def test_the_fast_validator_agrees_with_kubernetes_validate():
     bad_claim = copy.deepcopy(claim)
     bad_claim["spec"]["accessModes"] = "ReadWriteOnce"
     broken.append(bad_claim)
+    numeric = copy.deepcopy(pod)  # a quantity as a JSON number is valid too
+    numeric["spec"]["containers"][0]["resources"]["limits"]["cpu"] = 2.5
     for version in kube_schema.SUPPORTED_VERSIONS:
-        for good in (pod, claim):
+        for good in (pod, claim, numeric):
             kube_schema.validate(good, version)
             kube_schema.validate_upstream(good, version)
         for bad in broken:

@@ -13,7 +13,6 @@ from mlfactory.server import workspace_shares
 from mlfactory.server.grantees import (
     Grantee,
     covers,
-    grantees_from_hub,
     parse_grant,
     stale_cache_keys,
     still_allowed,
@@ -28,21 +27,6 @@ ACCESS = frozenset({"access:servers!server=alice/", "access:servers!user=alice"}
 
 
 # --- pure ------------------------------------------------------------------------------------
-
-
-def test_grantees_from_the_hubs_share_models():
-    items = [
-        {"kind": "group", "group": {"name": "analysts"}, "user": None, "created_at": "t2"},
-        {"kind": "user", "user": {"name": "carol"}, "group": None, "created_at": "t1"},
-        {"kind": "user", "user": {"name": "bob"}, "group": None, "created_at": "t0"},
-        {"kind": "user", "user": None},  # malformed: skipped
-        {"kind": "robot", "robot": {"name": "x"}},
-    ]
-    assert grantees_from_hub(items) == [
-        Grantee("user", "bob", "t0"),
-        Grantee("user", "carol", "t1"),
-        Grantee("group", "analysts", "t2"),
-    ]
 
 
 @pytest.mark.parametrize(
@@ -261,12 +245,26 @@ async def test_a_server_the_hub_did_not_start_cannot_be_shared(jp_fetch):
     assert code == 409 and "not started by JupyterHub" in reply["message"]
 
 
-async def test_the_hub_unreachable_is_said(hub_server_of_caller, monkeypatch, jp_fetch):
+async def test_the_service_unreachable_is_said(hub_server_of_caller, monkeypatch, jp_fetch):
+    from mlfactory.server import service_client
+
     from tests.ports import free_port
 
     monkeypatch.setenv("JUPYTERHUB_API_URL", f"http://127.0.0.1:{free_port()}/hub/api")
+    monkeypatch.setenv(service_client.SERVICE_URL_ENV, f"http://127.0.0.1:{free_port()}")
     code, reply = await _status(jp_fetch)
-    assert code == 503 and "hub cannot be reached" in reply["message"]
+    assert code == 503 and "cannot be reached" in reply["message"]
+    assert "shares cannot be listed or changed" in reply["message"]
+
+
+async def test_without_the_service_nothing_is_shared(hub_server_of_caller, monkeypatch, jp_fetch):
+    """Only the platform service may grant shares at the hub: no service, no sharing."""
+    from mlfactory.server import service_client
+
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")
+    monkeypatch.delenv(service_client.SERVICE_URL_ENV, raising=False)
+    code, reply = await _status(jp_fetch, "POST", body=json.dumps({"user": "carol"}))
+    assert code == 503 and "cannot be shared" in reply["message"]
 
 
 @pytest.mark.parametrize(
@@ -316,7 +314,10 @@ async def ruled(monkeypatch, service, fake_hub, hub_state, hub_server_of_caller,
     svc = await service(platform_with(sharing={"users": "same-group"}))
     monkeypatch.setenv(service_client.SERVICE_URL_ENV, svc.url)
     monkeypatch.setenv("JUPYTERHUB_API_URL", fake_hub)
-    hub_state.add_user(CALLER, token="hub-api-token", groups=("ds",))
+    # the server's own token: it may reach this server (``access:servers!server``)
+    hub_state.add_user(
+        CALLER, token="hub-api-token", groups=("ds",), scopes=(f"access:servers!server={CALLER}/",)
+    )
     hub_state.add_user("carol", groups=("ds",))
     hub_state.add_user("bob")
     hub_state.add_user("mallory", groups=("ml",))
@@ -339,20 +340,12 @@ async def test_the_sharing_rules_refuse_before_the_hub_is_asked(ruled, jp_fetch,
         assert w in reply["message"]
 
 
-async def test_a_recipient_the_rules_allow_goes_on_to_the_hub(ruled, jp_fetch, monkeypatch):
-    """carol shares a group with alice: the rules let her through, and the hub is asked (the
-    stand-in hub has no shares API, so its refusal is what comes back, not the rules')."""
-    asked = []
-    real_grant = workspace_shares.HubShares.grant
-
-    async def grant(self, who):
-        asked.append(who)
-        return await real_grant(self, who)
-
-    monkeypatch.setattr(workspace_shares.HubShares, "grant", grant)
+async def test_a_recipient_the_rules_allow_goes_on_to_the_hub(ruled, jp_fetch):
+    """carol shares a group with alice: the rules let her through and the service asks the
+    hub (the stand-in hub has no shares API, so its 404 is what comes back, not the rules')."""
     code, reply = await _status(jp_fetch, "POST", body=json.dumps({"user": "carol"}))
-    assert asked == [Grantee("user", "carol")]
-    assert "sharing." not in reply.get("message", "")
+    assert code == 404, reply
+    assert "no server named" in reply["message"] and "sharing." not in reply["message"]
 
 
 async def test_rules_that_cannot_be_checked_share_nothing(
@@ -365,4 +358,4 @@ async def test_rules_that_cannot_be_checked_share_nothing(
     monkeypatch.setenv(service_client.SERVICE_URL_ENV, f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("JUPYTERHUB_API_URL", f"http://127.0.0.1:{free_port()}/hub/api")
     code, reply = await _status(jp_fetch, "POST", body=json.dumps({"user": "carol"}))
-    assert code == 503 and "sharing rules" in reply["message"]
+    assert code == 503 and "cannot be reached" in reply["message"]
