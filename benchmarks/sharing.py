@@ -44,7 +44,7 @@ from mlfactory.service.accounting import Accountant
 from mlfactory.service.app import AUTH_CACHE_SECONDS, make_app
 from mlfactory.service.db import make_engine, upgrade
 from mlfactory.service.hubapi import HubAPI
-from mlfactory.service.share_api import ShareStore
+from mlfactory.service.share_store import ShareStore
 from mlfactory.service.shares import check_create
 from mlfactory.service.store import Store
 from nbconvert import HTMLExporter

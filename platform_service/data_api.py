@@ -105,21 +105,6 @@ class UsageHandler(DataHandler):
         self.write_json({"usage": rows})
 
 
-async def drop_at_session_end(settings: dict[str, Any], key: str) -> None:
-    """The spawner's end-of-session notice (``gate_api``): drop that server's data
-    credentials now. Best effort: the broker's tick drops whatever this misses."""
-    broker: DataBroker | None = settings.get("data_broker")
-    if broker is None:
-        return
-    try:
-        dropped = await broker.session_ended(key)
-    except Exception:  # never fail the spawner's notice over the data stores
-        log.exception("Dropping the data credentials of session %s failed", key)
-        return
-    if dropped:
-        log.info("Dropped %d data credential(s) of session %s at its end", dropped, key)
-
-
 # Patterns are relative to the service's prefix; app.make_app prefixes them.
 default_handlers = [
     (r"/api/data/connections", ConnectionsHandler),

@@ -8,7 +8,7 @@ from typing import Any
 
 from .accounting import GateRequest
 from .base import APIError, SecretHandler, body_str, body_str_list
-from .data_api import drop_at_session_end
+from .data_broker import drop_at_session_end
 
 SESSION_KEY = re.compile(r"[A-Za-z0-9_-]{8,80}")
 

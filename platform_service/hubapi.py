@@ -2,7 +2,7 @@
 
 Pages through ``/users`` and ``/groups`` with a bounded page size, and needs only the scopes
 granted to the service's role: list and read users, read servers and their state, stop
-servers.
+servers, and grant, list and revoke workspace shares (``shares``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.log import app_log as log
 
 from .base import APIError
-from .share_api import HUB_BUSY, ShareHandler
+from .share_base import HUB_BUSY, ShareHandler
 
 # JupyterHub's own name rules are looser; these are what a share request may carry here.
 _NAME = re.compile(r"[^/\x00-\x1f\x7f]{1,255}")

@@ -224,8 +224,8 @@ def test_an_existing_hub_user_or_admin_cannot_be_taken_over(sso, page, name, adm
 
 
 def test_other_users_do_not_see_the_provider_identity(sso, browser):
-    """Every user may read every user's name (workspace shares: read:users:name), and with
-    it JupyterHub shows ``user_info``: the provider subject must not be in it."""
+    """No user may read another user's model (nobody holds read:users:name), and even the
+    hub's own record keeps only a digest of the provider identity, never the subject."""
     hub, provider, token = sso
     provider.set_account("sol", groups=["data-science"])
     context = browser.new_context()
@@ -239,7 +239,12 @@ def test_other_users_do_not_see_the_provider_identity(sso, browser):
     r = requests.get(
         f"{hub.url}{HUB_API}/users/sol", headers={"Authorization": f"token {lee}"}, timeout=60
     )
-    assert r.status_code == 200, r.text  # lee may read sol's model (name, user_info)
-    print("user model as another user sees it:", r.text)
+    assert r.status_code in (403, 404), r.text  # lee may not read sol's model at all
+    assert provider.issuer not in r.text
+    r = requests.get(
+        f"{hub.url}{HUB_API}/users/sol", headers={"Authorization": f"token {token}"}, timeout=60
+    )
+    assert r.status_code == 200, r.text  # what an admin (and the hub's database) holds
     binding = (r.json().get("user_info") or {}).get("oidc") or {}
+    assert binding.get("sha256"), r.text
     assert "sub" not in binding and provider.issuer not in r.text

@@ -18,12 +18,8 @@ from mlfactory.service.db import make_engine, upgrade
 from mlfactory.service.hubapi import HubAPI
 from mlfactory.service.periods import iso_utc
 from mlfactory.service.previews import PREVIEW_CSP
-from mlfactory.service.share_api import (
-    DIRECTORY_MAX_AGE,
-    Directory,
-    ShareStore,
-    recipient_suggestions,
-)
+from mlfactory.service.share_base import DIRECTORY_MAX_AGE, Directory, recipient_suggestions
+from mlfactory.service.share_store import ShareStore
 from mlfactory.service.shares import (
     GROUPS_RULE,
     USERS_RULE,
@@ -530,47 +526,6 @@ async def test_recipient_search(svc, people, hub_state, clock):
     # that is away, and with none yet the caller is told to try again
 
 
-CHECK = "/api/shares/recipients/check"
-
-
-async def test_recipients_check_applies_the_sharing_rules(service, people, data_dir):
-    """What workspace shares ask before the hub shares a server: the rules of notebook
-    shares, answered the same way, naming the recipient and the rule."""
-    call = Caller(await service())
-    alice = people["alice"]
-    code, answer, _ = await call("POST", CHECK, alice, {"users": ["bob", "alice"]})
-    assert (code, answer) == (200, {"users": ["bob"], "groups": []})  # yourself: dropped
-    code, answer, _ = await call("POST", CHECK, alice, {"groups": ["ds"]})
-    assert code == 200
-    for body, field, says in (
-        ({"groups": ["ml"]}, "groups", "'ml'"),  # exists; alice is not in it
-        ({"groups": ["nope"]}, "groups", "'nope'"),
-        ({"users": ["nobody"]}, "users", "'nobody'"),
-    ):
-        code, answer, _ = await call("POST", CHECK, alice, body)
-        assert (code, answer.get("field")) == (404, field), answer
-        assert says in answer["error"]
-    code, answer, _ = await call("POST", CHECK, alice, {"groups": ["ml"]})
-    assert GROUPS_RULE in answer["error"]
-    for body in ({}, {"users": "bob"}, {"users": ["alice"]}, {"groups": [""]}):
-        code, answer, _ = await call("POST", CHECK, alice, body)
-        assert code == 400, body
-
-    same_group = Caller(await service(platform_with(sharing={"users": "same-group"})))
-    code, answer, _ = await same_group("POST", CHECK, alice, {"users": ["bob"]})
-    assert code == 403 and "'bob'" in answer["error"] and USERS_RULE in answer["error"]
-    code, answer, _ = await same_group("POST", CHECK, alice, {"users": ["carol"]})  # in ds
-    assert code == 200
-    # a notebook share meets the same rule, with the same answer
-    body = {"path": "a.ipynb", "notebook": notebook(), "users": ["bob"]}
-    code, answer, _ = await same_group("POST", SHARES, alice, body)
-    assert code == 403 and USERS_RULE in answer["error"]
-
-    any_group = Caller(await service(platform_with(sharing={"groups": "any"})))
-    code, answer, _ = await any_group("POST", CHECK, alice, {"groups": ["ml"]})
-    assert code == 200
-
-
 async def test_the_directory_is_reused_then_asked_again(fake_hub, hub_state, clock):
     """The hub's lists are reused a while, then asked again; the last answer outlives a hub
     that is away; with none yet, the caller hears of it."""
@@ -607,7 +562,7 @@ async def test_every_share_route_needs_a_hub_user(svc, people):
     sid = "a" * 16
     for method, path in (
         ("GET", SHARES), ("POST", SHARES), ("GET", RECEIVED), ("GET", AUDIT),
-        ("GET", "/api/shares/recipients"), ("POST", CHECK),
+        ("GET", "/api/shares/recipients"),
         ("GET", f"/api/shares/{sid}"), ("PATCH", f"/api/shares/{sid}"),
         ("DELETE", f"/api/shares/{sid}"), ("POST", f"/api/shares/{sid}/copy"),
     ):  # fmt: skip
