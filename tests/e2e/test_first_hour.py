@@ -108,7 +108,15 @@ class Session:
                 self.problems.append(line)
 
         page.on("console", on_console)
-        page.on("pageerror", lambda error: self.problems.append(f"{who} uncaught: {error}"))
+
+        def on_error(error) -> None:
+            line = f"{who} uncaught: {error}"
+            if any(pattern.search(str(error)) for pattern in self.allowed):
+                self.expected.append(line)
+            else:
+                self.problems.append(line)
+
+        page.on("pageerror", on_error)
 
     @contextmanager
     def allowing(self, pattern: str) -> Iterator[None]:
@@ -221,6 +229,12 @@ def fill(source: str, **values: str) -> str:
         source, n = re.subn(rf"^{name} = .*$", f"{name} = {value}", source, flags=re.M)
         assert n == 1, (name, source)
     return source
+
+
+UNTITLED_GONE = (
+    r"404 \(Not Found\) \[\S*/api/contents/Untitled\d*\.ipynb\?content=0"
+    r"|^Invalid response: 404 Not Found$"
+)
 
 
 def save(page) -> None:
@@ -432,11 +446,15 @@ def test_03_components_inserted_and_run(session):
     for image in images.all():
         assert image.evaluate("img => img.complete && img.naturalWidth > 0")
     assert plots.locator('[data-mime-type="application/vnd.jupyter.stderr"]').count() == 0
-    save(page)
-    result.scroll_into_view_if_needed()
-    screenshot(page, "first-hour-06-result")
-    images.first.scroll_into_view_if_needed()
-    screenshot(page, "first-hour-07-figures")
+    # The first save renames Untitled.ipynb. Under real-time collaboration JupyterLab's
+    # collaborative drive may still ask for the old name once (jupyter-collaboration #313,
+    # #510): a 404 for that path, and the same 404 uncaught. Only those, to this step's end.
+    with session.allowing(UNTITLED_GONE):
+        save(page)
+        result.scroll_into_view_if_needed()
+        screenshot(page, "first-hour-06-result")
+        images.first.scroll_into_view_if_needed()
+        screenshot(page, "first-hour-07-figures")
     session.passed.add("components")
 
 
