@@ -100,13 +100,13 @@ def test_owner_and_granted_group_may_call_a_model_published_after_hub_start(acce
     listing = f"{hub.url}/services/models/v2/models"
     for who, names in [("gus", ["demand"]), ("ola", [])]:
         assert [m["name"] for m in call("GET", listing, auth[who])[1]["models"]] == names
-    # a token ann restricted to reading names (as she might give another service) is not
+    # a token ann restricted to reading her servers (as she might give another service) is not
     # hers for her models: refused, naming the scope it lacks
     status, body = call(
         "POST",
         f"{hub.url}/hub/api/users/ann/tokens",
         auth["ann"],
-        {"note": "for another service", "scopes": ["read:users:name"], "expires_in": 900},
+        {"note": "for another service", "scopes": ["read:servers!user"], "expires_in": 900},
     )
     assert status == 201, body
     assert "access:services!service=models" not in body["scopes"]
