@@ -28,6 +28,7 @@ PASSWORDS = {
     "eli": "eli-data-science-22",
     "fay": "fay-data-science-333",
     "gus": "gus-data-science-4444",
+    "hal": "hal-data-science-55555",
 }
 NOTICE = '[data-testid="mlfactory-stop-notice"]'
 # JupyterLab notices a stop at its next poll of the server (every 10 s), then the notice
@@ -39,6 +40,11 @@ NOTICE_TIMEOUT_MS = 90_000
 def hub() -> Iterator:
     config = example_config()
     config["accounting"]["interval"] = "2s"
+    # These tests are about JupyterLab's own save before a stop and what it then says.
+    # Real-time collaboration (on by default) makes the room save every edit within a
+    # second, which would make "unsaved" depend on timing: its notice is covered by
+    # test_a_budget_stop_under_collaboration_keeps_the_edit, on its own hub.
+    config.setdefault("sharing", {})["workspaces"] = {"realtime": False}
     data, config_path = prepare_hub("lab-session", config, PASSWORDS)
     hub = start_hub(data, config=config_path)
     yield hub
@@ -169,9 +175,7 @@ def test_a_budget_stop_saves_first_and_says_budget(hub, browser):
         return page.locator(".jp-mod-dirty").count() == 0
 
     poll(saved, 40, "JupyterLab saving when it sees the stop budget spent")
-    # a bound, not a timing: the 45 s grace, then the hub's stop (SIGINT, then SIGTERM after
-    # its interrupt_timeout); with real-time collaboration the room saves the edit at once,
-    # so this wait starts earlier than it did
+    # a bound, not a timing: the 45 s grace, then the hub's stop
     poll(lambda: "" not in client.servers(), 240, "fay's server stopped by her budget")
     text = _notice(page)
     assert "The platform stopped this server because your budget is spent." in text, text
@@ -179,6 +183,8 @@ def test_a_budget_stop_saves_first_and_says_budget(hub, browser):
     assert "Stopped at" in text  # the platform's own time of the stop
     screenshot(page, "lab-stopped-by-budget")
     page.context.close()
+    (saved,) = [p for p in hub.data.rglob("notes.txt") if "fay" in p.parts]
+    assert "saved when the budget ran out" in saved.read_text()
 
 
 def test_change_resources_stops_then_opens_the_picker(hub, browser):
@@ -189,4 +195,47 @@ def test_change_resources_stops_then_opens_the_picker(hub, browser):
     page.wait_for_url(f"{hub.url}/hub/spawn/gus", timeout=90_000)
     page.locator('[data-testid="mlfactory-picker"]').wait_for(timeout=30_000)
     assert "" not in client.servers()
+    page.context.close()
+
+
+@pytest.fixture(scope="module")
+def collaborative_hub() -> Iterator:
+    """The shipped default: real-time collaboration on."""
+    config = example_config()
+    config["accounting"]["interval"] = "2s"
+    data, config_path = prepare_hub("lab-session-rtc", config, PASSWORDS)
+    hub = start_hub(data, config=config_path)
+    yield hub
+    discard_hub(hub, config_path)
+
+
+def test_a_budget_stop_under_collaboration_keeps_the_edit(collaborative_hub, browser):
+    """With collaboration the room saves each edit itself: the budget stop loses nothing,
+    and the notice says so instead of listing a save of its own."""
+    hub = collaborative_hub
+    page, client = _open_lab(browser, hub, "hal", "")
+    page.locator(".jp-FileEditor .cm-content").first.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type("kept by the room")
+
+    def on_disk() -> bool:
+        return any(
+            "kept by the room" in p.read_text()
+            for p in hub.data.rglob("notes.txt")
+            if "hal" in p.parts
+        )
+
+    poll(on_disk, 60, "the collaboration room saving hal's edit")
+    admin = HubClient(hub)
+    r = admin.put(
+        "/services/mlfactory/api/budgets/user/hal",
+        json={"amount": 0.000001, "enforcement": "stop", "grace_seconds": 45},
+    )
+    assert r.status_code == 201, r.text
+    poll(lambda: "" not in client.servers(), 240, "hal's server stopped by his budget")
+    text = _notice(page)
+    assert "The platform stopped this server because your budget is spent." in text, text
+    assert "No open document had unsaved changes." in text, text
+    assert "Not saved" not in text
+    assert on_disk()
     page.context.close()
