@@ -211,6 +211,11 @@ async def set_up_real_hub(api: str) -> str:
         assert time.monotonic() < deadline, f"servers not ready within 60 s: {ready}"
         await asyncio.sleep(0.2)
     await admin("DELETE", "/users/bob/servers/old")
+    # a loaded machine answers 202 (stop pending): wait until the hub says it is stopped
+    deadline = time.monotonic() + 60
+    while "old" in (await admin("GET", "/users/bob"))["body"]["servers"]:
+        assert time.monotonic() < deadline, "bob/old not stopped within 60 s"
+        await asyncio.sleep(0.2)
     token = await admin(
         "POST", "/users/alice/tokens", {"scopes": ["access:services!service=mlfactory"]}
     )
