@@ -258,27 +258,14 @@ class DataBroker:
     def _cap(self, store: str, user: str, server_name: str, now: float) -> None:
         """Keep at most ``MAX_LIVE_PER_SERVER`` live credentials per server and store: a
         client asking in a loop would otherwise pile up roles (and their connections)."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    DataCredential.principal,
-                    DataCredential.store,
-                    DataCredential.user,
-                    DataCredential.server_name,
-                    DataCredential.expires_at,
-                    DataCredential.ttl,
-                )
-                .where(
-                    DataCredential.dropped_at.is_(None),
-                    DataCredential.store == store,
-                    DataCredential.user == user,
-                    DataCredential.server_name == server_name,
-                )
-                .order_by(DataCredential.issued_at.desc(), DataCredential.id.desc())
-                .offset(MAX_LIVE_PER_SERVER)
-            ).all()
-        for r in rows:
-            self._drop(Live(*r), now, "replaced")
+        live = self._live(
+            DataCredential.store == store,
+            DataCredential.user == user,
+            DataCredential.server_name == server_name,
+            newest_first=True,
+        )
+        for credential in live[MAX_LIVE_PER_SERVER:]:
+            self._drop(credential, now, "replaced")
 
     # --- upkeep -----------------------------------------------------------------------
 
@@ -309,21 +296,26 @@ class DataBroker:
             return None, None
 
     def live(self) -> list[Live]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    DataCredential.principal,
-                    DataCredential.store,
-                    DataCredential.user,
-                    DataCredential.server_name,
-                    DataCredential.expires_at,
-                    DataCredential.ttl,
-                    DataCredential.issued_at,
-                    DataCredential.access,
-                    DataCredential.groups,
-                ).where(DataCredential.dropped_at.is_(None))
-            ).all()
         # every store's, also of stores taken out of the config: the tick drops those
+        return self._live()
+
+    def _live(self, *where: Any, newest_first: bool = False) -> list[Live]:
+        """The credentials not dropped yet (narrowed by ``where``)."""
+        query = select(
+            DataCredential.principal,
+            DataCredential.store,
+            DataCredential.user,
+            DataCredential.server_name,
+            DataCredential.expires_at,
+            DataCredential.ttl,
+            DataCredential.issued_at,
+            DataCredential.access,
+            DataCredential.groups,
+        ).where(DataCredential.dropped_at.is_(None), *where)
+        if newest_first:
+            query = query.order_by(DataCredential.issued_at.desc(), DataCredential.id.desc())
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
         return [Live(*r[:-1], tuple(r[-1] or ())) for r in rows]
 
     async def tick(self) -> None:
