@@ -148,29 +148,44 @@ class Accountant:
     # --- gate -------------------------------------------------------------------------
 
     async def gate(self, req: GateRequest) -> Verdict:
-        async with self.lock:
-            return await asyncio.to_thread(self._gate, req, self.clock())
+        return (await self.gate_many([req]))[0]
 
-    def _gate(self, req: GateRequest, now: float) -> Verdict:
-        # One transaction for the whole decision (a round trip to PostgreSQL per query
+    async def gate_many(self, reqs: list[GateRequest]) -> list[Verdict]:
+        """Decide ``reqs`` one after the other, in order, each seeing the sessions the ones
+        before it opened: a batch is the same as that many single calls, in one transaction."""
+        async with self.lock:
+            return await asyncio.to_thread(self._gate_many, reqs, self.clock())
+
+    def _gate_many(self, reqs: list[GateRequest], now: float) -> list[Verdict]:
+        # One transaction for the whole batch (a round trip to PostgreSQL per query
         # otherwise); it need not wait on an fsync: a lost admission is found again by the
         # next reconcile from the hub's and the backend's views.
         with self.store.transaction(durable=False) as conn:
             serialize_gate(conn)
-            if self.store.known_keys([req.key], conn):
-                return Verdict(True)  # a retried request: already admitted
-            scopes = scopes_of(req.user, req.groups, req.project)
-            rules = [r for s in scopes if (r := self.rule(s))]
-            standings = self.standings(rules, now, self.config.accounting.minimum_run, conn)
-            verdict = gate(
-                req.price_per_hour,
-                standings,
-                minimum_run=self.config.accounting.minimum_run,
-                currency=self.currency,
-            )
-            if verdict.allowed:
-                sighting = Sighting(**session_fields(req), started=now, source="gate")
-                self.store._insert(conn, sighting, now)
+            verdicts = [self._gate(conn, req, now) for req in reqs]
+        for req, verdict in zip(reqs, verdicts, strict=True):
+            self._log_verdict(req, verdict)
+        return verdicts
+
+    def _gate(self, conn: Connection, req: GateRequest, now: float) -> Verdict:
+        if self.store.known_keys([req.key], conn):
+            return Verdict(True)  # a retried request: already admitted
+        scopes = scopes_of(req.user, req.groups, req.project)
+        rules = [r for s in scopes if (r := self.rule(s))]
+        standings = self.standings(rules, now, self.config.accounting.minimum_run, conn)
+        verdict = gate(
+            req.price_per_hour,
+            standings,
+            minimum_run=self.config.accounting.minimum_run,
+            currency=self.currency,
+        )
+        if verdict.allowed:
+            sighting = Sighting(**session_fields(req), started=now, source="gate")
+            self.store._insert(conn, sighting, now)
+        return verdict
+
+    @staticmethod
+    def _log_verdict(req: GateRequest, verdict: Verdict) -> None:
         log.info(
             "Gate %s for %s/%s at %.4f/h: %s",
             req.key,

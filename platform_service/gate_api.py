@@ -8,37 +8,77 @@ from typing import Any
 
 from .accounting import GateRequest
 from .base import APIError, SecretHandler, body_str, body_str_list
+from .budgets import Verdict
 from .data_broker import drop_at_session_end
 
 SESSION_KEY = re.compile(r"[A-Za-z0-9_-]{8,80}")
+MAX_BATCH = 200  # gates in one /api/gates call
+MAX_BATCH_BYTES = 1024 * 1024
 
 
 class GateHandler(SecretHandler):
     async def post(self) -> None:
-        body = self.json_body()
         try:
-            resources = body.get("resources", {})
-            if not isinstance(resources, dict):
-                raise ValueError("resources: a JSON object is required")
-            req = GateRequest(
-                key=_key(body),
-                user=body_str(body, "user", 255),
-                server_name=body_str(body, "server_name", 255, required=False),
-                project=body_str(body, "project", 63, required=False),
-                profile=body_str(body, "profile", 63, required=False),
-                price_per_hour=_price(body.get("price_per_hour")),
-                groups=tuple(body_str_list(body, "groups")),
-                resources=resources,
-            )
+            req = gate_request(self.json_body())
         except ValueError as e:
             raise APIError(400, str(e), field=str(e).split(":")[0]) from None
-        verdict = await self.accountant.gate(req)
-        out: dict[str, Any] = {"allowed": verdict.allowed, "message": verdict.message}
-        if verdict.standing is not None:
-            out["budget"] = verdict.standing.as_json()
-        if verdict.warnings:
-            out["warnings"] = list(verdict.warnings)
-        self.write_json(out)
+        self.write_json(verdict_json(await self.accountant.gate(req)))
+
+
+class GateBatchHandler(SecretHandler):
+    """Several spawns' gates in one call, decided in order as that many ``/api/gate`` calls
+    would be. The hub sends the spawns that queued while its previous call was out, so a
+    storm costs a few round trips instead of one per spawn. A malformed entry gets its own
+    ``error`` and does not spoil the others."""
+
+    async def post(self) -> None:
+        gates = self.json_body(MAX_BATCH_BYTES).get("gates")
+        if not isinstance(gates, list) or not 0 < len(gates) <= MAX_BATCH:
+            raise APIError(400, f"gates: a list of 1 to {MAX_BATCH} gate requests is required")
+        parsed: list[GateRequest | str] = []
+        for body in gates:
+            try:
+                parsed.append(gate_request(body))
+            except ValueError as e:
+                parsed.append(str(e))
+        reqs = [r for r in parsed if isinstance(r, GateRequest)]
+        decided = iter(await self.accountant.gate_many(reqs) if reqs else ())
+        self.write_json(
+            {
+                "verdicts": [
+                    {"error": r} if isinstance(r, str) else verdict_json(next(decided))
+                    for r in parsed
+                ]
+            }
+        )
+
+
+def gate_request(body: Any) -> GateRequest:
+    """One gate request from its JSON; ValueError names the field at fault."""
+    if not isinstance(body, dict):
+        raise ValueError("gate: a JSON object is required")
+    resources = body.get("resources", {})
+    if not isinstance(resources, dict):
+        raise ValueError("resources: a JSON object is required")
+    return GateRequest(
+        key=_key(body),
+        user=body_str(body, "user", 255),
+        server_name=body_str(body, "server_name", 255, required=False),
+        project=body_str(body, "project", 63, required=False),
+        profile=body_str(body, "profile", 63, required=False),
+        price_per_hour=_price(body.get("price_per_hour")),
+        groups=tuple(body_str_list(body, "groups")),
+        resources=resources,
+    )
+
+
+def verdict_json(verdict: Verdict) -> dict[str, Any]:
+    out: dict[str, Any] = {"allowed": verdict.allowed, "message": verdict.message}
+    if verdict.standing is not None:
+        out["budget"] = verdict.standing.as_json()
+    if verdict.warnings:
+        out["warnings"] = list(verdict.warnings)
+    return out
 
 
 class StandingHandler(SecretHandler):
@@ -82,6 +122,7 @@ def _price(value: Any) -> float:
 # Patterns are relative to the service's prefix; app.make_app prefixes them.
 default_handlers = [
     (r"/api/gate", GateHandler),
+    (r"/api/gates", GateBatchHandler),
     (r"/api/standing", StandingHandler),
     (r"/api/sessions/([A-Za-z0-9_-]{8,80})/end", SessionEndHandler),
 ]

@@ -1,10 +1,13 @@
 """The spawner's side of accounting: ask the platform service before a spawn, tell it when a
 server ends. Runs in the hub process, authenticated to the service by a shared secret.
 
-At most ``concurrency`` calls are in flight at once, and the timeout counts from when a call
-is sent: the service decides gates one at a time, so a storm of spawns queues here rather
-than in tornado's client, whose queue time counts against the request's timeout (a thousand
-spawns at once were refused as "cannot be reached" by a healthy service).
+Gates are batched: while one ``/api/gates`` call is out, the spawns that arrive wait and go
+together in the next (up to ``batch_max``), and the service decides them in order as that
+many single calls would be. A storm of a thousand spawns then costs a few round trips, not a
+thousand, each of which a hub busy with the storm would answer late: one call per spawn with
+8 in flight left spawns refused as "cannot be reached" by a healthy service at 1,000 users.
+The timeout counts from when a call is sent, not while it waits for its turn, in the
+service's time rather than the busy hub's (``_within``), and grows with the batch.
 
 When the service does not answer, ``when_unreachable`` decides (default: refuse servers
 that cost money, allow free ones); every such event is logged and counted in the hub's
@@ -30,6 +33,9 @@ UNREACHABLE = Counter(
 )
 
 
+BATCH_PER_TIMEOUT = 25
+
+
 class ServiceGate:
     """``budget_check`` for the spawners: ``await gate(spawner, request)`` → refusal or None."""
 
@@ -40,46 +46,107 @@ class ServiceGate:
         when_unreachable: str = "refuse-paid",
         timeout: float = 5.0,
         concurrency: int = 8,
+        batch_max: int = 100,
     ) -> None:
         self.url = url.rstrip("/")
         self.secret = secret
         self.when_unreachable = when_unreachable
         self.timeout = timeout
         self.concurrency = concurrency
+        self.batch_max = batch_max
         self._slots = asyncio.Semaphore(concurrency)
         self._client: AsyncHTTPClient | None = None
+        self._queue: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self._sender: asyncio.Task | None = None
 
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(
+        self, path: str, body: dict[str, Any], limit: float | None = None
+    ) -> dict[str, Any]:
+        limit = limit or self.timeout
         async with self._slots:
             if self._client is None:
                 # its own client, with a slot for each call in flight: the hub's shared
                 # client (10 slots) would queue calls and count the wait as their timeout
                 self._client = AsyncHTTPClient(force_instance=True, max_clients=self.concurrency)
-            resp = await self._client.fetch(
-                HTTPRequest(
-                    f"{self.url}{path}",
-                    method="POST",
-                    headers={
-                        "Authorization": f"secret {self.secret}",
-                        "Content-Type": "application/json",
-                    },
-                    body=json.dumps(body),
-                    request_timeout=self.timeout,
-                    connect_timeout=self.timeout,
+            backstop = max(60.0, 12 * limit)
+            fetch = asyncio.ensure_future(
+                self._client.fetch(
+                    HTTPRequest(
+                        f"{self.url}{path}",
+                        method="POST",
+                        headers={
+                            "Authorization": f"secret {self.secret}",
+                            "Content-Type": "application/json",
+                        },
+                        body=json.dumps(body),
+                        request_timeout=backstop,
+                        connect_timeout=backstop,
+                    )
                 )
             )
-        return json.loads(resp.body)
+            await self._within(fetch, limit)
+        return json.loads(fetch.result().body)
+
+    @staticmethod
+    async def _within(fetch: asyncio.Future, limit: float) -> None:
+        """Wait for ``fetch`` ``limit`` seconds of the service's time, not the hub's.
+
+        A hub busy with a storm of spawns runs each turn of its event loop late, seconds at
+        a time, and reading an answer takes several turns; a plain timeout then fires before
+        the loop has read an answer that arrived long ago, and a healthy service is reported
+        unreachable. So the wait is counted in twentieths of the limit, and a step the
+        loop overran counts only as long as it was meant to last."""
+        loop = asyncio.get_running_loop()
+        step = limit / 20
+        waited = 0.0
+        while not fetch.done():
+            started = loop.time()
+            await asyncio.wait({fetch}, timeout=step)
+            waited += min(loop.time() - started, step)
+            if waited >= limit and not fetch.done():
+                fetch.cancel()
+                raise TimeoutError(f"no answer within {limit:g} s")
+
+    async def _verdict(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The service's verdict on one gate, sent with whatever else is waiting."""
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._queue.append((body, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_queued())
+        return await future
+
+    async def _send_queued(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.batch_max], self._queue[self.batch_max :]
+            try:
+                # the service decides a batch's gates one by one: ``timeout`` for every
+                # BATCH_PER_TIMEOUT of them (a healthy one takes milliseconds each)
+                limit = self.timeout * max(1.0, len(batch) / BATCH_PER_TIMEOUT)
+                answer = await self._post("/api/gates", {"gates": [b for b, _ in batch]}, limit)
+                verdicts = answer["verdicts"]
+                if not isinstance(verdicts, list) or len(verdicts) != len(batch):
+                    raise ValueError("the service answered a different number of verdicts")
+            except Exception as e:  # each waiting spawn decides by its own policy
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            for (_, future), verdict in zip(batch, verdicts, strict=True):
+                if not future.done():
+                    future.set_result(verdict)
 
     async def __call__(self, spawner: Any, request: Any) -> str | None:
         ledger = spawner.ledger
         try:
-            verdict = await self._post("/api/gate", ledger_body(ledger))
+            verdict = await self._verdict(ledger_body(ledger))
         except HTTPClientError as e:
             if e.code == 400 and e.response is not None:
                 return _error_text(e.response.body)
             return self._unreachable(request.price_per_hour, f"HTTP {e.code}")
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, KeyError, TypeError) as e:
             return self._unreachable(request.price_per_hour, str(e) or type(e).__name__)
+        if verdict.get("error"):  # this request was malformed, not the service away
+            return str(verdict["error"])
         if verdict.get("allowed"):
             for warning in verdict.get("warnings") or ():
                 log.warning("Budget warning for %s: %s", ledger["user"], warning)

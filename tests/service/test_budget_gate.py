@@ -3,6 +3,11 @@ down: the configured policy decides (paid refused, free allowed by default) and 
 
 from __future__ import annotations
 
+import asyncio
+import http.server
+import json
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -85,3 +90,67 @@ def test_budget_text_shows_the_tightest_budget():
         "Team ds weekly budget: 45.00 of 50.00 EUR spent, 5.00 left (resets 2026-11-30)."
     )
     assert budget_text([], "EUR") == "No budget set"
+
+
+class _AnsweringService(http.server.BaseHTTPRequestHandler):
+    """A stand-in service on its own thread that admits every gate at once: the fault made
+    to happen here is the hub's event loop, not the service, being late."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        answer = json.dumps({"verdicts": [{"allowed": True, "message": ""}] * len(body["gates"])})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(answer.encode())
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def threaded_service():
+    def serve(handler):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    servers: list[http.server.ThreadingHTTPServer] = []
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_hub_busy_past_the_timeout_still_reads_the_services_answer(threaded_service):
+    """The service answers at once, but the hub's event loop runs each turn late (a storm
+    of spawns: many callbacks, each a little work), for four times the gate's timeout: the
+    answer waiting in the socket is read, not mistaken for an outage."""
+    gate = ServiceGate(threaded_service(_AnsweringService), SECRET, "refuse-all", timeout=0.5)
+    loop = asyncio.get_running_loop()
+    busy_until = loop.time() + 2.0
+
+    def spawn_work() -> None:  # the fault: every turn of the loop takes ~0.4 s
+        time.sleep(0.01)
+        if loop.time() < busy_until:
+            loop.call_soon(spawn_work)
+
+    for _ in range(40):
+        loop.call_soon(spawn_work)
+    refused = count("refused")
+    assert await gate(spawner_for("ann", 0.5), request(0.5)) is None
+    assert count("refused") == refused
+
+
+async def test_a_service_that_never_answers_is_unreachable_after_the_timeout(threaded_service):
+    class Silent(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            time.sleep(3)  # longer than the gate waits
+
+        def log_message(self, *args) -> None:
+            pass
+
+    gate = ServiceGate(threaded_service(Silent), SECRET, "refuse-paid", timeout=0.5)
+    refusal = await gate(spawner_for("ann", 0.5), request(0.5))
+    assert refusal is not None and "budget service cannot be reached" in refusal

@@ -183,12 +183,22 @@ async def test_the_spawners_gate_client_holds_the_storm_too(make_accountant, fak
     # two calls in flight: each waits for at most one other, far inside its 1 s timeout;
     # REQUESTS calls in a row take many times that
     gate = ServiceGate(url, SECRET, timeout=1.0, concurrency=2)
+    batches: list[int] = []
+    gate_many = accountant.gate_many
+
+    async def counted(reqs):
+        batches.append(len(reqs))
+        return await gate_many(reqs)
+
+    accountant.gate_many = counted
     try:
         answers = await asyncio.gather(
             *(gate(gate_spawner(i), SimpleNamespace(price_per_hour=1.0)) for i in range(REQUESTS))
         )
     finally:
         server.stop()
+    # the spawns that queued behind the first call went together: a few calls, not REQUESTS
+    assert sum(batches) == REQUESTS and len(batches) <= 1 + REQUESTS // gate.batch_max + 1
     assert not [a for a in answers if a and "cannot be reached" in a]
     assert answers.count(None) == ADMITS
     assert all(f"budget of group '{TEAM}'" in a for a in answers if a is not None)
@@ -208,3 +218,46 @@ def gate_spawner(i: int) -> SimpleNamespace:
             "groups": [TEAM],
         }
     )
+
+
+async def test_a_batch_is_decided_in_order_and_a_bad_entry_spoils_nothing(
+    make_accountant, fake_hub
+):
+    """``/api/gates``: ADMITS + 3 spawns of the team in one call, with a malformed entry and
+    a repeated key among them: the first ADMITS valid ones are admitted, in order, the
+    repeat is admitted again without a second session, and the bad entry gets its error."""
+    accountant = make_accountant(storm_platform(), fake_hub)
+    url, server = await start_service(accountant, fake_hub)
+    gates = [gate_spawner(i).ledger for i in range(ADMITS + 3)]
+    gates.insert(5, {**gates[0], "price_per_hour": -1})
+    gates.insert(7, dict(gates[1]))  # a retried spawn: already admitted
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        resp = await client.fetch(
+            HTTPRequest(
+                url + "/api/gates",
+                method="POST",
+                headers={"Authorization": f"secret {SECRET}"},
+                body=json.dumps({"gates": gates}),
+            )
+        )
+        too_many = await client.fetch(
+            HTTPRequest(
+                url + "/api/gates",
+                method="POST",
+                headers={"Authorization": f"secret {SECRET}"},
+                body=json.dumps({"gates": gates * 10}),
+            ),
+            raise_error=False,
+        )
+    finally:
+        client.close()
+        server.stop()
+    verdicts = json.loads(resp.body)["verdicts"]
+    assert len(verdicts) == len(gates)
+    assert verdicts[5] == {"error": "price_per_hour: a number from 0 is required"}
+    assert verdicts[7]["allowed"] is True
+    decided = [v for i, v in enumerate(verdicts) if i not in (5, 7)]
+    assert [v["allowed"] for v in decided] == [True] * ADMITS + [False] * 3
+    assert len(accountant.store.open_sessions()) == ADMITS
+    assert too_many.code == 400 and "1 to 200" in json.loads(too_many.body)["error"]
