@@ -37,6 +37,7 @@ PASSWORDS = {
     "bob": "bob-calls-models-22",
     "carol": "carol-has-no-scope-333",
 }
+FILE_USER = ("dave", "dave-publishes-a-saved-file-4")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 MODELS_TAB = '.jp-SideBar [data-id="mlfactory-models"]'
 LAB_TIMEOUT_MS = 120_000
@@ -69,7 +70,7 @@ def hub() -> Iterator:
             "members": ["bob"],
         }
     )
-    data, config_path = prepare_hub("publish-model", config, PASSWORDS)
+    data, config_path = prepare_hub("publish-model", config, dict([*PASSWORDS.items(), FILE_USER]))
     repo = data / "models"
     repo.mkdir()
     config["models"] = {"repository": str(repo), "reload_interval": 1}
@@ -97,7 +98,8 @@ class Lab:
         self.page.on("pageerror", self.console.on_page_error)
         self.requests: list[str] = []
         self.page.on("requestfinished", lambda r: self.requests.append(f"{r.method} {r.url}"))
-        log_in(self.page, hub, user, PASSWORDS[user], next_url="/hub/home")
+        password = dict([*PASSWORDS.items(), FILE_USER])[user]
+        log_in(self.page, hub, user, password, next_url="/hub/home")
         self.page.goto(f"{hub.url}/user/{user}/lab/tree/{path}")
         try:
             self.page.locator(MODELS_TAB).wait_for(timeout=LAB_TIMEOUT_MS)
@@ -345,3 +347,77 @@ def test_publish_call_republish_move_alias_and_refuse(hub, browser):
             lab.page.context.close()
     if problems:
         pytest.fail(f"{len(problems)} console problem(s):\n" + "\n".join(problems), pytrace=False)
+
+
+def test_publish_a_saved_model_file(hub, browser):
+    """dave saved his classifier with joblib: he picks "Saved file: iris.joblib" in the
+    dialog, gives the task and labels (a file tells nothing before it is loaded), checks and
+    publishes, and the file's model is served and shown in his Models panel."""
+    user, password = FILE_USER
+    admin = HubClient(hub)
+    r = admin.post(f"/hub/api/users/{user}")
+    assert r.status_code in (201, 409), r.text
+    admin.spawn(user=user, profile="cpu-small")
+    admin.wait_ready(user=user, timeout=240)
+    save = TRAIN + "import joblib\njoblib.dump(clf, 'iris.joblib')\ndel clf\n"
+    r = HubClient(hub, user, password).put(
+        f"/user/{user}/api/contents/save.ipynb",
+        json={"type": "notebook", "content": notebook(save)},
+    )
+    assert r.status_code in (200, 201), r.text
+    lab = Lab(browser, hub, user, "save.ipynb")
+    try:
+        assert "trained True" in lab.run(0)
+        page = lab.page
+        page.get_by_test_id("mlfactory-publish-model-button").click()
+        form = page.get_by_test_id("mlfactory-publish-model-form")
+        form.wait_for(timeout=60_000)
+        source = form.get_by_test_id("mlfactory-publish-model-source")
+        assert source.input_value() == "file:iris.joblib"  # the kernel holds no model now
+        assert form.get_by_test_id("mlfactory-publish-model-name").input_value() == "iris"
+        form.get_by_test_id("mlfactory-publish-model-name").fill("iris-saved")
+        form.get_by_test_id("mlfactory-publish-model-task").select_option("classification")
+        form.get_by_test_id("mlfactory-publish-model-labels").fill("setosa, versicolor, virginica")
+        form.get_by_test_id("mlfactory-publish-model-check").click()
+        prediction = form.get_by_test_id("mlfactory-publish-model-prediction")
+        prediction.wait_for(timeout=KERNEL_S * 1000)
+        assert prediction.locator("tr").nth(1).inner_text().split()[0] == "setosa"
+        form.get_by_test_id("mlfactory-publish-model-publish").click()
+        done = form.get_by_test_id("mlfactory-publish-model-done")
+        done.wait_for(timeout=KERNEL_S * 1000)
+        assert "Published iris-saved version 1" in done.inner_text()
+        page.locator(".jp-Dialog-footer button.jp-mod-reject").click()
+        v1 = lab.model("iris-saved").locator(
+            '[data-testid="mlfactory-model-version"][data-version="1"]'
+        )
+        v1.wait_for()
+        assert "save.ipynb" in v1.inner_text()
+        token = api_token(page, hub, user)
+        import requests
+
+        record = dict(zip(FEATURES, [6.7, 3.0, 5.2, 2.3], strict=True))
+        answer = poll(
+            lambda: (
+                (
+                    r := requests.post(
+                        f"{hub.url}/services/models/v2/models/iris-saved/versions/1/predict",
+                        json={"records": [record]},
+                        headers={"Authorization": f"token {token}"},
+                        timeout=60,
+                    )
+                ).status_code
+                == 200
+                and r.json()
+            ),
+            30,
+            "the saved file's model served",
+        )
+        assert answer["predictions"][0]["label"] == "virginica"
+    except BaseException:
+        screenshot(lab.page, "publish-model-saved-file")
+        raise
+    finally:
+        problems = list(lab.console.problems)
+        lab.page.context.close()
+    if problems:
+        pytest.fail("console problem(s):\n" + "\n".join(problems), pytrace=False)

@@ -262,7 +262,10 @@ export class PublishModelForm extends Widget {
       m => m.name === source
     );
     const base = source.startsWith(FILE_PREFIX)
-      ? (source.split('/').pop() ?? '').replace(/\.[^.]*$/, '')
+      ? (source.slice(FILE_PREFIX.length).split('/').pop() ?? '').replace(
+          /\.[^.]*$/,
+          ''
+        )
       : source;
     this._name.value = suggestName(base);
     this._task.value = found?.task ?? '';
