@@ -4,7 +4,8 @@ The hub keeps :class:`~.authenticator.MLFactoryAuthenticator` (the login form, s
 lockout); :class:`LocalAndSSOAuthenticator` adds ``/hub/oauth_login`` and
 ``/hub/oauth_callback`` served by an oauthenticator ``GenericOAuthenticator``
 (:class:`OIDCAuthenticator`) whose group claims become hub groups (``manage_groups``).
-The claims themselves are judged in ``sso_claims`` (pure).
+The claims themselves are judged in ``sso_claims`` (pure). The hub's ``/hub/logout`` also
+ends the provider's session (OpenID Connect RP-initiated logout) for users who signed in there.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import ssl
 import time
 import urllib.error
@@ -22,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from jupyterhub.crypto import CryptKeeper
+from jupyterhub.handlers import LogoutHandler
+from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
-from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
+from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, OAuthLogoutHandler
 from tornado import web
-from traitlets import Bool, Callable, Integer, List, Set, Unicode, default
+from traitlets import Bool, Bytes, Callable, Integer, List, Set, Unicode, default
 
 from .authenticator import MLFactoryAuthenticator
 from .platform_config import ConfigError
@@ -34,8 +39,11 @@ from .sso_claims import (
     Identity,
     Refused,
     binding,
+    binding_key,
+    bound_here,
     check_binding,
     check_id_token,
+    end_session_url,
     keep_groups,
     read_identity,
     stored_binding,
@@ -44,6 +52,7 @@ from .sso_claims import (
 # Asymmetric algorithms only: a provider's "HS256" would make the client secret the key.
 SAFE_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
 _KEY = "auth.oidc"
+CRYPT_KEY_ENV = "JUPYTERHUB_CRYPT_KEY"
 
 
 def _refused(message: str) -> web.HTTPError:
@@ -130,6 +139,52 @@ class OIDCAuthenticator(GenericOAuthenticator):
         config=True,
         help="Every provider group becomes a hub group (only for a provider whose groups "
         "are all meant for this hub).",
+    )
+    end_provider_session = Bool(
+        True,
+        config=True,
+        help="""Logging out of the hub also ends the user's session at the provider, so the
+        next "Sign in with ..." asks for their credentials again (OpenID Connect
+        RP-initiated logout): ``/hub/logout`` redirects to ``end_session_endpoint`` with
+        ``client_id``, the ID token as ``id_token_hint`` (kept encrypted in auth_state) and
+        ``post_logout_redirect_url``, which must be registered at the provider. Off: the
+        hub's logout only, or oauthenticator's ``logout_redirect_url`` if set.
+
+        Example: ``c.OIDCAuthenticator.end_provider_session = False``
+        """,
+    )
+    end_session_endpoint = Unicode(
+        config=True,
+        help="""The provider's logout endpoint (discovery's ``end_session_endpoint``). Empty:
+        the provider offers none (e.g. Google), and logout ends the hub's session only.""",
+    )
+    post_logout_redirect_url = Unicode(
+        config=True,
+        help="""Where the provider sends the browser after its logout: the hub's login page as
+        the provider sees it. Empty: ``<scheme>://<host><hub base>/login`` of the logout
+        request. Example: ``c.OIDCAuthenticator.post_logout_redirect_url =
+        "https://hub.example.org/hub/login"``""",
+    )
+    binding_keys = List(
+        Bytes(),
+        help="""Keys of the binding HMAC (``sso_claims.binding``), newest first; derived from
+        the hub's encryption keys (``CryptKeeper.keys`` / ``$JUPYTERHUB_CRYPT_KEY``), so a
+        key rotation there keeps old bindings valid until their next sign-in rewrites them.""",
+    )
+
+    @default("binding_keys")
+    def _default_binding_keys(self) -> list[bytes]:
+        return [binding_key(k) for k in CryptKeeper.instance().keys]
+
+    accept_unkeyed_bindings = Bool(
+        True,
+        config=True,
+        help="""Accept, once, a provider link stored by an older mlfactory (a plain digest with
+        no key) and store it keyed at that sign-in. Anyone who can write the hub's database
+        could plant a plain digest, so turn this off once every SSO user has signed in again.
+
+        Example: ``c.OIDCAuthenticator.accept_unkeyed_bindings = False``
+        """,
     )
     clock = Callable(help="Returns seconds since the epoch; replaced in tests.")
 
@@ -264,29 +319,86 @@ class OIDCAuthenticator(GenericOAuthenticator):
         model = await super().authenticate(handler, data, **kwargs)
         name = model["name"]
         subject = self.identity(model["auth_state"][self.user_auth_state_key]).subject
+        user = handler.find_user(name) if handler is not None else None
+        model["user_info"] = await self.bind_identity(name, subject, user)
+        # What the hub keeps (encrypted, when auth_state is on) of the sign-in: the ID token,
+        # for the provider's logout, and the scopes (oauthenticator's allowed_scopes reads
+        # them). Not the access and refresh tokens: nothing here calls the provider for the
+        # user after the sign-in, so keeping them would only add something to lose.
+        model["auth_state"] = {k: model["auth_state"].get(k) for k in ("id_token", "scope")}
+        return model
+
+    async def bind_identity(self, name: str, subject: str, user: Any) -> dict[str, Any]:
+        """The ``user_info`` that binds the hub name ``name`` (``user``: that hub user, or
+        None) to the provider identity ``subject``, or a 403 page saying why it may not."""
         if await self.has_local_account(name):
             self.log.warning("OIDC: %r is a local account; provider login refused", name)
             raise _refused(
                 f"The username {name!r} belongs to a local account on this hub. Sign in "
                 "with its password, or ask an administrator."
             )
-        user = handler.find_user(name) if handler is not None else None
+        keys = self.binding_keys
+        if not keys:
+            self.log.error("OIDC: no encryption key (%s, CryptKeeper.keys)", CRYPT_KEY_ENV)
+            raise web.HTTPError(
+                500,
+                "Single sign-on is not set up completely: the hub has no encryption key. "
+                "Ask an administrator.",
+            )
         previous = dict(getattr(user, "user_info", None) or {}) if user is not None else {}
-        here = binding(self.issuer, subject)
+        stored = stored_binding(previous.get("oidc"))
+        bound = bound_here(
+            stored,
+            issuer=self.issuer,
+            subject=subject,
+            username=name,
+            keys=keys,
+            accept_unkeyed=self.accept_unkeyed_bindings,
+        )
         try:
             check_binding(
                 name,
                 exists=user is not None,
-                bound=stored_binding(previous.get("oidc")),
-                here=here,
+                bound=bound,
                 admin=bool(getattr(user, "admin", False)) or name in self.hub_admin_users,
                 adopt_existing=self.adopt_existing_users,
             )
         except Refused as e:
             self.log.warning("OIDC: sign-in as existing hub user %r refused: %s", name, e)
             raise _refused(str(e)) from None
-        model["user_info"] = {**previous, "oidc": here}
-        return model
+        here = binding(self.issuer, subject, name, key=keys[0])
+        if stored and stored != here:
+            self.log.info("OIDC: %r's provider link is stored again, under the current key", name)
+        return {**previous, "oidc": here}
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """Identity and groups are read at each sign-in, not in between (as before auth_state
+        was kept): the ID token kept there is for logout, and checking it again after it
+        expired would end every session at the ID token's lifetime."""
+        return True
+
+    def post_logout_url(self, handler: web.RequestHandler) -> str:
+        if self.post_logout_redirect_url:
+            return self.post_logout_redirect_url
+        request = handler.request
+        login = url_path_join(handler.hub.base_url, "login")
+        return f"{request.protocol}://{request.host}{login}"
+
+    async def provider_logout_url(self, user: Any, handler: web.RequestHandler) -> str:
+        """Where ``/hub/logout`` sends ``user`` once the hub's session has ended: the
+        provider's end-session endpoint (``end_provider_session``), else oauthenticator's
+        ``logout_redirect_url``; "" for users who did not sign in through the provider."""
+        if not (getattr(user, "user_info", None) or {}).get("oidc"):
+            return ""
+        if not (self.end_provider_session and self.end_session_endpoint):
+            return self.logout_redirect_url
+        auth_state = await user.get_auth_state() if self.enable_auth_state else None
+        return end_session_url(
+            self.end_session_endpoint,
+            client_id=self.client_id,
+            post_logout_redirect_uri=self.post_logout_url(handler),
+            id_token=(auth_state or {}).get("id_token"),
+        )
 
 
 class _SSOHandler:
@@ -303,6 +415,29 @@ class SSOLoginHandler(_SSOHandler, OAuthLoginHandler):
 
 class SSOCallbackHandler(_SSOHandler, OAuthCallbackHandler):
     """``/hub/oauth_callback``: check state, exchange the code, log the user in."""
+
+
+class SSOLogoutHandler(OAuthLogoutHandler):
+    """``/hub/logout``: the hub's logout (its cookies and session tokens, and
+    oauthenticator's state cookie); a user who signed in through the provider then goes to
+    the provider's end-session endpoint, which ends that session too and sends the browser
+    back to the hub's login page."""
+
+    _provider_logout = ""
+
+    async def handle_logout(self) -> None:
+        await super().handle_logout()
+        user = self.current_user  # still this request's user: the hub forgets it after this
+        if user is not None:
+            self._provider_logout = await self.authenticator.sso.provider_logout_url(user, self)
+
+    async def render_logout_page(self) -> None:
+        if self._provider_logout:
+            self.redirect(self._provider_logout)
+            return
+        # the hub's own logout page: oauthenticator's logout_redirect_url is the SSO side's
+        # (applied above), the hub's authenticator has none for local users
+        await LogoutHandler.render_logout_page(self)
 
 
 class LocalAndSSOAuthenticator(MLFactoryAuthenticator):
@@ -323,6 +458,11 @@ class LocalAndSSOAuthenticator(MLFactoryAuthenticator):
         self.sso.admin_users = set()
         self.sso.hub_admin_users = set(self.admin_users)
         self.sso.has_local_account = self._has_local_account
+        if self.sso.end_provider_session and not self.sso.end_session_endpoint:
+            self.log.warning(
+                "OIDC: the provider publishes no end_session_endpoint; logging out of the hub "
+                "will not end the provider's session (auth.oidc.end_provider_session)"
+            )
 
     async def _has_local_account(self, name: str) -> bool:
         return await self.in_store(lambda store: store.get(name)) is not None
@@ -331,6 +471,8 @@ class LocalAndSSOAuthenticator(MLFactoryAuthenticator):
         return super().get_handlers(app) + [
             (r"/oauth_login", SSOLoginHandler),
             (r"/oauth_callback", SSOCallbackHandler),
+            # before the hub's own /logout (the authenticator's routes come first)
+            (r"/logout", SSOLogoutHandler),
         ]
 
     async def refresh_user(self, user, handler=None):
@@ -349,6 +491,7 @@ class ProviderMetadata:
     token_endpoint: str
     jwks_uri: str
     userinfo_endpoint: str = ""
+    end_session_endpoint: str = ""
     algorithms: tuple[str, ...] = SAFE_ALGORITHMS
 
 
@@ -381,6 +524,7 @@ def parse_discovery(issuer: str, document: Any) -> ProviderMetadata:
         token_endpoint=document["token_endpoint"],
         jwks_uri=document["jwks_uri"],
         userinfo_endpoint=document.get("userinfo_endpoint") or "",
+        end_session_endpoint=document.get("end_session_endpoint") or "",
         algorithms=algorithms,
     )
 
@@ -422,18 +566,60 @@ def read_client_secret(source: AdminCredentials, env: Mapping[str, str] = os.env
     return secret
 
 
+def read_or_create_key(path: Path) -> str:
+    """The hub's encryption key kept in ``path`` (0600), made on first use (32 random bytes,
+    hex, as ``openssl rand -hex 32`` makes for ``$JUPYTERHUB_CRYPT_KEY``)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)  # a copied-in file may be more open than it should be
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    key = path.read_text().strip()
+    if not key:
+        raise ConfigError(f"{_KEY}: the hub's encryption key file {path} is empty; remove it")
+    return key
+
+
+def use_encryption_key(c: Any, env: Mapping[str, str], key_file: Path | None) -> None:
+    """Single sign-on needs the hub's encryption key: it keys the provider bindings and
+    encrypts auth_state (the ID token kept for logout). It is ``$JUPYTERHUB_CRYPT_KEY`` or
+    ``CryptKeeper.keys`` (the Zero to JupyterHub chart generates ``hub.config.CryptKeeper.keys``);
+    on one machine, ``key_file``, made on first use next to the cookie secret."""
+    if env.get(CRYPT_KEY_ENV, "").strip() or c.CryptKeeper.get("keys"):
+        return
+    if key_file is None:
+        raise ConfigError(
+            f"{_KEY}: single sign-on needs the hub's encryption key: set {CRYPT_KEY_ENV} for "
+            "the hub (e.g. `openssl rand -hex 32`) or c.CryptKeeper.keys; keep it, since "
+            "changing it unlinks every provider account"
+        )
+    # item, not attribute: on a traitlets Config, ``.keys`` is the dict method
+    c.CryptKeeper["keys"] = [read_or_create_key(key_file)]
+
+
+def post_logout_login_url(callback_url: str) -> str:
+    """The hub's login page next to its configured ``/oauth_callback`` URL."""
+    base, _, _ = callback_url.rstrip("/").rpartition("/")
+    return f"{base}/login"
+
+
 def apply_sso(
     c: Any,
     oidc: OIDC,
     env: Mapping[str, str] = os.environ,
     declared_groups: Iterable[str] = (),
+    key_file: Path | None = None,
 ) -> None:
     """Switch the hub to local accounts plus SSO through ``oidc`` (the ``auth.oidc``
-    section; ``declared_groups``: the config's ``groups``, kept from the provider's groups).
-    Reads the discovery document and the secret now, so a wrong issuer or a
-    missing secret stops the hub at start with the key to fix."""
+    section; ``declared_groups``: the config's ``groups``, kept from the provider's groups;
+    ``key_file``: where one machine keeps the hub's encryption key, see
+    :func:`use_encryption_key`). Reads the discovery document and the secret now, so a wrong
+    issuer or a missing secret stops the hub at start with the key to fix."""
     meta = discover(oidc.issuer, verify=oidc.validate_server_cert)
     secret = read_client_secret(oidc.client_secret, env)
+    use_encryption_key(c, env, key_file)
     c.JupyterHub.authenticator_class = LocalAndSSOAuthenticator
     o = c.OIDCAuthenticator
     o.issuer = meta.issuer
@@ -459,8 +645,15 @@ def apply_sso(
     o.keep_all_groups = oidc.keep_all_groups
     o.login_service = oidc.button_label
     o.validate_server_cert = oidc.validate_server_cert
+    o.accept_unkeyed_bindings = oidc.accept_unkeyed_bindings
+    o.end_provider_session = oidc.end_provider_session
+    o.end_session_endpoint = meta.end_session_endpoint
+    if oidc.end_provider_session and meta.end_session_endpoint:
+        # keep the ID token (encrypted) for the provider's logout: its id_token_hint
+        c.Authenticator.enable_auth_state = True
     if oidc.callback_url:
         o.oauth_callback_url = oidc.callback_url
+        o.post_logout_redirect_url = post_logout_login_url(oidc.callback_url)
     template_vars = dict(c.JupyterHub.get("template_vars", {}))
     template_vars["mlfactory_sso"] = {"label": oidc.button_label}
     c.JupyterHub.template_vars = template_vars

@@ -1,5 +1,6 @@
 """What an OpenID Connect login proves: the ID token's claims checked against the issuer,
-the client and the clock, and the identity (username, subject, groups) read from the claims.
+the client and the clock, and the identity (username, subject, groups) read from the claims;
+the keyed binding of a hub name to that identity; the provider logout request.
 
 Pure: no I/O and no clock of its own. ``sso.py`` fetches the tokens and calls these.
 """
@@ -7,9 +8,11 @@ Pure: no I/O and no clock of its own. ``sso.py`` fetches the tokens and calls th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import hmac
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 
 class Refused(Exception):
@@ -90,44 +93,93 @@ def read_identity(
     return Identity(username=username.strip(), subject=str(claims.get("sub", "")), groups=groups)
 
 
-def binding(issuer: str, subject: str) -> dict[str, str]:
-    """What the hub keeps (in ``user_info``) of the provider identity a name is bound to: a
-    digest of (iss, sub), not the values. JupyterHub shows ``user_info`` to whoever may read
-    the user's name, which on this platform is every user (workspace shares)."""
+BINDING_CONTEXT = b"mlfactory sso binding v1"
+
+
+def binding_key(secret: bytes) -> bytes:
+    """The binding key derived from one of the hub's encryption keys (``CryptKeeper.keys``,
+    ``$JUPYTERHUB_CRYPT_KEY``): a key of its own, so a binding never doubles as an
+    encrypted value or the other way round."""
+    return hmac.new(secret, BINDING_CONTEXT, hashlib.sha256).digest()
+
+
+def binding(issuer: str, subject: str, username: str, *, key: bytes) -> dict[str, str]:
+    """What the hub keeps (in ``user_info``) of the provider identity ``username`` is bound
+    to: an HMAC of (iss, sub, name) under a key only the hub holds, not the values.
+
+    JupyterHub shows ``user_info`` to admins, and whoever can write the hub's database could
+    plant a plain digest of their own identity on another user; without the key they cannot
+    compute this one, and the name in it keeps a binding copied from another user's row from
+    matching."""
+    message = f"{issuer}\n{subject}\n{username}".encode()
+    return {"hmac_sha256": hmac.new(key, message, hashlib.sha256).hexdigest()}
+
+
+def unkeyed_binding(issuer: str, subject: str) -> dict[str, str]:
+    """The digest older hubs stored (no key): only ever compared, never written again."""
     return {"sha256": hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()}
 
 
 def stored_binding(value: Any) -> dict[str, str] | None:
-    """A binding as ``user_info`` holds it, in today's form (older hubs stored iss and sub
-    themselves; they compare as their digest and are rewritten at the next sign-in)."""
+    """A binding as ``user_info`` holds it, or None. Hubs before the keyed binding stored a
+    plain digest, and older ones iss and sub themselves (read as their digest)."""
     if not isinstance(value, Mapping) or not value:
         return None
     if "sub" in value:
-        return binding(str(value.get("iss", "")), str(value["sub"]))
+        return unkeyed_binding(str(value.get("iss", "")), str(value["sub"]))
     return {str(k): str(v) for k, v in value.items()}
+
+
+def bound_here(
+    stored: Mapping[str, str] | None,
+    *,
+    issuer: str,
+    subject: str,
+    username: str,
+    keys: Sequence[bytes],
+    accept_unkeyed: bool,
+) -> bool | None:
+    """Whether the binding ``stored`` (see :func:`stored_binding`) is this identity's: None
+    when there is none, True when it is (keyed under any of ``keys``, so an older encryption
+    key still matches after a rotation; or unkeyed, if ``accept_unkeyed``), else False.
+
+    The caller stores :func:`binding` under the first key at every sign-in, so an unkeyed
+    or old-key binding that matched is upgraded then, and works as unkeyed only once.
+    """
+    if not stored:
+        return None
+    digest = stored.get("hmac_sha256")
+    if digest is not None:
+        return any(
+            hmac.compare_digest(binding(issuer, subject, username, key=k)["hmac_sha256"], digest)
+            for k in keys
+        )
+    if accept_unkeyed and "sha256" in stored:
+        return hmac.compare_digest(unkeyed_binding(issuer, subject)["sha256"], stored["sha256"])
+    return False
 
 
 def check_binding(
     username: str,
     *,
     exists: bool,
-    bound: Mapping[str, Any] | None,
-    here: Mapping[str, Any],
+    bound: bool | None,
     admin: bool,
     adopt_existing: bool,
 ) -> None:
-    """Raise :class:`Refused` unless a provider identity ``here`` ({iss, sub}) may sign in
-    as the hub user ``username``.
+    """Raise :class:`Refused` unless a provider identity may sign in as the hub user
+    ``username``; ``bound`` says whether the name's stored binding is this identity's
+    (:func:`bound_here`: None when the name has none).
 
-    A new name is bound to ``here`` at its first sign-in. An existing name bound to
+    A new name is bound to the identity at its first sign-in. An existing name bound to
     another identity is refused. An existing name with no binding (an ``admin_users`` name
     the hub created at start, a user made through the REST API, one from before SSO) is
     refused unless ``adopt_existing`` says the provider's names are this hub's names; an
     admin is never adopted, since the provider would otherwise decide who is admin.
     """
-    if not exists or (bound and dict(bound) == dict(here)):
+    if not exists or bound is True:
         return
-    if bound:
+    if bound is False:
         raise Refused(
             f"The username {username!r} already belongs to another account of the identity "
             "provider. Ask an administrator."
@@ -157,3 +209,20 @@ def keep_groups(
     if keep_all:
         return groups
     return tuple(g for g in groups if g in declared or (prefix and g.startswith(prefix)))
+
+
+def end_session_url(
+    endpoint: str, *, client_id: str, post_logout_redirect_uri: str, id_token: str | None = None
+) -> str:
+    """The provider's ``end_session_endpoint`` with the RP-initiated logout parameters
+    (OpenID Connect RP-Initiated Logout 1.0, section 2): ``client_id``, the
+    ``post_logout_redirect_uri`` registered for the client, and the ID token as
+    ``id_token_hint`` when the hub kept it (some providers require it, others then skip
+    their confirmation). Parameters already in the endpoint's query (e.g. a policy) stay."""
+    parts = urlsplit(endpoint)
+    ours = {"client_id", "post_logout_redirect_uri", "id_token_hint"}
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ours]
+    query += [("client_id", client_id), ("post_logout_redirect_uri", post_logout_redirect_uri)]
+    if id_token:
+        query.append(("id_token_hint", id_token))
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -2,9 +2,10 @@
 its user's groups are granted, renew them while the server runs, drop them when it stops,
 and read the stores' usage counters into the audit.
 
-The rules are ``data_grants`` (pure); the stores are drivers (``data_drivers``: built-ins
-``postgresql``, ``s3``, others by entry point). Driver and database calls run in worker
-threads; the clock is injected.
+The rules are ``data_grants`` and ``data_retention`` (pure); the stores are drivers
+(``data_drivers``: built-ins ``postgresql``, ``s3``, others by entry point). Driver and
+database calls run in worker threads; the clock is injected. The tick also deletes audit rows
+older than ``data.audit.keep_days``, once an hour, in batches.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from mlfactory.spawner.profiles import user_access
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
-from .data_db import DataCredential, DataCredentialEvent
+from . import data_retention
+from .data_db import AUDIT_TIMES, DataCredential, DataCredentialEvent, delete_audit_batch
 from .data_drivers import (
     ENTRY_POINT_GROUP,
     AdminUnavailable,
@@ -124,6 +126,7 @@ class DataBroker:
         self.clock = clock
         self._index = {d.name: i for i, d in enumerate(config.data_stores)}
         self._swept = False  # the first tick drops roles left by an earlier run
+        self._audit_pass: float | None = None  # when the tick last ran the retention pass
 
     # --- start-up ---------------------------------------------------------------------
 
@@ -237,6 +240,8 @@ class DataBroker:
                     server_name=server_name,
                     groups=list(grant.groups),
                     access=grant.access,
+                    roles=list(grant.roles),
+                    prefixes=list(grant.prefixes),
                     ref=creds.ref,
                     ttl=ttl,
                     issued_at=now,
@@ -311,17 +316,28 @@ class DataBroker:
             DataCredential.issued_at,
             DataCredential.access,
             DataCredential.groups,
+            DataCredential.roles,
+            DataCredential.prefixes,
         ).where(DataCredential.dropped_at.is_(None), *where)
         if newest_first:
             query = query.order_by(DataCredential.issued_at.desc(), DataCredential.id.desc())
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [Live(*r[:-1], tuple(r[-1] or ())) for r in rows]
+        return [
+            Live(
+                *r[:8],
+                groups=tuple(r.groups or ()),
+                roles=None if r.roles is None else tuple(r.roles),
+                prefixes=None if r.prefixes is None else tuple(r.prefixes),
+            )
+            for r in rows
+        ]
 
     async def tick(self) -> None:
         """Renew the credentials of running servers, drop the others, the expired and those
-        whose grant was lost, then read the stores' usage into the audit. One credential or
-        store failing is logged and skipped: the others are still kept up."""
+        whose grant was lost or moved to other roles or prefixes, then read the stores'
+        usage into the audit, and once an hour delete the audit past its retention. One
+        credential or store failing is logged and skipped: the others are still kept up."""
         # live first: a server that starts and gets credentials while the hub is read is
         # then not in this tick's list, rather than in it and missing from ``running``
         if not self._swept:
@@ -339,6 +355,49 @@ class DataBroker:
         # too: pg_stat_statements keeps a dropped role's counts under its oid
         counted = [c for c in live if c.store in self.drivers]
         await asyncio.to_thread(self._collect_usage, counted)
+        if data_retention.pass_due(self._audit_pass, now):
+            self._audit_pass = now
+            try:
+                removed = await self.expire_audit(data_retention.MAX_BATCHES_PER_TICK)
+            except Exception as e:  # e.g. the database busy: the next hour tries again
+                log.warning("Deleting the data audit past its retention failed: %s", e)
+            else:
+                if removed.more:  # a backlog (the first pass after an upgrade): next tick
+                    self._audit_pass = None
+
+    async def expire_audit(self, max_batches: int | None = None) -> data_retention.Removed:
+        """Delete the audit rows older than ``data.audit.keep_days`` (credentials dropped
+        that long ago, events that old; 0 keeps all), one batch per transaction, at most
+        ``max_batches`` of them (None: all), and log what went. Returns the counts, and
+        whether rows were left for another pass."""
+        keep_days = self.config.data.audit.keep_days
+        keep_s = data_retention.keep_seconds(keep_days)
+        if keep_s is None:
+            return data_retention.Removed()
+        bound = data_retention.cutoff(keep_s, self.clock())
+        counts, batches, more, full = [], 0, False, False
+        for column in AUDIT_TIMES:
+            total = 0
+            while not more:
+                if max_batches is not None and batches >= max_batches:
+                    more = True
+                    break
+                if full:  # let waiting writers in before the next batch: pacing, not a wait
+                    await asyncio.sleep(data_retention.PAUSE_S)
+                # one worker call per batch: other writers get the lock in between
+                n = await asyncio.to_thread(
+                    delete_audit_batch, self.engine, column, bound, data_retention.BATCH
+                )
+                batches += 1 if n else 0  # a table found empty costs no batch of the budget
+                total += n
+                full = n == data_retention.BATCH
+                if not full:
+                    break
+            counts.append(total)
+        removed = data_retention.Removed(*counts, more=more)
+        if removed:
+            log.info("%s", removed.message(keep_days, bound))
+        return removed
 
     async def session_ended(self, key: str) -> int:
         """Drop at once the credentials of the server whose ledger session ``key`` just

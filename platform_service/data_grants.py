@@ -88,7 +88,9 @@ def renewal_due(expires_at: float, now: float, ttl: int) -> bool:
 @dataclass(frozen=True)
 class Live:
     """One issued credential the service has not dropped yet; ``access`` and ``groups``: the
-    entitlement it was issued for ("" and () when not read)."""
+    entitlement it was issued for ("" and () when not read); ``roles`` and ``prefixes``: the
+    database group roles and S3 prefixes the store was asked to grant (None: not recorded,
+    as for credentials issued before migration 0010)."""
 
     principal: str
     store: str
@@ -99,6 +101,13 @@ class Live:
     issued_at: float = 0.0
     access: str = ""
     groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] | None = None
+    prefixes: tuple[str, ...] | None = None
+
+    @property
+    def scope_unknown(self) -> bool:
+        """Read with its entitlement, but issued before roles and prefixes were recorded."""
+        return bool(self.access) and self.roles is None and self.prefixes is None
 
 
 @dataclass
@@ -107,15 +116,31 @@ class Upkeep:
     drop: list[tuple[Live, str]]  # and why
 
 
-def still_granted(c: Live, now_held: Entitlement | None) -> bool:
-    """Whether the entitlement held now covers what ``c`` was issued for: every group it was
-    issued through still grants, at no weaker access. A widened grant keeps the credential
-    (the next issue gets the new roles); a narrowed or lost one does not."""
+def grant_change(c: Live, now_held: Entitlement | None) -> str | None:
+    """Why the entitlement held now no longer covers what ``c`` was issued for, or None
+    when it still does. Covered: every group it was issued through still grants, at no
+    weaker access, and through the same database roles and S3 prefixes (an admin renaming a
+    grant's ``role:``, or changing its prefixes, while the user's groups stay the same). A
+    widened grant keeps the credential (the next issue gets the new roles); a narrowed,
+    lost or moved one does not."""
     if not c.access:
-        return True  # issued-for unknown: the caller did not read it
+        return None  # issued-for unknown: the caller did not read it
     if now_held is None or not set(c.groups) <= set(now_held.groups):
-        return False
-    return not (c.access == "read-write" and now_held.access != "read-write")
+        return "grant changed"
+    if c.access == "read-write" and now_held.access != "read-write":
+        return "grant changed"
+    # a login role stays a member of the group roles it was created in, whatever the config
+    # says now: moving it would leave sessions that ran SET ROLE on the old role, so it goes
+    if c.roles is not None and not set(c.roles) <= set(now_held.roles):
+        return "role changed"
+    if c.prefixes is not None and not set(c.prefixes) <= set(now_held.prefixes):
+        return "prefixes changed"
+    return None
+
+
+def still_granted(c: Live, now_held: Entitlement | None) -> bool:
+    """Whether the entitlement held now covers what ``c`` was issued for (``grant_change``)."""
+    return grant_change(c, now_held) is None
 
 
 def upkeep(
@@ -131,9 +156,12 @@ def upkeep(
     not checked), of servers that no longer run (``running``: the hub's ``(user,
     server_name)`` pairs, None when the hub did not answer: then nothing is dropped for that
     reason nor for a grant), the expired, and those whose user's ``groups`` now (each running
-    user's groups as the grants read them) no longer grant what they were issued for.
+    user's groups as the grants read them) no longer grant what they were issued for, or no
+    longer through the roles and prefixes it holds (``grant_change``).
     Renewed when due: only the newest credential of each server and store, so that a client
-    asking again in time does not keep every older role alive too.
+    asking again in time does not keep every older role alive too, and never one whose roles
+    were not recorded (issued before 0010): it ends at its expiry, within the store's ttl,
+    and the client's next ask records them.
     """
     live = list(live)
     newest: dict[tuple[str, str, str], Live] = {}
@@ -153,13 +181,14 @@ def upkeep(
             running is not None
             and stores is not None
             and groups is not None
-            and not still_granted(c, entitlement(stores[c.store], groups.get(c.user, ())))
+            and (why := grant_change(c, entitlement(stores[c.store], groups.get(c.user, ()))))
         ):
-            plan.drop.append((c, "grant changed"))
+            plan.drop.append((c, why))
         elif (
             running is not None
             and renewal_due(c.expires_at, now, c.ttl)
             and newest[(c.user, c.server_name, c.store)] is c
+            and not c.scope_unknown
         ):
             plan.renew.append(c)
     return plan

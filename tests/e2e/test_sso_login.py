@@ -1,13 +1,16 @@
 """Single sign-on on a real hub against a real OpenID Connect provider (npm oidc-provider on
 loopback), driven by Chromium: group claims become hub groups and pick the profiles, a change
-of groups applies at the next login, bad sign-ins get a clear page, local accounts still work.
+of groups applies at the next login, bad sign-ins get a clear page, local accounts still work,
+and logging out of the hub ends the provider's session too (RP-initiated logout).
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -56,7 +59,9 @@ def sso() -> Iterator[tuple]:
     # The client's redirect URI is the hub's, known only now: start the provider again
     # with it (same issuer and port; fresh keys, which the hub fetches at the first login).
     provider.redirect_uris = [f"{hub.url}/hub/oauth_callback"]
+    provider.post_logout_redirect_uris = [f"{hub.url}/hub/login"]
     provider.start(log)
+    PROVIDER_PORT[:] = [provider.port]
     try:
         yield hub, provider, rest_token(hub)
     finally:
@@ -87,6 +92,13 @@ def sso_login(page, hub, account: str):
     return info.value
 
 
+PROVIDER_PORT: list[int] = []
+
+
+def provider_url(url: str) -> bool:
+    return bool(PROVIDER_PORT) and urlsplit(url).port == PROVIDER_PORT[0]
+
+
 def profile_cards(page, hub) -> list[str]:
     page.goto(f"{hub.url}/hub/spawn")
     page.wait_for_selector('[data-testid="mlfactory-picker"]', timeout=60_000)
@@ -102,6 +114,12 @@ def test_login_page_offers_the_provider_and_local_accounts_still_work(sso, page)
     log_in(page, hub, LOCAL_USER, LOCAL_PASSWORD)
     assert "/hub/login" not in page.url
     assert hub_user(hub, token, LOCAL_USER)["name"] == LOCAL_USER
+    # a local account's logout stays the hub's own: back to the login page, no provider
+    to_provider = []
+    page.on("request", lambda r: to_provider.append(r.url) if provider_url(r.url) else None)
+    page.goto(f"{hub.url}/hub/logout")
+    page.wait_for_url(f"{hub.url}/hub/login**", timeout=60_000)
+    assert to_provider == []
 
 
 def test_group_claims_become_hub_groups_and_change_at_next_login(sso, browser):
@@ -246,5 +264,55 @@ def test_other_users_do_not_see_the_provider_identity(sso, browser):
     )
     assert r.status_code == 200, r.text  # what an admin (and the hub's database) holds
     binding = (r.json().get("user_info") or {}).get("oidc") or {}
-    assert binding.get("sha256"), r.text
+    assert binding.get("hmac_sha256"), r.text  # keyed with the hub's key: not forgeable
     assert "sub" not in binding and provider.issuer not in r.text
+    # what is kept (encrypted) of the sign-in: the ID token for the provider's logout, and
+    # not the provider's access and refresh tokens
+    assert sorted(r.json()["auth_state"]) == ["id_token", "scope"], r.text
+
+
+def test_logout_ends_the_provider_session_too(sso, browser):
+    hub, provider, token = sso
+    provider.set_account("leo", groups=["data-science"])
+    context = browser.new_context()
+    page = context.new_page()
+    assert sso_login(page, hub, "leo").status == 302, page.content()
+
+    # What makes the logout matter: with only the hub's cookies gone, the provider's session
+    # signs leo in again without asking (the button lands back on the hub signed in).
+    context.clear_cookies(name=re.compile(r"^jupyterhub-"))
+    page.goto(f"{hub.url}/hub/login")
+    with page.expect_response(lambda r: "/hub/oauth_callback" in r.url, timeout=60_000) as info:
+        page.click("#mlfactory-sso-login")
+    assert info.value.status == 302
+    page.wait_for_load_state()
+    assert "/hub/login" not in page.url
+
+    # Logout: the hub's session ends, then the provider's end-session endpoint gets the
+    # client, the ID token kept in auth_state and the way back to the hub's login page.
+    with page.expect_request(
+        lambda r: provider_url(r.url) and "/session/end" in r.url, timeout=60_000
+    ) as ended:
+        page.goto(f"{hub.url}/hub/logout")
+    query = parse_qs(urlsplit(ended.value.url).query)
+    assert query["client_id"] == [CLIENT_ID]
+    assert query["post_logout_redirect_uri"] == [f"{hub.url}/hub/login"]
+    assert query["id_token_hint"][0].count(".") == 2, query  # a JWT
+    # oidc-provider asks the user to confirm (its own page), then sends them back
+    page.click("button[name=logout][value=yes]", timeout=60_000)
+    page.wait_for_url(f"{hub.url}/hub/login**", timeout=60_000)
+    screenshot(page, "sso-after-logout")
+    page.goto(f"{hub.url}/hub/home")
+    assert "/hub/login" in page.url  # the hub's session is gone
+
+    # The next "Sign in with ..." asks for credentials at the provider, not a silent login
+    page.goto(f"{hub.url}/hub/login")
+    page.click("#mlfactory-sso-login")
+    page.wait_for_selector("input[name=login]", timeout=60_000)
+    assert provider_url(page.url)
+    page.fill("input[name=login]", "leo")
+    page.fill("input[name=password]", "any password (dev interactions)")
+    with page.expect_response(lambda r: "/hub/oauth_callback" in r.url, timeout=60_000) as info:
+        page.click("button[type=submit]")
+    assert info.value.status == 302
+    context.close()

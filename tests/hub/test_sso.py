@@ -17,16 +17,21 @@ from mlfactory.hub.sso import (
     apply_sso,
     discover,
     parse_discovery,
+    post_logout_login_url,
     read_client_secret,
 )
 from mlfactory.hub.sso_claims import (
     Refused,
     binding,
+    binding_key,
+    bound_here,
     check_binding,
     check_id_token,
+    end_session_url,
     keep_groups,
     read_identity,
     stored_binding,
+    unkeyed_binding,
 )
 from traitlets.config import Config
 
@@ -140,26 +145,23 @@ def test_a_missing_username_claim_is_refused(value):
 
 # --- who may take which hub name --------------------------------------------------------------
 
-HERE = {"iss": ISSUER, "sub": "u-1"}
-
 
 def bind(**kwargs) -> None:
-    options = {"exists": True, "bound": None, "here": HERE, "admin": False}
-    options["adopt_existing"] = False
+    options = {"exists": True, "bound": None, "admin": False, "adopt_existing": False}
     check_binding("pat", **{**options, **kwargs})
 
 
 def test_a_new_name_or_the_same_identity_signs_in():
     bind(exists=False)
-    bind(bound=dict(HERE))
-    bind(bound=dict(HERE), admin=True)  # an admin made by SSO signs in again
+    bind(bound=True)
+    bind(bound=True, admin=True)  # an admin made by SSO signs in again
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"bound": {"iss": ISSUER, "sub": "u-2"}}, "belongs to another account"),
-        ({"bound": {"iss": "https://other", "sub": "u-1"}}, "belongs to another account"),
+        ({"bound": False}, "belongs to another account"),
+        ({"bound": False, "adopt_existing": True}, "belongs to another account"),
         ({}, "not linked to the identity provider"),  # made through the REST API
         ({"admin": True}, "administrator account"),  # an admin_users name
         ({"admin": True, "adopt_existing": True}, "administrator account"),  # never adopted
@@ -174,14 +176,76 @@ def test_existing_users_are_adopted_only_when_the_config_says_so():
     bind(adopt_existing=True)
 
 
-def test_the_stored_binding_is_a_digest_and_older_bindings_still_match():
-    stored = binding(ISSUER, "u-1")
+KEY = binding_key(bytes(range(32)))
+OLD_KEY = binding_key(bytes(range(1, 33)))
+
+
+def matches(stored, *, sub="u-1", name="pat", keys=(KEY,), accept_unkeyed=True):
+    return bound_here(
+        stored_binding(stored),
+        issuer=ISSUER,
+        subject=sub,
+        username=name,
+        keys=list(keys),
+        accept_unkeyed=accept_unkeyed,
+    )
+
+
+def test_the_binding_is_keyed_and_holds_neither_issuer_nor_subject():
+    stored = binding(ISSUER, "u-1", "pat", key=KEY)
     assert "u-1" not in str(stored) and ISSUER not in str(stored)
-    assert stored != binding(ISSUER, "u-2") and stored != binding(ISSUER + "/x", "u-1")
-    assert stored_binding({"iss": ISSUER, "sub": "u-1"}) == stored  # as older hubs kept it
-    assert stored_binding(stored) == stored
-    assert stored_binding(None) is None and stored_binding({}) is None
-    bind(bound=stored_binding({"iss": ISSUER, "sub": "u-1"}), here=stored)
+    assert matches(stored) is True
+    assert matches(None) is None and matches({}) is None
+    assert matches(stored, sub="u-2") is False  # another identity of the provider
+    # without the key nobody computes it: the same identity under another key is no match
+    assert binding(ISSUER, "u-1", "pat", key=OLD_KEY) != stored
+    assert matches(binding(ISSUER, "u-1", "pat", key=OLD_KEY)) is False
+
+
+def test_a_binding_copied_from_another_users_row_does_not_match():
+    # pat's own row, copied onto the user "boss": pat's identity claiming the name boss fails
+    assert matches(binding(ISSUER, "u-1", "pat", key=KEY), name="boss") is False
+
+
+def test_a_binding_under_an_older_key_still_matches_after_a_rotation():
+    assert matches(binding(ISSUER, "u-1", "pat", key=OLD_KEY), keys=(KEY, OLD_KEY)) is True
+
+
+def test_an_unkeyed_binding_of_older_hubs_matches_only_while_accepted():
+    old = unkeyed_binding(ISSUER, "u-1")
+    assert matches(old) is True
+    assert matches({"iss": ISSUER, "sub": "u-1"}) is True  # as the oldest hubs kept it
+    assert matches(old, sub="u-2") is False
+    assert matches(old, accept_unkeyed=False) is False
+    # a plain digest planted by whoever can write the database, once no longer accepted
+    assert matches(unkeyed_binding(ISSUER, "u-9"), sub="u-9", accept_unkeyed=False) is False
+
+
+def test_end_session_url_carries_the_logout_parameters():
+    url = end_session_url(
+        "https://login.example.org/logout?p=policy&client_id=spoof",
+        client_id="hub",
+        post_logout_redirect_uri="https://hub.example.org/hub/login",
+        id_token="eyJ.a.b",
+    )
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "login.example.org", "/logout")
+    assert parse_qs(parts.query) == {
+        "p": ["policy"],
+        "client_id": ["hub"],
+        "post_logout_redirect_uri": ["https://hub.example.org/hub/login"],
+        "id_token_hint": ["eyJ.a.b"],
+    }
+    bare = end_session_url("https://l/x", client_id="hub", post_logout_redirect_uri="https://h/")
+    assert "id_token_hint" not in bare
+
+
+def test_the_post_logout_url_is_the_login_page_next_to_the_callback():
+    assert post_logout_login_url("https://hub.example.org/hub/oauth_callback") == (
+        "https://hub.example.org/hub/login"
+    )
 
 
 # --- which provider groups become hub groups ---------------------------------------------------
@@ -362,7 +426,7 @@ def provider(tmp_path_factory):
     p.stop()
 
 
-def test_apply_sso_configures_generic_oauthenticator_from_discovery(provider):
+def test_apply_sso_configures_generic_oauthenticator_from_discovery(provider, tmp_path):
     c = Config()
     oidc = OIDC(
         issuer=provider.issuer,
@@ -372,8 +436,17 @@ def test_apply_sso_configures_generic_oauthenticator_from_discovery(provider):
         admin_groups=("ops",),
         button_label="Sign in with Example",
     )
-    apply_sso(c, oidc, {"OIDC_SECRET": "the-secret"})
+    key_file = tmp_path / "jupyterhub_crypt_key"
+    apply_sso(c, oidc, {"OIDC_SECRET": "the-secret"}, key_file=key_file)
     assert c.JupyterHub.authenticator_class is LocalAndSSOAuthenticator
+    # the hub's encryption key, made once and private: it keys the bindings, encrypts
+    # auth_state (the ID token kept for the provider's logout) and survives a restart
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert c.CryptKeeper["keys"] == [key_file.read_text()] and len(key_file.read_text()) == 64
+    again = Config()
+    apply_sso(again, oidc, {"OIDC_SECRET": "the-secret"}, key_file=key_file)
+    assert again.CryptKeeper["keys"] == c.CryptKeeper["keys"]
+    assert c.Authenticator.enable_auth_state is True
     assert c.JupyterHub.template_vars["mlfactory_sso"] == {"label": "Sign in with Example"}
     auth = LocalAndSSOAuthenticator(config=c)
     sso = auth.sso
@@ -383,6 +456,8 @@ def test_apply_sso_configures_generic_oauthenticator_from_discovery(provider):
     assert sso.jwks_uri == f"{provider.issuer}/jwks"
     assert sso.client_secret == "the-secret"
     assert sso.manage_groups is True
+    assert sso.end_session_endpoint == f"{provider.issuer}/session/end"
+    assert sso.end_provider_session is True and sso.enable_auth_state is True
     assert (sso.allowed_groups, sso.admin_groups, sso.allow_all) == (
         {"data-science"},
         {"ops"},
@@ -391,6 +466,36 @@ def test_apply_sso_configures_generic_oauthenticator_from_discovery(provider):
     assert not auth.manage_groups  # the hub's group APIs stay open for local users
     paths = [route[0] for route in auth.get_handlers(None)]
     assert "/oauth_login" in paths and "/oauth_callback" in paths and "/signup" in paths
+    assert "/logout" in paths  # comes before the hub's own /logout
+
+
+def test_without_provider_logout_auth_state_stays_off(provider, tmp_path):
+    c = Config()
+    oidc = OIDC(
+        issuer=provider.issuer,
+        client_id=CLIENT_ID,
+        client_secret=AdminCredentials(env="S"),
+        allow_all=True,
+        end_provider_session=False,
+        callback_url="https://hub.example.org/hub/oauth_callback",
+    )
+    apply_sso(c, oidc, {"S": "x", "JUPYTERHUB_CRYPT_KEY": "ab" * 32}, key_file=tmp_path / "k")
+    assert not c.Authenticator.get("enable_auth_state")
+    assert not (tmp_path / "k").exists()  # $JUPYTERHUB_CRYPT_KEY is the key
+    sso = LocalAndSSOAuthenticator(config=c).sso
+    assert sso.end_provider_session is False
+    assert sso.post_logout_redirect_url == "https://hub.example.org/hub/login"
+
+
+def test_without_an_encryption_key_sso_stops_the_hub_with_what_to_set(provider):
+    oidc = OIDC(
+        issuer=provider.issuer,
+        client_id=CLIENT_ID,
+        client_secret=AdminCredentials(env="S"),
+        allow_all=True,
+    )
+    with pytest.raises(ConfigError, match=r"^auth\.oidc: .*JUPYTERHUB_CRYPT_KEY"):
+        apply_sso(Config(), oidc, {"S": "x"})
 
 
 def test_admin_users_do_not_apply_to_provider_identities():
@@ -413,3 +518,49 @@ async def test_sessions_of_provider_users_are_not_judged_by_the_local_store(tmp_
     stranger = SimpleNamespace(name="sam", user_info=None)
     assert await auth.refresh_user(provider_user) is True
     assert await auth.refresh_user(stranger) is False
+
+
+def sso_side(tmp_path, **traits):
+    c = Config()
+    c.MLFactoryAuthenticator.accounts_db_url = f"sqlite:///{tmp_path / 'accounts.sqlite'}"
+    c.OIDCAuthenticator.issuer = ISSUER
+    sso = LocalAndSSOAuthenticator(config=c).sso
+    for name, value in traits.items():
+        setattr(sso, name, value)
+    return sso
+
+
+async def test_an_unkeyed_binding_works_once_and_is_stored_keyed(tmp_path):
+    """A user linked by an older hub signs in: accepted, and the link is stored keyed; from
+    then on only the keyed one is there, so the plain digest never has to be accepted."""
+    from types import SimpleNamespace
+
+    sso = sso_side(tmp_path, binding_keys=[KEY])
+    old = {"oidc": unkeyed_binding(ISSUER, "u-1")}
+    user = SimpleNamespace(name="pat", admin=False, user_info=old)
+    info = await sso.bind_identity("pat", "u-1", user)
+    assert info["oidc"] == binding(ISSUER, "u-1", "pat", key=KEY)
+    user.user_info = info
+    assert (await sso.bind_identity("pat", "u-1", user))["oidc"] == info["oidc"]
+    with pytest.raises(Exception, match="belongs to another account"):
+        await sso.bind_identity("pat", "u-2", user)
+
+
+async def test_with_unkeyed_bindings_refused_a_planted_digest_takes_nothing(tmp_path):
+    from types import SimpleNamespace
+
+    sso = sso_side(tmp_path, binding_keys=[KEY], accept_unkeyed_bindings=False)
+    planted = {"oidc": unkeyed_binding(ISSUER, "x")}
+    boss = SimpleNamespace(name="boss", admin=True, user_info=planted)
+    with pytest.raises(Exception, match="belongs to another account"):
+        await sso.bind_identity("boss", "x", boss)
+
+
+async def test_a_rotated_key_rewrites_the_binding_under_the_new_one(tmp_path):
+    from types import SimpleNamespace
+
+    sso = sso_side(tmp_path, binding_keys=[KEY, OLD_KEY])
+    old = {"oidc": binding(ISSUER, "u-1", "pat", key=OLD_KEY)}
+    user = SimpleNamespace(name="pat", admin=False, user_info=old)
+    info = await sso.bind_identity("pat", "u-1", user)
+    assert info["oidc"] == binding(ISSUER, "u-1", "pat", key=KEY)

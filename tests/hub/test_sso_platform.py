@@ -43,8 +43,14 @@ def kube_platform(tmp_path: Path, oidc: dict | None) -> Path:
     return path
 
 
-def run_extra_config(monkeypatch, tmp_path: Path, config_file: Path) -> Config:
-    """The chart's ``hub.extraConfig`` over what the chart itself set before it."""
+CHART_CRYPT_KEY = "0f" * 32
+
+
+def run_extra_config(
+    monkeypatch, tmp_path: Path, config_file: Path, crypt_key: str | None = CHART_CRYPT_KEY
+) -> Config:
+    """The chart's ``hub.extraConfig`` over what the chart itself set before it (including
+    the ``hub.config.CryptKeeper.keys`` it generates, unless ``crypt_key`` is None)."""
     values = yaml.safe_load(VALUES.read_text(encoding="utf-8"))
     for name, value in values["hub"]["extraEnv"].items():
         if isinstance(value, str):
@@ -56,6 +62,8 @@ def run_extra_config(monkeypatch, tmp_path: Path, config_file: Path) -> Config:
     c.JupyterHub.spawner_class = "kubespawner"
     c.JupyterHub.services = []
     c.JupyterHub.load_roles = []
+    if crypt_key:
+        c.CryptKeeper["keys"] = [crypt_key]
     for _, snippet in sorted(values["hub"]["extraConfig"].items()):
         exec(compile(snippet, "hub.extraConfig", "exec"), {"c": c})  # noqa: S102
     return c
@@ -84,6 +92,8 @@ def test_the_chart_signs_in_through_the_configured_provider(provider, monkeypatc
     assert o.manage_groups is True
     assert (o.allowed_groups, o.admin_groups) == ({"data-science"}, {"platform-admins"})
     assert c.JupyterHub.template_vars["mlfactory_sso"] == {"label": "Sign in with Example SSO"}
+    # the chart's generated key: auth_state (the ID token for the provider's logout) is kept
+    assert c.CryptKeeper["keys"] == [CHART_CRYPT_KEY] and c.Authenticator.enable_auth_state
     # the groups claim drives the hub groups: the platform's groups still exist to receive it
     assert "data-science" in c.JupyterHub.load_groups
     auth = LocalAndSSOAuthenticator(config=c)
@@ -101,3 +111,13 @@ def test_a_missing_client_secret_stops_the_chart_with_the_key(provider, monkeypa
     config = kube_platform(tmp_path, oidc_section(provider))
     with pytest.raises(ConfigError, match=r"auth\.oidc\.client_secret\.env"):
         run_extra_config(monkeypatch, tmp_path, config)
+
+
+def test_without_the_charts_encryption_key_sso_stops_with_what_to_set(
+    provider, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("MLF_TEST_OIDC_SECRET", "the-client-secret")
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY", raising=False)
+    config = kube_platform(tmp_path, oidc_section(provider))
+    with pytest.raises(ConfigError, match=r"^auth\.oidc: .*JUPYTERHUB_CRYPT_KEY"):
+        run_extra_config(monkeypatch, tmp_path, config, crypt_key=None)

@@ -31,6 +31,8 @@ def provider_problem() -> str | None:
 class OIDCProvider:
     port: int
     redirect_uris: list[str] = field(default_factory=list)
+    # where the provider may send the browser after its logout (RP-initiated logout)
+    post_logout_redirect_uris: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
 
@@ -47,6 +49,7 @@ class OIDCProvider:
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
                 "redirect_uris": self.redirect_uris or [f"{self.issuer}/unused"],
+                "post_logout_redirect_uris": self.post_logout_redirect_uris,
                 "grant_types": ["authorization_code", "refresh_token"],
                 "response_types": ["code"],
             }

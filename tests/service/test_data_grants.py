@@ -10,12 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mlfactory.hub.platform_config import ConfigError, DataStore
+from mlfactory.hub.platform_schema import DataGrant
 from mlfactory.service.data_api import token_server
 from mlfactory.service.data_grants import (
     Live,
     default_role,
     entitlement,
     expiry,
+    grant_change,
     no_grant_message,
     renewal_due,
     role_name,
@@ -205,8 +207,11 @@ def test_s3_a_prefix_without_a_slash_does_not_reach_its_siblings():
 
 
 def granted(user="alice", server="", groups=("data-science",), access="read", **over):
-    base = {"expires_at": 5000.0, "ttl": 3600, "issued_at": 1000.0}
+    """A live credential as an issue under ``STORE`` records it: with the roles and
+    prefixes its groups' grants named then (``store=`` another config at issue time)."""
+    base = {"expires_at": 5000.0, "ttl": 3600, "issued_at": 1000.0, "store": STORE}
     base.update(over)
+    then = entitlement(base["store"], groups)
     return Live(
         f"mlf_{user}_{server}_{base['issued_at']}",
         "warehouse",
@@ -217,6 +222,8 @@ def granted(user="alice", server="", groups=("data-science",), access="read", **
         base["issued_at"],
         access,
         tuple(groups),
+        roles=then.roles if then else (),
+        prefixes=then.prefixes if then else (),
     )
 
 
@@ -242,3 +249,57 @@ def test_upkeep_renews_only_the_newest_credential_of_a_server():
     other = granted(server="gpu", issued_at=1000.0, expires_at=3000.0)
     plan = upkeep([older, newer, other], {("alice", ""), ("alice", "gpu")}, 2000)
     assert plan.renew == [newer, other]
+
+
+def regranted(store: DataStore = STORE, **grant_changes: dict) -> DataStore:
+    """``store`` with some groups' grants replaced, as an admin edits mlfactory.yaml."""
+    grants = [grant_changes.get(g.group, g.model_dump()) for g in store.grants]
+    return store.model_copy(update={"grants": tuple(DataGrant(**g) for g in grants)})
+
+
+def test_upkeep_drops_a_credential_whose_grant_now_names_another_role():
+    running = {("alice", ""), ("bob", "")}
+    now_groups = {"alice": ["data-science"], "bob": ["analysts"]}
+    alice = granted("alice")  # issued as a member of dw_ds_read
+    bob = granted("bob", groups=("analysts",), access="read-write")  # the default mlf_..._rw
+    assert (alice.roles, bob.roles) == (("dw_ds_read",), ("mlf_warehouse_rw",))
+    # the same config: both kept, none renewed before half their life
+    assert upkeep([alice, bob], running, 2000, {"warehouse": STORE}, now_groups).drop == []
+    # the admin renames data-science's role and names one for analysts (whose default it was)
+    moved = regranted(
+        **{
+            "data-science": {"group": "data-science", "role": "dw_ds_read_v2"},
+            "analysts": {"group": "analysts", "access": "read-write", "role": "dw_rw"},
+        }
+    )
+    plan = upkeep([alice, bob], running, 2000, {"warehouse": moved}, now_groups)
+    assert plan.drop == [(alice, "role changed"), (bob, "role changed")]
+    assert plan.renew == []
+
+
+def test_a_widened_grant_keeps_the_credential_and_a_moved_prefix_drops_it():
+    ops = granted("olga", groups=("ops",))
+    assert ops.prefixes == ("lake/ops/",)
+    wider = regranted(ops={"group": "ops", "prefixes": ["lake/ops/", "lake/shared/"]})
+    assert grant_change(ops, entitlement(wider, ["ops"])) is None
+    # a second group's grant adds a role: still covered
+    assert grant_change(granted(), entitlement(STORE, ["data-science", "analysts"])) is None
+    elsewhere = regranted(ops={"group": "ops", "prefixes": ["lake/ops-v2/"]})
+    assert grant_change(ops, entitlement(elsewhere, ["ops"])) == "prefixes changed"
+    # lost groups and narrowed access keep their reason
+    assert grant_change(granted(), entitlement(STORE, ["ops"])) == "grant changed"
+    assert grant_change(granted(), None) == "grant changed"
+
+
+def test_a_credential_issued_before_roles_were_recorded_is_left_to_expire():
+    # a row from before migration 0010: its groups and access are known, its roles are not
+    old = Live(
+        "mlf_alice_x", "warehouse", "alice", "", 2500.0, 3600, 0.0, "read", ("data-science",)
+    )
+    assert old.scope_unknown and not granted().scope_unknown
+    plan = upkeep([old], {("alice", "")}, 2000, {"warehouse": STORE}, {"alice": ["data-science"]})
+    assert plan.renew == [] and plan.drop == []  # due for renewal, but not renewed
+    plan = upkeep([old], {("alice", "")}, 2600, {"warehouse": STORE}, {"alice": ["data-science"]})
+    assert plan.drop == [(old, "expired")]
+    # the notice at a stop reads no entitlement (access ""): never held back for this
+    assert not Live("p", "warehouse", "alice", "", 2500.0, 3600).scope_unknown

@@ -472,3 +472,41 @@ async def test_start_up_needs_the_admin_in_each_read_write_group_role(warehouse:
         conn.execute("GRANT dw_team_c TO mlf_admin")
     await broker.check_all()
     broker.close()
+
+
+async def test_a_grant_moved_to_another_role_is_dropped_and_the_next_connect_gets_it(
+    data_service, hub_state, warehouse
+):
+    svc, broker = await data_service()
+    rita = user_with_server(hub_state, "rita", ("data-science",))
+    _, issued, _ = await svc.call("POST", "/api/data/warehouse/credentials", token=rita)
+    assert issued["credentials"]["roles"] == ["dw_team_a"]
+    conn = engine_for(issued).connect()
+    assert conn.execute(sa.text("SELECT count(*) FROM a.orders")).scalar() == 5
+    await broker.tick()  # the same config: kept
+    assert warehouse.roles("mlf\\_rita\\_%") == [issued["principal"]]
+    # the admin points data-science's grant at dw_team_b (rita's groups stay the same) and
+    # the service restarts with the new mlfactory.yaml, over the same database
+    moved = {"grants": [{"group": "data-science", "access": "read", "role": "dw_team_b"}]}
+    svc, broker = await data_service(**moved)
+    await broker.tick()
+    # the login role was still a member of dw_team_a: it is gone, its session ended
+    assert warehouse.roles("mlf\\_rita\\_%") == []
+    with pytest.raises(sa.exc.OperationalError):
+        conn.execute(sa.text("SELECT 1"))
+    conn.invalidate()
+    with broker.engine.connect() as db:
+        reason = db.execute(
+            sa.text("SELECT drop_reason FROM data_credentials WHERE principal = :p"),
+            {"p": issued["principal"]},
+        ).scalar()
+    assert reason == "role changed"
+    # the next connect gets dw_team_b's tables only
+    code, again, _ = await svc.call("POST", "/api/data/warehouse/credentials", token=rita)
+    assert code == 201 and again["credentials"]["roles"] == ["dw_team_b"]
+    b = engine_for(again)
+    assert count(b, "b.salaries") == 3
+    with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+        count(b, "a.orders")
+    await broker.tick()  # recorded with dw_team_b: kept
+    assert warehouse.roles("mlf\\_rita\\_%") == [again["principal"]]

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+import sqlalchemy as sa
 from mlfactory.data import connect
 from mlfactory.service.data_broker import DataStoresInvalid
+from mlfactory.service.data_db import DataCredential
 
 from ..data import fixtures
 from ..data.fixtures import user_with_server
@@ -120,3 +122,27 @@ async def test_s3_credentials_are_issued_scoped_and_expiring_moto_stand_in(
 async def test_s3_start_up_checks_moto_stand_in(stores_service, lake):
     with pytest.raises(DataStoresInvalid, match=r"data_stores\[0\]\.admin_credentials: lake"):
         await stores_service([{**lake, "role_arn": ""}], {"LAKE_ADMIN": ADMIN_KEYS})
+
+
+async def test_s3_a_grant_moved_to_other_prefixes_is_dropped_moto_stand_in(
+    stores_service, hub_state, lake
+):
+    svc, broker = await stores_service([lake], {"LAKE_ADMIN": ADMIN_KEYS})
+    token = user_with_server(hub_state, "dina", ("data-science",))
+    _, issued, _ = await svc.call("POST", "/api/data/lake/credentials", token=token)
+    await broker.tick()  # the same config: kept
+    assert [c.principal for c in broker.live()] == [issued["principal"]]
+    # the admin moves data-science's grant to lake/finance/; the service restarts with it
+    moved = {**lake, "grants": [{"group": "data-science", "prefixes": ["lake/finance/"]}]}
+    svc, broker = await stores_service([moved], {"LAKE_ADMIN": ADMIN_KEYS})
+    await broker.tick()
+    assert broker.live() == []  # STS cannot end it early: no renewal, gone at its expiry
+    with broker.engine.connect() as db:
+        (reason,) = db.execute(
+            sa.select(DataCredential.drop_reason).where(
+                DataCredential.principal == issued["principal"]
+            )
+        ).one()
+    assert reason == "prefixes changed"
+    _, again, _ = await svc.call("POST", "/api/data/lake/credentials", token=token)
+    assert again["credentials"]["prefixes"] == ["lake/finance/"]
