@@ -8,26 +8,41 @@ the profile's limits. Warnings and stops are written here, where the user's Jupy
 hub's home page and the dashboard read them. Everything the passes need from the database
 is loaded once per pass, so a pass over thousands of servers is a few queries.
 
-A stop is recorded only once the hub shows the server stopped (a failed DELETE leaves it
-running and warned, and the next pass tries again). After the hub was unreachable nothing
-is judged for ``grace_after_restart``: activity reaches the hub late after an outage.
+The arbiter's stop verdicts are sent as DELETEs by the culler itself, so that the hub's
+answer is the confirmation: 204 stopped (recorded with the pass), 202 still stopping
+(recorded once a later pass's user list no longer shows it running), anything else not
+stopped (left warned; the next pass asks again). A "Keep running" pressed after the pass
+read its state is honoured, and one pressed while the DELETE is under way is refused. After
+the hub was unreachable nothing is judged for ``grace_after_restart``: activity reaches the
+hub late after an outage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from mlfactory.hub.platform_config import PlatformConfig
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from .culling import Decision, Facts, Report, decide, duration, hours_not_run, limits_for
+from .culling import (
+    Decision,
+    Facts,
+    Report,
+    decide,
+    duration,
+    hours_not_run,
+    limits_for,
+    stop_outcome,
+)
 from .db import ActivityReport, CullingState, CullingStop, LedgerSession
 from .hubapi import HubAPI
 from .periods import iso_utc, parse_iso
@@ -70,8 +85,19 @@ class Culler:
         self.hub_lost = False  # a pass failed; the grace restarts when the hub answers again
         self.groups: dict[str, list[str]] = {}
         self.last_pass: dict[str, Any] = {}
-        # stops asked of the hub and not yet seen done, by (user, server name)
+        # stops the hub answered 202 to (still stopping), by (user, server name), with the
+        # pass that asked: a later complete pass that does not list them running confirms them
         self.unconfirmed: dict[tuple[str, str], dict] = {}
+        self._passes = 0
+        self._stopped: list[dict] = []  # this pass's stops the hub answered 204 to
+        self._deletes: list[asyncio.Future] = []
+        # "Keep running" and a stop of the same server must not cross. A press records its
+        # count here (``_kept``), so a stop decided on the state read before it is not sent;
+        # a press while a stop is under way (``_stopping``, ``unconfirmed``) is refused. The
+        # press runs in a worker thread: the lock is held for a few dict operations only.
+        self._guard = threading.Lock()
+        self._kept: dict[tuple[str, str], int] = {}
+        self._stopping: set[tuple[str, str]] = set()
 
     # --- reports from the servers ------------------------------------------------------
 
@@ -97,7 +123,10 @@ class Culler:
 
         if not self.config.culling.enabled:
             return {}
-        complete, confirmed = False, []
+        complete, stops = False, []
+        self._passes += 1
+        self._deletes, self._stopped = [], []
+        self._limit = asyncio.Semaphore(self.concurrency)
         try:
             if self.hub is not None:
                 groups: dict[str, list[str]] = {}
@@ -116,17 +145,26 @@ class Culler:
                 api_page_size=self.page_size,
                 cull_arbiter=self.arbiter,
             )
+            await asyncio.gather(*self._deletes)
             self._hub_answered()
             complete = True
-            confirmed = await self._confirm_stops()
         except Exception as e:  # the hub may be restarting: keep what we know, retry later
             log.warning("Idle-shutdown pass failed (%s); the next pass retries", e)
             self.hub_lost = True
             self.last_pass = {"ok": False, "error": str(e)[:200], "at": self.clock()}
             return self.last_pass
         finally:
-            await asyncio.to_thread(self._flush, complete, confirmed)
-        self._counts["stopped"] = len(confirmed)
+            # the DELETEs already answered are stops whatever became of the rest of the pass
+            await asyncio.gather(*self._deletes, return_exceptions=True)
+            stops = self._settle(complete)
+            try:
+                await asyncio.to_thread(self._flush, complete, stops)
+            finally:
+                with self._guard:
+                    self._stopping.difference_update((s["user"], s["server_name"]) for s in stops)
+        self._counts["stopped"] = len(stops)
+        asked = [s for s in self.unconfirmed.values() if s["asked_in"] == self._passes]
+        self._counts["stopping"] = len(asked)
         self.last_pass = {"ok": True, "at": self.clock(), **self._counts}
         return self.last_pass
 
@@ -138,35 +176,57 @@ class Culler:
             log.info("The hub answers again: idle shutdown judges nothing for %s",
                      duration(self.config.culling.grace_after_restart))  # fmt: skip
 
-    async def _confirm_stops(self) -> list[dict]:
-        """The stops asked for that the hub shows done: the server is gone, stopping, or
-        running a later start. A stop the hub refused is dropped (the server is still warned,
-        and the next pass asks again); one we cannot check yet waits for the next pass."""
-        if not self.unconfirmed:
-            return []
-        hub = self.hub or HubAPI(self.hub_url, self.token)
-        limit = asyncio.Semaphore(self.concurrency)
+    def _settle(self, complete: bool) -> list[dict]:
+        """The stops to record now: those the hub answered 204 to in this pass, and after a
+        complete pass the earlier 202s whose servers its user list no longer shows running
+        (gone, still stopping, or running a later start; the arbiter dropped any it saw still
+        running the start it stopped). This pass's 202s wait for the next complete pass."""
+        stops, self._stopped = self._stopped, []
+        if complete:
+            for key, stop in list(self.unconfirmed.items()):
+                if stop["asked_in"] < self._passes:
+                    del self.unconfirmed[key]
+                    stops.append({k: v for k, v in stop.items() if k != "asked_in"})
+        return stops
 
-        async def model(user: str) -> dict | None:
-            async with limit:
-                return await hub.user(user)
-
-        users = sorted({u for u, _ in self.unconfirmed})
-        answers = await asyncio.gather(*(model(u) for u in users), return_exceptions=True)
-        models = dict(zip(users, answers, strict=True))
-        done = []
-        for key, stop in list(self.unconfirmed.items()):
-            answer = models[key[0]]
-            if isinstance(answer, BaseException):
-                log.warning("Cannot check the stop of %s/%s yet (%s)", *key, answer)
-                continue
-            server = ((answer or {}).get("servers") or {}).get(key[1])
-            del self.unconfirmed[key]
-            if server_stopped(server, stop["started"]):
-                done.append(stop)
+    async def _stop(self, stop: dict) -> None:
+        """Send the DELETE for one stop verdict and file it by the hub's answer."""
+        key = (stop["user"], stop["server_name"])
+        user, name = key
+        with self._guard:
+            loaded = self._states.get(key)
+            if self._kept.get(key, 0) > (loaded.keepalives if loaded else 0):
+                log.info("%s/%s: kept running at the user's request; not stopped", user, name)
+                return
+            self._stopping.add(key)
+        log.warning("Stopping %s/%s because %s", user, name, stop["reason"])
+        path = f"/users/{quote(user, safe='')}/"
+        path += f"servers/{quote(name, safe='')}" if name else "server"
+        req = HTTPRequest(
+            self.hub_url + path,
+            method="DELETE",
+            headers={"Authorization": f"token {self.token}"},
+            request_timeout=60,  # the hub waits up to its slow_stop_timeout (10 s) to answer
+        )
+        async with self._limit:
+            try:
+                resp = await AsyncHTTPClient().fetch(req, raise_error=False)
+                code, why = resp.code, resp.reason
+            except Exception as e:  # no answer at all: as good as a refusal
+                code, why = 599, str(e)
+        outcome = stop_outcome(code)
+        if outcome == "stopped":
+            self._stopped.append(stop)  # recorded with this pass's writes
+        elif outcome == "stopping":
+            self.unconfirmed[key] = {**stop, "asked_in": self._passes}
+        else:
+            with self._guard:
+                self._stopping.discard(key)
+            if outcome == "gone":
+                log.info("%s/%s was stopped or removed before idle shutdown's DELETE", user, name)
             else:
-                log.warning("The hub did not stop %s/%s; the next pass tries again", *key)
-        return done
+                log.warning("The hub did not stop %s/%s (%s %s); it stays warned and the next "
+                            "pass tries again", user, name, code, why)  # fmt: skip
 
     def _load(self) -> None:
         with self.engine.connect() as c:
@@ -175,21 +235,39 @@ class Culler:
         self._writes: dict[tuple[str, str], dict] = {}
         self._seen: set[tuple[str, str]] = set()
         self._counts = {"servers": 0, "warned": 0, "stopped": 0}
+        self._exempt = set(self.config.culling.exempt_users)
+        self._grace = self.config.culling.grace_after_restart
+        # one "now" for the whole pass, as jupyterhub-idle-culler's own walk has
+        self._now = self.clock()
+        self._limits: dict[tuple, Any] = {}
 
-    async def arbiter(self, *, server: dict, **_: Any) -> bool:
-        """jupyterhub-idle-culler's ``cull_arbiter``: True stops ``server`` now."""
-        user = user_of(server)
+    def arbiter(self, *, server: dict, **_: Any) -> bool:
+        """jupyterhub-idle-culler's ``cull_arbiter``, always False: a stop verdict is sent by
+        ``_stop``. Synchronous on purpose: the culler wraps a coroutine in a task per server,
+        a plain value in a finished future (a tenth of the pass's CPU over 5,000 servers)."""
+        ledger = ((server.get("state") or {}).get("mlfactory") or {}).get("ledger") or {}
+        user = ledger.get("user") or user_of(server)
         if user is None:
             return False
-        self._hub_answered()
+        if self.hub_lost:
+            self._hub_answered()
+        now = self._now
         name = server.get("name") or ""
-        ledger = ((server.get("state") or {}).get("mlfactory") or {}).get("ledger") or {}
-        started = parse_iso(server["started"]) if server.get("started") else self.clock()
+        started = parse_iso(server["started"]) if server.get("started") else now
         asked = self.unconfirmed.get((user, name))
         if asked is not None and asked["started"] == started:
-            del self.unconfirmed[(user, name)]  # still running: that stop did not happen
+            # the hub answered 202, yet lists the same start running: that stop did not happen
+            log.warning("The hub did not finish stopping %s/%s; judging it again", user, name)
+            with self._guard:
+                del self.unconfirmed[(user, name)]
+                self._stopping.discard((user, name))
         groups = self.groups.get(user) or ledger.get("groups") or []
-        limits = limits_for(self.config, user, ledger.get("profile", ""), groups)
+        profile = ledger.get("profile", "")
+        # the same few (profile, groups) pairs recur over thousands of servers: one lookup each
+        which = (user in self._exempt, profile, tuple(groups))
+        limits = self._limits.get(which)
+        if limits is None:
+            limits = self._limits[which] = limits_for(self.config, user, profile, groups)
         state = self._states.get((user, name))
         if state is not None and state.started != started:
             state = None  # a new start of the server: yesterday's warning does not count
@@ -202,8 +280,7 @@ class Culler:
             keepalive_at=state.keepalive_at if state else None,
             warned_at=state.warned_at if state and state.action != "keep" else None,
         )
-        now = self.clock()
-        d = decide(facts, limits, now, self.watching_since, self.config.culling.grace_after_restart)
+        d = decide(facts, limits, now, self.watching_since, self._grace)
         self._counts["servers"] += 1
         self._remember(user, name, started, d, state, limits.idle_timeout)
         if d.action == "warn":
@@ -214,8 +291,7 @@ class Culler:
             return False
         if d.action != "stop":
             return False
-        log.warning("Stopping %s/%s because %s", user, name, d.reason)
-        self.unconfirmed[(user, name)] = {
+        stop = {
             "user": user,
             "server_name": name,
             "started": started,
@@ -226,8 +302,11 @@ class Culler:
             "profile": ledger.get("profile", ""),
             "project": ledger.get("project", ""),
             "groups": list(groups),
-        }  # recorded once the hub shows it stopped (``_confirm_stops``)
-        return True
+        }
+        # we send the DELETE (not jupyterhub-idle-culler) to read the hub's answer; up to
+        # ``concurrency`` at a time, awaited before the pass writes
+        self._deletes.append(asyncio.ensure_future(self._stop(stop)))
+        return False
 
     def _remember(self, user, name, started, d: Decision, state, timeout: int) -> None:
         self._seen.add((user, name))
@@ -257,6 +336,12 @@ class Culler:
         gone = set(getattr(self, "_states", {})) - seen if complete else set()
         gone |= {(s["user"], s["server_name"]) for s in stops}
         known = set(getattr(self, "_states", {}))
+        if complete:
+            with self._guard:  # presses the load saw, or on servers no longer running
+                for key, count in list(self._kept.items()):
+                    st = getattr(self, "_states", {}).get(key)
+                    if key not in seen or (st is not None and st.keepalives >= count):
+                        del self._kept[key]
         rows = [
             {"b_user": user, "b_name": name, **values}
             for (user, name), values in writes.items()
@@ -272,11 +357,20 @@ class Culler:
                     ),
                     [{"b_user": u, "b_name": n} for u, n in gone],
                 )
-            changed = [r for r in rows if (r["b_user"], r["b_name"]) in known]
+            loaded = getattr(self, "_states", {})
+            changed = [
+                {**r, "b_seen": loaded[(r["b_user"], r["b_name"])].keepalives}
+                for r in rows
+                if (r["b_user"], r["b_name"]) in known
+            ]
             if changed:
+                # a "Keep running" pressed since the load counted one more: that row is the
+                # user's, and this pass's verdict on it (read before the press) is not written
                 c.execute(
                     update(S).where(
-                        S.c.user == bindparam("b_user"), S.c.server_name == bindparam("b_name")
+                        S.c.user == bindparam("b_user"),
+                        S.c.server_name == bindparam("b_name"),
+                        S.c.keepalives == bindparam("b_seen"),
                     ),
                     changed,
                 )
@@ -383,33 +477,50 @@ class Culler:
 
     def _keepalive(self, user: str, server_name: str, now: float) -> dict[str, Any]:
         limit = self.config.culling.keep_alive_limit
-        with self.engine.begin() as c:
-            st = c.execute(
-                select(S).where(S.c.user == user, S.c.server_name == server_name)
-            ).first()
-            if st is None:
-                raise KeepAliveRefused("This server has no idle-shutdown warning to put off.")
-            if st.action == "warn" and "maximum age" in st.reason:
-                raise KeepAliveRefused(
-                    "This server reached its maximum age; save your work, it will stop."
+        key = (user, server_name)
+        marked = False
+        try:
+            with self.engine.begin() as c:
+                st = c.execute(
+                    select(S).where(S.c.user == user, S.c.server_name == server_name)
+                ).first()
+                if st is None:
+                    raise KeepAliveRefused("This server has no idle-shutdown warning to put off.")
+                if st.action == "warn" and "maximum age" in st.reason:
+                    raise KeepAliveRefused(
+                        "This server reached its maximum age; save your work, it will stop."
+                    )
+                if st.keepalives >= limit:
+                    raise KeepAliveRefused(
+                        f"'Keep running' was used {limit} times since this server started; "
+                        "start it again after it stops, or ask an admin for an exemption."
+                    )
+                with self._guard:
+                    if key in self._stopping or key in self.unconfirmed:
+                        raise KeepAliveRefused(
+                            "Idle shutdown is stopping this server now; start it again from "
+                            "the hub's home page once it has stopped."
+                        )
+                    # a stop the running pass decided on the state read before this is void
+                    self._kept[key] = st.keepalives + 1
+                    marked = True
+                c.execute(
+                    update(S)
+                    .where(S.c.user == user, S.c.server_name == server_name)
+                    .values(
+                        keepalives=st.keepalives + 1,
+                        keepalive_at=now,
+                        action="keep",
+                        warned_at=None,
+                        deadline=None,
+                        reason="kept running at the user's request",
+                    )
                 )
-            if st.keepalives >= limit:
-                raise KeepAliveRefused(
-                    f"'Keep running' was used {limit} times since this server started; "
-                    "start it again after it stops, or ask an admin for an exemption."
-                )
-            c.execute(
-                update(S)
-                .where(S.c.user == user, S.c.server_name == server_name)
-                .values(
-                    keepalives=st.keepalives + 1,
-                    keepalive_at=now,
-                    action="keep",
-                    warned_at=None,
-                    deadline=None,
-                    reason="kept running at the user's request",
-                )
-            )
+        except BaseException:
+            if marked:  # not stored: the press did not happen
+                with self._guard:
+                    self._kept.pop(key, None)
+            raise
         log.info("%s/%s: kept running (%d of %d)", user, server_name, st.keepalives + 1, limit)
         return {"deadline": None, "keep_alive_left": max(0, limit - st.keepalives - 1)}
 
@@ -525,16 +636,6 @@ def _state_row(row: dict) -> dict:
     """A ``_flush`` parameter row (keys ``b_user``/``b_name``) as a ``culling_state`` row."""
     out = {k: v for k, v in row.items() if k not in ("b_user", "b_name")}
     return {"user": row["b_user"], "server_name": row["b_name"], **out}
-
-
-def server_stopped(server: dict | None, started: float) -> bool:
-    """Whether the hub's model of a server (None: not listed) shows the start that began at
-    ``started`` over: gone, being stopped, or replaced by a later start."""
-    if server is None or server.get("pending") == "stop":
-        return True
-    if not (server.get("ready") or server.get("pending")):
-        return True  # listed as stopped (``include_stopped_servers``)
-    return bool(server.get("started")) and parse_iso(server["started"]) != started
 
 
 def user_of(server: dict) -> str | None:

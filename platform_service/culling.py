@@ -157,3 +157,24 @@ def hours_not_run(stopped_at: float, next_start: float | None, now: float, cap: 
     have run forever)."""
     end = next_start if next_start is not None else now
     return max(0.0, min(end - stopped_at, cap)) / 3600
+
+
+StopOutcome = Literal["stopped", "stopping", "gone", "failed"]
+
+
+def stop_outcome(code: int) -> StopOutcome:
+    """What the hub's answer to ``DELETE /users/<user>/server[s/<name>]`` says of the stop.
+
+    JupyterHub answers 204 once the spawner has stopped (and for a server not running), 202
+    when the stop outlasts its ``slow_stop_timeout`` and goes on after the answer, 404 for a
+    user or named server it no longer has and 400 where there is nothing it may stop: someone
+    else stopped or removed it. Anything else (5xx, a refused token, no answer) did not stop
+    it: the server may still run, so nothing is recorded and the next pass asks again.
+    """
+    if code == 204:
+        return "stopped"
+    if code == 202:
+        return "stopping"
+    if code in (400, 404):
+        return "gone"
+    return "failed"

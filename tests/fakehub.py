@@ -52,6 +52,11 @@ class HubState:
     allow_named_servers: bool = True
     # servers whose stop the hub refuses (answers 500 and leaves running)
     refuse_stop: set[tuple[str, str]] = field(default_factory=set)
+    # servers whose spawner takes longer to stop than the hub's ``slow_stop_timeout``: the
+    # DELETE answers 202 and the server stays ``pending: "stop"`` until ``finish_stops()``
+    slow_stop: set[tuple[str, str]] = field(default_factory=set)
+    # every request answered, as (method, path without the query)
+    requests: list[tuple[str, str]] = field(default_factory=list)
     # the platform service's API tokens ("t": the one the culling tests give the culler)
     service_name: str = "mlfactory"
     service_tokens: set[str] = field(default_factory=lambda: {"service-token", "t"})
@@ -95,6 +100,13 @@ class HubState:
             "last_activity": last_activity or started,
             "state": {"mlfactory": {"ledger": ledger}} if ledger else {},
         }
+
+    def finish_stops(self) -> None:
+        """The slow stops end: their servers are stopped, as a finished stop leaves them."""
+        for user in self.users.values():
+            for server in user["servers"].values():
+                if server.get("pending") == "stop":
+                    server.update(ready=False, pending=None, started=None)
 
     # --- the models JupyterHub answers with (apihandlers/base.py) ---------------------------
 
@@ -196,6 +208,7 @@ def active(server: dict) -> bool:
 def fake_hub_app(state: HubState) -> web.Application:
     class Base(web.RequestHandler):
         def prepare(self):
+            state.requests.append((self.request.method, self.request.path))
             if state.down:
                 raise web.HTTPError(503)
             self.set_header("Content-Type", "application/json")
@@ -324,6 +337,18 @@ def fake_hub_app(state: HubState) -> web.Application:
                 raise web.HTTPError(400, "Cannot delete the default server")
             if (user, server_name) in state.refuse_stop:
                 raise web.HTTPError(500)  # the spawner failed to stop it: it keeps running
+            server = servers.get(server_name) or {}
+            if server.get("pending") == "stop" or (
+                (user, server_name) in state.slow_stop and active(server)
+            ):
+                # the stop goes on after the answer (``slow_stop_timeout``): listed as stopping
+                if server.get("pending") != "stop":
+                    state.stopped.append((user, server_name))
+                    server.update(ready=False, pending="stop")
+                self.set_header("Content-Type", "text/plain")  # as JupyterHub's empty answer
+                self.set_status(202)
+                self.finish()
+                return
             state.stopped.append((user, server_name))
             if remove:
                 servers.pop(server_name, None)

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
+from jupyterhub.tests.mocking import MockSpawner
 from mlfactory.hub.hubconfig import SERVICE_SCOPES
 from mlfactory.service.hubapi import HubAPI
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -29,11 +30,27 @@ from .fakehub import PAGINATION, HubState, serve_fake_hub
 SERVICE_TOKEN = "fidelity-service-token"
 ADMIN_TOKEN = "fidelity-admin-token"  # sets the real hub up; the stand-in is set up directly
 PAGE_DEFAULT, PAGE_MAX = 2, 3  # small pages: four users fill two of them
-# alice runs her default server; bob a named one and one he stopped; carol and dave none
+# alice runs her default server; bob named ones: one he stopped, one slow to stop ("held");
+# carol and dave none
 USERS = {"alice": ("team-a",), "bob": ("team-a", "team-b"), "carol": ("team-b",), "dave": ()}
 ADMINS = {"dave"}
 GROUPS = {"team-a": ["alice", "bob"], "team-b": ["bob", "carol"]}
-RUNNING = [("alice", ""), ("bob", "gpu"), ("bob", "old")]
+RUNNING = [("alice", ""), ("bob", "gpu"), ("bob", "old"), ("bob", "held")]
+HELD = "held"
+
+
+class HeldStopSpawner(MockSpawner):
+    """MockHub's spawner, except that the server named ``held`` stops only once the test
+    sets ``release``: its DELETE outlasts the hub's ``slow_stop_timeout`` (10 s) and the hub
+    answers 202, leaving it ``pending: "stop"``. Every other server stops at once (204)."""
+
+    release: asyncio.Event | None = None
+
+    async def stop(self, now=False):
+        if self.name == HELD and HeldStopSpawner.release is not None:
+            await HeldStopSpawner.release.wait()
+        return await super().stop(now=now)
+
 
 # Compared by value: what the service and the culler act on. Everything else: by type.
 EXACT = {
@@ -151,7 +168,13 @@ CHANGES = [
     ("DELETE", "/users/bob/servers/old", None, "service", {"remove": True}),
     ("GET", "/users/bob?include_stopped_servers=1", None, "service", None),
     ("DELETE", "/users/bob/servers/old", None, "service", None),  # removed: unknown now
-    ("DELETE", "/users/alice/server", None, "service", None),  # running
+    ("DELETE", "/users/alice/server", None, "service", None),  # running: stopped at once, 204
+    # the spawner is slow to stop: 202, listed stopping (not ready: out of state=ready), and
+    # a second DELETE while it stops answers 202 again
+    ("DELETE", "/users/bob/servers/held", None, "service", None),
+    ("GET", "/users/bob", None, "service", None),
+    ("GET", "/users?state=ready", PAGINATION, "service", None),
+    ("DELETE", "/users/bob/servers/held", None, "service", None),
     ("GET", "/users?state=active", PAGINATION, "service", None),
     ("GET", "/users?state=inactive", PAGINATION, "service", None),
     ("GET", "/users?include_stopped_servers=1&limit=3", PAGINATION, "service", None),
@@ -180,6 +203,7 @@ def real_hub_config(mockhub_config: dict) -> dict:
             {"name": "user", "scopes": ["self", "access:services!service=mlfactory"]},
         ],
     )
+    config["JupyterHub"]["spawner_class"] = HeldStopSpawner
     config["Spawner"] = {"start_timeout": 60, "http_timeout": 60}
     return config
 
@@ -231,6 +255,7 @@ async def set_up_fake_hub(api: str, state: HubState) -> str:
     started = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
     for user, server in RUNNING:
         state.run_server(user, server, None, started)
+    state.slow_stop.add(("bob", HELD))
     stop = await call(api, "DELETE", "/users/bob/servers/old", SERVICE_TOKEN)
     assert stop["status"] == 204, stop
     return tokens["alice"]
@@ -246,6 +271,7 @@ async def stop_all(api: str) -> None:
 async def hubs(hub_app, mockhub_config):
     """A real hub and the stand-in, with the same users, groups and servers: for each, the
     API URL and its tokens by owner (service; user: alice; bad: one it never gave)."""
+    HeldStopSpawner.release = asyncio.Event()
     app = await hub_app(config=real_hub_config(mockhub_config))
     real_api = app.hub.url.rstrip("/") + "/api"
     state = HubState(
@@ -262,6 +288,7 @@ async def hubs(hub_app, mockhub_config):
         }
     finally:
         server.stop()
+        HeldStopSpawner.release.set()
         await stop_all(real_api)
 
 
