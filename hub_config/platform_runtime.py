@@ -43,6 +43,12 @@ def hub_state_dir(data: Path | None = None) -> Path:
     return (data or data_dir()) / "hub"
 
 
+def models_repository(repository: str | None = None, data: Path | None = None) -> Path:
+    """The model registry's folder: ``models.repository`` when set, else the hub's private
+    part of the data folder."""
+    return Path(repository) if repository else hub_state_dir(data) / "models"
+
+
 def logs_dir(data: Path | None = None) -> Path:
     return (data or data_dir()) / "logs"
 

@@ -1,37 +1,55 @@
 """The common prediction API: task-typed outputs, raw values, schemas, serving, client SDK.
 
-Importable without Jupyter installed: at import time it needs only numpy, pyyaml, pydantic,
-tornado, orjson and the standard library; scikit-learn, torch, pandas and jupyterhub are
-imported only by the adapter, method or mode that uses them.
+Importable without Jupyter installed: it needs only numpy, pyyaml, pydantic, tornado, orjson
+and the standard library; scikit-learn, torch, pandas and jupyterhub are imported only by
+the adapter, method or mode that uses them. The package's names load at first use.
 
     from mlfactory.model_api import Model, ModelRepository, Client
 """
 
 from __future__ import annotations
 
-from .errors import (
-    BadRequest,
-    Forbidden,
-    InvalidInput,
-    ModelAPIError,
-    ModelFailure,
-    ModelUnavailable,
-    NotFound,
-    NotReady,
-    Overloaded,
-    PackageError,
-    PackageVersionError,
-    PredictionTimeout,
-    PublishRefused,
-    Unauthorized,
-    UnsupportedMediaType,
-)
-from .outputs import Generation
-from .package import ModelRepository, load_package
-from .results import Prediction
-from .schemas import ModelSchema, TensorSpec
-from .tasks import API_VERSION, OUTPUT_SCHEMA_VERSION, DecisionRule, Task
-from .wrapper import Model
+from typing import Any
+
+# name -> the module that defines it. Loaded at first use (PEP 562): the hub and the
+# platform service import small parts of this package (``auth``, ``package``'s patterns)
+# and must not pay for numpy and the wrapper (~10 MiB held for the process's life).
+_EXPORTS = {
+    **dict.fromkeys(
+        (
+            "BadRequest",
+            "Forbidden",
+            "InvalidInput",
+            "ModelAPIError",
+            "ModelFailure",
+            "ModelUnavailable",
+            "NotFound",
+            "NotReady",
+            "Overloaded",
+            "PackageError",
+            "PackageVersionError",
+            "PredictionTimeout",
+            "PublishRefused",
+            "Unauthorized",
+            "UnsupportedMediaType",
+        ),
+        "errors",
+    ),
+    "Generation": "outputs",
+    "ModelRepository": "package",
+    "load_package": "package",
+    "Prediction": "results",
+    "ModelSchema": "schemas",
+    "TensorSpec": "schemas",
+    "API_VERSION": "tasks",
+    "OUTPUT_SCHEMA_VERSION": "tasks",
+    "DecisionRule": "tasks",
+    "Task": "tasks",
+    "Model": "wrapper",
+    "publish": "publishing",  # urllib and tarfile only when publishing
+    "Client": "client",  # the SDK's http machinery only when calling
+    "AsyncClient": "client",
+}
 
 __all__ = [
     "API_VERSION",
@@ -66,13 +84,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # the SDK pulls in http machinery: load it when asked for
-    if name == "publish":  # urllib and tarfile only when publishing
-        from .publishing import publish
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlfactory.model_api' has no attribute {name!r}")
+    from importlib import import_module
 
-        return publish
-    if name in ("Client", "AsyncClient"):
-        from . import client
+    return getattr(import_module(f".{module}", __name__), name)
 
-        return getattr(client, name)
-    raise AttributeError(f"module 'mlfactory.model_api' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

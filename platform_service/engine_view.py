@@ -10,20 +10,27 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker
-import docker.errors
-import requests
 from mlfactory.hub.platform_config import PlatformConfig
 from mlfactory.spawner.container_labels import INSTANCE, MANAGED
-from mlfactory.spawner.engine import engine_client, labels_filter
-from mlfactory.spawner.kube_pods import KubePodView
+
+if TYPE_CHECKING:
+    import docker
+
+# docker-py (with requests) and the Kubernetes client (~50 MiB resident) are imported by the
+# view that uses them, not here: the service imports this module on every deployment, and
+# each backend needs at most one of them (tests/service/test_service_imports.py).
 
 log = logging.getLogger("mlfactory.service")
 
-# What a missing or broken engine raises through docker-py
-_ENGINE_ERRORS = (docker.errors.DockerException, requests.RequestException, OSError)
+
+def _engine_errors() -> tuple[type[BaseException], ...]:
+    """What a missing or broken engine raises through docker-py."""
+    import docker.errors
+    import requests
+
+    return (docker.errors.DockerException, requests.RequestException, OSError)
 
 
 class EngineDown(Exception):
@@ -52,6 +59,8 @@ class EngineView:
 
     def _client(self) -> docker.APIClient:
         if self._api is None:  # version "auto" asks the engine: fails fast when it is down
+            from mlfactory.spawner.engine import engine_client
+
             self._api = engine_client(self.url, timeout=self.timeout).api
         return self._api
 
@@ -65,6 +74,9 @@ class EngineView:
         """Every labelled container, running or not (blocking). A running one is its list
         entry; a stopped one its inspect dict, which alone says when it finished. Raises
         EngineDown when the engine does not give a complete answer."""
+        import docker.errors
+        from mlfactory.spawner.engine import labels_filter
+
         try:
             api = self._client()
             listed = api.containers(all=True, filters={"label": labels_filter(self.labels)})
@@ -77,13 +89,15 @@ class EngineView:
                         pass  # removed since the list: its list entry says it stopped
                 out.append(c)
             return out
-        except _ENGINE_ERRORS as e:
+        except _engine_errors() as e:
             self._reset()
             raise EngineDown(f"the container engine at {self.url} did not answer ({e})") from e
 
     def remove(self, container_id: str, wait: int = 10) -> bool:
         """Stop a container (TERM, then KILL after ``wait`` seconds) and remove it; its named
         volumes stay (the user's home). True once it is gone (blocking)."""
+        import docker.errors
+
         try:
             api = self._client()
             try:
@@ -95,7 +109,7 @@ class EngineView:
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_container(container_id, v=False, force=True)
             return True
-        except _ENGINE_ERRORS as e:
+        except _engine_errors() as e:
             self._reset()
             log.error("Cannot remove container %s at %s: %s", container_id[:12], self.url, e)
             return False
@@ -115,6 +129,8 @@ def engine_view(
     if backend == "local":
         return None
     if backend == "kubernetes":  # the pods mlfactory labelled, through the Kubernetes API
+        from mlfactory.spawner.kube_pods import KubePodView
+
         kube = config.kubernetes
         instance = (labels or {}).get(INSTANCE, "")
         return KubePodView(kube.namespace if kube else "mlfactory", instance=instance)  # type: ignore[return-value]

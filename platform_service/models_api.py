@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlfactory.hub.platform_config import hub_state_dir
+from mlfactory.hub.platform_config import models_repository
 from mlfactory.hub.platform_schema import Models
 from mlfactory.model_api.auth import ACCESS_FILE, Access, dump_access
 from mlfactory.model_api.errors import ModelAPIError
@@ -56,11 +56,6 @@ NO_MODEL = "No model has this name in the registry; GET /api/models lists them."
 INCOMING = ".incoming"  # uploads being checked, inside the repository (same filesystem)
 CHUNK = 1 << 20
 TORNADO_MARGIN = 64 << 20  # tornado's body limit sits this far above models.max_upload_bytes
-
-
-def models_repository(config: Models) -> Path:
-    """The configured ``models.repository``, else the hub's private part of the data dir."""
-    return Path(config.repository) if config.repository else hub_state_dir() / "models"
 
 
 def _kind(info: tarfile.TarInfo) -> str:
@@ -428,7 +423,9 @@ def registry_for(app: Any) -> Registry:
     found = settings.get("model_registry")
     if found is None:
         accountant = settings["accountant"]
-        root = settings.get("models_repository") or models_repository(accountant.config.models)
+        root = settings.get("models_repository") or models_repository(
+            accountant.config.models.repository
+        )
         found = settings["model_registry"] = Registry(
             accountant.store.engine, ModelRepository(root), accountant.clock
         )

@@ -7,10 +7,14 @@ platform's cookies nor its API, and that only the platform's own pages may frame
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-import nbformat
-from jinja2 import DictLoader
-from nbconvert import HTMLExporter
+if TYPE_CHECKING:
+    from nbconvert import HTMLExporter
+
+# nbconvert (with its filters, bleach, mistune, pygments' lexers and jupyter_client) is
+# imported by the first render, not with the service: ~9 MiB resident in a service where
+# nobody may ever open a shared notebook (tests/service/test_service_imports.py).
 
 # On the document that holds the notebook's outputs: no `allow-same-origin`, so it runs in an
 # opaque origin whatever URL it came from, even when opened directly rather than framed.
@@ -50,6 +54,9 @@ def _exporter() -> HTMLExporter:
     reaches the next but the metadata nbconvert keeps by notebook name, cleared here."""
     exporter = getattr(_per_thread, "exporter", None)
     if exporter is None:
+        from jinja2 import DictLoader
+        from nbconvert import HTMLExporter
+
         exporter = _per_thread.exporter = HTMLExporter(
             template_name="lab",
             template_file=_TEMPLATE,
@@ -67,6 +74,8 @@ def render(text: str, name: str) -> str:
     Markdown are HTML on purpose, and they live inside the sandbox). Blocking: call it in a
     worker thread.
     """
+    import nbformat
+
     nb = nbformat.reads(text, as_version=4)
     body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": name}})
     return body

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import nbformat
 from mlfactory.hub.platform_config import hub_state_dir
 from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.engine import Engine
@@ -63,6 +62,10 @@ def _write_once(path: Path, data: bytes) -> None:
 
 
 def _validate(text: str) -> None:
+    # nbformat brings jsonschema and its format checkers (~20 MiB resident): imported by the
+    # first share, not with the service (tests/service/test_service_imports.py)
+    import nbformat
+
     try:
         nbformat.validate(nbformat.reads(text, as_version=4))
     except (nbformat.ValidationError, ValueError, KeyError, TypeError) as e:

@@ -18,11 +18,14 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker
-import docker.errors
-import requests
+if TYPE_CHECKING:
+    import docker
+
+# docker-py and requests (~5 MiB resident) are imported by the functions that talk to an
+# engine or a registry: the hub's config and the platform service import this module on
+# every deployment, and only the container backend (or ``auto``'s probe) uses them.
 
 PODMAN_SOCKET = "/run/podman/podman.sock"
 
@@ -51,11 +54,17 @@ def registries_conf(insecure: list[str]) -> str:
 
 def engine_client(url: str, timeout: float = 30) -> docker.DockerClient:
     """A docker-py client for ``url`` (unix:// or tcp://); no request is made yet."""
+    import docker
+
     return docker.DockerClient(base_url=url, timeout=timeout, version="auto")
 
 
 def engine_problem(url: str, timeout: float = 3) -> str | None:
     """None when the engine at ``url`` answers its ping, else what went wrong (blocking)."""
+    import docker
+    import docker.errors
+    import requests
+
     try:
         client = docker.APIClient(base_url=url, timeout=timeout, version="auto")
         try:
@@ -71,6 +80,8 @@ def containers_problem(platform: Any) -> str | None:
     """None when servers can run as containers here: the engine answers, and the default
     image is in the registry (when one is configured). Else what is missing. Blocking: for
     the hub's start, where ``platform.backend`` is auto."""
+    import requests
+
     containers = platform.containers
     problem = engine_problem(containers.engine)
     if problem is not None or not containers.registry.url:
@@ -223,6 +234,8 @@ def start_local_daemons(platform: Any, root: Path | str) -> list[str]:
 
 
 def _registry_answers(url: str) -> bool:
+    import requests
+
     try:
         return requests.get(f"{url}/v2/", timeout=2).status_code in (200, 401)
     except requests.RequestException:

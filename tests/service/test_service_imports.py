@@ -1,0 +1,94 @@
+"""What the platform service imports at start: only what every deployment uses.
+
+The service is one more process beside the hub, so what it imports it holds for its whole
+life (issue 20: hub + service within 1.5x a vanilla hub's memory). Clients of optional
+backends and features are imported by the code that uses them: the Kubernetes client
+(~50 MiB resident) by the pod view, docker-py by the container view, nbconvert and nbformat
+(with jsonschema) by the first notebook share. Each check runs in a fresh interpreter, as
+the hub starts the service (``python -m mlfactory.service``), since this test process has
+imported most of these already.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+# Top-level packages the service must not import until a feature configured or used needs
+# them. Still imported at start through modules other parts own (to add here once they load
+# lazily): boto3/botocore and psycopg (data_broker.py imports both drivers), numpy
+# (mlfactory.model_api's package imports every module, and they import numpy).
+NOT_AT_START = (
+    "jsonschema",  # component_registry/spec.py imports it to list a component's errors
+    "kubernetes_asyncio",
+    "kubespawner",
+    "docker",
+    "requests",
+    "nbconvert",
+    "nbformat",
+    "jupyter_client",
+    "zmq",
+    "bleach",
+    "mistune",
+)
+
+
+def modules_after(*snippets: str) -> set[str]:
+    """The top-level packages imported once ``snippets`` have run in a new interpreter."""
+    report = "import json, sys\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    script = "\n".join(textwrap.dedent(s) for s in (*snippets, report))
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def config(backend: str) -> str:
+    """Code that sets ``platform``: the shipped config with this backend and no engine."""
+    return f"""
+        import yaml
+        from mlfactory.hub.platform_config import PACKAGED_CONFIG, parse_platform_config
+        data = yaml.safe_load(PACKAGED_CONFIG.read_text())
+        data["platform"]["backend"] = {backend!r}
+        data["containers"] = {{"engine": "unix:///nowhere/mlfactory-test.sock"}}
+        platform = parse_platform_config(data)
+    """
+
+
+def test_the_service_starts_without_optional_backends_and_features():
+    """Importing the app, and building the engine view a local or ``auto`` config asks for
+    (no engine call yet), loads none of the optional clients."""
+    loaded = modules_after(
+        """
+        import mlfactory.service.app
+        from mlfactory.service.engine_view import engine_view
+        """,
+        config("local"),
+        "assert engine_view(platform) is None",
+        config("auto"),
+        "assert engine_view(platform) is not None",
+    )
+    assert "mlfactory" in loaded and "sqlalchemy" in loaded  # the check sees imports at all
+    assert sorted(loaded & set(NOT_AT_START)) == []
+
+
+def test_a_feature_in_use_imports_its_client():
+    """The other side of lazy: the container view and a share's preview still load their
+    libraries when they run (an engine that is not there only fails the call)."""
+    loaded = modules_after(
+        config("container"),
+        """
+        from mlfactory.service import previews
+        from mlfactory.service.engine_view import EngineDown, engine_view
+
+        try:
+            engine_view(platform).containers()
+        except EngineDown:
+            pass
+        nb = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+        assert "<html" in previews.render(nb, "empty")
+        """,
+    )
+    assert {"docker", "requests", "nbconvert", "nbformat"} <= loaded
