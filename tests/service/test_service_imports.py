@@ -17,9 +17,8 @@ import sys
 import textwrap
 
 # Top-level packages the service must not import until a feature configured or used needs
-# them. Still imported at start through modules other parts own (to add here once they load
-# lazily): boto3/botocore and psycopg (data_broker.py imports both drivers), numpy
-# (mlfactory.model_api's package imports every module, and they import numpy).
+# them. Still imported at start: numpy (the model registry reads packages through
+# mlfactory.model_api.package, which needs the wrapper).
 NOT_AT_START = (
     "jsonschema",  # component_registry/spec.py imports it to list a component's errors
     "kubernetes_asyncio",
@@ -32,6 +31,9 @@ NOT_AT_START = (
     "zmq",
     "bleach",
     "mistune",
+    "psycopg",  # the data drivers load when a store of their kind is configured
+    "boto3",
+    "botocore",
 )
 
 
