@@ -100,7 +100,12 @@ async def run(args: argparse.Namespace) -> dict:
             tokens.append(token)
         hub_url, hub_server = serve_fake_hub(state)
 
-        platform = platform_with(data_stores=[store_config(warehouse)])
+        # the broker's issuing path, asked with servers' own tokens as before identities
+        # rotated (an identity adds one hub lookup per token, cached: once per rotation)
+        platform = platform_with(
+            data_stores=[store_config(warehouse)],
+            data={"identity": {"accept_server_token": True}},
+        )
         engine = make_engine(service_db)
         upgrade(engine)
         hub = HubAPI(hub_url, "service-token")

@@ -5,9 +5,10 @@
     s3 = mlfactory.data.connect("lake")            # S3: a boto3 client
 
 A managed store's credentials are short-lived and issued to this server by the platform
-service, which the server asks with its own hub token (``JUPYTERHUB_API_TOKEN``); nothing
-long-lived sits in the image or the environment. New connections ask again before the
-credentials run out. Importable without Jupyter; imports no other mlfactory part.
+service, which the kernel asks with the server's managed identity: a short-lived hub token
+the server replaces while it runs, read from ``MLFACTORY_IDENTITY_FILE`` at each call;
+nothing long-lived unlocks data. New connections ask again before the credentials run
+out. Importable without Jupyter; imports no other mlfactory part.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .client import (
     DataServiceUnavailable,
     ServiceCredentials,
     connect,
+    read_identity,
     refresh_due,
     stores,
 )
@@ -26,6 +28,7 @@ __all__ = [
     "DataServiceUnavailable",
     "ServiceCredentials",
     "connect",
+    "read_identity",
     "refresh_due",
     "stores",
 ]

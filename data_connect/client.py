@@ -15,12 +15,16 @@ from urllib.parse import quote, urlsplit, urlunsplit
 STORES_ENV = "MLFACTORY_DATA_STORES"
 SERVICE_URL_ENV = "MLFACTORY_SERVICE_URL"
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"  # noqa: S105 (the variable's name, not a secret)
+# the server's managed identity, a file its extension replaces while the server runs
+IDENTITY_FILE_ENV = "MLFACTORY_IDENTITY_FILE"
 TIMEOUT_S = 20
+# a notebook run as its server starts may come before the server's first identity
+IDENTITY_WAIT_S = 30.0
 DEFAULT_PREFIX = "/services/mlfactory"  # the hub-managed service's URL prefix
 
 
 class DataAccessDenied(PermissionError):
-    """The platform refused (no grant on the store, or not a running server's token)."""
+    """The platform refused (no grant on the store, or not a running server's identity)."""
 
 
 class DataServiceUnavailable(ConnectionError):
@@ -32,6 +36,40 @@ def refresh_due(expires_at: float, now: float, ttl: float) -> bool:
     """Whether to ask for fresh credentials before the next connection: in the last quarter
     of their life, and never closer than 60 s to the expiry (pure)."""
     return expires_at - now <= max(60.0, ttl / 4)
+
+
+class IdentityNotYet(DataServiceUnavailable):
+    """The server has not received its first identity (it is starting, or the service is
+    away)."""
+
+
+def read_identity(path: str, now: float) -> str:
+    """The token in the server's identity file, read afresh (the server replaces it while it
+    runs, so a kernel never needs a restart); a clear error when there is none or it has
+    expired."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            held = json.load(f)
+        token, expires_at = str(held["token"]), float(held["expires_at"])
+    except FileNotFoundError:
+        raise IdentityNotYet(
+            "This server has no data identity yet: it asks the platform service for one as "
+            "it starts and retries while the service is away. Try again in a minute; if this "
+            "lasts, restart your server and tell your admin."
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataServiceUnavailable(
+            f"This server's data identity ({path}) cannot be read ({e}); restart your server."
+        ) from None
+    if now >= expires_at:
+        when = time.strftime("%H:%M:%S UTC", time.gmtime(expires_at))
+        raise DataAccessDenied(
+            f"This server's data identity expired at {when}: the server could not renew it "
+            "(the platform service or the hub is down, see the server's log). New data "
+            "credentials come once it is back; if not within a few minutes, restart your "
+            "server. Connections already open keep working until their credentials expire."
+        )
+    return token
 
 
 def stores(environ: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -58,14 +96,19 @@ class ServiceCredentials:
         service_url: str | None = None,
         token: str | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.store = store
+        self.sleep = sleep
         url = service_url or os.environ.get(SERVICE_URL_ENV, "")
-        self.token = token or os.environ.get(TOKEN_ENV, "")
-        if not url or not self.token:
+        # the server's managed identity, else (an older server) the server's own token
+        self.identity_file = None if token else os.environ.get(IDENTITY_FILE_ENV) or None
+        self.token = token or ("" if self.identity_file else os.environ.get(TOKEN_ENV, ""))
+        if not url or not (self.token or self.identity_file):
             raise DataServiceUnavailable(
-                f"{SERVICE_URL_ENV} and {TOKEN_ENV} must be set (they are in a platform "
-                "server's notebooks); ask your admin."
+                f"{SERVICE_URL_ENV} and {IDENTITY_FILE_ENV} (on an older server, "
+                f"{TOKEN_ENV}) must be set: they are in a platform server's notebooks; ask "
+                "your admin."
             )
         if not url.startswith(("http://", "https://")):
             raise DataServiceUnavailable(f"{SERVICE_URL_ENV} must be an http(s) URL")
@@ -94,12 +137,29 @@ class ServiceCredentials:
     def get(self) -> dict[str, Any]:
         return self.answer()["credentials"]
 
+    def bearer(self) -> str:
+        """The token to show the service now: the identity file's current one, read at each
+        call, or the one given."""
+        if not self.identity_file:
+            return self.token
+        deadline = self.clock() + IDENTITY_WAIT_S
+        while True:
+            try:
+                return read_identity(self.identity_file, self.clock())
+            except IdentityNotYet:
+                if self.clock() >= deadline:
+                    raise
+                self.sleep(0.5)
+
     def _fetch(self) -> dict[str, Any]:
         req = urllib.request.Request(  # noqa: S310 (http(s) only, checked above)
             self.url,
             data=b"{}",
             method="POST",
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"token {self.bearer()}",
+                "Content-Type": "application/json",
+            },
         )
         try:
             with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:  # noqa: S310

@@ -48,6 +48,7 @@ from . import (
     data_api,
     gate_api,
     home_api,
+    identity_api,
     models_api,
     service_api,
     share_api,
@@ -80,6 +81,7 @@ ROUTE_MODULES = (
     workspace_share_api,
     models_api,
     data_api,
+    identity_api,
 )
 
 

@@ -1,10 +1,11 @@
-"""Data connections' routes: a running server asks for its store credentials with its own
-hub token (managed identity), a user lists their connections, and admins read the audit.
+"""Data connections' routes: a running server asks for its store credentials with its
+managed identity, a user lists their connections, and admins read the audit.
 
-The hub says who holds the token and which server it belongs to (the server token's
-``access:servers!server=<user>/<name>`` scope, set by the hub when it starts the server and
-revoked when it stops), and whether that server runs now. Rules: ``data_grants``; work:
-``data_broker``.
+The identity is a short-lived hub token the service minted for that one server and the
+server replaces while it runs (``identity``, ``identity_api``); the hub says whether it is
+still valid and whose it is, and whether that server runs now. The server's own long-lived
+token is accepted only where ``data.identity.accept_server_token`` says so. Rules:
+``data_grants``; work: ``data_broker``.
 """
 
 from __future__ import annotations
@@ -12,25 +13,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from mlfactory.hub.platform_schema import DataIdentity
+from tornado.httpclient import HTTPClientError
+
 from .base import APIError, UserHandler
 from .data_broker import DataBroker, NoGrant, StoreUnavailable, UnknownStore
+from .identity import NotAnIdentity, expired_message, token_server
+from .identity_mint import HubUnavailable, identity_mint
 from .permissions import USAGE_READ
 
-SERVER_SCOPE = "access:servers!server="
+__all__ = ["token_server"]  # kept importable from here: its tests and older callers
+
 log = logging.getLogger("mlfactory.service.data")
-
-
-def token_server(model: dict[str, Any]) -> str | None:
-    """The server a token belongs to, from the scope the hub gives a server's own token
-    (``access:servers!server=alice/`` → ``""``, ``.../alice/gpu`` → ``"gpu"``); None for
-    any other token (a user's personal token, a browser cookie)."""
-    found = set()
-    for scope in model.get("scopes") or ():
-        if scope.startswith(SERVER_SCOPE):
-            owner, sep, name = scope[len(SERVER_SCOPE) :].partition("/")
-            if sep and owner == model.get("name"):
-                found.add(name)
-    return found.pop() if len(found) == 1 else None
 
 
 class DataHandler(UserHandler):
@@ -50,15 +44,63 @@ class DataHandler(UserHandler):
 class CredentialsHandler(DataHandler):
     """POST: credentials for the calling server on one store."""
 
+    async def prepare(self) -> None:
+        try:
+            await super().prepare()
+        except APIError as e:
+            # the hub no longer accepts the token: most often an identity past its expiry
+            unknown_token = e.status_code == 403 and e.message.startswith("Authenticate")
+            if not (unknown_token and self.request.headers.get("Authorization")):
+                raise
+            raise APIError(401, expired_message(self.identity.rotate)) from None
+
+    @property
+    def identity(self) -> DataIdentity:
+        return self.accountant.config.data.identity
+
+    async def caller_server(self) -> str:
+        """The server the caller's token speaks for: its managed identity, or (where
+        ``data.identity.accept_server_token`` allows) the server's own token."""
+        why = "the token does not name exactly one of your servers"
+        mint = identity_mint(self.settings)
+        if mint is not None:
+            try:
+                return await mint.recognise(self.model)
+            except NotAnIdentity as e:
+                why = str(e)
+            except HubUnavailable:
+                raise APIError(
+                    503, "The hub cannot be reached to check this server's identity; try again."
+                ) from None
+            except HTTPClientError as e:
+                log.error("The hub refused to describe token %s: %s", self.model["token_id"], e)
+                raise APIError(
+                    502,
+                    f"The hub refused to describe this token ({e.code}); an admin should check "
+                    "that the mlfactory-service role holds the 'tokens' scope.",
+                ) from None
+        server_name = token_server(self.model)
+        if (
+            server_name is not None
+            and self.identity.accept_server_token
+            and self.model.get("kind", "user") == "user"
+        ):
+            return server_name
+        also = (
+            " (this platform also accepts the server's own token, JUPYTERHUB_API_TOKEN)"
+            if self.identity.accept_server_token
+            else ""
+        )
+        raise APIError(
+            403,
+            "Data credentials are issued to a running server, for its managed identity "
+            f"({why}): call mlfactory.data.connect(...) in a notebook of your server, which "
+            f"reads the identity from MLFACTORY_IDENTITY_FILE{also}.",
+        )
+
     async def post(self, store: str) -> None:
         user = self.model["name"]
-        server_name = token_server(self.model)
-        if server_name is None or self.model.get("kind", "user") != "user":
-            raise APIError(
-                403,
-                "Data credentials are issued to a running server: ask with the server's own "
-                "token (JUPYTERHUB_API_TOKEN inside it), e.g. mlfactory.data.connect(...).",
-            )
+        server_name = await self.caller_server()
         hub = self.accountant.hub
         fresh = await hub.user(user) if hub is not None else None
         server = ((fresh or {}).get("servers") or {}).get(server_name) or {}

@@ -10,6 +10,7 @@ from .accounting import GateRequest
 from .base import APIError, SecretHandler, body_str, body_str_list
 from .budgets import Verdict
 from .data_broker import drop_at_session_end
+from .identity_mint import revoke_at_session_end
 
 SESSION_KEY = re.compile(r"[A-Za-z0-9_-]{8,80}")
 MAX_BATCH = 200  # gates in one /api/gates call
@@ -101,6 +102,7 @@ class SessionEndHandler(SecretHandler):
             raise APIError(400, "never_ready: use true or false", field="never_ready")
         ended = await self.accountant.end(key, when, reason, never_ready=never_ready)
         await drop_at_session_end(self.settings, key)  # the server's data roles go now
+        await revoke_at_session_end(self.settings, key)  # and its managed identities
         if not ended:
             raise APIError(404, "No open session has this key.")
         self.write_json({"ended": True})

@@ -29,6 +29,7 @@ from . import (
     components,
     data,
     handlers,
+    identity,
     models,
     shares,
     workspace_shares,
@@ -88,6 +89,7 @@ class MLFactoryServerApp(ExtensionApp):
         component_publish.setup,
         extension.setup,
         workspace_shares.setup,
+        identity.setup,
     )
 
     profile = Dict(
@@ -210,8 +212,12 @@ class MLFactoryServerApp(ExtensionApp):
         settings = serverapp.web_app.settings
         settings[components.SETTINGS_KEY].warm_up()
         component_publish.sync_soon(settings)
+        if (keeper := settings.get(identity.SETTINGS_KEY)) is not None:
+            keeper.start()  # the server's data identity, rotated while it runs
 
     async def stop_extension(self) -> None:
+        if (keeper := self.settings.get(identity.SETTINGS_KEY)) is not None:
+            await keeper.stop()  # revokes the server's identities while its token works
         pending: list[asyncio.Future] = []
         if self.activity_reporter is not None:
             self.activity_reporter.stop()

@@ -48,7 +48,13 @@ async def stores_service(make_accountant, fake_hub, hub_state, now_clock):
 
     async def start(stores: list[dict], environ: dict[str, str]) -> tuple[Service, DataBroker]:
         # no default group: a user in none of the groups is granted nothing here
-        platform = platform_with(data_stores=stores, default_group=None)
+        # These tests are about the broker: the stand-in hub's server tokens ask directly
+        # (managed identities through a real hub: tests/e2e/test_identity_rotation.py).
+        platform = platform_with(
+            data_stores=stores,
+            default_group=None,
+            data={"identity": {"accept_server_token": True}},
+        )
         accountant = make_accountant(platform, fake_hub)
         drivers = make_drivers(platform, environ=environ)
         broker = DataBroker(
