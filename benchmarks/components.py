@@ -8,7 +8,9 @@ in a temporary folder, then measures in one run:
   a query mix with as-you-type prefixes and filters, against the anchor, a naive linear
   substring scan over the same components giving the same page;
 * the panel's first list: ``GET /mlfactory/components/search?limit=50`` against a real
-  ``jupyter server`` subprocess with the extension (first call, then warm p50/p99).
+  ``jupyter server`` subprocess with the extension (first call, then warm p50/p99), asked
+  the moment the server answers: on first starts (each on a fresh cache folder), after a
+  restart, and after JupyterLab's load time.
 
     .venv/bin/python benchmarks/components.py --components 1000 --requests 300
 """
@@ -249,6 +251,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=300, help="warm HTTP requests")
     ap.add_argument("--seed", type=int, default=8)
     ap.add_argument(
+        "--first-rounds",
+        type=int,
+        default=3,
+        help="first starts, each on a fresh cache folder (min / median / max)",
+    )
+    ap.add_argument(
         "--lab-load",
         type=float,
         default=1.5,
@@ -290,6 +298,11 @@ def main() -> None:
         naive = time_calls(lambda q: naive_page(everything, q), QUERIES, args.rounds)
         first, warm, startup = http_bench(root, tmp, args.requests, n_names, "cold")
         restart, _, _ = http_bench(root, tmp, 0, n_names, "restart")
+        # more first starts, each on a fresh cache folder (one user's first server each)
+        firsts = [first]
+        for i in range(1, args.first_rounds):
+            ms, _, _ = http_bench(root, tmp, 0, n_names, f"first-{i}", cache=f"cache-first-{i}")
+            firsts.append(ms)
         in_lab, _, _ = http_bench(
             root, tmp, 0, n_names, "lab", delay=args.lab_load, cache="cache-lab"
         )
@@ -306,6 +319,10 @@ def main() -> None:
         ("anchor: naive substring scan p99", pct(naive, 99)),
         ("  slowest query's median (noise-robust)", slowest_median(naive, len(QUERIES))),
         ("HTTP first list, first start (validates every folder)", first),
+        (
+            f"  min / median / max of {len(firsts)} first starts",
+            f"{min(firsts):.0f} / {statistics.median(firsts):.0f} / {max(firsts):.0f}",
+        ),
         ("HTTP first list, restarted server (scan cache)", restart),
         (f"HTTP first list, first start, asked {args.lab_load:g} s after start-up", in_lab),
         ("HTTP warm p50 (query mix, limit=50)", pct(warm, 50)),
@@ -318,11 +335,11 @@ def main() -> None:
           f" load average {os.getloadavg()[0]:.1f} at the end")  # fmt: skip
     print(f"{'measure':58} {'ms':>9}")
     for label, ms in rows:
-        print(f"{label:58} {ms:9.2f}")
+        print(f"{label:58} {ms:9.2f}" if isinstance(ms, float) else f"{label:58} {ms:>17}")
     print(f"search p99 vs naive p99: {pct(ours, 99) / pct(naive, 99):.2f}x "
           f"(ranked search alone: {pct(bare, 99) / pct(naive, 99):.2f}x)")  # fmt: skip
     print(f"targets: search p99 <= 10 ms: {'met' if pct(ours, 99) <= 10 else 'MISSED'}; "
-          f"first list < 300 ms: first start {'met' if first < 300 else 'MISSED'} "
+          f"first list <= 300 ms: first start {'met' if max(firsts) <= 300 else 'MISSED'} "
           f"({'met' if in_lab < 300 else 'MISSED'} when asked after Lab's load), "
           f"restart {'met' if restart < 300 else 'MISSED'}; "
           f"warm p99 < 300 ms: {'met' if pct(warm, 99) < 300 else 'MISSED'}")  # fmt: skip

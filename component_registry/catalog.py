@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .builtin_index import BUILTIN_DIR, ShippedIndex
 from .scancache import ScanCache, cache_file, signature
 from .spec import STABILITIES, Component, ComponentError, InvalidComponent, load_component
 
-BUILTIN_DIR = Path(__file__).parent / "builtin"
 _TOKEN = re.compile(r"[a-z0-9]+")
 _REF = re.compile(r"^([a-z][a-z0-9_]*)(?:@(\d+)(?:\.(\d+)(?:\.(\d+)(?:-([0-9A-Za-z.-]+))?)?)?)?$")
 
@@ -120,17 +120,23 @@ def _component_folders(
 
 
 def scan(
-    source: Source, cache_dir: Path | None = None
+    source: Source, cache_dir: Path | None = None, unsaved: list[ScanCache] | None = None
 ) -> tuple[list[Component], list[ComponentError]]:
     """Every valid component under `source.root`; invalid folders are reported and skipped.
 
     With `cache_dir`, folders whose files are unchanged since the last scan are not
-    validated again (see `scancache`)."""
+    validated again (see `scancache`). With `unsaved`, the cache is appended to it rather
+    than written, for the caller to `save()` once the catalog is in use."""
     found: list[Component] = []
     folders, errors = _component_folders(source.root)
     cache = ScanCache(cache_file(cache_dir, source.name), source.root) if cache_dir else None
+    # the package's own built-ins come validated in the package (`builtin_index`)
+    shipped = ShippedIndex(source.root) if source.root == BUILTIN_DIR else None
     for folder, listing in folders:
-        sig = signature(listing) if cache else None
+        if shipped is not None and (known := shipped.get(folder, listing, source.name)):
+            found.append(known)
+            continue
+        sig = signature(listing) if cache else None  # taken before the files are read
         hit = cache.get(folder, source.name, sig) if cache else None
         if hit is None:
             component, errs = None, []
@@ -145,7 +151,9 @@ def scan(
         if component is not None:
             found.append(component)
         errors.extend(errs)
-    if cache:
+    if cache and unsaved is not None:
+        unsaved.append(cache)
+    elif cache:
         cache.save()
     return found, errors
 
@@ -178,12 +186,17 @@ class Catalog:
         self._build_index()
 
     @classmethod
-    def from_sources(cls, sources: Iterable[Source], cache_dir: Path | None = None) -> Catalog:
+    def from_sources(
+        cls,
+        sources: Iterable[Source],
+        cache_dir: Path | None = None,
+        unsaved: list[ScanCache] | None = None,
+    ) -> Catalog:
         sources = list(sources)
         components: list[Component] = []
         errors: list[ComponentError] = []
         for source in sources:
-            found, errs = scan(source, cache_dir)
+            found, errs = scan(source, cache_dir, unsaved)
             components += found
             errors += errs
         return cls(components, errors, sources)
@@ -405,6 +418,11 @@ class Catalog:
         return hits[:limit] if limit is not None else hits
 
 
-def default_catalog(extra: Iterable[Source] = (), cache_dir: Path | None = None) -> Catalog:
-    """The built-in components first, then an organisation's sources in the order given."""
-    return Catalog.from_sources([BUILTIN, *extra], cache_dir)
+def default_catalog(
+    extra: Iterable[Source] = (),
+    cache_dir: Path | None = None,
+    unsaved: list[ScanCache] | None = None,
+) -> Catalog:
+    """The built-in components first, then an organisation's sources in the order given
+    (`cache_dir` and `unsaved` as for `scan`)."""
+    return Catalog.from_sources([BUILTIN, *extra], cache_dir, unsaved)

@@ -1,9 +1,10 @@
 """A scan cache: validated components kept on disk, one JSON file per source, reused while
 a component folder's files are unchanged (same names, sizes and modification times).
 
-Validating 1,000 components (YAML, JSON Schema, parsing the source) takes about a second;
-re-reading them from here takes a few milliseconds, so a restarted server (or a new
-kernel) lists the catalog at once. Entries are JSON, never pickles, and a cache written by
+Validating 1,000 components (YAML, JSON Schema, parsing the source) takes a few hundred
+milliseconds; re-reading them from here is several times faster, so a restarted server (or a
+new kernel) lists the catalog at once. A first scan writes its cache after the catalog is in
+use (`unsaved` in `catalog.scan`). Entries are JSON, never pickles, and a cache written by
 another version of the schema or loader is ignored.
 """
 
@@ -22,10 +23,12 @@ from . import spec
 from .spec import Component, ComponentError, Port, Version
 
 Signature = list[list[Any]]
+_Result = tuple[Path, Signature, "Component | None", "list[ComponentError]"]
 
 
 @functools.cache
-def _code_key() -> str:
+def code_key() -> str:
+    """What validated entries depend on besides the folder: the schema and the loader."""
     h = hashlib.sha256()
     for path in (spec.SCHEMA_PATH, Path(spec.__file__)):
         h.update(path.read_bytes())
@@ -111,9 +114,10 @@ class ScanCache:
         self.root = root
         self._old: dict[str, Any] = {}
         self._new: dict[str, Any] = {}
+        self._unsaved: dict[str, _Result] = {}
         try:
             body = orjson.loads(path.read_bytes())
-            if body.get("key") == _code_key() and body.get("root") == str(root):
+            if body.get("key") == code_key() and body.get("root") == str(root):
                 self._old = body["entries"]
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             pass
@@ -144,8 +148,15 @@ class ScanCache:
         component: Component | None,
         errors: list[ComponentError],
     ) -> None:
-        if sig is None:
-            return
+        """Remember a folder's result; it is turned into JSON by `save`, off the path of
+        the first list."""
+        if sig is not None:
+            self._unsaved[self._rel(folder)] = (folder, sig, component, errors)
+
+    @staticmethod
+    def _entry(
+        folder: Path, sig: Signature, component: Component | None, errors: list[ComponentError]
+    ) -> dict[str, Any] | None:
         entry = {
             "sig": sig,
             "c": to_json(component) if component else None,
@@ -154,16 +165,21 @@ class ScanCache:
         }  # fmt: skip
         try:
             if orjson.loads(orjson.dumps(entry)) != entry:
-                return  # a default JSON cannot hold (NaN, a tuple): validated again next time
+                return None  # a default JSON cannot hold (NaN, a tuple): validated next time
         except (TypeError, orjson.JSONEncodeError):
-            return  # nor bytes or a set
-        self._new[self._rel(folder)] = entry
+            return None  # nor bytes or a set
+        return entry
 
     def save(self) -> None:
         """Write what this scan saw (folders gone since are dropped), atomically."""
+        for rel, (folder, sig, component, errors) in self._unsaved.items():
+            entry = self._entry(folder, sig, component, errors)
+            if entry is not None:
+                self._new[rel] = entry
+        self._unsaved.clear()
         if self._new == self._old:
             return
-        body = {"key": _code_key(), "root": str(self.root), "entries": self._new}
+        body = {"key": code_key(), "root": str(self.root), "entries": self._new}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")

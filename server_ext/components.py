@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from mlfactory.components import shape
 from mlfactory.components.catalog import BUILTIN, Catalog, Source, default_catalog
+from mlfactory.components.scancache import ScanCache
 from mlfactory.components.snippet import snippet
 from mlfactory.components.sources import (
     CACHE_ENV,
@@ -146,6 +148,7 @@ class ComponentLibrary(LoggingConfigurable):
         self._fetch_errors: dict[str, str] = {}
         self._periodic: PeriodicCallback | None = None
         self.initial_fetch: asyncio.Task[None] | None = None  # the first git fetch, once started
+        self._saving: asyncio.Future[None] | None = None  # the last build's scan caches
 
     @property
     def cache_path(self) -> Path:
@@ -202,15 +205,19 @@ class ComponentLibrary(LoggingConfigurable):
     def background(self) -> list[asyncio.Future]:
         """The library's unfinished background work (the first build and git fetch), for
         the extension to cancel when the server stops."""
-        return [t for t in (self._first, self.initial_fetch) if t is not None and not t.done()]
+        tasks = (self._first, self.initial_fetch, self._saving)
+        return [t for t in tasks if t is not None and not t.done()]
 
     def _tick(self) -> None:
         if not self._lock.locked():
             asyncio.ensure_future(self.refresh())
 
-    def _build(self, extra: dict[str, list[Source]]) -> tuple[Catalog, dict[str, Any]]:
-        """In a worker thread: what to scan, the catalog, and what each source looked like
-        (so that answering about the sources reads nothing from disk)."""
+    def _build(
+        self, extra: dict[str, list[Source]]
+    ) -> tuple[Catalog, dict[str, Any], list[ScanCache]]:
+        """In a worker thread: what to scan, the catalog, what each source looked like (so
+        that answering about the sources reads nothing from disk) and the scan caches to
+        write once the catalog is in use."""
         specs, _ = self.specs()
         seen: dict[str, Any] = {}
         sources: list[Source] = []
@@ -226,20 +233,32 @@ class ComponentLibrary(LoggingConfigurable):
             for source in extra[key]:
                 seen[source.name] = source.root.is_dir()
                 sources.append(source)
-        catalog = default_catalog(sources, cache_dir=self.cache_path)
+        unsaved: list[ScanCache] = []
+        catalog = default_catalog(sources, self.cache_path, unsaved)
         try:
             write_manifest(self.cache_path, sources)
         except OSError as e:
             self.log.warning("Kernels will not see this server's component sources: %s", e)
-        return catalog, seen
+        return catalog, seen, unsaved
 
     async def _rebuild(self) -> None:
         loop = asyncio.get_running_loop()
         extra = {key: list(sources) for key, sources in self._extra.items()}  # a snapshot
-        catalog, seen = await loop.run_in_executor(None, self._build, extra)
+        if self._saving is not None:  # the last build's caches, before they are read again
+            await asyncio.wait([self._saving])
+        started = time.perf_counter()
+        catalog, seen, unsaved = await loop.run_in_executor(None, self._build, extra)
+        self.log.info(
+            "Component catalog built: %d components from %d sources in %.0f ms",
+            len(catalog),
+            len(catalog.sources),
+            (time.perf_counter() - started) * 1000,
+        )
         # one assignment each: a request sees the old catalog or the new one, never half
         self._seen = seen
         self._catalog = catalog
+        # written after the swap: the first list does not wait for the scan cache
+        self._saving = loop.run_in_executor(None, _save_all, unsaved, self.log)
 
     def set_extra_sources(self, key: str, sources: Iterable[Source]) -> None:
         """Replace the sources registered under `key` (e.g. "published"); they come after
@@ -331,6 +350,14 @@ class ComponentLibrary(LoggingConfigurable):
     async def sources_body(self) -> dict[str, Any]:
         catalog = await self.catalog()
         return shape.sources_body(catalog, self.states(), self.specs()[1])
+
+
+def _save_all(caches: list[ScanCache], log: Any) -> None:
+    for cache in caches:
+        try:
+            cache.save()
+        except Exception:  # a cache that cannot be written only costs time at the next start
+            log.exception("Writing the component scan cache %s failed", cache.path)
 
 
 def setup(app: Any) -> None:

@@ -299,3 +299,17 @@ def test_scan_cache_of_other_code_or_root_is_ignored(tmp_path):
     assert Catalog.from_sources([Source("org", tmp_path / "org")], cache).resolve(
         "keep"
     ).summary == ("Does a thing.")
+
+
+def test_a_scan_can_leave_its_cache_for_later(tmp_path):
+    from mlfactory.components.catalog import scan
+
+    make(tmp_path / "org", "keep", folder="keep")
+    source, cache = Source("org", tmp_path / "org"), tmp_path / "cache"
+    unsaved: list = []
+    found, _ = scan(source, cache, unsaved)
+    assert [c.name for c in found] == ["keep"] and len(unsaved) == 1
+    assert not (cache / ".scan" / "org.json").exists()  # the first list does not wait for it
+    unsaved[0].save()
+    assert (cache / ".scan" / "org.json").is_file()
+    assert Catalog.from_sources([source], cache).resolve("keep") == found[0]

@@ -307,3 +307,16 @@ async def test_git_runs_only_through_the_library_settings(sources, jp_serverapp,
     lib = library(jp_serverapp)
     assert lib.git == "git" and lib.fetch_timeout == 60
     assert git(remote.env, remote.work, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+
+
+async def test_the_scan_cache_is_written_after_the_first_list(
+    tmp_path, jp_server_config, jp_serverapp, jp_fetch
+):
+    folder = tmp_path / "org"
+    make(folder, "comp_a", folder="comp_a")
+    library(jp_serverapp).sources = [{"name": "org", "path": str(folder)}]
+    library(jp_serverapp).cache_dir = str(tmp_path / "cache")
+    body = await get(jp_fetch, "search", source="org")
+    assert [r["name"] for r in body["results"]] == ["comp_a"]
+    await library(jp_serverapp)._saving  # in the background, after the swap
+    assert (tmp_path / "cache" / ".scan" / "org.json").is_file()
