@@ -237,17 +237,21 @@ async def test_publish_from_python_is_served_without_a_restart(svc, users, tmp_p
         card = repo.card("prices", 1)
         assert (card.created_by, card.source_notebook) == ("alice", "work/prices.ipynb")
 
-        while not server.reloads and polls < published_at + 500:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-        assert server.reloads >= 1 and polls - published_at <= 3
+        # served within three polls of the watcher after the publish answered (a reload
+        # the watcher made while the service was still writing does not count)
         record = dict(zip(["x0", "x1", "x2"], map(float, X[0]), strict=True))
-        r = await AsyncHTTPClient().fetch(
-            f"http://127.0.0.1:{port}/v2/models/prices/versions/1/predict",
-            method="POST",
-            body=orjson.dumps({"records": [record]}),
-            headers={"Content-Type": "application/json"},
-            raise_error=False,
-        )
+        while True:
+            r = await AsyncHTTPClient().fetch(
+                f"http://127.0.0.1:{port}/v2/models/prices/versions/1/predict",
+                method="POST",
+                body=orjson.dumps({"records": [record]}),
+                headers={"Content-Type": "application/json"},
+                raise_error=False,
+            )
+            if r.code == 200 or polls > published_at + 3:
+                break
+            await asyncio.sleep(0.01)
+        assert server.reloads >= 1
         assert r.code == 200, r.body
         got = Prediction.from_response(orjson.loads(r.body))
         assert got.model_version == "1"
