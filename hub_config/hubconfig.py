@@ -33,7 +33,7 @@ from .platform_config import (
     server_logs_dir,
     workspaces_dir,
 )
-from .sso import apply_sso
+from .proxy import apply_proxy
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -71,6 +71,8 @@ def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os
             # The Helm chart's extraConfig calls only apply_platform (apply_embedded_defaults,
             # which applies SSO on one machine, must not run there): without this the chart's
             # default authenticator would silently replace the configured provider.
+            from .sso import apply_sso  # oauthenticator and PyJWT: only with a provider
+
             apply_sso(c, platform.auth.oidc, env, [g.name for g in platform.groups])
 
 
@@ -91,6 +93,10 @@ SERVICE_SCOPES = [
     # tokens hold no ``shares`` scope, so a notebook cannot bypass those rules at the hub.
     # (``shares`` includes ``access:servers``: the hub lets only a holder grant access.)
     "shares",
+    # servers' managed identities (platform_service/identity_mint.py): mint a short-lived
+    # token of a server's user, scoped to that server, read one to recognise it, revoke it.
+    # The hub still refuses any scope the user does not hold.
+    "tokens",
 ]
 
 
@@ -103,7 +109,8 @@ def apply_model_service(c: Any, platform: PlatformConfig) -> None:
     if not models.serve:
         return
     from mlfactory.model_api.auth import ALL_MODELS_SCOPE, hub_custom_scopes
-    from mlfactory.service.models_api import models_repository
+
+    from .platform_config import models_repository
 
     services = [s for s in c.JupyterHub.get("services", []) if s.get("name") != "models"]
     services.append(
@@ -117,7 +124,7 @@ def apply_model_service(c: Any, platform: PlatformConfig) -> None:
                 "--reload-interval",
                 str(models.reload_interval),
                 "--repository",
-                str(models_repository(models)),
+                str(models_repository(models.repository)),
                 "--auth",
                 "hub",
             ],
@@ -268,12 +275,17 @@ def apply_embedded_defaults(
     proxy = find_proxy_command()
     if proxy:
         c.ConfigurableHTTPProxy.command = [proxy]
+    if platform is not None:
+        apply_proxy(c, platform.proxy, hub_state)  # proxy.kind: traefik replaces the above
 
     c.JupyterHub.authenticator_class = "mlfactory"
     c.MLFactoryAuthenticator.accounts_db_url = accounts_db_url(data)
     if platform is not None and platform.auth.oidc is not None:
         # local accounts stay; the login page adds the provider's button (hub_config/sso.py)
-        apply_sso(c, platform.auth.oidc, env, [g.name for g in platform.groups])
+        groups = [g.name for g in platform.groups]
+        from .sso import apply_sso  # oauthenticator and PyJWT (~7 MiB): only with a provider
+
+        apply_sso(c, platform.auth.oidc, env, groups, key_file=hub_state / "jupyterhub_crypt_key")
     c.Authenticator.admin_users = {admin_username(env)}
     template_vars = dict(c.JupyterHub.get("template_vars", {}))
     template_vars["mlfactory_signup_enabled"] = True

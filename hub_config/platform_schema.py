@@ -652,6 +652,72 @@ class DataStore(_Strict):
         return self.admin_credentials is not None
 
 
+class DataAudit(_Strict):
+    """How long the audit of data credentials is kept: one row per credential issued (who,
+    which store and server, when, what the store counted) and one per issue, renewal and
+    drop. The platform service deletes older rows in small batches as part of its data
+    upkeep, and logs how many it removed."""
+
+    keep_days: int = Field(
+        400,
+        ge=0,
+        description="days an audit row is kept after its credential was dropped (its server "
+        "stopped, it expired or its grant changed) or its event happened, e.g. 400 (more "
+        "than a year); 0 keeps it forever. A live credential's row is never deleted",
+    )
+
+
+class DataIdentity(_Strict):
+    """Each running server's managed identity: a hub token scoped to that one server, minted
+    by the platform service, replaced while the server runs and revoked when it stops. It is
+    what a kernel shows to get data credentials (``mlfactory.data.connect``)."""
+
+    rotate: Duration = Field(
+        900,
+        ge=1,
+        description="how often a running server's identity is replaced, e.g. '15m' (keep it "
+        "a few minutes or more in production; seconds are for tests)",
+    )
+    lifetime: Duration | None = Field(
+        None,
+        ge=2,
+        description="how long one identity is valid; default twice 'rotate', so a service "
+        "or hub that is down for less than one period is not noticed",
+    )
+    overlap: Duration = Field(
+        60,
+        ge=0,
+        description="how long the previous identity keeps working after its replacement, "
+        "for requests already under way",
+    )
+    accept_server_token: bool = Field(
+        False,
+        description="also accept a server's own long-lived hub token (JUPYTERHUB_API_TOKEN) "
+        "for data credentials, as before identities rotated; off: only a rotated identity "
+        "unlocks data",
+    )
+
+    @property
+    def lifetime_s(self) -> int:
+        return self.lifetime if self.lifetime is not None else 2 * self.rotate
+
+    @model_validator(mode="after")
+    def _fits(self) -> DataIdentity:
+        if self.lifetime_s <= self.rotate:
+            raise ValueError(
+                f"lifetime: {self.lifetime_s}s must be longer than rotate ({self.rotate}s), "
+                "or an identity expires before its replacement comes"
+            )
+        return self
+
+
+class Data(_Strict):
+    """Data connections beside the stores themselves (``data_stores``)."""
+
+    audit: DataAudit = DataAudit()
+    identity: DataIdentity = DataIdentity()
+
+
 _GIT_URL_RE = re.compile(
     r"(?:https|ssh|git|file)://[^\s]+|/[^\s]*|(?:[A-Za-z0-9._][A-Za-z0-9._-]*@)?"
     r"[A-Za-z0-9.][A-Za-z0-9.-]*:[^\s/-][^\s]*"
@@ -812,6 +878,18 @@ class OIDC(_Strict):
         pattern=r"(https?://[^\s]+)?",
     )
     validate_server_cert: bool = True
+    end_provider_session: bool = Field(
+        True,
+        description="logging out of the hub also ends the session at the provider (OpenID "
+        "Connect RP-initiated logout), so the next sign-in asks for credentials again; "
+        "register the hub's login page (https://<hub>/hub/login) as a post-logout redirect URI",
+    )
+    accept_unkeyed_bindings: bool = Field(
+        True,
+        description="accept, once, a provider link stored by an older mlfactory without a key "
+        "and store it keyed; turn off once every SSO user has signed in again (anyone who can "
+        "write the hub database could plant an unkeyed one)",
+    )
 
     @field_validator("issuer")
     @classmethod
@@ -850,6 +928,20 @@ class OIDC(_Strict):
         return self
 
 
+class Proxy(_Strict):
+    """The proxy in front of the hub, the servers and the services when mlfactory runs on one
+    machine (on Kubernetes the Helm chart's proxy serves instead). The hub starts and stops it
+    and adds a route per server and service."""
+
+    kind: Literal["chp", "traefik"] = Field(
+        "chp",
+        description="'chp': configurable-http-proxy (Node), JupyterHub's default; 'traefik': "
+        "Traefik v3 through jupyterhub-traefik-proxy's file provider (pip install "
+        "'mlfactory[traefik]'), which spends less CPU per proxied request (see "
+        "benchmarks/model_api: /predict through the hub)",
+    )
+
+
 class Auth(_Strict):
     oidc: OIDC | None = None
 
@@ -872,10 +964,12 @@ class PlatformConfig(_Strict):
     models: Models = Models()
     culling: Culling = Culling()
     data_stores: tuple[DataStore, ...] = ()
+    data: Data = Data()
     component_sources: tuple[ComponentSource, ...] = ()
     component_review: ComponentReview = ComponentReview()
     sharing: Sharing = Sharing()
     auth: Auth = Auth()
+    proxy: Proxy = Proxy()
 
     @model_validator(mode="after")
     def _cross_references(self) -> PlatformConfig:
