@@ -68,3 +68,16 @@ def mockhub_config(tmp_path) -> dict:
             "pid_file": str(tmp_path / "jupyterhub-proxy.pid"),
         },
     }
+
+
+@pytest.fixture(autouse=True)
+def _identity_file_stays_with_its_server():
+    """A server extension started in this process exports its managed identity's file for
+    the kernels it starts (``MLFACTORY_IDENTITY_FILE``, as in a real server); the next test's
+    ``mlfactory.data`` client must not find a file of a server that is gone."""
+    before = os.environ.get("MLFACTORY_IDENTITY_FILE")
+    yield
+    if before is None:
+        os.environ.pop("MLFACTORY_IDENTITY_FILE", None)
+    else:
+        os.environ["MLFACTORY_IDENTITY_FILE"] = before

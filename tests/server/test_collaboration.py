@@ -103,7 +103,13 @@ def _source(ydoc) -> str:
 
 
 @pytest.mark.asyncio
-async def test_a_restore_reaches_the_open_room_at_once(jp_serverapp, jp_fetch, jp_root_dir):
+async def test_a_restore_reaches_the_open_room_at_once(
+    jp_serverapp, jp_fetch, jp_root_dir, tmp_path, monkeypatch
+):
+    # jupyter-server-ydoc's get_document (used here to hold the room open, not by the
+    # product) builds its store without the app's config: its .jupyter_ystore.db goes to
+    # the working directory, which would be the repository
+    monkeypatch.chdir(tmp_path)
     (jp_root_dir / "nb.ipynb").write_text(_notebook("x = 'first'"))
     r = await jp_fetch("mlfactory", "history", "init", method="POST", body="{}")
     assert r.code in (200, 201)
