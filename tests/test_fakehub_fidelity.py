@@ -204,7 +204,15 @@ def real_hub_config(mockhub_config: dict) -> dict:
         ],
     )
     config["JupyterHub"]["spawner_class"] = HeldStopSpawner
-    config["Spawner"] = {"start_timeout": 60, "http_timeout": 60}
+    # a server that does not end at its SIGINT would make the hub wait LocalProcessSpawner's
+    # 10 s interrupt_timeout, past the hub's 10 s slow_stop_timeout: a 202 for a stop the
+    # scenario means to be at once (seen in CI); only "held" is to be slow
+    config["Spawner"] = {
+        "start_timeout": 60,
+        "http_timeout": 60,
+        "interrupt_timeout": 1,
+        "term_timeout": 1,
+    }
     return config
 
 
