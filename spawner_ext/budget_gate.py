@@ -122,7 +122,7 @@ class ServiceGate:
                 # the service decides a batch's gates one by one: ``timeout`` for every
                 # BATCH_PER_TIMEOUT of them (a healthy one takes milliseconds each)
                 limit = self.timeout * max(1.0, len(batch) / BATCH_PER_TIMEOUT)
-                answer = await self._post("/api/gates", {"gates": [b for b, _ in batch]}, limit)
+                answer = await self._ask_twice({"gates": [b for b, _ in batch]}, limit)
                 verdicts = answer["verdicts"]
                 if not isinstance(verdicts, list) or len(verdicts) != len(batch):
                     raise ValueError("the service answered a different number of verdicts")
@@ -134,6 +134,19 @@ class ServiceGate:
             for (_, future), verdict in zip(batch, verdicts, strict=True):
                 if not future.done():
                     future.set_result(verdict)
+
+    async def _ask_twice(self, body: dict[str, Any], limit: float) -> dict[str, Any]:
+        """``/api/gates``, asked once more when no answer came at all (a timeout, a dropped
+        connection): the storm's busiest second should not refuse a spawn that a healthy
+        service would admit. Safe to repeat: the service admits a known key again without
+        opening a second session."""
+        try:
+            return await self._post("/api/gates", body, limit)
+        except (TimeoutError, HTTPClientError) as e:
+            if isinstance(e, HTTPClientError) and e.code != 599:
+                raise  # the service answered: that is its verdict on the call
+            log.warning("Budget gate: %s; asking the platform service once more", e)
+        return await self._post("/api/gates", body, limit)
 
     async def __call__(self, spawner: Any, request: Any) -> str | None:
         ledger = spawner.ledger

@@ -154,3 +154,20 @@ async def test_a_service_that_never_answers_is_unreachable_after_the_timeout(thr
     gate = ServiceGate(threaded_service(Silent), SECRET, "refuse-paid", timeout=0.5)
     refusal = await gate(spawner_for("ann", 0.5), request(0.5))
     assert refusal is not None and "budget service cannot be reached" in refusal
+
+
+async def test_a_call_with_no_answer_is_asked_once_more(threaded_service, caplog):
+    """The first call gets no answer within the timeout (the service stalled, or the storm's
+    busiest second), the repeat is answered: the spawn is admitted, not refused."""
+    calls = []
+
+    class FirstCallStalls(_AnsweringService):
+        def do_POST(self) -> None:  # noqa: N802
+            calls.append(self.path)
+            if len(calls) == 1:
+                time.sleep(2)  # the fault: past the gate's 0.5 s
+            super().do_POST()
+
+    gate = ServiceGate(threaded_service(FirstCallStalls), SECRET, "refuse-all", timeout=0.5)
+    assert await gate(spawner_for("ann", 0.5), request(0.5)) is None
+    assert len(calls) == 2 and "asking the platform service once more" in caplog.text
