@@ -10,88 +10,21 @@ import re
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-# Kubernetes-style quantities: what KubeSpawner and the local backend both take.
-_SIZE_RE = re.compile(r"(?P<num>[0-9]+(?:\.[0-9]+)?)(?P<unit>Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?")
-_UNITS = {
-    None: 1,
-    "K": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-}
-_SLUG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_DURATION_RE = re.compile(r"(?P<num>[0-9]+)(?P<unit>s|m|h|d)?")
-_DURATION_UNITS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_size(value: Any) -> int:
-    """``'16Gi'`` → bytes. Plain integers are bytes. Raises ValueError with advice."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a size; use e.g. '16Gi'")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{value!r} is negative; use e.g. '16Gi'")
-        return value
-    if isinstance(value, str) and len(value) <= 32:
-        m = _SIZE_RE.fullmatch(value.strip())
-        if m:
-            return int(float(m["num"]) * _UNITS[m["unit"]])
-    shown = value if not isinstance(value, str) or len(value) <= 32 else value[:29] + "..."
-    raise ValueError(f"{shown!r} is not a size; use e.g. '16Gi'")
-
-
-def format_size(n_bytes: int) -> str:
-    """Bytes → the shortest exact binary quantity (``2147483648`` → ``'2Gi'``)."""
-    for unit in ("Pi", "Ti", "Gi", "Mi", "Ki"):
-        if n_bytes and n_bytes % _UNITS[unit] == 0:
-            return f"{n_bytes // _UNITS[unit]}{unit}"
-    return str(n_bytes)
-
-
-def parse_duration(value: Any) -> int:
-    """``'90m'`` / ``'1h'`` / ``3600`` → seconds."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str):
-        m = _DURATION_RE.fullmatch(value.strip())
-        if m:
-            return int(m["num"]) * _DURATION_UNITS[m["unit"]]
-    raise ValueError(f"{value!r} is not a duration; use seconds or e.g. '30m', '2h', '1d'")
-
-
-Size = Annotated[int, BeforeValidator(parse_size)]
-Duration = Annotated[int, BeforeValidator(parse_duration)]
-
-
-def _check_slug(value: str) -> str:
-    if not _SLUG_RE.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid slug; use 1-63 lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit"
-        )
-    return value
-
-
-Slug = Annotated[str, BeforeValidator(lambda v: _check_slug(v) if isinstance(v, str) else v)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from .platform_schema_data import AdminCredentials as AdminCredentials
+from .platform_schema_data import Data as Data
+from .platform_schema_data import DataAudit as DataAudit
+from .platform_schema_data import DataGrant as DataGrant
+from .platform_schema_data import DataIdentity as DataIdentity
+from .platform_schema_data import DataStore as DataStore
+from .schema_types import Duration as Duration
+from .schema_types import Size as Size
+from .schema_types import Slug as Slug
+from .schema_types import _Strict
+from .schema_types import format_size as format_size
+from .schema_types import parse_duration as parse_duration
+from .schema_types import parse_size as parse_size
 
 
 class Platform(_Strict):
@@ -564,158 +497,6 @@ class Models(_Strict):
         description="seconds between the models service's checks for new versions and moved "
         "aliases (0: only at start)",
     )
-
-
-_ROLE_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_PREFIX_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/[A-Za-z0-9!_.*'()/-]{0,900})?")
-
-
-class AdminCredentials(_Strict):
-    """Where only the platform service finds a store's admin credentials: the name of an
-    environment variable or a file path, never the secret itself (users can read the YAML)."""
-
-    env: str = Field("", description="an environment variable of the service's process")
-    file: str = Field("", description="an absolute path readable by the service only (0600)")
-
-    @model_validator(mode="after")
-    def _one(self) -> AdminCredentials:
-        if bool(self.env) == bool(self.file):
-            raise ValueError("name exactly one of env or file")
-        if self.env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", self.env):
-            raise ValueError(f"env: {self.env!r} is not an environment variable name")
-        if self.file and not self.file.startswith("/"):
-            raise ValueError(f"file: {self.file!r} must be an absolute path")
-        return self
-
-
-class DataGrant(_Strict):
-    """What one group may do with a managed store."""
-
-    group: Slug
-    access: Literal["read", "read-write"] = "read"
-    role: str = Field(
-        "",
-        description="postgresql: the group role holding this grant's table privileges, set "
-        "up by the admin (default mlf_<store>_<read|rw>, '-' as '_')",
-    )
-    prefixes: tuple[str, ...] = Field(
-        (), description="s3: the 'bucket' or 'bucket/prefix' this grant reaches"
-    )
-
-    @field_validator("role")
-    @classmethod
-    def _role(cls, v: str) -> str:
-        if v and not _ROLE_RE.fullmatch(v):
-            raise ValueError(f"{v!r}: a role name is 1-63 of a-z, 0-9 and _")
-        return v
-
-    @field_validator("prefixes")
-    @classmethod
-    def _prefixes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for p in v:
-            if not _PREFIX_RE.fullmatch(p):
-                raise ValueError(
-                    f"{p!r}: use 'bucket' or 'bucket/prefix' (no wildcards at the start)"
-                )
-        return v
-
-
-class DataStore(_Strict):
-    """A data store, declared once. With ``admin_credentials`` it is *managed*: the platform
-    service issues each server short-lived credentials per ``grants``; without, its URL
-    alone reaches the servers of ``groups`` (no groups: everyone)."""
-
-    name: Slug
-    kind: str = Field(
-        description="postgresql, s3 (managed), mysql, filesystem, http, or a plugin's kind "
-        "(entry point group mlfactory.data_stores)",
-        pattern=r"[a-z][a-z0-9-]{0,31}",
-    )
-    description: str = ""
-    url: str
-    groups: tuple[Slug, ...] = ()
-    admin_credentials: AdminCredentials | None = None
-    grants: tuple[DataGrant, ...] = ()
-    ttl: Duration = Field(
-        3600,
-        ge=60,
-        le=3600,
-        description="life of issued credentials (at most 1h); renewed while the server runs",
-    )
-    region: str = Field("us-east-1", description="s3: the region STS and S3 are called in")
-    role_arn: str = Field(
-        "", description="s3: the role AssumeRole takes; each session policy narrows it"
-    )
-
-    @property
-    def managed(self) -> bool:
-        return self.admin_credentials is not None
-
-
-class DataAudit(_Strict):
-    """How long the audit of data credentials is kept: one row per credential issued (who,
-    which store and server, when, what the store counted) and one per issue, renewal and
-    drop. The platform service deletes older rows in small batches as part of its data
-    upkeep, and logs how many it removed."""
-
-    keep_days: int = Field(
-        400,
-        ge=0,
-        description="days an audit row is kept after its credential was dropped (its server "
-        "stopped, it expired or its grant changed) or its event happened, e.g. 400 (more "
-        "than a year); 0 keeps it forever. A live credential's row is never deleted",
-    )
-
-
-class DataIdentity(_Strict):
-    """Each running server's managed identity: a hub token scoped to that one server, minted
-    by the platform service, replaced while the server runs and revoked when it stops. It is
-    what a kernel shows to get data credentials (``mlfactory.data.connect``)."""
-
-    rotate: Duration = Field(
-        900,
-        ge=1,
-        description="how often a running server's identity is replaced, e.g. '15m' (keep it "
-        "a few minutes or more in production; seconds are for tests)",
-    )
-    lifetime: Duration | None = Field(
-        None,
-        ge=2,
-        description="how long one identity is valid; default twice 'rotate', so a service "
-        "or hub that is down for less than one period is not noticed",
-    )
-    overlap: Duration = Field(
-        60,
-        ge=0,
-        description="how long the previous identity keeps working after its replacement, "
-        "for requests already under way",
-    )
-    accept_server_token: bool = Field(
-        False,
-        description="also accept a server's own long-lived hub token (JUPYTERHUB_API_TOKEN) "
-        "for data credentials, as before identities rotated; off: only a rotated identity "
-        "unlocks data",
-    )
-
-    @property
-    def lifetime_s(self) -> int:
-        return self.lifetime if self.lifetime is not None else 2 * self.rotate
-
-    @model_validator(mode="after")
-    def _fits(self) -> DataIdentity:
-        if self.lifetime_s <= self.rotate:
-            raise ValueError(
-                f"lifetime: {self.lifetime_s}s must be longer than rotate ({self.rotate}s), "
-                "or an identity expires before its replacement comes"
-            )
-        return self
-
-
-class Data(_Strict):
-    """Data connections beside the stores themselves (``data_stores``)."""
-
-    audit: DataAudit = DataAudit()
-    identity: DataIdentity = DataIdentity()
 
 
 _GIT_URL_RE = re.compile(

@@ -30,6 +30,8 @@ PACKAGES = {
 OWN_PARTS = {
     "mlfactory.hub.platform_config": "platform_config",
     "mlfactory.hub.platform_schema": "platform_config",
+    "mlfactory.hub.platform_schema_data": "platform_config",
+    "mlfactory.hub.schema_types": "platform_config",
     "mlfactory.hub.platform_runtime": "platform_config",
     "mlfactory.hub.hubconfig": "hubconfig",
     # the shipped JupyterHub config file: configuration, not a part (the composer's client)
