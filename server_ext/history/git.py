@@ -339,28 +339,69 @@ class Repository:
         return bool(result.stdout.strip(b"\0"))
 
     async def commit(
-        self, paths: Sequence[str], message: str, author: tuple[str, str], automatic: bool
+        self,
+        paths: Sequence[str],
+        message: str,
+        author: tuple[str, str],
+        automatic: bool,
+        pinned: Mapping[str, bytes] | None = None,
     ) -> str | None:
-        """Commit exactly ``paths`` (other staged work stays staged); None if unchanged."""
+        """Commit exactly ``paths`` (other staged work stays staged); None if unchanged.
+
+        ``pinned`` gives some paths' contents as already read and checked: those bytes are
+        committed, not whatever the file holds when git reads it. jupyter_server saves in
+        place (truncate, then write), so a version taken during a save would otherwise
+        hold an empty or half-written notebook. The commit is built in a private index,
+        from HEAD plus these paths, so nothing re-reads the working tree afterwards.
+        """
+        pinned = pinned or {}
         tracked = await self.git.run("ls-files", "-z", "--", *paths)
         known = {p for p in tracked.text.split("\0") if p}
-        present = [p for p in paths if (self.root / p).exists() or p in known]
+        present = [p for p in paths if p in pinned or (self.root / p).exists() or p in known]
         if not present:
             return None
-        await self.git.run("add", "-A", "--", *present)
-        staged = await self.git.run(
-            "diff", "--cached", "--quiet", "--no-ext-diff", "HEAD", "--", *present, check=False
-        ) if await self.head() else Result(1, b"", "")  # fmt: skip
-        if staged.returncode == 0:
-            return None
-        body = message + (f"\n\n{AUTOMATIC_TRAILER}" if automatic else "")
-        name, email = author
-        # one "--message=..." argument: git cannot read any part of it as an option
-        await self.git.run(
-            "commit", "-q", "--no-verify", "--cleanup=verbatim", f"--message={body}",
-            "--", *present, config={"user.name": name, "user.email": email},
-        )  # fmt: skip
+        head = await self.head()
+        private = self.root / ".git" / f"mlfactory-index-{os.getpid()}-{id(self):x}"
+        env = {"GIT_INDEX_FILE": str(private)}
+        try:
+            await self.git.run("read-tree", head or "--empty", env=env)
+            unpinned = [p for p in present if p not in pinned]
+            if unpinned:
+                await self.git.run("add", "-A", "--", *unpinned, env=env)
+            for path in present:
+                if path in pinned:
+                    blob = await self._blob(path, pinned[path])
+                    entry = f"{_mode(self.root / path)},{blob},{path}"
+                    await self.git.run("update-index", "--add", "--cacheinfo", entry, env=env)
+            if head is not None:
+                staged = await self.git.run(
+                    "diff", "--cached", "--quiet", "--no-ext-diff", head, "--", *present,
+                    check=False, env=env,
+                )  # fmt: skip
+                if staged.returncode == 0:
+                    return None
+            body = message + (f"\n\n{AUTOMATIC_TRAILER}" if automatic else "")
+            name, email = author
+            # one "--message=..." argument: git cannot read any part of it as an option
+            await self.git.run(
+                "commit", "-q", "--no-verify", "--cleanup=verbatim", f"--message={body}",
+                env=env, config={"user.name": name, "user.email": email},
+            )  # fmt: skip
+        finally:
+            private.unlink(missing_ok=True)
+        # the shared index follows the new commit for these paths, as `git commit -- paths`
+        await self.git.run("reset", "-q", "HEAD", "--", *present)
         return await self.head()
+
+    async def _blob(self, path: str, content: bytes) -> str:
+        """Store ``content`` as the blob of ``path`` (its attributes' filters apply)."""
+        scratch = self.root / ".git" / f"mlfactory-blob-{os.getpid()}-{id(content):x}"
+        try:
+            await asyncio.to_thread(scratch.write_bytes, content)
+            result = await self.git.run("hash-object", "-w", f"--path={path}", "--", str(scratch))
+        finally:
+            scratch.unlink(missing_ok=True)
+        return result.text.strip()
 
     # --- remotes -------------------------------------------------------------------
 
@@ -386,6 +427,14 @@ class Repository:
     async def conflicted(self) -> list[str]:
         result = await self.git.run("diff", "--name-only", "-z", "--diff-filter=U", "--")
         return sorted(p for p in result.text.split("\0") if p)
+
+
+def _mode(path: Path) -> str:
+    """The git file mode of a regular working file (a missing one counts as plain)."""
+    try:
+        return "100755" if path.stat().st_mode & 0o111 else "100644"
+    except OSError:
+        return "100644"
 
 
 def _append_missing(path: Path, lines: Sequence[str]) -> None:

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 SETTINGS_FILE = ".mlfactory/history.json"
 MAX_AUTOSAVE_MINUTES = 24 * 60
+# jupyter_server saves a notebook in place, so a read during a save can see a cut-off
+# file: read again until it parses, for up to SETTLE_TRIES x SETTLE_PAUSE_S
+SETTLE_TRIES = 20
+SETTLE_PAUSE_S = 0.1
 
 
 class HistoryError(Exception):
@@ -214,16 +218,21 @@ class Workspace:
     async def _save_version(self, rel: str, message: str, automatic: bool) -> Version:
         await self._init()
         settings = self.settings()
-        if settings.pairing != "none":
+        files = self._files(rel, settings.pairing)
+        notebook = await self._settled(rel)
+        pinned = {rel: notebook} if notebook is not None else {}
+        if settings.pairing != "none" and notebook is not None:
             # jupytext parses the whole notebook: off the event loop
-            await asyncio.to_thread(self._write_pair, rel, settings.pairing)
+            pinned[files[1]] = await asyncio.to_thread(
+                self._write_pair, rel, notebook, settings.pairing
+            )
         if not await self.repo.versions(rel, 1):
             # a shared notebook's copy says so in its first version
-            copied_from = await asyncio.to_thread(_copied_from, self.root / rel)
+            copied_from = None
+            if notebook is not None:
+                copied_from = await asyncio.to_thread(_copied_from, notebook)
             message = wording.first_version_message(message, copied_from)
-        sha = await self.repo.commit(
-            self._files(rel, settings.pairing), message, self.author, automatic
-        )
+        sha = await self.repo.commit(files, message, self.author, automatic, pinned)
         if sha is None:
             latest = await self.repo.versions(rel, 1)
             quote = wording.quoted_message(latest[0].message) if latest else ""
@@ -232,7 +241,27 @@ class Workspace:
         self.last_version[rel] = self.clock()
         return (await self.repo.versions(rel, 1))[0]
 
-    def _write_pair(self, rel: str, pairing_value: str) -> None:
+    async def _settled(self, rel: str) -> bytes | None:
+        """The notebook's bytes once they parse as JSON (None when it is gone)."""
+        error: ValueError | None = None
+        for attempt in range(SETTLE_TRIES):
+            if attempt:
+                await self.runner.sleep(SETTLE_PAUSE_S)
+            try:
+                return await asyncio.to_thread(_complete_json, self.root / rel)
+            except FileNotFoundError:
+                return None
+            except ValueError as e:
+                error = e
+        raise HistoryError(
+            409,
+            f"{rel} is not a complete notebook on disk ({error}). If it is being saved, try "
+            "again in a moment; if not, the file is damaged: open it with the Editor to "
+            "repair it, or restore one of its versions.",
+        )
+
+    def _write_pair(self, rel: str, notebook: bytes, pairing_value: str) -> bytes:
+        """Write the notebook's text pair when it differs; its bytes, to be committed."""
         refused = pairing.python_configs(self.root, rel)
         if refused:
             raise HistoryError(
@@ -247,9 +276,10 @@ class Workspace:
             target = paths.inside(self.root, text_rel)
         except paths.Refused as e:
             raise HistoryError(409, f"Cannot write the text pair: {e}") from None
-        content = pairing.text((self.root / rel).read_bytes(), pairing_value)
+        content = pairing.text(notebook, pairing_value)
         if not target.exists() or target.read_text(encoding="utf-8") != content:
             target.write_text(content, encoding="utf-8")
+        return content.encode("utf-8")
 
     async def _version_of(self, rel: str, version: str) -> Version:
         try:
@@ -281,7 +311,10 @@ class Workspace:
         base_bytes = await self.repo.show(old.id, old.path)
         to = target or paths.WORKING
         if to == paths.WORKING:
-            new_bytes = (self.root / rel).read_bytes()
+            settled = await self._settled(rel)
+            if settled is None:
+                raise HistoryError(404, f"No notebook at {rel!r} in this workspace.")
+            new_bytes = settled
         else:
             new = await self._version_of(rel, to)
             new_bytes = await self.repo.show(new.id, new.path)
@@ -560,12 +593,18 @@ def _pair_format(text_path: str, setting: str) -> str:
     return setting if setting.startswith("py:") else "py:percent"
 
 
-def _copied_from(path: Path) -> Any:
-    """``metadata.mlfactory.copied_from`` of the notebook at ``path``, or None."""
+def _complete_json(path: Path) -> bytes:
+    """The file's bytes; ValueError while they do not parse as JSON (a save under way)."""
+    content = path.read_bytes()
+    json.loads(content)
+    return content
+
+
+def _copied_from(notebook: bytes) -> Any:
+    """``metadata.mlfactory.copied_from`` of a notebook file's content, or None."""
     try:
-        with open(path, encoding="utf-8") as f:
-            nb = json.load(f)
-    except (OSError, ValueError):
+        nb = json.loads(notebook)
+    except ValueError:
         return None
     meta = nb.get("metadata") if isinstance(nb, dict) else None
     ours = meta.get("mlfactory") if isinstance(meta, dict) else None

@@ -10,7 +10,13 @@ import pytest
 from mlfactory.server.history.git import AUTOMATIC_TRAILER
 from mlfactory.server.history.paths import Refused
 from mlfactory.server.history.wording import human_date
-from mlfactory.server.history.workspace import HistoryError, Settings, autosave_due, check_settings
+from mlfactory.server.history.workspace import (
+    SETTLE_TRIES,
+    HistoryError,
+    Settings,
+    autosave_due,
+    check_settings,
+)
 
 from .conftest import git, sources, write_notebook
 
@@ -85,6 +91,66 @@ async def test_only_the_notebook_and_its_pair_are_committed(workspace, root):
     assert "staged.txt" not in git(root, "show", "--name-only", "--format=", version.id)
     # what jupyterlab-git staged stays staged
     assert "A  staged.txt" in git(root, "status", "--porcelain")
+
+
+def finishing_save(path, content: bytes, after: int):
+    """An injected sleep: the save under way writes ``content`` at the ``after``-th pause."""
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == after:
+            path.write_bytes(content)
+
+    return sleep, pauses
+
+
+async def test_a_version_taken_during_a_save_holds_the_whole_notebook(workspace, root):
+    # jupyter_server saves in place (truncate, then write): a version must wait for the end
+    path = write_notebook(root, "a.ipynb", ["x = 1"])
+    await workspace.save_version("a.ipynb", "one")
+    write_notebook(root, "a.ipynb", ["x = 2"])
+    complete = path.read_bytes()
+    path.write_bytes(complete[:0])  # the save has truncated the file...
+    workspace.runner.sleep, pauses = finishing_save(path, complete, after=2)
+    version = await workspace.save_version("a.ipynb", "two")
+    assert len(pauses) == 2  # ...and ends while the version waits
+    assert git(root, "show", f"{version.id}:a.ipynb").encode() == complete
+    assert "x = 2" in git(root, "show", f"{version.id}:a.py")
+    assert git(root, "status", "--porcelain") == ""
+    # the working copy's diff waits the same way
+    path.write_bytes(complete[: len(complete) // 2])
+    workspace.runner.sleep, pauses = finishing_save(path, complete, after=1)
+    assert (await workspace.diff("a.ipynb", None, None))["to"] == "working"
+    assert len(pauses) == 1
+
+
+async def test_a_notebook_cut_off_for_good_is_refused_and_kept(workspace, root):
+    path = write_notebook(root, "a.ipynb", ["x = 1"])
+    await workspace.save_version("a.ipynb", "one")
+    path.write_text('{"cells": [', encoding="utf-8")
+    workspace.runner.sleep, pauses = finishing_save(path, b"", after=-1)
+    with pytest.raises(HistoryError) as e:
+        await workspace.save_version("a.ipynb", "two")
+    assert e.value.status == 409
+    assert "a.ipynb is not a complete notebook on disk" in e.value.message
+    assert len(pauses) == SETTLE_TRIES - 1
+    assert git(root, "rev-list", "--count", "HEAD").strip() == "2"  # start + "one"
+    assert path.read_text(encoding="utf-8") == '{"cells": ['
+
+
+async def test_pinned_content_is_committed_not_what_the_file_holds_later(workspace, root):
+    path = write_notebook(root, "a.ipynb", ["x = 1"])
+    await workspace.init()
+    read = path.read_bytes()
+    write_notebook(root, "a.ipynb", ["x = 2"])  # a save after the version read the file
+    sha = await workspace.repo.commit(
+        ["a.ipynb"], "pinned", ("Ada", "a@x"), False, {"a.ipynb": read}
+    )
+    assert git(root, "show", f"{sha}:a.ipynb").encode() == read
+    # the file keeps the later save, which shows as a change not yet versioned
+    assert "x = 2" in path.read_text() and git(root, "status", "--porcelain") == " M a.ipynb\n"
+    assert not list((root / ".git").glob("mlfactory-*"))  # no private index or scratch left
 
 
 async def test_nothing_changed_is_409(workspace, root):
