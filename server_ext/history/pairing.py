@@ -145,8 +145,11 @@ def serialize_notebook_io(contents_manager: Any) -> bool:
     ``.ipynb`` before its text pair, so a read in between gets a cut-off notebook or
     jupytext's 400 "live.ipynb is more recent than live.py". Every read and save of this
     server (JupyterLab, the collaboration rooms, the history's restore) goes through this
-    manager, so one lock per notebook in this process closes both windows. Only notebook
-    saves and notebook reads with content take it; ``content=False`` (the save's own
+    manager, so one lock per notebook in this process closes both windows. A hash read
+    between the two writes is wrong too: JupyterLab compares it with the hash it knows
+    before each save, and showed "File Changed" for a notebook nobody else had touched
+    (jupytext#1447, under real-time collaboration). Only notebook saves and notebook reads
+    with content or a hash take the lock; a bare ``content=False`` (the save's own
     follow-up, the file browser's polling) does not. False for a synchronous manager.
     """
     get, save = contents_manager.get, contents_manager.save
@@ -165,7 +168,9 @@ def serialize_notebook_io(contents_manager: Any) -> bool:
 
     @functools.wraps(get)
     async def serialized_get(path: str, content: bool = True, *args: Any, **kwargs: Any) -> Any:
-        if not (content and path.endswith(".ipynb")):
+        # get(path, content, type, format, require_hash): a hash reads the files too
+        hashed = kwargs.get("require_hash", args[2] if len(args) > 2 else False)
+        if not ((content or hashed) and path.endswith(".ipynb")):
             return await get(path, content, *args, **kwargs)
         async with lock_for(path):
             return await get(path, content, *args, **kwargs)

@@ -137,17 +137,21 @@ async def test_a_read_during_a_paired_save_waits_for_its_end(root, serialized):
     saving = asyncio.create_task(cm.save(_paired_notebook(["x = 2"]), "live.ipynb"))
     await asyncio.wait_for(cm.between.wait(), 30)
     reading = asyncio.create_task(cm.get("live.ipynb"))
+    hashing = asyncio.create_task(cm.get("live.ipynb", content=False, require_hash=True))
     listing = await cm.get("live.ipynb", content=False)  # metadata never waits
     assert listing["content"] is None
     # unserialized, the read ends during the save; serialized, it must still be waiting
     # (half a second lets an unserialized read finish its file reads in their threads)
-    await asyncio.wait({reading}, timeout=None if not serialized else 0.5)
-    assert reading.done() is not serialized
+    await asyncio.wait({reading, hashing}, timeout=None if not serialized else 0.5)
+    assert reading.done() is not serialized and hashing.done() is not serialized
     cm.gate.set()
     await saving
     source = (await reading)["content"]["cells"][0]["source"]
     # unserialized, jupytext pairs the new .ipynb with the old .py: the edit is lost
     assert source == ("x = 2" if serialized else "x = 1")
+    # and the hash, which JupyterLab compares before each save, matches neither state
+    settled = await cm.get("live.ipynb", content=False, require_hash=True)
+    assert ((await hashing)["hash"] == settled["hash"]) is serialized
 
 
 def test_a_synchronous_manager_is_left_alone(root):
