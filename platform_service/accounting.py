@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 
 from mlfactory.hub.platform_config import PlatformConfig
 from mlfactory.spawner.journal import Journal, Record, alive, session_fields, stop_process
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from .alerts import Notifier
@@ -160,8 +159,7 @@ class Accountant:
         # One transaction for the whole batch (a round trip to PostgreSQL per query
         # otherwise); it need not wait on an fsync: a lost admission is found again by the
         # next reconcile from the hub's and the backend's views.
-        with self.store.transaction(durable=False) as conn:
-            serialize_gate(conn)
+        with self.store.transaction(durable=False, serial=GATE_LOCK_KEY) as conn:
             verdicts = [self._gate(conn, req, now) for req in reqs]
         for req, verdict in zip(reqs, verdicts, strict=True):
             self._log_verdict(req, verdict)
@@ -566,25 +564,6 @@ class Accountant:
 
     async def alerts(self, t0: float, t1: float, scopes: list[Scope] | None = None) -> list[dict]:
         return await asyncio.to_thread(self.store.alerts, t0, t1, scopes)
-
-
-def serialize_gate(conn: Connection) -> None:
-    """Make the gate's read-decide-insert one critical section across every service process
-    on this database, for the rest of ``conn``'s transaction.
-
-    ``Accountant.lock`` serialises the gates of one process only; a second service on the
-    same database (a rolling update, a replica) has its own. Under PostgreSQL's READ
-    COMMITTED two such gates both read the same spend and both admit the last of a budget,
-    so each holds a transaction-level advisory lock, released by its commit. SQLite's
-    driver opens the transaction at the first write, leaving the reads before it outside;
-    a write that changes nothing opens it first and takes SQLite's single writer lock
-    (waiting out the busy timeout), so the reads and the insert see one state.
-    """
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GATE_LOCK_KEY})
-    elif dialect == "sqlite":
-        conn.exec_driver_sql("UPDATE ledger_sessions SET ended = ended WHERE 0")
 
 
 def _server_json(row: dict, now: float) -> dict[str, Any]:

@@ -53,6 +53,17 @@ _GROUP_BY_KEY = G.insert().from_select(
     ["session_id", "group"],
     select(L.c.id, bindparam("g", type_=G.c.group.type)).where(L.c.key == bindparam("k")),
 )
+# The gate's statements, built once: it runs them on every spawn, and building a select
+# (coercing each clause) costs more than SQLAlchemy's compiled-statement cache saves
+_SERIAL_PG = text(
+    "SELECT set_config('synchronous_commit', :durable, true), pg_advisory_xact_lock(:key)"
+)
+_KNOWN_KEYS = select(L.c.key).where(L.c.key.in_(bindparam("keys", expanding=True)))
+_OPEN_ROWS = (
+    select(L.c.id, L.c.user, L.c.project, L.c.profile, L.c.started, L.c.price_per_hour, G.c.group)
+    .select_from(L.outerjoin(G, G.c.session_id == L.c.id))
+    .where(L.c.ended.is_(None))
+)
 
 
 @dataclass(frozen=True)
@@ -101,12 +112,28 @@ class Store:
             yield c
 
     @contextmanager
-    def transaction(self, durable: bool = True) -> Iterator[Connection]:
+    def transaction(self, durable: bool = True, serial: int | None = None) -> Iterator[Connection]:
         """One transaction; ``durable=False`` does not wait for PostgreSQL to flush the
-        commit to disk (see ``open_session``)."""
+        commit to disk (see ``open_session``).
+
+        ``serial``: make the whole transaction one critical section across every service
+        process on this database. ``Accountant.lock`` serialises one process only; a second
+        service on the same database (a rolling update, a replica) has its own, and under
+        PostgreSQL's READ COMMITTED two gates would both read the same spend and both admit
+        the last of a budget. PostgreSQL: the transaction-level advisory lock ``serial``,
+        released by the commit, taken in the same statement as the durability setting (one
+        round trip). SQLite's driver opens the transaction at the first write, leaving reads
+        before it outside; a write that changes nothing opens it first and takes SQLite's
+        single writer lock (waiting out the busy timeout).
+        """
         with self.engine.begin() as conn:
-            if not durable and conn.dialect.name == "postgresql":
-                conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            if conn.dialect.name == "postgresql":
+                if serial is not None:
+                    conn.execute(_SERIAL_PG, {"durable": "on" if durable else "off", "key": serial})
+                elif not durable:
+                    conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            elif serial is not None and conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("UPDATE ledger_sessions SET ended = ended WHERE 0")
             yield conn
 
     def checkpoint(self) -> None:
@@ -201,7 +228,7 @@ class Store:
         if not keys:
             return set()
         with self.connection(conn) as c:
-            return set(c.execute(select(L.c.key).where(L.c.key.in_(keys))).scalars())
+            return set(c.execute(_KNOWN_KEYS, {"keys": keys}).scalars())
 
     def apply(self, plan: Plan, now: float) -> None:
         """Write a reconcile plan in one transaction."""
@@ -250,24 +277,20 @@ class Store:
     ) -> dict[str, dict[str, tuple[float, float]]]:
         """``spend`` for several kinds over one period in a single query (the gate's user,
         groups and project budgets); ``start``/``end`` must be local midnights."""
-        clauses = []
-        for kind, names in wanted.items():
-            clause = D.c.kind == kind
+        shape = tuple((kind, names is not None) for kind, names in wanted.items())
+        params: dict[str, Any] = {"start": start, "end": end}
+        for i, (kind, names) in enumerate(wanted.items()):
+            params[f"kind{i}"] = kind
             if names is not None:
-                clause = and_(clause, D.c.name.in_(list(names)))
-            clauses.append(clause)
-        q = (
-            select(D.c.kind, D.c.name, func.sum(D.c.cost))
-            .where(D.c.day >= start, D.c.day < end, or_(*clauses))
-            .group_by(D.c.kind, D.c.name)
-        )
+                params[f"names{i}"] = list(names)
         out: dict[str, dict[str, tuple[float, float]]] = {k: {} for k in wanted}
         with self.connection(conn) as c:
-            for kind, name, total in c.execute(q):
+            for kind, name, total in c.execute(_spend_kinds_query(shape), params):
                 out[kind][name] = (float(total or 0.0), float(total or 0.0))
             rows = self.open_rows(c) if open_rows is None else open_rows
-            for kind, names in wanted.items():
-                for name, started, price in self._open_charges(c, kind, end, names, rows):
+            charges = _open_charges(wanted, end, rows)
+            for kind in wanted:
+                for name, started, price in charges[kind]:
                     charge = Charge(started, None, price)
                     spent, committed = out[kind].get(name, (0.0, 0.0))
                     out[kind][name] = (
@@ -303,7 +326,8 @@ class Store:
         )
         with self.engine.connect() as c:
             out = {n: (float(t or 0.0), float(t or 0.0)) for n, t in c.execute(q)}
-            for name, started, price in self._open_charges(c, kind, end, names, open_rows):
+            rows = self.open_rows(c) if open_rows is None else open_rows
+            for name, started, price in _open_charges({kind: names}, end, rows)[kind]:
                 charge = Charge(started, None, price)
                 extra = commitment(charge, start, end, now, minimum_run)
                 extra -= cost_in_window(charge, start, end, now)
@@ -314,49 +338,8 @@ class Store:
     def open_rows(self, c: Connection | None = None) -> list[Any]:
         """Every running session with its groups, in one query through the open-sessions
         index (they are few: they run now). The gate reads them once for all its budgets."""
-        q = (
-            select(
-                L.c.id,
-                L.c.user,
-                L.c.project,
-                L.c.profile,
-                L.c.started,
-                L.c.price_per_hour,
-                G.c.group,
-            )  # fmt: skip
-            .select_from(L.outerjoin(G, G.c.session_id == L.c.id))
-            .where(L.c.ended.is_(None))
-        )
-        if c is None:
-            with self.engine.connect() as c2:
-                return c2.execute(q).all()
-        return c.execute(q).all()
-
-    def _open_charges(
-        self,
-        c: Connection,
-        kind: str,
-        end: float,
-        names: Sequence[str] | None = None,
-        rows: Sequence[Any] | None = None,
-    ) -> list[tuple[str, float, float]]:
-        """(scope name, started, price) of each running session charged to ``kind``."""
-        wanted = set(names) if names is not None else None
-        seen: set[int] = set()
-        out = []
-        for r in self.open_rows(c) if rows is None else rows:
-            if r.started >= end:
-                continue
-            if kind == "group":
-                name = r.group
-            elif r.id in seen:  # one row per group: count the session once
-                continue
-            else:
-                seen.add(r.id)
-                name = getattr(r, kind)
-            if name is not None and (wanted is None or name in wanted):
-                out.append((name, r.started, r.price_per_hour))
-        return out
+        with self.connection(c) as conn:
+            return conn.execute(_OPEN_ROWS).all()
 
     # --- daily totals -------------------------------------------------------------------
 
@@ -454,7 +437,7 @@ class Store:
             )
             for k, cost, hours in c.execute(q):
                 acc[k] = [float(cost or 0.0), float(hours or 0.0)]
-            for name, started, price in self._open_charges(c, kind, end):
+            for name, started, price in _open_charges({kind: None}, end, self.open_rows(c))[kind]:
                 charge = Charge(started, None, price)
                 if by == "day":
                     for i, a in enumerate(days):
@@ -655,3 +638,51 @@ def _hours(start: Any, end: Any, now: float):
     seconds = stop - begin
     # a session "started" after now (clocks apart) has run for no time yet, not less
     return case((seconds > 0, seconds), else_=0.0) / 3600.0
+
+
+_SPEND_KINDS: dict[tuple[tuple[str, bool], ...], Any] = {}
+
+
+def _spend_kinds_query(shape: tuple[tuple[str, bool], ...]) -> Any:
+    """``Store.spend_kinds``'s query for kinds with (True) or without a list of names, built
+    once per shape (a handful: the gate's user, groups and project)."""
+    q = _SPEND_KINDS.get(shape)
+    if q is None:
+        clauses = []
+        for i, (_, named) in enumerate(shape):
+            clause = D.c.kind == bindparam(f"kind{i}")
+            if named:
+                clause = and_(clause, D.c.name.in_(bindparam(f"names{i}", expanding=True)))
+            clauses.append(clause)
+        q = _SPEND_KINDS[shape] = (
+            select(D.c.kind, D.c.name, func.sum(D.c.cost))
+            .where(D.c.day >= bindparam("start"), D.c.day < bindparam("end"), or_(*clauses))
+            .group_by(D.c.kind, D.c.name)
+        )
+    return q
+
+
+def _open_charges(
+    wanted: Mapping[str, Sequence[str] | None], end: float, rows: Sequence[Any]
+) -> dict[str, list[tuple[str, float, float]]]:
+    """Per kind, (scope name, started, price) of each running session charged to it, from
+    ``open_rows`` (one row per session and group) in one pass; ``None`` names: all."""
+    names = {k: set(v) if v is not None else None for k, v in wanted.items()}
+    out: dict[str, list[tuple[str, float, float]]] = {k: [] for k in wanted}
+    seen: set[int] = set()
+    for r in rows:
+        started = r.started
+        if started >= end:
+            continue
+        first = r.id not in seen  # one row per group: count the session once per other kind
+        seen.add(r.id)
+        for kind, allowed in names.items():
+            if kind == "group":
+                name = r.group
+            elif first:
+                name = getattr(r, kind)
+            else:
+                continue
+            if name is not None and (allowed is None or name in allowed):
+                out[kind].append((name, started, r.price_per_hour))
+    return out

@@ -144,6 +144,33 @@ def test_open_and_end_sessions_and_the_unique_key(db):
     assert db.spend("user", t - HOUR, t + 5 * HOUR, t + 5 * HOUR)["carol"] == (0.0, 0.0)
 
 
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_serial_transaction_holds_the_lock_and_keeps_its_durability(db, durable):
+    """The gate's transaction: one critical section across service processes, and a commit
+    that waits on PostgreSQL's fsync only when durable (one statement sets up both)."""
+    postgres = db.engine.dialect.name == "postgresql"
+    if postgres:  # the test cluster's own setting, which the transaction must not change
+        with db.engine.connect() as conn:
+            default = conn.execute(text("SHOW synchronous_commit")).scalar()
+    with db.transaction(durable=durable, serial=4242) as conn:
+        if conn.dialect.name == "postgresql":
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == (
+                "on" if durable else "off"
+            )
+            held = conn.execute(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242")
+            ).scalar()
+            assert held == 1
+        else:  # SQLite: the writer lock is taken before any read
+            assert conn.connection.driver_connection.in_transaction
+    if postgres:  # both end with the commit
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == default
+            assert not conn.execute(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242")
+            ).scalar()
+
+
 def test_a_reconcile_plan_opens_many_sessions_at_once_each_with_its_own_groups(db):
     """``apply`` inserts a plan's new sessions in one batch (a first reconcile after a
     restart may open thousands): each keeps its own groups and fields, and a key already in
