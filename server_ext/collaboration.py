@@ -10,6 +10,7 @@ History's repository. The switch is jupyter-server-ydoc's own ``disable_rtc``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +48,8 @@ def configure(serverapp: Any, realtime: bool, paths: Mapping[str, str]) -> bool:
     only ever turns collaboration off. Returns False when jupyter-server-ydoc is not enabled.
     """
     apps = serverapp.extension_manager.extension_apps.get(YDOC_EXTENSION, ())
+    if apps and realtime:
+        keep_the_hash_of_interrupted_saves()
     for ydoc in apps:
         if not realtime:
             ydoc.disable_rtc = True
@@ -81,3 +84,52 @@ async def reload_from_disk(serverapp: Any, path: str) -> bool:
         except Exception as e:  # the room's own poll still catches up
             serverapp.log.warning("Could not reload %s in its collaboration room: %s", path, e)
     return told
+
+
+def keep_the_hash_of_interrupted_saves() -> bool:
+    """Tell the room the hash of a save that a newer change interrupted but that finished.
+
+    jupyter-server-ydoc 3.0's ``FileLoader.maybe_save_content`` shields the contents
+    manager's save from cancellation (a half-written file would be worse) and, when the
+    room's save task is cancelled by a newer change, lets the save finish but returns None.
+    The room then never learns the file's new hash, so every page keeps the old one until
+    the next save completes (``document_save_delay`` later, and only if no further change
+    interrupts that one too). A Ctrl+S in that window is refused by JupyterLab's pre-save
+    hash check with "File Changed" for a notebook nobody else touched; paired notebooks,
+    whose save is two writes and a conversion long, hit it often (jupytext#1447).
+
+    The loader's own ``_save_content`` (the shielded task) keeps its result on the loader;
+    ``maybe_save_content`` answers with it when upstream would answer None. The loader's
+    lock makes one save at a time per file, so the result is that call's. Applied once per
+    process; False when jupyter-server-ydoc is not installed.
+    ``tests/server/test_collaboration.py`` pins the upstream behaviour: once it returns the
+    model itself, this can go.
+    """
+    try:
+        from jupyter_server_ydoc.loaders import FileLoader
+    except ImportError:
+        return False
+    if getattr(FileLoader.maybe_save_content, "_mlfactory", False):
+        return True
+    save_content = FileLoader._save_content
+    maybe_save_content = FileLoader.maybe_save_content
+
+    @functools.wraps(save_content)
+    async def _save_content(self: Any, *args: Any, **kwargs: Any) -> Any:
+        saved = await save_content(self, *args, **kwargs)
+        self._mlfactory_saved = saved
+        return saved
+
+    @functools.wraps(maybe_save_content)
+    async def _maybe_save_content(self: Any, model: dict[str, Any]) -> Any:
+        # no reset on entry: a second call waiting on the lock would erase the first's
+        try:
+            saved = await maybe_save_content(self, model)
+            return saved if saved is not None else getattr(self, "_mlfactory_saved", None)
+        finally:
+            self._mlfactory_saved = None
+
+    _maybe_save_content._mlfactory = True  # type: ignore[attr-defined]
+    FileLoader._save_content = _save_content  # type: ignore[method-assign]
+    FileLoader.maybe_save_content = _maybe_save_content  # type: ignore[method-assign]
+    return True

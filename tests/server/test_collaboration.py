@@ -4,11 +4,13 @@ jupyter-server-ydoc's own trait, and History's restore reaches an open room at o
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from mlfactory.server import collaboration
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -142,3 +144,66 @@ def test_the_doorkeeper_sees_collaboration_rooms():
     from tornado.websocket import WebSocketHandler
 
     assert issubclass(YDocWebSocketHandler, WebSocketHandler)
+
+
+class SaveHeldOpen(AsyncLargeFileManager):
+    """A contents manager whose next save waits for the test's ``gate``: the room's save
+    under way when a newer change interrupts it."""
+
+    gate: asyncio.Event
+    started: asyncio.Event
+
+    async def save(self, model, path=""):
+        self.started.set()
+        await self.gate.wait()
+        return await super().save(model, path)
+
+
+async def _interrupted_save(tmp_path: Path, maybe_save_content):
+    """Run jupyter-server-ydoc's real FileLoader through a save that a newer change cancels
+    after the write began; what it answers, and the file's hash on disk afterwards."""
+    from jupyter_server_fileid.manager import ArbitraryFileIdManager
+    from jupyter_server_ydoc.loaders import FileLoader
+
+    cm = SaveHeldOpen(root_dir=str(tmp_path))
+    cm.gate, cm.started = asyncio.Event(), asyncio.Event()
+    cm.gate.set()
+    await cm.save(
+        {"type": "notebook", "content": new_notebook(cells=[new_code_cell("1")])}, "a.ipynb"
+    )
+    ids = ArbitraryFileIdManager(root_dir=str(tmp_path), db_path=str(tmp_path / "ids.db"))
+    loader = FileLoader(ids.index("a.ipynb"), ids, cm, poll_interval=None)
+    await loader.load_content("json", "notebook")
+    cm.gate.clear()
+    change = new_notebook(cells=[new_code_cell("2")])
+    model = {"format": "json", "type": "notebook", "content": change}
+    task = asyncio.create_task(maybe_save_content(loader, model))
+    await asyncio.wait_for(cm.started.wait(), 30)
+    task.cancel()  # the room cancels its save task when a newer change arrives
+    cm.gate.set()
+    answer = await task  # the loader swallows the cancel and waits for the shielded save
+    on_disk = await cm.get("a.ipynb", content=False, require_hash=True)
+    assert nbformat.read(tmp_path / "a.ipynb", as_version=4).cells[0].source == "2"
+    return answer, on_disk["hash"]
+
+
+async def test_upstream_forgets_the_hash_of_an_interrupted_save(tmp_path: Path):
+    """jupyter-server-ydoc 3.0 answers None for a save that finished after its task was
+    cancelled, so the room never tells the pages the new hash. When this fails, upstream
+    fixed it: drop ``collaboration.keep_the_hash_of_interrupted_saves``."""
+    from jupyter_server_ydoc.loaders import FileLoader
+
+    upstream = getattr(FileLoader.maybe_save_content, "__wrapped__", None)
+    upstream = upstream or FileLoader.maybe_save_content
+    answer, _ = await _interrupted_save(tmp_path, upstream)
+    assert answer is None
+
+
+async def test_an_interrupted_save_still_gives_the_room_its_hash(tmp_path: Path):
+    from jupyter_server_ydoc.loaders import FileLoader
+
+    assert collaboration.keep_the_hash_of_interrupted_saves() is True
+    assert collaboration.keep_the_hash_of_interrupted_saves() is True  # once only
+    answer, disk_hash = await _interrupted_save(tmp_path, FileLoader.maybe_save_content)
+    assert answer is not None and answer["hash"] == disk_hash
+    assert answer["path"] == "a.ipynb"
