@@ -33,16 +33,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import adapters as ad
 from .errors import NotFound, PackageError, PackageVersionError
-from .schemas import TensorSpec
+from .specs import NAME_PATTERN, TensorSpec
 from .tasks import OUTPUT_SCHEMA_VERSION, DecisionRule, Task
-from .wrapper import NAME_PATTERN, Model
+
+if TYPE_CHECKING:
+    from .wrapper import Model
 
 #: the package layout this code writes; it reads this one and the ones listed in _MIGRATIONS
 PACKAGE_FORMAT = 1
@@ -113,6 +114,8 @@ def _sha256(path: Path) -> str:
 
 
 def _dump_model(model: Model, folder: Path) -> tuple[str, str]:
+    from . import adapters as ad  # numpy and the frameworks: only when a model is at hand
+
     obj = model.model
     if model.adapter.name == ad.TorchAdapter.name:
         import torch
@@ -487,6 +490,9 @@ def load_package(
     folder: str | os.PathLike[str], *, root: str | os.PathLike[str], card: Card | None = None
 ) -> Model:
     """Load one package folder; it must lie inside ``root`` (the configured repository)."""
+    from . import adapters as ad
+    from .wrapper import Model
+
     repo = ModelRepository(root)
     folder = repo._inside(Path(folder))
     if card is None:

@@ -30,9 +30,9 @@ from .outputs import (
 )
 from .results import Prediction
 from .schemas import ModelSchema, TensorSpec, array_to_input, infer_input_schema
+from .specs import NAME_PATTERN
 from .tasks import DecisionRule, Task
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 # seq2seq request parameters and their limits
 _SEQ2SEQ_PARAMS = {"num_return_sequences": (int, 1, 16), "max_new_tokens": (int, 1, 4096)}
 

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from mlfactory.model_api.package import ALIAS_PATTERN, CARD
-from mlfactory.model_api.wrapper import NAME_PATTERN
+from mlfactory.model_api.specs import NAME_PATTERN
 
 MODEL_NAME = re.compile(NAME_PATTERN)
 ALIAS = re.compile(ALIAS_PATTERN)

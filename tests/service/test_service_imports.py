@@ -17,9 +17,9 @@ import sys
 import textwrap
 
 # Top-level packages the service must not import until a feature configured or used needs
-# them. Still imported at start: numpy (the model registry reads packages through
-# mlfactory.model_api.package, which needs the wrapper).
+# them.
 NOT_AT_START = (
+    "numpy",  # the model registry reads package cards through model_api.specs, numpy-free
     "jsonschema",  # component_registry/spec.py imports it to list a component's errors
     "kubernetes_asyncio",
     "kubespawner",
