@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-from jupyterhub.log import _scrub_uri
 from jupyterhub.services.auth import HubOAuth
 from mlfactory.hub.platform_config import (
     PlatformConfig,
@@ -55,6 +54,7 @@ from . import (
     workspace_share_api,
 )
 from .accounting import Accountant
+from .base import scrub_uri
 from .culler import Culler
 from .data_broker import DataBroker, DataStoresInvalid, make_drivers
 from .db import make_engine, upgrade
@@ -97,8 +97,9 @@ def make_hub_auth() -> HubOAuth:
 
 def log_request(handler: web.RequestHandler) -> None:
     """The access log, with secrets in URLs (the OAuth callback's code and state, a
-    ``?token=``) scrubbed by JupyterHub's own scrubber. Unlike ``jupyterhub.log.log_request``
-    it does not ask for ``current_user``, which would identify a user synchronously."""
+    ``?token=``) scrubbed by JupyterHub's rules (``base.scrub_uri``). Unlike
+    ``jupyterhub.log.log_request`` it does not ask for ``current_user``, which would identify
+    a user synchronously."""
     status = handler.get_status()
     if status < 300 or status == 304:
         level = logging.DEBUG
@@ -114,7 +115,7 @@ def log_request(handler: web.RequestHandler) -> None:
         "%d %s %s (%s) %.2fms",
         status,
         request.method,
-        _scrub_uri(request.uri or ""),
+        scrub_uri(request.uri or ""),
         request.remote_ip,
         1000.0 * request.request_time(),
     )

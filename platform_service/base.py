@@ -19,8 +19,8 @@ import json
 import math
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlparse, urlunparse
 
-from jupyterhub.log import _scrub_uri
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
 from tornado import web
 from tornado.log import app_log, gen_log
@@ -31,6 +31,32 @@ from .store import Visibility
 
 MAX_BODY = 64 * 1024
 MAX_DAYS = 366
+
+
+# JupyterHub's query keys that may carry a secret (jupyterhub.log.SCRUB_PARAM_KEYS)
+SCRUB_PARAM_KEYS = ("token", "auth", "key", "code", "state", "_xsrf")
+
+
+def scrub_uri(uri: str) -> str:
+    """``uri`` with secrets replaced by ``[secret]``, as JupyterHub's ``jupyterhub.log``
+    scrubs its logs: the value of any query parameter whose name contains a key above, and
+    the token of an ``/api/authorizations/{cookie,token}/`` path. The same rules here, not
+    an import: ``jupyterhub.log`` loads the hub's handlers, spawner and metrics (~10 MiB in
+    a process that uses none of them); ``tests/service/test_logging.py`` checks the two
+    agree."""
+    if "/api/authorizations/cookie/" in uri or "/api/authorizations/token/" in uri:
+        uri = uri.rsplit("/", 1)[0] + "/[secret]"
+    parsed = urlparse(uri)
+    if not parsed.query:
+        return uri
+    parts = parsed.query.split("&")
+    changed = False
+    for i, part in enumerate(parts):
+        key, sep, _ = part.partition("=")
+        if sep and any(k in key for k in SCRUB_PARAM_KEYS):
+            parts[i] = key + "=[secret]"
+            changed = True
+    return urlunparse(parsed._replace(query="&".join(parts))) if changed else uri
 
 
 class NonFiniteNumber(ValueError):
@@ -93,7 +119,7 @@ class BaseHandler(web.RequestHandler):
     def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
         # tornado's own logs the full URI and the request's repr: an OAuth code or a
         # ?token= would reach the log. The same lines, with JupyterHub's scrubber applied.
-        where = f"{self.request.method} {_scrub_uri(self.request.uri or '')}"
+        where = f"{self.request.method} {scrub_uri(self.request.uri or '')}"
         if isinstance(value, web.HTTPError):
             if value.get_message():
                 gen_log.warning("%d %s: %s", value.status_code, where, value.get_message())

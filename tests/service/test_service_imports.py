@@ -20,6 +20,8 @@ import textwrap
 # them.
 NOT_AT_START = (
     "numpy",  # the model registry reads package cards through model_api.specs, numpy-free
+    "prometheus_client",  # with cryptography, what jupyterhub.log (the hub's handlers) loads
+    "cryptography",
     "jsonschema",  # component_registry/spec.py imports it to list a component's errors
     "kubernetes_asyncio",
     "kubespawner",
