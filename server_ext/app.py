@@ -27,6 +27,7 @@ from . import (
     collaboration,
     component_publish,
     components,
+    contents,
     data,
     handlers,
     identity,
@@ -189,6 +190,8 @@ class MLFactoryServerApp(ExtensionApp):
             self.serverapp, self.report_interval, self.nvidia_smi
         )
         self.activity_reporter.install_save_hook(self.serverapp.contents_manager)
+        # jupytext's extension (loaded before ours, by name) has replaced the manager's class
+        contents.harden(self.serverapp.contents_manager)
         for setup in self.feature_setups:
             setup(self)
 

@@ -174,7 +174,6 @@ def setup(app: Any) -> None:
     cm = contents_manager()
     workspace = config.workspace(cm.root_dir, contents_manager)
     pairing.guard_contents_manager(cm)
-    pairing.serialize_notebook_io(cm)
     workspace.apply_pairing()
     cm.register_post_save_hook(workspace.on_save)
     app.settings[SETTINGS_KEY] = workspace

@@ -12,7 +12,6 @@ import asyncio
 import functools
 import logging
 import os
-import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -131,58 +130,3 @@ def apply_to_contents_manager(contents_manager: Any, pairing: str) -> None:
     if not hasattr(contents_manager, "default_formats"):
         return
     contents_manager.formats = formats(pairing) or "ipynb"
-
-
-def notebook_key(path: str) -> str:
-    """What a notebook and its text pair share: the API path without its extension."""
-    return os.path.splitext(path.strip("/"))[0]
-
-
-def serialize_notebook_io(contents_manager: Any) -> bool:
-    """Make a read of a notebook wait for a save of it (or of its pair) that is under way.
-
-    jupyter_server writes a notebook in place (truncate, then write) and jupytext writes the
-    ``.ipynb`` before its text pair, so a read in between gets a cut-off notebook or
-    jupytext's 400 "live.ipynb is more recent than live.py". Every read and save of this
-    server (JupyterLab, the collaboration rooms, the history's restore) goes through this
-    manager, so one lock per notebook in this process closes both windows. A hash read
-    between the two writes is wrong too: JupyterLab compares it with the hash it knows
-    before each save, and showed "File Changed" for a notebook nobody else had touched
-    (jupytext#1447, under real-time collaboration). Only notebook saves and notebook reads
-    with content or a hash take the lock; a bare ``content=False`` (the save's own
-    follow-up, the file browser's polling) does not. False for a synchronous manager.
-    """
-    get, save = contents_manager.get, contents_manager.save
-    if getattr(save, "_mlfactory_serialized", False):
-        return True
-    if not (asyncio.iscoroutinefunction(get) and asyncio.iscoroutinefunction(save)):
-        return False
-    locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-    def lock_for(path: str) -> asyncio.Lock:
-        key = notebook_key(path)
-        lock = locks.get(key)
-        if lock is None:
-            lock = locks[key] = asyncio.Lock()
-        return lock
-
-    @functools.wraps(get)
-    async def serialized_get(path: str, content: bool = True, *args: Any, **kwargs: Any) -> Any:
-        # get(path, content, type, format, require_hash): a hash reads the files too
-        hashed = kwargs.get("require_hash", args[2] if len(args) > 2 else False)
-        if not ((content or hashed) and path.endswith(".ipynb")):
-            return await get(path, content, *args, **kwargs)
-        async with lock_for(path):
-            return await get(path, content, *args, **kwargs)
-
-    @functools.wraps(save)
-    async def serialized_save(model: dict[str, Any], path: str = "") -> Any:
-        if not isinstance(model, dict) or model.get("type") != "notebook":
-            return await save(model, path)
-        async with lock_for(path):
-            return await save(model, path)
-
-    serialized_save._mlfactory_serialized = True  # type: ignore[attr-defined]
-    contents_manager.get = serialized_get
-    contents_manager.save = serialized_save
-    return True

@@ -155,6 +155,11 @@ def screenshot_on_failure(request) -> Iterator[None]:
     if request.session.testsfailed > failed and "session" in request.fixturenames:
         page = request.getfixturevalue("session").page
         screenshot(page, f"first-hour-failed-{request.node.name}")
+        # and the hub's and sam's server's logs as they were then
+        logs = sorted(request.getfixturevalue("hub").data.rglob("*.log"))
+        (ARTIFACTS / f"first-hour-failed-{request.node.name}.log").write_text(
+            "\n".join(f"=== {p.name}\n{p.read_text(errors='replace')}" for p in logs)
+        )
 
 
 @pytest.fixture(scope="module")

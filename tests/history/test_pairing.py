@@ -3,9 +3,6 @@ executing .py configuration files."""
 
 from __future__ import annotations
 
-import asyncio
-
-import nbformat
 import pytest
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from jupytext.async_contentsmanager import build_async_jupytext_contents_manager_class
@@ -101,60 +98,3 @@ def test_text_uses_the_explicit_format(root):
     path = write_notebook(root, "a.ipynb", ["x = 1"])
     assert pairing.text(path.read_bytes(), "py:light").strip().endswith("x = 1")
     assert "```python\nx = 1\n```" in pairing.text(path.read_bytes(), "md")
-
-
-class PairWrittenLater(AsyncLargeFileManager):
-    """Holds each text pair's write until the test opens ``gate``: the moment between
-    jupytext's two writes of one save, made to last."""
-
-    gate: asyncio.Event
-    between: asyncio.Event
-
-    async def save(self, model, path=""):
-        if path.endswith(".py"):
-            self.between.set()  # the .ipynb is written, its pair not yet
-            await self.gate.wait()
-        return await super().save(model, path)
-
-
-def _paired_notebook(sources: list[str]) -> dict:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    return {"type": "notebook", "content": nb}
-
-
-@pytest.mark.parametrize("serialized", [True, False])
-async def test_a_read_during_a_paired_save_waits_for_its_end(root, serialized):
-    cm = build_async_jupytext_contents_manager_class(PairWrittenLater)(root_dir=str(root))
-    cm.gate, cm.between = asyncio.Event(), asyncio.Event()
-    pairing.apply_to_contents_manager(cm, "py:percent")
-    if serialized:
-        assert pairing.serialize_notebook_io(cm) is True
-        assert pairing.serialize_notebook_io(cm) is True  # once only
-    cm.gate.set()
-    await cm.save(_paired_notebook(["x = 1"]), "live.ipynb")
-    cm.gate.clear()
-    cm.between.clear()
-    saving = asyncio.create_task(cm.save(_paired_notebook(["x = 2"]), "live.ipynb"))
-    await asyncio.wait_for(cm.between.wait(), 30)
-    reading = asyncio.create_task(cm.get("live.ipynb"))
-    hashing = asyncio.create_task(cm.get("live.ipynb", content=False, require_hash=True))
-    listing = await cm.get("live.ipynb", content=False)  # metadata never waits
-    assert listing["content"] is None
-    # unserialized, the read ends during the save; serialized, it must still be waiting
-    # (half a second lets an unserialized read finish its file reads in their threads)
-    await asyncio.wait({reading, hashing}, timeout=None if not serialized else 0.5)
-    assert reading.done() is not serialized and hashing.done() is not serialized
-    cm.gate.set()
-    await saving
-    source = (await reading)["content"]["cells"][0]["source"]
-    # unserialized, jupytext pairs the new .ipynb with the old .py: the edit is lost
-    assert source == ("x = 2" if serialized else "x = 1")
-    # and the hash, which JupyterLab compares before each save, matches neither state
-    settled = await cm.get("live.ipynb", content=False, require_hash=True)
-    assert ((await hashing)["hash"] == settled["hash"]) is serialized
-
-
-def test_a_synchronous_manager_is_left_alone(root):
-    from jupyter_server.services.contents.filemanager import FileContentsManager
-
-    assert pairing.serialize_notebook_io(FileContentsManager(root_dir=str(root))) is False
