@@ -70,6 +70,19 @@ def hub() -> Iterator:
     discard_hub(hub, config_path)
 
 
+@pytest.fixture(autouse=True)
+def logs_on_failure(request, hub) -> Iterator[None]:
+    """A failed test leaves the hub's and alice's server's logs, set-up failures included."""
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        logs = [hub.log_path, *sorted(hub.data.rglob("alice*.log"))]
+        (ARTIFACTS / f"workspace-share-failed-{request.node.name}.log").write_text(
+            "\n".join(p.read_text(errors="replace") for p in logs if p.is_file())
+        )
+
+
 class Visitor:
     """One user's browser on alice's server, with its console and websockets."""
 
