@@ -31,6 +31,7 @@ from . import (
     data,
     handlers,
     identity,
+    kernel_messages,
     models,
     shares,
     workspace_shares,
@@ -192,6 +193,7 @@ class MLFactoryServerApp(ExtensionApp):
         self.activity_reporter.install_save_hook(self.serverapp.contents_manager)
         # jupytext's extension (loaded before ours, by name) has replaced the manager's class
         contents.harden(self.serverapp.contents_manager)
+        kernel_messages.bound_binary_messages()
         for setup in self.feature_setups:
             setup(self)
 
