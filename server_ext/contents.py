@@ -10,6 +10,7 @@ API, and are applied once per manager.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import weakref
@@ -80,7 +81,17 @@ def serialize_notebook_io(contents_manager: Any) -> bool:
     serialized_save._mlfactory_serialized = True  # type: ignore[attr-defined]
     contents_manager.get = serialized_get
     contents_manager.save = serialized_save
+    contents_manager._mlfactory_notebook_lock = lock_for
     return True
+
+
+def notebook_lock(contents_manager: Any, path: str) -> contextlib.AbstractAsyncContextManager:
+    """The lock that this manager's saves and reads of the notebook at ``path`` (an API
+    path) and of its text pair take: for code that reads or writes the files directly and
+    must not land between jupytext's two writes. A no-op where the manager was not
+    hardened (a synchronous one, or none)."""
+    lock_for = getattr(contents_manager, "_mlfactory_notebook_lock", None)
+    return lock_for(path) if lock_for is not None else contextlib.nullcontext()
 
 
 def relist_vanished_entries(contents_manager: Any) -> bool:

@@ -11,6 +11,7 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { budgetPlugin } from './budget';
+import { collaborativeSavePlugin } from './collaborativeSave';
 import { componentsPlugin } from './components';
 import { cullingPlugin, saveDirtyDocuments } from './culling';
 import { dataPlugin } from './data/plugin';
@@ -73,6 +74,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
 const plugins: JupyterFrontEndPlugin<unknown>[] = [
   sidebarPlugin,
   budgetPlugin,
+  collaborativeSavePlugin,
   cullingPlugin,
   stopNoticePlugin,
   componentsPlugin,

@@ -21,6 +21,7 @@ from typing import Any
 import nbformat
 from jupyter_core.utils import ensure_async
 
+from .. import contents
 from . import diffing, pairing, paths, wording
 from .credentials import CredentialStore
 from .git import REMOTE, GitError, GitRunner, GitTimeout, Repository, Version
@@ -219,13 +220,17 @@ class Workspace:
         await self._init()
         settings = self.settings()
         files = self._files(rel, settings.pairing)
-        notebook = await self._settled(rel)
-        pinned = {rel: notebook} if notebook is not None else {}
-        if settings.pairing != "none" and notebook is not None:
-            # jupytext parses the whole notebook: off the event loop
-            pinned[files[1]] = await asyncio.to_thread(
-                self._write_pair, rel, notebook, settings.pairing
-            )
+        # A save under way (jupytext writes the .ipynb, then its pair) must not interleave:
+        # a notebook read before it and a pair written after it from that stale read would
+        # put old inputs on disk, and the room would load them as an outside change.
+        async with contents.notebook_lock(self.contents_manager(), rel):
+            notebook = await self._settled(rel)
+            pinned = {rel: notebook} if notebook is not None else {}
+            if settings.pairing != "none" and notebook is not None:
+                # jupytext parses the whole notebook: off the event loop
+                pinned[files[1]] = await asyncio.to_thread(
+                    self._write_pair, rel, notebook, settings.pairing
+                )
         if not await self.repo.versions(rel, 1):
             # a shared notebook's copy says so in its first version
             copied_from = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 
@@ -289,6 +290,57 @@ async def test_restore_through_a_jupytext_contents_manager(history, root, clock)
     assert sources(path) == ["v1"]
     # jupytext's manager wrote the pair on the save; the version holds it
     assert "v1" in git(root, "show", "HEAD:a.py")
+
+
+@pytest.mark.parametrize("serialized", [True, False])
+async def test_a_version_and_a_paired_save_do_not_interleave(history, root, serialized):
+    """A version reads the notebook, then writes its text pair when that differs. A room's
+    save landing between the two (jupytext writes the .ipynb and the .py) made the version
+    write the pair of the notebook it had read, older than both files: jupytext then reads
+    the old inputs back, and the edit is gone. The version holds the manager's notebook lock
+    (server_ext/contents.py) across both steps, so the save waits for it."""
+    import threading
+
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+    from jupytext.async_contentsmanager import build_async_jupytext_contents_manager_class
+    from mlfactory.server import contents
+
+    cm = build_async_jupytext_contents_manager_class(AsyncLargeFileManager)(root_dir=str(root))
+    if serialized:
+        contents.serialize_notebook_io(cm)
+    ws = history.workspace(str(root), lambda: cm)
+    ws.apply_pairing()
+    v1 = {"type": "notebook", "content": nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("v1")])}  # fmt: skip
+    await cm.save(v1, "a.ipynb")
+    await ws.save_version("a.ipynb", "one")
+    v1["content"].cells.append(nbformat.v4.new_code_cell("extra"))
+    await cm.save(v1, "a.ipynb")
+
+    read, resume = threading.Event(), threading.Event()
+    write_pair = ws._write_pair
+
+    def write_pair_later(*args):  # the version has read the notebook; hold it there
+        read.set()
+        resume.wait(30)
+        return write_pair(*args)
+
+    ws._write_pair = write_pair_later
+    version = asyncio.create_task(ws.save_version("a.ipynb", "two"))
+    await asyncio.to_thread(read.wait, 30)
+    v2 = {"type": "notebook", "content": nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("v2")])}  # fmt: skip
+    saving = asyncio.create_task(cm.save(v2, "a.ipynb"))
+    # serialized, the save waits for the version (it cannot end before ``resume``)
+    await asyncio.wait({saving}, timeout=0.5 if serialized else None)
+    assert saving.done() is not serialized
+    resume.set()
+    await version
+    await saving
+    # unserialized, the pair the version wrote (of "v1", "extra") now wins over the save
+    assert [c.source for c in (await cm.get("a.ipynb"))["content"].cells] == (
+        ["v2"] if serialized else ["v1", "extra"]
+    )
 
 
 async def test_pairing_settings(workspace, root):
