@@ -66,8 +66,9 @@ export function saveCollaborativeDocumentsThroughTheRoom(): boolean {
     if (!this._model?.collaborative) {
       return raiseConflict.call(this, model, options);
     }
+    // the room's own save (or a change the room will load) is newer than this page knows
     console.info(
-      `mlfactory: ${this._path} changed on disk during the room's own save; saving through the room.`
+      `mlfactory: ${this._path} on disk is newer than this page knows; saving through the room.`
     );
     return this._manager.contents.save(this._path, {
       ...options,
