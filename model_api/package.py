@@ -232,7 +232,7 @@ class ModelRepository:
             withdrawn.pop(int(version), None)
         else:
             withdrawn[int(version)] = reason or "withdrawn"
-        _write_atomic(self._model_dir(name) / WITHDRAWN, yaml.safe_dump(withdrawn))
+        write_atomic(self._model_dir(name) / WITHDRAWN, yaml.safe_dump(withdrawn))
         self._bump()
 
     def resolve(self, name: str, ref: str | int | None = None) -> tuple[int, str | None]:
@@ -277,7 +277,7 @@ class ModelRepository:
         self.root.mkdir(parents=True, exist_ok=True)
         # a new inode each time (temp file + rename): the fingerprint changes even when two
         # writes fall in the same mtime tick
-        _write_atomic(self.root / GENERATION, f"{os.getpid()} {datetime.now(UTC).isoformat()}\n")
+        write_atomic(self.root / GENERATION, f"{os.getpid()} {datetime.now(UTC).isoformat()}\n")
 
     def load(self, name: str, ref: str | int | None = None) -> Model:
         version, _alias = self.resolve(name, ref)
@@ -331,7 +331,7 @@ class ModelRepository:
             source_notebook=source_notebook,
             description=model.description,
         )
-        _write_atomic(target / CARD, yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False))
+        write_atomic(target / CARD, yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False))
         for p in target.iterdir():
             p.chmod(0o444)
         model.version = str(version)
@@ -388,7 +388,7 @@ class ModelRepository:
                 "source_notebook": source_notebook,
             }
         )
-        _write_atomic(target / CARD, yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False))
+        write_atomic(target / CARD, yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False))
         for p in target.iterdir():
             p.chmod(0o444)
         self._bump()
@@ -412,7 +412,7 @@ class ModelRepository:
             raise NotFound(f"model {name!r} has no version {version}", {"model": name})
         aliases = self.aliases(name)
         aliases[alias] = int(version)
-        _write_atomic(self._model_dir(name) / ALIASES, yaml.safe_dump(aliases))
+        write_atomic(self._model_dir(name) / ALIASES, yaml.safe_dump(aliases))
         self._bump()
 
 
@@ -445,10 +445,11 @@ def _whoami() -> str:
     return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) in one step: readers see the old or the new."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:

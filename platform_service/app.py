@@ -49,6 +49,7 @@ from . import (
     home_api,
     identity_api,
     models_api,
+    models_db,
     service_api,
     share_api,
     workspace_share_api,
@@ -240,7 +241,7 @@ class PlatformService(Application):
                 raise SystemExit(1) from None
         await self.accountant.start()
         # models registered before predict grants existed get their access.yaml (owner)
-        await models_api.start_registry(app)
+        await models_db.start_registry(app)
         host = os.environ.get("MLFACTORY_SERVICE_BIND") or bind.hostname or "127.0.0.1"
         app.listen(bind.port or 80, host, xheaders=True)
         self.log.info("mlfactory platform service listening on %s:%s%s", host, bind.port, prefix)

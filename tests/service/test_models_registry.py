@@ -36,7 +36,7 @@ from mlfactory.model_api.package import PACKAGE_FORMAT
 from mlfactory.model_api.server import ModelServer
 from mlfactory.model_api.store import load_repository
 from mlfactory.service.db import make_engine, upgrade
-from mlfactory.service.models_api import Registry
+from mlfactory.service.models_db import Registry
 from mlfactory.service.models_registry import (
     Member,
     Owner,
