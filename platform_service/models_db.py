@@ -102,6 +102,13 @@ class Registry:
         groups = db.scalars(select(ModelGrant.group).where(ModelGrant.model == name)).all()
         return Owner(row.owner, tuple(sorted(groups)))
 
+    def _check_owner(self, db: Session, name: str, user: str, groups: list[str]) -> None:
+        """404 for an unknown model, 403 unless ``user`` (or a granted group) holds it."""
+        holder = self._holder(db, name)
+        if holder is None:
+            raise RegistryError(404, NO_MODEL)
+        check_write(holder, name, user, groups, ())
+
     async def holder(self, name: str) -> Owner | None:
         def read() -> Owner | None:
             with Session(self.engine) as db:
@@ -271,10 +278,7 @@ class Registry:
         self, name: str, alias: str, version: int, user: str, groups: list[str]
     ) -> dict[str, Any]:
         with Session(self.engine) as db:
-            holder = self._holder(db, name)
-            if holder is None:
-                raise RegistryError(404, NO_MODEL)
-            check_write(holder, name, user, groups, ())
+            self._check_owner(db, name, user, groups)
             if version not in self.repo.versions(name):
                 raise RegistryError(
                     404,
@@ -303,10 +307,7 @@ class Registry:
         self, name: str, version: int, serving: bool, user: str, groups: list[str]
     ) -> dict[str, Any]:
         with Session(self.engine) as db:
-            holder = self._holder(db, name)
-            if holder is None:
-                raise RegistryError(404, NO_MODEL)
-            check_write(holder, name, user, groups, ())
+            self._check_owner(db, name, user, groups)
             row = db.get(ModelVersion, (name, version))
             if row is None:
                 raise RegistryError(404, f"model {name!r} has no version {version}", "version")

@@ -29,23 +29,12 @@ from common import FEATURES, LABELS, train  # noqa: E402
 
 
 def models_service(hub_pid: int) -> tuple[int, int]:
-    """The models service among the hub's descendants: its pid and the port the hub routes
+    """The models service among the hub's processes: its pid and the port the hub routes
     to it."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    todo = list(children.get(hub_pid, []))
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
+    for pid in through_hub.process_tree(hub_pid):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-            if "mlfactory.model_api.serve" not in argv:
+            if through_hub.role(argv) != "models service":
                 continue
             env = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
         except OSError:

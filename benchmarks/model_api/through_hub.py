@@ -175,9 +175,8 @@ def first_request_after_publish(url: str, token: str, clf, n: int) -> list[dict[
     return out
 
 
-def process_ticks(root: int) -> dict[str, int]:
-    """CPU ticks (user + system) of each process under ``root``, by role: where a request's
-    time goes through the hub (proxy, hub, models service, platform service)."""
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process under it, from ``/proc``."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -186,11 +185,19 @@ def process_ticks(root: int) -> dict[str, int]:
             except OSError:
                 continue
             children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    out: dict[str, int] = {}
-    todo = [root]
+    tree, todo = [], [root]
     while todo:
         pid = todo.pop()
+        tree.append(pid)
         todo += children.get(pid, [])
+    return tree
+
+
+def process_ticks(root: int) -> dict[str, int]:
+    """CPU ticks (user + system) of each process under ``root``, by role: where a request's
+    time goes through the hub (proxy, hub, models service, platform service)."""
+    out: dict[str, int] = {}
+    for pid in process_tree(root):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
