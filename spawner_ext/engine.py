@@ -156,6 +156,9 @@ class LocalEngine:
         subprocess.Popen(
             [podman, "system", "service", "--time=0", url],
             env=env,
+            # conmon, which the service starts for each container, needs a working directory
+            # that exists: not the starter's, which may be deleted while the service lives on
+            cwd=self.root,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -189,6 +192,7 @@ class LocalEngine:
         log = open(self.root / "registry.log", "ab")  # noqa: SIM115 - the daemon keeps it
         subprocess.Popen(
             [binary, "serve", str(config)],
+            cwd=self.root,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
