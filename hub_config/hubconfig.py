@@ -20,6 +20,7 @@ from typing import Any
 from jupyterhub.utils import random_port
 from mlfactory.spawner.engine import containers_problem
 
+from . import lifeline
 from .group_shares import install as install_group_shares
 from .home import HomeSummary
 from .platform_config import (
@@ -128,6 +129,7 @@ def apply_model_service(c: Any, platform: PlatformConfig) -> None:
                 "--auth",
                 "hub",
             ],
+            "environment": lifeline.hub_env(),
         }
     )
     c.JupyterHub.services = services
@@ -178,7 +180,11 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
     port = int(env.get("MLFACTORY_SERVICE_PORT") or random_port())
     url = env.get("MLFACTORY_SERVICE_URL") or f"http://127.0.0.1:{port}"
     direct = f"{url.rstrip('/')}/services/{SERVICE_NAME}"
-    service_env = {"MLFACTORY_SERVICE_SECRET": secret, "MLFACTORY_DATA": str(data_dir())}
+    service_env = {
+        "MLFACTORY_SERVICE_SECRET": secret,
+        "MLFACTORY_DATA": str(data_dir()),
+        **lifeline.hub_env(),
+    }
     if env.get("MLFACTORY_CONFIG"):
         service_env["MLFACTORY_CONFIG"] = env["MLFACTORY_CONFIG"]
     services = [s for s in c.JupyterHub.get("services", []) if s.get("name") != SERVICE_NAME]

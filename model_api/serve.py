@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+from mlfactory.hub.lifeline import exit_with_hub
 from tornado.httpserver import HTTPServer
 
 from .auth import Authorizer, HubScopeAuth, NoAuth, TokenAuth
@@ -166,6 +167,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    exit_with_hub()  # as the hub's managed service, end with the hub however it ends
     args = parser().parse_args(argv)
     try:
         sys.exit(asyncio.run(run(args)))

@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuth
+from mlfactory.hub.lifeline import exit_with_hub
 from mlfactory.hub.platform_config import (
     PlatformConfig,
     config_path,
@@ -291,6 +292,7 @@ class PlatformService(Application):
 
 
 def main(argv: list[str] | None = None, clock: Callable[[], float] | None = None) -> None:
+    exit_with_hub()  # a managed service ends with its hub, however the hub ends
     app = PlatformService()
     if clock is not None:
         app.clock = clock

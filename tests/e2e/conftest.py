@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -112,6 +113,33 @@ def stop_hub(hub: RealHub) -> None:
         hub.proc.kill()
         hub.proc.wait()
     remove_accounts(hub.data)
+    left = managed_services_of(hub.proc.pid, timeout=30)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    # even a hub stopped while it starts (before JupyterHub's own clean-up is armed) or
+    # killed leaves none of its managed services behind (``mlfactory.hub.lifeline``)
+    assert not left, f"the hub's managed services outlived it: {left}"
+
+
+def managed_services_of(hub_pid: int, timeout: float) -> list[int]:
+    """The processes still running ``timeout`` s after the hub ``hub_pid`` ended that it
+    started as managed services (their environment names it)."""
+    from mlfactory.hub.lifeline import HUB_PID
+
+    marker = f"{HUB_PID}={hub_pid}".encode()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and marker in (proc / "environ").read_bytes().split(b"\0"):
+                    if (proc / "stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z":
+                        left.append(int(proc.name))
+            except OSError:
+                continue  # gone meanwhile
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
 
 
 def remove_accounts(data: Path) -> None:
