@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlfactory.hub.platform_config import PlatformConfig
 from mlfactory.spawner.container_labels import INSTANCE, MANAGED
+from mlfactory.spawner.engine import engine_problem
 
 if TYPE_CHECKING:
     import docker
@@ -74,6 +75,8 @@ class EngineView:
         """Every labelled container, running or not (blocking). A running one is its list
         entry; a stopped one its inspect dict, which alone says when it finished. Raises
         EngineDown when the engine does not give a complete answer."""
+        if problem := engine_problem(self.url, self.timeout):  # no docker-py loaded for that
+            raise EngineDown(problem)
         import docker.errors
         from mlfactory.spawner.engine import labels_filter
 

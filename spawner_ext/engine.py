@@ -11,11 +11,16 @@ a registry on loopback (``registries.conf``). The same files serve ``podman buil
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
+import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import docker
 
-# docker-py and requests (~5 MiB resident) are imported by the functions that talk to an
-# engine or a registry: the hub's config and the platform service import this module on
-# every deployment, and only the container backend (or ``auto``'s probe) uses them.
+# docker-py and requests (~6 MiB resident) are imported by the functions that work with an
+# engine: the hub's config and the platform service import this module on every deployment,
+# and only the container backend uses them (``auto``'s probe is the standard library's).
 
 PODMAN_SOCKET = "/run/podman/podman.sock"
 
@@ -59,8 +64,44 @@ def engine_client(url: str, timeout: float = 30) -> docker.DockerClient:
     return docker.DockerClient(base_url=url, timeout=timeout, version="auto")
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
 def engine_problem(url: str, timeout: float = 3) -> str | None:
-    """None when the engine at ``url`` answers its ping, else what went wrong (blocking)."""
+    """None when the engine at ``url`` answers its ping, else what went wrong (blocking).
+
+    The ping (the Docker Engine API's ``GET /_ping``) goes through the standard library for
+    ``unix://`` and plain ``tcp://`` URLs: the hub asks at every start (``backend: auto``)
+    and the service at every accounting tick, and docker-py with requests would stay ~6 MiB
+    resident in both just to learn that no engine runs here. docker-py does the rest, and
+    the ping for TLS and ssh URLs."""
+    scheme, _, rest = url.partition("://")
+    if scheme in ("unix", "http+unix"):
+        conn: http.client.HTTPConnection = _UnixHTTPConnection(rest, timeout)
+    elif scheme in ("tcp", "http"):
+        where = urllib.parse.urlsplit(f"http://{rest}")
+        conn = http.client.HTTPConnection(where.hostname or "", where.port or 2375, timeout=timeout)
+    else:
+        return _docker_py_ping_problem(url, timeout)
+    try:
+        conn.request("GET", "/_ping")
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException) as e:
+        return f"the container engine at {url} cannot be reached ({e})"
+    finally:
+        conn.close()
+    return None if status == 200 else f"the container engine at {url} answered {status} to a ping"
+
+
+def _docker_py_ping_problem(url: str, timeout: float) -> str | None:
     import docker
     import docker.errors
     import requests
@@ -76,12 +117,20 @@ def engine_problem(url: str, timeout: float = 3) -> str | None:
     return None
 
 
+def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
+    """``GET url`` with the standard library (no requests in the hub for one probe); an
+    HTTP error status is an answer too. Raises OSError when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310  (http(s) from the config)
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
 def containers_problem(platform: Any) -> str | None:
     """None when servers can run as containers here: the engine answers, and the default
     image is in the registry (when one is configured). Else what is missing. Blocking: for
     the hub's start, where ``platform.backend`` is auto."""
-    import requests
-
     containers = platform.containers
     problem = engine_problem(containers.engine)
     if problem is not None or not containers.registry.url:
@@ -92,9 +141,9 @@ def containers_problem(platform: Any) -> str | None:
         repository, tag = reference, "latest"
     url = f"{containers.registry.url}/v2/{repository}/tags/list"
     try:
-        response = requests.get(url, timeout=3)
-        tags = response.json().get("tags") or [] if response.status_code == 200 else []
-    except (requests.RequestException, ValueError) as e:
+        status, body = _http_get(url, timeout=3)
+        tags = (json.loads(body).get("tags") or []) if status == 200 else []
+    except (OSError, http.client.HTTPException, ValueError) as e:
         return f"the registry at {containers.registry.url} cannot be reached ({e})"
     if tag not in tags:
         return (
@@ -238,11 +287,9 @@ def start_local_daemons(platform: Any, root: Path | str) -> list[str]:
 
 
 def _registry_answers(url: str) -> bool:
-    import requests
-
     try:
-        return requests.get(f"{url}/v2/", timeout=2).status_code in (200, 401)
-    except requests.RequestException:
+        return _http_get(f"{url}/v2/", timeout=2)[0] in (200, 401)
+    except (OSError, http.client.HTTPException, ValueError):
         return False
 
 

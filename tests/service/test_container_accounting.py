@@ -260,7 +260,7 @@ async def test_the_engine_down_stops_nothing_closes_nothing_and_bills_the_hub(
     assert spend["ann"][0] == pytest.approx(3.0)
     assert journal.orphan_marks() == {key: pytest.approx(clock() - 3 * H)}  # kept, not acted on
     assert journal.read(key) is not None
-    outage = [r for r in caplog.records if "did not answer" in r.getMessage()]
+    outage = [r for r in caplog.records if "cannot be reached" in r.getMessage()]
     assert len(outage) == 1 and outage[0].levelno == logging.WARNING
 
 

@@ -78,19 +78,69 @@ def test_the_service_starts_without_optional_backends_and_features():
     assert sorted(loaded & set(NOT_AT_START)) == []
 
 
-def test_a_feature_in_use_imports_its_client():
-    """The other side of lazy: the container view and a share's preview still load their
-    libraries when they run (an engine that is not there only fails the call)."""
+# An engine that answers: the Docker Engine API's ping, version and an empty container list,
+# on a unix socket (a stand-in: only what the view asks; the real engine is tests/containers')
+STAND_IN_ENGINE = """
+    import json, os, socketserver, tempfile, threading
+    from http.server import BaseHTTPRequestHandler
+
+    class Engine(BaseHTTPRequestHandler):
+        def do_GET(self):
+            path = self.path.split("?")[0]
+            body = b"OK" if path.endswith("/_ping") else json.dumps(
+                {"ApiVersion": "1.41", "Version": "4.3.1"} if path.endswith("/version") else []
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def address_string(self):
+            return "engine"
+
+    class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    sock = os.path.join(tempfile.mkdtemp(), "engine.sock")
+    threading.Thread(target=Server(sock, Engine).serve_forever, daemon=True).start()
+"""
+
+
+def test_an_absent_engine_is_learnt_without_docker_py():
+    """``backend: auto`` on a machine without an engine: the service's view and the hub's
+    probe find it absent through the standard library (docker-py with requests would stay
+    resident in both just for that)."""
     loaded = modules_after(
-        config("container"),
+        config("auto"),
         """
-        from mlfactory.service import previews
         from mlfactory.service.engine_view import EngineDown, engine_view
+        from mlfactory.spawner.engine import containers_problem
 
         try:
             engine_view(platform).containers()
-        except EngineDown:
-            pass
+            raise AssertionError("no engine listens there")
+        except EngineDown as e:
+            assert "cannot be reached" in str(e), e
+        assert "cannot be reached" in containers_problem(platform)
+        """,
+    )
+    assert not loaded & {"docker", "requests"}
+
+
+def test_a_feature_in_use_imports_its_client():
+    """The other side of lazy: the container view and a share's preview still load their
+    libraries when they run."""
+    loaded = modules_after(
+        config("container"),
+        STAND_IN_ENGINE,
+        """
+        from mlfactory.service import previews
+        from mlfactory.service.engine_view import engine_view
+
+        platform = platform.model_copy(
+            update={"containers": platform.containers.model_copy(update={"engine": f"unix://{sock}"})}
+        )
+        assert engine_view(platform).containers() == []
         nb = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
         assert "<html" in previews.render(nb, "empty")
         """,
