@@ -362,13 +362,32 @@ def start_stub(workdir: Path) -> subprocess.Popen:
     raise RuntimeError("the stub server did not start")
 
 
-def env_for(stub: subprocess.Popen, metrics: Path) -> dict[str, str]:
-    return {
+def env_for(stub: subprocess.Popen, metrics: Path, snapshot: Path | None) -> dict[str, str]:
+    env = {
         "STORM_STUB_PORT": str(stub.port),  # type: ignore[attr-defined]
         "STORM_STUB_PID": str(stub.pid),
         "STORM_METRICS": str(metrics),
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
+    if snapshot is not None:
+        env["STORM_TRACEMALLOC"] = str(snapshot)
+    return env
+
+
+def dump_snapshot(hub_pid: int, snapshot: Path) -> None:
+    """``--tracemalloc``: have the hub dump what its spawns allocated (and still hold)."""
+    snapshot.unlink(missing_ok=True)
+    os.kill(hub_pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 300
+    size = -1
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        now = snapshot.stat().st_size if snapshot.exists() else -1
+        if now > 0 and now == size:
+            print(f"  tracemalloc snapshot: {snapshot}", flush=True)
+            return
+        size = now
+    raise RuntimeError(f"the hub wrote no snapshot to {snapshot}")
 
 
 def mlfactory_config(users: list[str], team_budget: int | None) -> dict:
@@ -412,13 +431,20 @@ def metrics_of(path: Path) -> dict[str, list]:
 
 
 def run_variant(
-    variant: str, n: int, workdir: Path, spawn_limit: int, team_budget: int | None, keep: bool
+    variant: str,
+    n: int,
+    workdir: Path,
+    spawn_limit: int,
+    team_budget: int | None,
+    keep: bool,
+    snapshots: Path | None = None,
 ) -> dict[str, Any]:
     users = [f"u{i:05d}" for i in range(n)]
     stub = start_stub(workdir)
     metrics = workdir / f"{variant}-metrics.jsonl"
     metrics.unlink(missing_ok=True)
-    extra_env = env_for(stub, metrics)
+    snapshot = snapshots / f"{variant}.tracemalloc" if snapshots else None
+    extra_env = env_for(stub, metrics, snapshot)
     try:
         if variant == "vanilla":
             hub = benchhub.BenchHub("vanilla", Path(tempfile.mkdtemp(dir=workdir)))
@@ -467,6 +493,8 @@ def run_variant(
             return result, sampler.stop()
 
         result, usage = asyncio.run(measured())
+        if snapshot is not None:
+            dump_snapshot(pid, snapshot)
         result["procs"] = usage
         result["metrics"] = metrics_of(metrics)
         result["log_errors"] = _log_problems(Path(log))
@@ -642,7 +670,15 @@ def main() -> None:
     ap.add_argument("--only", choices=["vanilla", "mlfactory"], help="run one hub only")
     ap.add_argument("--keep", action="store_true", help="keep the hubs' data and logs")
     ap.add_argument("--json", help="write every round's figures here")
+    ap.add_argument(
+        "--tracemalloc",
+        type=Path,
+        help="diagnosis (slows the hubs): each hub traces what its spawns allocate and dumps "
+        "a tracemalloc snapshot into this folder once all are ready (analyse with tracemalloc)",
+    )
     args = ap.parse_args()
+    if args.tracemalloc:
+        args.tracemalloc.mkdir(parents=True, exist_ok=True)
 
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -659,7 +695,13 @@ def main() -> None:
                     continue
                 t = time.perf_counter()
                 r = run_variant(
-                    variant, args.users, workdir, args.spawn_limit, args.team_budget, args.keep
+                    variant,
+                    args.users,
+                    workdir,
+                    args.spawn_limit,
+                    args.team_budget,
+                    args.keep,
+                    args.tracemalloc,
                 )
                 r["round"] = rnd
                 results.append(r)

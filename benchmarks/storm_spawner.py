@@ -56,6 +56,15 @@ def _start_probe() -> None:
                 _record(kind="stall", at=time.time(), ms=late * 1000)
 
     asyncio.get_running_loop().create_task(probe())
+    snapshot = os.environ.get("STORM_TRACEMALLOC")
+    if snapshot:  # storm.py --tracemalloc: what the spawns allocate, dumped on SIGUSR2
+        import signal
+        import tracemalloc
+
+        tracemalloc.start(10)
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGUSR2, lambda: tracemalloc.take_snapshot().dump(snapshot)
+        )
 
 
 def _stub() -> tuple[str, int, int]:

@@ -39,6 +39,17 @@ def exit_with_hub(env: Mapping[str, str] = os.environ) -> bool:
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
         return False
     # the hub may have ended between our start and the prctl: nobody would signal us then
-    if os.getppid() != int(hub):
+    # (a parent that is not the hub, e.g. a wrapper command, is left to signal us itself)
+    if os.getppid() != int(hub) and not _running(int(hub)):
         os.kill(os.getpid(), signal.SIGTERM)
+    return True
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
     return True
