@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from jupyterhub.utils import random_port
+from mlfactory.model_api.lifeline import hub_env
 from mlfactory.spawner.engine import containers_problem
 
-from . import lifeline
 from .group_shares import install as install_group_shares
 from .home import HomeSummary
 from .platform_config import (
@@ -129,7 +129,7 @@ def apply_model_service(c: Any, platform: PlatformConfig) -> None:
                 "--auth",
                 "hub",
             ],
-            "environment": lifeline.hub_env(),
+            "environment": hub_env(),
         }
     )
     c.JupyterHub.services = services
@@ -183,7 +183,7 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
     service_env = {
         "MLFACTORY_SERVICE_SECRET": secret,
         "MLFACTORY_DATA": str(data_dir()),
-        **lifeline.hub_env(),
+        **hub_env(),
     }
     if env.get("MLFACTORY_CONFIG"):
         service_env["MLFACTORY_CONFIG"] = env["MLFACTORY_CONFIG"]

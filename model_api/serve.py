@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from mlfactory.hub.lifeline import exit_with_hub
 from tornado.httpserver import HTTPServer
 
 from .auth import Authorizer, HubScopeAuth, NoAuth, TokenAuth
+from .lifeline import exit_with_hub
 from .package import ModelRepository
 from .server import ModelServer
 from .store import load_repository

@@ -22,7 +22,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuth
-from mlfactory.hub.lifeline import exit_with_hub
 from mlfactory.hub.platform_config import (
     PlatformConfig,
     config_path,
@@ -31,6 +30,7 @@ from mlfactory.hub.platform_config import (
     load_platform_config,
     platform_db_url,
 )
+from mlfactory.model_api.lifeline import exit_with_hub
 from mlfactory.spawner.container_labels import INSTANCE, instance_id
 from mlfactory.spawner.journal import Journal
 from tornado import web

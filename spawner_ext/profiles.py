@@ -303,11 +303,19 @@ def _natural_key(tag: str) -> tuple[tuple[int, int, str], ...]:
     return tuple((1, int(p), "") if i % 2 else (0, 0, p) for i, p in enumerate(parts) if p)
 
 
+def _tag_key(tag: str) -> tuple[Any, ...]:
+    # A release outranks its own suffixed tags, as SemVer ranks 1.0.0 above 1.0.0-rc1: the
+    # image build pushes 0.1.0 and a 0.1.0-<digest> per build, and the release must lead.
+    base, dash, suffix = tag.partition("-")
+    return (_natural_key(base), not dash, _natural_key(suffix), tag)
+
+
 def sort_tags(tags: Iterable[str]) -> tuple[str, ...]:
-    """Valid, distinct tags, newest first in version order: 2026.12, 2026.9, 2026.1, latest.
-    Tags outside the distribution grammar are dropped: references are built from them."""
+    """Valid, distinct tags, newest first in version order: 2026.12, 2026.9, 2026.1, latest;
+    a release before its suffixed builds (0.1.0, then 0.1.0-3f2a…). Tags outside the
+    distribution grammar are dropped: references are built from them."""
     valid = {t for t in tags if isinstance(t, str) and TAG_RE.fullmatch(t)}
-    return tuple(sorted(valid, key=lambda t: (_natural_key(t), t), reverse=True))
+    return tuple(sorted(valid, key=_tag_key, reverse=True))
 
 
 def catalog_tag(image: Image) -> str:

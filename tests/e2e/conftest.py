@@ -117,14 +117,14 @@ def stop_hub(hub: RealHub) -> None:
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     # even a hub stopped while it starts (before JupyterHub's own clean-up is armed) or
-    # killed leaves none of its managed services behind (``mlfactory.hub.lifeline``)
+    # killed leaves none of its managed services behind (``mlfactory.model_api.lifeline``)
     assert not left, f"the hub's managed services outlived it: {left}"
 
 
 def managed_services_of(hub_pid: int, timeout: float) -> list[int]:
     """The processes still running ``timeout`` s after the hub ``hub_pid`` ended that it
     started as managed services (their environment names it)."""
-    from mlfactory.hub.lifeline import HUB_PID
+    from mlfactory.model_api.lifeline import HUB_PID
 
     marker = f"{HUB_PID}={hub_pid}".encode()
     deadline = time.monotonic() + timeout

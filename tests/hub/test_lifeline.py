@@ -1,4 +1,4 @@
-"""A hub-managed service ends with its hub, however the hub ends (``mlfactory.hub.lifeline``).
+"""A hub-managed service ends with its hub, however the hub ends (``mlfactory.model_api.lifeline``).
 
 The processes here are real: a stand-in hub (a Python parent) starts the real models
 service and platform-service entry points, and is then killed with SIGKILL, which no
@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from mlfactory.hub import lifeline
 from mlfactory.hub.hubconfig import apply_platform
 from mlfactory.hub.platform_config import PACKAGED_CONFIG, load_platform_config
+from mlfactory.model_api import lifeline
 from traitlets.config import Config
 
 from tests.ports import free_port
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pr
 HUB = textwrap.dedent(
     """
     import os, subprocess, sys, time
-    from mlfactory.hub.lifeline import hub_env
+    from mlfactory.model_api.lifeline import hub_env
     env = {**os.environ, **(hub_env() if sys.argv[1] == "managed" else {})}
     child = subprocess.Popen(sys.argv[2:], env=env)
     print(child.pid, flush=True)

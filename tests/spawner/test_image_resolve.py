@@ -224,3 +224,13 @@ def test_tags_sort_newest_first_in_version_order():
         "v1.2",
         "latest",
     )
+
+
+def test_a_release_tag_leads_its_builds_however_many():
+    # the image build pushes 0.1.0 and 0.1.0-<content digest> per build: dozens of builds
+    # must not push the release out of the picker's first MAX_TAGS_SHOWN
+    builds = [f"0.1.0-{i:012x}" for i in range(60)]
+    tags = [*builds, "0.1.0", "0.2.0-rc1", "0.2.0", "latest"]
+    ordered = sort_tags(tags)
+    assert ordered[:3] == ("0.2.0", "0.2.0-rc1", "0.1.0")
+    assert set(ordered[3:-1]) == set(builds) and ordered[-1] == "latest"

@@ -10,6 +10,9 @@ The hub puts its pid in each managed service's environment (``hub_env``); the se
 Linux to send it SIGTERM when that process ends (``exit_with_hub``), which its own handler
 treats as a normal stop. A service started any other way (by hand, on Kubernetes as its own
 pod) has no such variable and is left alone.
+
+It lives in ``model_api`` because that part imports no other (the models service needs it),
+while the hub and the platform service may import ``model_api``.
 """
 
 from __future__ import annotations
