@@ -12,6 +12,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -84,30 +86,31 @@ def wait_started(pid: int, marker: str, timeout: float = 60.0) -> None:
     raise AssertionError(f"{marker} did not start")
 
 
-def test_the_models_service_ends_when_its_hub_is_killed(tmp_path):
-    hub, service = start_under_hub("managed", models_service(tmp_path))
+@contextmanager
+def service_whose_hub_was_killed(mode: str, tmp_path: Path) -> Iterator[int]:
+    """The models service's pid, started by a stand-in hub (``mode``: managed or by-hand)
+    that was then killed with SIGKILL."""
+    hub, service = start_under_hub(mode, models_service(tmp_path))
     try:
         wait_started(service, "mlfactory.model_api.serve")
         hub.kill()
         hub.wait()
-        assert wait_gone(service), "the models service outlived its hub"
+        yield service
     finally:
         hub.kill()
         if alive(service):
             os.kill(service, signal.SIGKILL)
 
 
+def test_the_models_service_ends_when_its_hub_is_killed(tmp_path):
+    with service_whose_hub_was_killed("managed", tmp_path) as service:
+        assert wait_gone(service), "the models service outlived its hub"
+
+
 def test_a_service_started_without_a_hub_is_left_alone(tmp_path):
     # the same entry point run by hand (or as its own pod) has no hub to follow
-    hub, service = start_under_hub("by-hand", models_service(tmp_path))
-    try:
-        wait_started(service, "mlfactory.model_api.serve")
-        hub.kill()
-        hub.wait()
+    with service_whose_hub_was_killed("by-hand", tmp_path) as service:
         assert not wait_gone(service, timeout=2.0), "a service nobody manages was stopped"
-    finally:
-        hub.kill()
-        os.kill(service, signal.SIGKILL)
 
 
 def test_the_platform_service_ties_itself_before_it_starts():
