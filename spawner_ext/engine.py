@@ -67,12 +67,12 @@ def engine_client(url: str, timeout: float = 30) -> docker.DockerClient:
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
-        self.path = path
+        self.socket_path = path
 
     def connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
+        self.sock.connect(self.socket_path)
 
 
 def engine_problem(url: str, timeout: float = 3) -> str | None:
