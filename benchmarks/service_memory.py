@@ -37,6 +37,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+from procstat import rss_mib  # noqa: E402
+
 from tests.fakehub import HubState, serve_fake_hub  # noqa: E402  (the tests' stand-in hub)
 from tests.ports import free_port  # noqa: E402
 
@@ -68,13 +70,6 @@ ANCHOR = textwrap.dedent(
     ioloop.IOLoop.current().start()
     """
 )
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def hub_env(api_url: str, token: str, port: int, data: Path) -> dict[str, str]:
