@@ -178,6 +178,7 @@ async def http_gate_bench(acc: Accountant, pop: Population, n: int, warmup: int,
     import socket
 
     from jupyterhub.services.auth import HubOAuth
+    from mlfactory.model_api import resolver
     from mlfactory.service.app import make_app
     from tornado.httpclient import AsyncHTTPClient
     from tornado.httpserver import HTTPServer
@@ -196,7 +197,8 @@ async def http_gate_bench(acc: Accountant, pop: Population, n: int, warmup: int,
         port = s.getsockname()[1]
     server = HTTPServer(make_app(acc, hub_auth, prefix=prefix, secret="bench"))  # noqa: S106
     server.listen(port, "127.0.0.1")
-    client = AsyncHTTPClient()
+    resolver.install()  # the client resolves as the hub's does (hub_config installs it)
+    client = AsyncHTTPClient(force_instance=True)
     url = f"http://127.0.0.1:{port}{prefix}api/gate"
     rnd = random.Random(8)
     out = []
@@ -222,6 +224,7 @@ async def http_gate_bench(acc: Accountant, pop: Population, n: int, warmup: int,
             if i >= warmup:
                 out.append(dt)
     finally:
+        client.close()
         server.stop()
     return summary(out)
 

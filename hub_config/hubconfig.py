@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyterhub.utils import random_port
+from mlfactory.model_api import resolver
 from mlfactory.model_api.lifeline import hub_env
 from mlfactory.spawner.engine import containers_problem
 
@@ -41,6 +42,8 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os.environ) -> None:
     """Settings every mlfactory hub shares, whatever the backend."""
+    # the hub's calls to IP literals (the service, the proxy's API, servers) skip a thread
+    resolver.install()
     c.JupyterHub.template_paths = [str(TEMPLATES), *list(c.JupyterHub.get("template_paths", []))]
     template_vars = dict(c.JupyterHub.get("template_vars", {}))
     template_vars.setdefault("mlfactory_platform_name", platform.platform.name)

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from tornado.httpserver import HTTPServer
 
+from . import resolver
 from .auth import Authorizer, HubScopeAuth, NoAuth, TokenAuth
 from .lifeline import exit_with_hub
 from .package import ModelRepository
@@ -168,6 +169,7 @@ async def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     exit_with_hub()  # as the hub's managed service, end with the hub however it ends
+    resolver.install()  # its token checks ask the hub's API at an IP literal
     args = parser().parse_args(argv)
     try:
         sys.exit(asyncio.run(run(args)))

@@ -30,6 +30,7 @@ from mlfactory.hub.platform_config import (
     load_platform_config,
     platform_db_url,
 )
+from mlfactory.model_api import resolver
 from mlfactory.model_api.lifeline import exit_with_hub
 from mlfactory.spawner.container_labels import INSTANCE, instance_id
 from mlfactory.spawner.journal import Journal
@@ -293,6 +294,7 @@ class PlatformService(Application):
 
 def main(argv: list[str] | None = None, clock: Callable[[], float] | None = None) -> None:
     exit_with_hub()  # a managed service ends with its hub, however the hub ends
+    resolver.install()  # its calls to the hub's API go to an IP literal
     app = PlatformService()
     if clock is not None:
         app.clock = clock

@@ -19,6 +19,7 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
+from mlfactory.model_api import resolver
 from traitlets import Bool, Dict, Float, List, TraitError, Unicode, default, validate
 
 from . import (
@@ -199,6 +200,9 @@ class MLFactoryServerApp(ExtensionApp):
 
     def _link_jupyter_server_extension(self, serverapp: Any) -> None:
         super()._link_jupyter_server_extension(serverapp)
+        # before any client exists: calls to the hub and the service at IP literals skip
+        # tornado's resolver thread
+        resolver.install()
         # linked before any extension loads: JupyterLab reads its paths when it loads
         prefer_labextensions(serverapp, ALIGNED_LABEXTENSIONS)
         # also before jupyter_server_ydoc loads: it reads these when it builds its handlers
