@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from .platform_schema_auth import OIDC as OIDC
+from .platform_schema_auth import Auth as Auth
+from .platform_schema_auth import Proxy as Proxy
+from .platform_schema_backends import Containers as Containers
+from .platform_schema_backends import GpuType as GpuType
+from .platform_schema_backends import Image as Image
+from .platform_schema_backends import Kubernetes as Kubernetes
+from .platform_schema_backends import NodePool as NodePool
+from .platform_schema_backends import Registry as Registry
+from .platform_schema_backends import ServiceAddress as ServiceAddress
+from .platform_schema_backends import Toleration as Toleration
 from .platform_schema_data import AdminCredentials as AdminCredentials
 from .platform_schema_data import Data as Data
 from .platform_schema_data import DataAudit as DataAudit
@@ -139,174 +150,6 @@ class Pricing(_Strict):
     gpu_hour: float = Field(0, ge=0)
     gpu_type_hour: dict[str, float] = Field(default_factory=dict)
     disk_gib_month: float = Field(0, ge=0, description="per GiB of disk per 730-hour month")
-
-
-class Image(_Strict):
-    slug: Slug
-    display_name: str
-    image: str = Field(
-        description="repository and default tag, e.g. 'mlfactory/python-ds:2026.11': looked "
-        "up in 'containers.registry' (its other tags are offered too), or a full reference "
-        "such as 'quay.io/org/img:tag'"
-    )
-    description: str = ""
-    default: bool = False
-
-
-class Registry(_Strict):
-    """The registry (Registry HTTP API v2) the catalog's images are pulled from."""
-
-    url: str = Field(
-        "",
-        pattern=r"^(https?://[^/\s]+)?$",
-        description="e.g. 'http://127.0.0.1:5055' (plain HTTP: loopback or a trusted network "
-        "only) or 'https://registry.example.org'; '' uses the images the engine already has",
-    )
-    username: str = Field("", description="for registries that need basic or token auth")
-    password_file: str = Field(
-        "", description="a file holding the password or token (kept out of this file)"
-    )
-
-
-class Containers(_Strict):
-    """The container backend: one container per server through the Docker Engine API,
-    served by Docker or by Podman (``podman system service``)."""
-
-    engine: str = Field(
-        "unix:///run/podman/podman.sock",
-        description="the Docker Engine API URL, e.g. 'unix:///var/run/docker.sock' or "
-        "'tcp://127.0.0.1:2375'",
-    )
-    registry: Registry = Registry()
-    allowed_images: tuple[str, ...] = Field(
-        (),
-        description="image patterns an admin allows besides the catalog ('*' and '?' "
-        "wildcards, matched against the whole reference), e.g. 'registry.example.org/ds/*'",
-    )
-    user: str = Field(
-        "1000:100", pattern=r"^[1-9][0-9]*:[0-9]+$", description="uid:gid servers run as"
-    )
-    pids_limit: int = Field(4096, ge=64, description="processes and threads per server")
-    volume_root: str = Field(
-        "",
-        description="folder of the per-user home volumes (an ext4 image file each, sized by "
-        "the disk choice); default $MLFACTORY_DATA/volumes",
-    )
-
-
-_LABEL_KEY_RE = re.compile(
-    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-)
-_LABEL_VALUE_RE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
-
-
-def _check_labels(v: dict[str, str]) -> dict[str, str]:
-    for key, value in v.items():
-        if len(key) > 316 or not _LABEL_KEY_RE.fullmatch(key):
-            raise ValueError(f"{key!r} is not a Kubernetes label key (e.g. 'example.org/pool')")
-        if not _LABEL_VALUE_RE.fullmatch(value):
-            raise ValueError(
-                f"{value!r} (for {key!r}) is not a Kubernetes label value: at most 63 of "
-                "[A-Za-z0-9-_.], starting and ending with a letter or digit"
-            )
-    return v
-
-
-Labels = Annotated[dict[str, str], BeforeValidator(lambda v: v if v is not None else {})]
-
-
-class Toleration(_Strict):
-    """A Kubernetes toleration, as in a pod spec (``key``/``operator``/``value``/``effect``)."""
-
-    key: str = Field(min_length=1)
-    operator: Literal["Equal", "Exists"] = "Equal"
-    value: str = ""
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-
-    @model_validator(mode="after")
-    def _exists_has_no_value(self) -> Toleration:
-        if self.operator == "Exists" and self.value:
-            raise ValueError("operator Exists takes no value; remove value or use Equal")
-        return self
-
-
-class NodePool(_Strict):
-    """A group of nodes a profile's ``node_pool`` sends its servers to."""
-
-    name: Slug
-    node_selector: Labels = Field(
-        default_factory=dict,
-        description="labels the pool's nodes carry, e.g. {'mlfactory/node-pool': 'gpu-t4'}",
-    )
-    tolerations: tuple[Toleration, ...] = Field(
-        (), description="taints of the pool's nodes that its servers tolerate"
-    )
-    storage_class: str | None = Field(
-        None, description="storage class of home volumes for this pool; default: the section's"
-    )
-
-    @field_validator("node_selector")
-    @classmethod
-    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_labels(v)
-
-
-class GpuType(_Strict):
-    """A GPU model a profile's ``gpu_type`` names, and how to land on nodes that have it."""
-
-    name: str = Field(min_length=1, description="as profiles name it, e.g. 'nvidia-tesla-t4'")
-    resource: str = Field(
-        "nvidia.com/gpu", description="the extended resource the device plugin advertises"
-    )
-    node_selector: Labels = Field(
-        default_factory=dict,
-        description="labels of nodes with this GPU, e.g. "
-        "{'cloud.google.com/gke-accelerator': 'nvidia-tesla-t4'}",
-    )
-
-    @field_validator("node_selector")
-    @classmethod
-    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_labels(v)
-
-
-class ServiceAddress(_Strict):
-    """Where a platform process listens inside the hub pod, and how user pods reach it."""
-
-    bind: str = Field("0.0.0.0", description="the address it listens on in its pod")  # noqa: S104
-    port: int = Field(ge=1, le=65535)
-    host: str = Field("hub", description="its name as user pods resolve it (a Service name)")
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-
-class Kubernetes(_Strict):
-    """The Kubernetes backend (``platform.backend: kubernetes``): one pod per server through
-    KubeSpawner, usually installed with the Zero to JupyterHub chart (deploy/helm/)."""
-
-    namespace: Slug = Field("mlfactory", description="where user pods and volumes go")
-    node_pools: tuple[NodePool, ...] = ()
-    gpu_types: tuple[GpuType, ...] = ()
-    storage_classes: tuple[str, ...] = Field(
-        (), description="storage classes the cluster offers for home volumes"
-    )
-    storage_class: str | None = Field(
-        None, description="the home volumes' class; None: the cluster's default class"
-    )
-    user: str = Field(
-        "1000:100", pattern=r"^[1-9][0-9]*:[0-9]+$", description="uid:gid servers run as"
-    )
-    platform_service: ServiceAddress = ServiceAddress(port=10101)
-    models_service: ServiceAddress = ServiceAddress(port=10102)
-
-    def node_pool(self, name: str) -> NodePool | None:
-        return next((p for p in self.node_pools if p.name == name), None)
-
-    def gpu_type(self, name: str) -> GpuType | None:
-        return next((g for g in self.gpu_types if g.name == name), None)
 
 
 class Budget(_Strict):
@@ -606,125 +449,6 @@ class Sharing(_Strict):
         "any", description="users one may share with: any hub user, or those sharing a group"
     )
     retention: SharingRetention = SharingRetention()
-
-
-class OIDC(_Strict):
-    """Single sign-on through an OpenID Connect provider (oauthenticator's
-    GenericOAuthenticator). Local accounts keep working; the login page adds the provider's
-    button. The client secret is read from an environment variable or a file only the hub
-    reads, never written here."""
-
-    issuer: str = Field(
-        description="the provider's issuer URL; its /.well-known/openid-configuration is "
-        "read when the hub starts",
-    )
-    client_id: str = Field(min_length=1, max_length=255)
-    client_secret: AdminCredentials = Field(
-        description="{env: VAR} or {file: /path} of the hub's process holding the secret"
-    )
-    scopes: tuple[str, ...] = ("openid", "email", "profile", "groups")
-    username_claim: str = Field("preferred_username", pattern=r"[A-Za-z0-9_.:-]{1,64}")
-    groups_claim: str = Field("groups", pattern=r"[A-Za-z0-9_.:-]{1,64}")
-    require_verified_email: bool = Field(
-        True, description="refuse identities whose email_verified claim is not true"
-    )
-    allowed_groups: tuple[str, ...] = Field(
-        (), description="provider groups allowed to log in (required unless allow_all)"
-    )
-    allow_all: bool = Field(
-        False,
-        description="every verified identity of the provider may log in (with a multi-tenant "
-        "issuer: anyone with an account there); needed when allowed_groups is empty",
-    )
-    admin_groups: tuple[str, ...] = Field((), description="provider groups made hub admins")
-    adopt_existing_users: bool = Field(
-        False,
-        description="let a provider identity sign in as an existing hub user not yet linked "
-        "to the provider (admins never); off: such sign-ins are refused",
-    )
-    group_prefix: str = Field(
-        "",
-        max_length=64,
-        description="provider groups starting with this become hub groups too (by default only "
-        "the config's groups and the allowed and admin groups do)",
-    )
-    keep_all_groups: bool = Field(
-        False, description="every provider group becomes a hub group (no filtering)"
-    )
-    button_label: str = Field("Sign in with SSO", min_length=1, max_length=80)
-    callback_url: str = Field(
-        "",
-        description="the hub's /hub/oauth_callback as the provider sees it (default: from "
-        "the request's host)",
-        pattern=r"(https?://[^\s]+)?",
-    )
-    validate_server_cert: bool = True
-    end_provider_session: bool = Field(
-        True,
-        description="logging out of the hub also ends the session at the provider (OpenID "
-        "Connect RP-initiated logout), so the next sign-in asks for credentials again; "
-        "register the hub's login page (https://<hub>/hub/login) as a post-logout redirect URI",
-    )
-    accept_unkeyed_bindings: bool = Field(
-        True,
-        description="accept, once, a provider link stored by an older mlfactory without a key "
-        "and store it keyed; turn off once every SSO user has signed in again (anyone who can "
-        "write the hub database could plant an unkeyed one)",
-    )
-
-    @field_validator("issuer")
-    @classmethod
-    def _issuer(cls, v: str) -> str:
-        if not re.fullmatch(r"https?://[^\s?#]+", v):
-            raise ValueError(
-                f"{v!r} is not an issuer URL; write it as the provider's discovery document "
-                "does, e.g. 'https://login.example.org/realms/main'"
-            )
-        return v
-
-    @field_validator("client_secret", mode="before")
-    @classmethod
-    def _not_inline(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            raise ValueError(
-                "never write the secret here (users can read this file): use "
-                "{env: VARIABLE} or {file: /path/readable/by/the/hub/only}"
-            )
-        return v
-
-    @field_validator("scopes")
-    @classmethod
-    def _openid(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if "openid" not in v:
-            raise ValueError("must include 'openid' (without it there is no ID token)")
-        return v
-
-    @model_validator(mode="after")
-    def _someone_is_allowed_on_purpose(self) -> OIDC:
-        if not self.allowed_groups and not self.allow_all:
-            raise ValueError(
-                "allowed_groups: name the provider groups allowed to log in, or set "
-                "allow_all: true to let every verified identity of the provider in"
-            )
-        return self
-
-
-class Proxy(_Strict):
-    """The proxy in front of the hub, the servers and the services when mlfactory runs on one
-    machine (on Kubernetes the Helm chart's proxy serves instead). The hub starts and stops it
-    and adds a route per server and service."""
-
-    kind: Literal["chp", "traefik"] = Field(
-        "chp",
-        description="'chp': configurable-http-proxy (Node), JupyterHub's default; 'traefik': "
-        "Traefik v3 through jupyterhub-traefik-proxy's file provider (pip install "
-        "'mlfactory[traefik]'), which spends less CPU per proxied request (see "
-        "benchmarks/model_api: /predict through the hub)",
-    )
-
-
-class Auth(_Strict):
-    oidc: OIDC | None = None
 
 
 class PlatformConfig(_Strict):

@@ -31,6 +31,8 @@ OWN_PARTS = {
     "mlfactory.hub.platform_config": "platform_config",
     "mlfactory.hub.platform_schema": "platform_config",
     "mlfactory.hub.platform_schema_data": "platform_config",
+    "mlfactory.hub.platform_schema_backends": "platform_config",
+    "mlfactory.hub.platform_schema_auth": "platform_config",
     "mlfactory.hub.schema_types": "platform_config",
     "mlfactory.hub.platform_runtime": "platform_config",
     "mlfactory.hub.hubconfig": "hubconfig",
