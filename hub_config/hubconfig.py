@@ -176,7 +176,7 @@ def apply_platform_service(c: Any, platform: PlatformConfig, env: Mapping[str, s
     ``$MLFACTORY_SERVICE_SECRET`` when set (the service runs elsewhere) and random per hub
     start otherwise (the hub restarts its managed service with it).
     """
-    from mlfactory.service.permissions import COMPONENTS_REVIEW, CUSTOM_SCOPES
+    from mlfactory.service.scopes import COMPONENTS_REVIEW, CUSTOM_SCOPES
     from mlfactory.spawner.budget_gate import ServiceGate
 
     secret = env.get("MLFACTORY_SERVICE_SECRET") or secrets.token_urlsafe(32)

@@ -44,7 +44,7 @@ from tornado import web
 from .base import APIError, UserHandler
 from .db import ComponentSubmission, PublishedComponent
 from .periods import iso_utc
-from .permissions import COMPONENTS_REVIEW
+from .scopes import COMPONENTS_REVIEW
 
 # A 1 MB submission as JSON: escapes can double text; anything far larger is not a component.
 MAX_UPLOAD = 4 * MAX_BYTES

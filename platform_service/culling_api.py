@@ -13,7 +13,7 @@ from . import stop_notice
 from .base import APIError, BaseHandler, UserHandler, body_str
 from .culler import KeepAliveRefused
 from .periods import iso_utc
-from .permissions import USAGE_READ
+from .scopes import USAGE_READ
 
 
 class CullingHandler(UserHandler):

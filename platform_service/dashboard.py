@@ -23,8 +23,9 @@ from . import charts
 from .base import UserHandler
 from .budgets import Scope
 from .periods import day_starts, iso_day, parse_iso
-from .permissions import BUDGETS_READ, USAGE_READ, can_see_scope
+from .permissions import can_see_scope
 from .reports import daily_by, top_n
+from .scopes import BUDGETS_READ, USAGE_READ
 from .store import Visibility
 
 TEMPLATES = Path(__file__).with_name("templates")

@@ -20,7 +20,7 @@ from .base import APIError, UserHandler
 from .data_broker import DataBroker, NoGrant, StoreUnavailable, UnknownStore
 from .identity import NotAnIdentity, expired_message, token_server
 from .identity_mint import HubUnavailable, identity_mint
-from .permissions import USAGE_READ
+from .scopes import USAGE_READ
 
 __all__ = ["token_server"]  # kept importable from here: its tests and older callers
 

@@ -13,25 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .budgets import Scope
+from .scopes import BUDGETS_READ, BUDGETS_WRITE, USAGE_READ
 from .store import Visibility
 
-BUDGETS_READ = "custom:mlfactory:budgets:read"
-BUDGETS_WRITE = "custom:mlfactory:budgets:write"
-USAGE_READ = "custom:mlfactory:usage:read"
-COMPONENTS_REVIEW = "custom:mlfactory:components:review"
-
-CUSTOM_SCOPES = {
-    BUDGETS_READ: {"description": "Read mlfactory budgets, their spend and alert history."},
-    BUDGETS_WRITE: {
-        "description": "Create, change and remove mlfactory budgets.",
-        "subscopes": [BUDGETS_READ],
-    },
-    USAGE_READ: {"description": "Read mlfactory usage and cost reports and running servers."},
-    COMPONENTS_REVIEW: {
-        "description": "Review components users publish: see their submissions and approve "
-        "them into the shared namespace or reject them with a note."
-    },
-}
 _IMPLIED = {BUDGETS_READ: (BUDGETS_READ, BUDGETS_WRITE), USAGE_READ: (USAGE_READ,)}
 
 

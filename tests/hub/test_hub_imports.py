@@ -24,6 +24,13 @@ NOT_WITHOUT_SSO_OR_CONTAINERS = (
     "kubespawner",
     "numpy",  # mlfactory.model_api loads its names at first use; the hub needs only auth
 )
+# The platform service's own store (its tables, mappers, reconcile rules): the hub needs only
+# the names of the service's scopes (``mlfactory.service.scopes``).
+NEVER_IN_THE_HUB = (
+    "mlfactory.service.store",
+    "mlfactory.service.db",
+    "mlfactory.service.reconcile",
+)
 
 HUB_CONFIG = """
     import json, sys
@@ -37,7 +44,7 @@ HUB_CONFIG = """
     apply_platform(c, platform)
     apply_embedded_defaults(c, platform=platform)
     assert c.JupyterHub.spawner_class == "mlfactory-local"
-    print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+    print(json.dumps(sorted(sys.modules)))
 """
 
 
@@ -53,6 +60,9 @@ def test_the_shipped_config_with_local_processes_loads_no_sso_or_engine_client(t
         env=env,
         cwd=tmp_path,
     )
-    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    modules = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    loaded = {m.split(".")[0] for m in modules}
     assert {"jupyterhub", "mlfactory", "traitlets"} <= loaded  # the check sees imports at all
     assert sorted(loaded & set(NOT_WITHOUT_SSO_OR_CONTAINERS)) == []
+    assert "mlfactory.service.scopes" in modules
+    assert sorted(modules & set(NEVER_IN_THE_HUB)) == []

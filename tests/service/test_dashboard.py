@@ -6,8 +6,8 @@ import re
 import xml.etree.ElementTree as ET
 
 from mlfactory.service.budgets import Rule, Scope
-from mlfactory.service.permissions import BUDGETS_READ, USAGE_READ
 from mlfactory.service.reconcile import Sighting
+from mlfactory.service.scopes import BUDGETS_READ, USAGE_READ
 
 from .helpers import T0
 
