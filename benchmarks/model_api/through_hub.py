@@ -8,7 +8,9 @@ servers (with the hub's own measure of each route it added to the proxy).
 
 ``--proxy``: configurable-http-proxy (``chp``, the default proxy), Traefik (``traefik``,
 ``proxy.kind: traefik``; needs ``mlfactory[traefik]``), or ``both``: one hub per proxy, both
-measured in the same rounds.
+measured in the same rounds. ``--floor-behind chp traefik``: ``bench_http.py``'s bare
+tornado floor (``predict_proba``, no auth, no checks) directly and behind a proxy of its own
+(no hub): the ceiling that proxy's hop leaves any service at each concurrency.
 
 A real hub (``mlfactory hub`` with the shipped config, in a throw-away data folder) serves
 the registry's folder; the iris model of ``bench_http.py`` is published into it before the
@@ -299,6 +301,36 @@ def spawn_to_ready(url: str, user: str, token: str, admin: str, n: int) -> list[
     return out
 
 
+def floor_behind(proxy: str, floor: dict, work: Path) -> dict:
+    """A proxy of its own (the binary the hub runs, no hub) in front of the bare floor: what
+    the proxy hop alone leaves of a service that does nothing but predict."""
+    port, target = free_port(), f"http://127.0.0.1:{floor['port']}"
+    if proxy == "chp":
+        from mlfactory.hub.hubconfig import find_proxy_command
+
+        cmd = [
+            find_proxy_command() or "configurable-http-proxy",
+            *("--ip", "127.0.0.1", "--port", str(port)),
+            *("--api-ip", "127.0.0.1", "--api-port", str(free_port())),
+            *("--default-target", target, "--log-level", "warn"),
+        ]
+    else:  # Traefik with one catch-all route in its file provider, as the hub's writes them
+        routes = work / "floor-traefik.toml"
+        routes.write_text(
+            '[http.routers.floor]\nrule = "PathPrefix(`/`)"\nservice = "floor"\n'
+            '[[http.services.floor.loadBalancer.servers]]\nurl = "' + target + '"\n'
+        )
+        cmd = [
+            str(Path(sys.prefix) / "bin" / "traefik"),
+            f"--entryPoints.web.address=127.0.0.1:{port}",
+            f"--providers.file.filename={routes}",
+            "--log.level=ERROR",
+        ]
+    env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": "bench-floor"}
+    return {**floor, "name": f"bare tornado floor through ({proxy} alone)", "port": port,
+            "cmd": cmd, "env": env}  # fmt: skip
+
+
 def remove_accounts(work: Path) -> None:
     """As root the hubs made an OS account per user, homed in ``work``: remove them."""
     import pwd
@@ -332,6 +364,15 @@ def main() -> None:
         default=0,
         help="GOMAXPROCS for traefik (0: Go's default, the number of cores)",
     )
+    p.add_argument(
+        "--floor-behind",
+        nargs="+",
+        choices=["chp", "traefik"],
+        default=[],
+        help="also measure bench_http's bare tornado floor (predict_proba, no auth, no checks) "
+        "directly and behind a proxy of its own (no hub): the most any service could get "
+        "through that proxy",
+    )
     p.add_argument("--out", default=None)
     args = p.parse_args()
     args.mlflow_venv = None
@@ -349,8 +390,13 @@ def main() -> None:
     specs = [
         s
         for s in servers(args, work, model_path)
-        if s["name"] == "mlfactory /predict" or s["name"].startswith("MLServer")
+        if s["name"] == "mlfactory /predict"
+        or s["name"].startswith("MLServer")
+        or (args.floor_behind and s["name"] == "bare tornado floor")
     ]
+    for proxy in args.floor_behind:
+        floor = next(s for s in specs if s["name"] == "bare tornado floor")
+        specs.append(floor_behind(proxy, floor, work))
     hubs: dict[str, tuple[subprocess.Popen, str]] = {}
     procs = []
     results: list[dict] = []
@@ -482,7 +528,7 @@ def ratio_table(results: list[dict]) -> str:
         "| through | c | ÷ best MLServer direct, per round | min | median | max |",
         "|---|---|---|---|---|---|",
     ]
-    throughs = sorted({r["server"] for r in results if "through the hub" in r["server"]})
+    throughs = sorted({r["server"] for r in results if " through " in r["server"]})
     for server in throughs:
         for c in sorted({r["concurrency"] for r in results}):
             ratios = []
