@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from mlfactory.hub.platform_config import PACKAGED_CONFIG, PlatformConfig
@@ -14,6 +15,7 @@ from mlfactory.service.accounting import Accountant
 from mlfactory.service.culler import Culler
 from mlfactory.service.db import make_engine, upgrade
 from mlfactory.service.store import Store
+from sqlalchemy import text
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from ..fakehub import HubState
@@ -21,6 +23,20 @@ from ..fakehub import HubState
 SECRET = "test-service-secret"
 PREFIX = "/services/mlfactory/"
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC).timestamp()
+
+
+def empty_database(request: Any, tmp_path: Path) -> str:
+    """The URL of an empty database on the backend of a ``params=["sqlite", "postgresql"]``
+    fixture: a new SQLite file, or the session's PostgreSQL database emptied."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'platform.sqlite'}"
+    url = request.getfixturevalue("postgresql_url")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
 
 
 class Clock:

@@ -20,13 +20,12 @@ from mlfactory.service.app import make_app
 from mlfactory.service.db import make_engine, upgrade
 from mlfactory.service.store import Store
 from mlfactory.spawner.budget_gate import ServiceGate
-from sqlalchemy import text
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 
 from tests.ports import free_port
 
-from .helpers import PREFIX, SECRET, platform_with
+from .helpers import PREFIX, SECRET, empty_database, platform_with
 
 REQUESTS = 200
 ADMITS = 37  # the team budget admits exactly this many one-hour runs at 1.00/h
@@ -55,16 +54,7 @@ def storm_platform():
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> Iterator[str]:
     """An empty database on each backend (overrides the service fixtures' SQLite one)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'platform.sqlite'}"
-        return
-    url = request.getfixturevalue("postgresql_url")
-    engine = make_engine(url)
-    with engine.begin() as conn:  # the session's database, emptied for this test
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    yield url
+    yield empty_database(request, tmp_path)
 
 
 async def start_service(accountant: Accountant, hub_url: str) -> tuple[str, HTTPServer]:

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 from mlfactory.service.culler import Culler
 from mlfactory.service.culling import Decision
-from mlfactory.service.db import CullingState, CullingStop, make_engine
-from sqlalchemy import select, text
+from mlfactory.service.db import CullingState, CullingStop
+from sqlalchemy import select
 
-from .helpers import T0, platform_with, service_store
+from .helpers import T0, empty_database, platform_with, service_store
 
 S = CullingState.__table__
 X = CullingStop.__table__
@@ -21,16 +21,7 @@ X = CullingStop.__table__
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path) -> Iterator:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'platform.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgresql_url")
-        e = make_engine(url)
-        with e.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        e.dispose()
-    for store in service_store(url):
+    for store in service_store(empty_database(request, tmp_path)):
         yield store.engine
 
 

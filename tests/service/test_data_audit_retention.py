@@ -25,7 +25,7 @@ from mlfactory.service.data_retention import (
 )
 from mlfactory.service.db import make_engine, upgrade
 
-from .helpers import T0, Clock, platform_with
+from .helpers import T0, Clock, empty_database, platform_with
 from .test_store_backends import alembic_run, head, revision
 
 # --- the verdict ---------------------------------------------------------------------------
@@ -77,13 +77,7 @@ def test_the_retention_setting():
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def bare_engine(request, tmp_path):
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'audit.sqlite'}")
-    else:
-        eng = make_engine(request.getfixturevalue("postgresql_url"))
-        with eng.begin() as conn:  # the session's database, emptied for this test
-            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
+    eng = make_engine(empty_database(request, tmp_path))
     yield eng
     eng.dispose()
 

@@ -38,14 +38,13 @@ from mlfactory.service.shares import (
     refused_recipients,
 )
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
-from sqlalchemy import text
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.web import create_signed_value
 
 from tests.ports import free_port
 
-from .helpers import PREFIX, T0, Clock, platform_with
+from .helpers import PREFIX, T0, Clock, empty_database, platform_with
 from .test_openapi import check_response
 
 DAY = 86400.0
@@ -248,13 +247,7 @@ def test_who_reads_and_copies():
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'shares.sqlite'}")
-    else:
-        eng = make_engine(request.getfixturevalue("postgresql_url"))
-        with eng.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
+    eng = make_engine(empty_database(request, tmp_path))
     upgrade(eng)
     yield eng
     eng.dispose()

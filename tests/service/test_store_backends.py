@@ -30,6 +30,8 @@ from sqlalchemy import delete, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from .helpers import empty_database
+
 TZ = ZoneInfo("Europe/Berlin")
 TABLES = {"alerts", "budget_stops", "budgets", "ledger_sessions", "ledger_session_groups"}
 HOUR = 3600.0
@@ -45,13 +47,7 @@ def local(*args: int) -> float:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def bare_engine(request, tmp_path) -> Iterator[Engine]:
     """An empty database (no tables) on each backend."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite'}")
-    else:
-        engine = make_engine(request.getfixturevalue("postgresql_url"))
-        with engine.begin() as conn:  # the session's database, emptied for this test
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
+    engine = make_engine(empty_database(request, tmp_path))
     yield engine
     engine.dispose()
 

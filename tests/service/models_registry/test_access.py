@@ -29,9 +29,8 @@ from mlfactory.service.models_registry import (
     check_predict_grant,
 )
 from mlfactory.service.periods import iso_utc
-from sqlalchemy import text
 
-from ..helpers import Clock
+from ..helpers import Clock, empty_database
 from .packages import LIMIT, call, package_files, regression_model, tar_of
 
 # --- the registry on both databases ---------------------------------------------------------
@@ -39,13 +38,7 @@ from .packages import LIMIT, call, package_files, regression_model, tar_of
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'registry.sqlite'}")
-    else:
-        eng = make_engine(request.getfixturevalue("postgresql_url"))
-        with eng.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
+    eng = make_engine(empty_database(request, tmp_path))
     upgrade(eng)
     yield eng
     eng.dispose()
