@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from mlfactory.model_api import ModelRepository, publish
@@ -209,13 +210,19 @@ async def test_predict_groups_reach_the_repository_the_models_service_reads(
     assert (body["model"]["predict_groups"], body["model"]["groups"]) == (["ds"], ["ml"])
 
 
-async def test_access_changes_apply_whole_or_not_at_all(engine, tmp_path):
+async def prices_registry(engine, tmp_path: Path) -> Registry:
+    """A registry on ``engine`` holding version 1 of alice's regression model ``prices``."""
     registry = Registry(engine, ModelRepository(tmp_path / "models"), Clock())
     model, _ = regression_model()
     archive = tmp_path / "p.tar"
     archive.write_bytes(tar_of(package_files(model, tmp_path)))
     kw = {"groups": [], "publishers": (), "limit": LIMIT, "history_version": None}
     await registry.publish("prices", archive, user="alice", notebook_path=None, **kw)
+    return registry
+
+
+async def test_access_changes_apply_whole_or_not_at_all(engine, tmp_path):
+    registry = await prices_registry(engine, tmp_path)
     changes = {"admin": True, "known": {"ds", "ml"}, "predict_groups": ["ml"], "groups": ["ml"]}
     with pytest.raises(RegistryError) as e:  # an admin, not the owner: groups refused
         await registry.update_access("prices", "root", **changes)
@@ -236,12 +243,7 @@ async def test_access_changes_apply_whole_or_not_at_all(engine, tmp_path):
 
 
 async def test_models_registered_before_predict_grants_get_their_access_at_start(engine, tmp_path):
-    registry = Registry(engine, ModelRepository(tmp_path / "models"), Clock())
-    model, _ = regression_model()
-    archive = tmp_path / "p.tar"
-    archive.write_bytes(tar_of(package_files(model, tmp_path)))
-    kw = {"groups": [], "publishers": (), "limit": LIMIT, "history_version": None}
-    await registry.publish("prices", archive, user="alice", notebook_path=None, **kw)
+    registry = await prices_registry(engine, tmp_path)
     await registry.update_access("prices", "alice", known={"ml"}, predict_groups=["ml"])
     # as a model registered before migration 0008 left it: no access.yaml
     (registry.repo.root / "prices" / ACCESS_FILE).unlink()
