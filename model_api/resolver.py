@@ -22,16 +22,16 @@ from typing import Any
 from tornado.netutil import DefaultLoopResolver, Resolver
 
 
-def _literal(host: str) -> tuple[socket.AddressFamily, tuple[Any, ...]] | None:
+def _literal_family(host: str) -> socket.AddressFamily | None:
+    """AF_INET or AF_INET6 for an IP literal; None for a name (or a scoped IPv6 address,
+    "fe80::1%eth0", whose interface is getaddrinfo's to look up)."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.scope_id:  # "fe80::1%eth0": the interface is getaddrinfo's to look up
-            return None
-        return socket.AF_INET6, (host, 0, 0, 0)
-    return socket.AF_INET, (host,)
+    if isinstance(ip, ipaddress.IPv4Address):
+        return socket.AF_INET
+    return None if ip.scope_id else socket.AF_INET6
 
 
 class LiteralFirstResolver(Resolver):
@@ -46,13 +46,12 @@ class LiteralFirstResolver(Resolver):
     async def resolve(
         self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC
     ) -> list[tuple[int, Any]]:
-        found = _literal(host)
+        af = _literal_family(host)
         # a family the literal is not (an IPv6 address on an IPv4-only request): the
         # default resolver gives getaddrinfo's own error
-        if found is None or family not in (socket.AF_UNSPEC, found[0]):
+        if af is None or family not in (socket.AF_UNSPEC, af):
             return await self._names.resolve(host, port, family)
-        af, address = found
-        return [(af, (address[0], port, *address[2:]))]
+        return [(af, (host, port) if af == socket.AF_INET else (host, port, 0, 0))]
 
 
 def install() -> None:

@@ -394,9 +394,9 @@ def main() -> None:
         or s["name"].startswith("MLServer")
         or (args.floor_behind and s["name"] == "bare tornado floor")
     ]
-    for proxy in args.floor_behind:
+    if args.floor_behind:
         floor = next(s for s in specs if s["name"] == "bare tornado floor")
-        specs.append(floor_behind(proxy, floor, work))
+        specs += [floor_behind(proxy, floor, work) for proxy in args.floor_behind]
     hubs: dict[str, tuple[subprocess.Popen, str]] = {}
     procs = []
     results: list[dict] = []

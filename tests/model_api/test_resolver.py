@@ -29,10 +29,11 @@ async def lookups(monkeypatch):
 
 
 @pytest.fixture
-def installed():
-    resolver.install()
+def untouched():
+    """Tornado's default resolver before and after the test (the hub config installs ours)."""
+    Resolver.configure(None)
     yield
-    Resolver.configure(None)  # tornado's default again for the rest of the session
+    Resolver.configure(None)
 
 
 async def test_an_ipv4_literal_is_answered_without_getaddrinfo(lookups):
@@ -60,7 +61,9 @@ async def test_names_scoped_addresses_and_other_families_go_to_getaddrinfo(looku
     assert lookups[-1] == "fe80::1%lo"
 
 
-async def test_installed_it_serves_every_new_tornado_client(installed, lookups):
+async def test_installed_it_serves_every_new_tornado_client(untouched, lookups):
+    resolver.install()
+
     class Hello(web.RequestHandler):
         def get(self):
             self.write("hello")
@@ -81,13 +84,6 @@ async def test_installed_it_serves_every_new_tornado_client(installed, lookups):
 
 
 # -- each of the platform's processes installs it before its clients exist -------------------
-
-
-@pytest.fixture
-def untouched():
-    Resolver.configure(None)
-    yield
-    Resolver.configure(None)
 
 
 def configured() -> type:
