@@ -11,6 +11,7 @@ History's repository. The switch is jupyter-server-ydoc's own ``disable_rtc``.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,8 @@ REALTIME_ENV = "MLFACTORY_REALTIME"
 YDOC_EXTENSION = "jupyter_server_ydoc"
 # the room of every document's awareness (who is here) shares the documents' handler
 AWARENESS_ROOM = "JupyterLab:globalAwareness"
+
+log = logging.getLogger(__name__)
 
 
 def realtime_from_env(environ: Mapping[str, str]) -> bool:
@@ -50,6 +53,7 @@ def configure(serverapp: Any, realtime: bool, paths: Mapping[str, str]) -> bool:
     apps = serverapp.extension_manager.extension_apps.get(YDOC_EXTENSION, ())
     if apps and realtime:
         keep_the_hash_of_interrupted_saves()
+        tell_newcomers_who_is_here()
     for ydoc in apps:
         if not realtime:
             ydoc.disable_rtc = True
@@ -132,4 +136,43 @@ def keep_the_hash_of_interrupted_saves() -> bool:
     _maybe_save_content._mlfactory = True  # type: ignore[attr-defined]
     FileLoader._save_content = _save_content  # type: ignore[method-assign]
     FileLoader.maybe_save_content = _maybe_save_content  # type: ignore[method-assign]
+    return True
+
+
+def tell_newcomers_who_is_here() -> bool:
+    """Send a client that joins a room everyone's presence there at once.
+
+    pycrdt-websocket 0.16's ``YRoom.serve`` answers a newcomer with the document only; the
+    others' awareness (who is here, their cursors) reaches it when each of them next
+    changes it or renews it (y-protocols renews every 15 s), and JupyterLab's Collaborators
+    panel, which redraws only on a *change*, can miss it for longer. y-websocket's reference
+    server sends the room's awareness on connect; so does this, from the room's own record
+    of it (``YRoom.awareness``, which every client's updates already pass through). Applied
+    once per process; False when pycrdt-websocket is not installed.
+    ``tests/server/test_collaboration.py`` pins the upstream behaviour: once a newcomer gets
+    the others' states from upstream itself, this can go.
+    """
+    try:
+        from pycrdt import create_awareness_message
+        from pycrdt.websocket import YRoom
+    except ImportError:
+        return False
+    if getattr(YRoom.serve, "_mlfactory", False):
+        return True
+    serve = YRoom.serve
+
+    @functools.wraps(serve)
+    async def _serve(self: Any, channel: Any) -> None:
+        awareness = self.awareness
+        others = [client for client in awareness.states if client != awareness.client_id]
+        if others:
+            update = awareness.encode_awareness_update(others)
+            try:
+                await channel.send(create_awareness_message(update))
+            except Exception as e:  # the room's own serve meets the closed socket too
+                log.debug("Could not send the room's awareness to %s: %s", channel.path, e)
+        await serve(self, channel)
+
+    _serve._mlfactory = True  # type: ignore[attr-defined]
+    YRoom.serve = _serve  # type: ignore[method-assign]
     return True

@@ -207,3 +207,118 @@ async def test_an_interrupted_save_still_gives_the_room_its_hash(tmp_path: Path)
     answer, disk_hash = await _interrupted_save(tmp_path, FileLoader.maybe_save_content)
     assert answer is not None and answer["hash"] == disk_hash
     assert answer["path"] == "a.ipynb"
+
+
+# --- presence: a newcomer learns who is already in the room -----------------------------
+
+
+def _awareness_of(user: str):
+    """A client's awareness, as JupyterLab's provider keeps it, naming ``user``."""
+    from pycrdt import Awareness, Doc
+
+    awareness = Awareness(Doc())
+    awareness.set_local_state({"user": {"username": user}})
+    return awareness
+
+
+def _awareness_message(awareness) -> bytes:
+    from pycrdt import create_awareness_message
+
+    return create_awareness_message(awareness.encode_awareness_update([awareness.client_id]))
+
+
+def _states_in(message: bytes) -> dict[int, dict]:
+    """The awareness states an AWARENESS message carries (empty for any other message)."""
+    from pycrdt import Awareness, Doc, YMessageType, read_message
+
+    if message[0] != YMessageType.AWARENESS:
+        return {}
+    view = Awareness(Doc())
+    view.apply_awareness_update(read_message(message[1:]), "remote")
+    return {k: v for k, v in view.states.items() if k != view.client_id}
+
+
+class Pipe:
+    """One client's connection to a room, in memory: what the room reads and what it sends."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.to_room: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.to_client: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def send(self, message: bytes) -> None:
+        await self.to_client.put(message)
+
+    def __aiter__(self) -> Pipe:
+        return self
+
+    async def __anext__(self) -> bytes:
+        message = await self.to_room.get()
+        if message is None:
+            raise StopAsyncIteration
+        return message
+
+    async def recv(self) -> bytes:
+        return await self.__anext__()
+
+    async def until_echo_of(self, awareness) -> list[bytes]:
+        """What the room sends this client up to the room's echo of ``awareness``'s state
+        (the room sends every awareness message back to its sender too), echo included."""
+        seen = []
+        while True:
+            message = await asyncio.wait_for(self.to_client.get(), 30)
+            seen.append(message)
+            if awareness.client_id in _states_in(message):
+                return seen
+
+
+async def test_upstream_keeps_who_is_here_from_a_newcomer():
+    """pycrdt-websocket 0.16's room sends a newcomer the document but nobody's awareness:
+    alice's state, which the room holds, is not among what bob receives before the room
+    echoes his own. When this fails, upstream fixed it: drop
+    ``collaboration.tell_newcomers_who_is_here``."""
+    from pycrdt.websocket import YRoom
+
+    serve = getattr(YRoom.serve, "__wrapped__", YRoom.serve)
+    alice, bob = _awareness_of("alice"), _awareness_of("bob")
+    async with YRoom() as room:
+        a, b = Pipe("a"), Pipe("b")
+        tasks = [asyncio.create_task(serve(room, a))]
+        await a.to_room.put(_awareness_message(alice))
+        await a.until_echo_of(alice)
+        assert alice.client_id in room.awareness.states  # the room knows she is here
+
+        tasks.append(asyncio.create_task(serve(room, b)))
+        await b.to_room.put(_awareness_message(bob))
+        received = await b.until_echo_of(bob)
+        assert not any(alice.client_id in _states_in(m) for m in received)
+        for pipe in (a, b):
+            await pipe.to_room.put(None)
+        await asyncio.gather(*tasks)
+
+
+@pytest.fixture
+def upstream_rooms(monkeypatch):
+    """pycrdt-websocket's own ``YRoom.serve`` until the server starts: whatever an earlier
+    test applied, only this server's start can have put the fix back."""
+    from pycrdt.websocket import YRoom
+
+    monkeypatch.setattr(YRoom, "serve", getattr(YRoom.serve, "__wrapped__", YRoom.serve))
+
+
+async def test_a_newcomer_is_told_at_once_who_is_here(upstream_rooms, jp_serverapp, jp_ws_fetch):
+    """Through a real server's global awareness room (JupyterLab's Collaborators panel):
+    the first thing bob's connection receives is alice's state, before anyone moves."""
+    room = ("api", "collaboration", "room", collaboration.AWARENESS_ROOM)
+    alice = _awareness_of("alice")
+    a = await jp_ws_fetch(*room)
+    await a.write_message(_awareness_message(alice), binary=True)
+    while alice.client_id not in _states_in(await asyncio.wait_for(a.read_message(), 30)):
+        pass  # her echo: the room has taken her state
+
+    b = await jp_ws_fetch(*room)
+    first = await asyncio.wait_for(b.read_message(), 30)
+    assert _states_in(first) == {alice.client_id: {"user": {"username": "alice"}}}
+    a.close()
+    b.close()
+    assert collaboration.tell_newcomers_who_is_here() is True  # once only
