@@ -11,11 +11,11 @@ Content-Security-Policy forbids any.
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from markupsafe import Markup
 from tornado import web
 
@@ -39,14 +39,22 @@ CSP = (
     "form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
 )
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-    autoescape=True,  # every name on the page is user-controlled
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_env.filters["money"] = charts.money
+
+@functools.cache
+def _templates() -> Any:
+    """The page's jinja2 environment, built at the first page: a service nobody opens the
+    dashboard of (a storm of spawns, a headless deployment) never holds jinja2."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,  # every name on the page is user-controlled
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["money"] = charts.money
+    return env
 
 
 def _sees_any(v: Visibility) -> bool:
@@ -210,7 +218,7 @@ class DashboardHandler(UserHandler):
             "api_base": self.settings.get("service_prefix", "/services/mlfactory/").rstrip("/"),
             "tz": str(tz),
         }
-        page = _env.get_template("dashboard.html").render(**context)
+        page = _templates().get_template("dashboard.html").render(**context)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.set_header("Content-Security-Policy", CSP)

@@ -1,37 +1,34 @@
 """The container engine as the platform service sees it: the containers mlfactory labelled,
 and stopping one (an orphan). The thin I/O layer under ``reconcile.container_sighting``.
 
-It speaks the Docker Engine API through docker-py, so it works with Docker Engine and with
-Podman's service. docker-py blocks: every method here is called in a worker thread.
+It speaks the Docker Engine API, so it works with Docker Engine and with Podman's service,
+through the standard library (``spawner.engine.engine_request``): four calls, made at each
+accounting tick, did not need docker-py and requests resident in the service for its whole
+life (~5 MiB; issue 20's memory target). Every method blocks: it is called in a worker
+thread.
 """
 
 from __future__ import annotations
 
-import contextlib
+import http.client
+import json
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import quote, urlencode
 
 from mlfactory.hub.platform_config import PlatformConfig
 from mlfactory.spawner.container_labels import INSTANCE, MANAGED
-from mlfactory.spawner.engine import engine_problem
+from mlfactory.spawner.engine import engine_request, labels_filter
 
-if TYPE_CHECKING:
-    import docker
-
-# docker-py (with requests) and the Kubernetes client (~50 MiB resident) are imported by the
-# view that uses them, not here: the service imports this module on every deployment, and
-# each backend needs at most one of them (tests/service/test_service_imports.py).
+# The Kubernetes client (~50 MiB resident) is imported by the pod view that uses it, not
+# here: the service imports this module on every deployment
+# (tests/service/test_service_imports.py).
 
 log = logging.getLogger("mlfactory.service")
 
-
-def _engine_errors() -> tuple[type[BaseException], ...]:
-    """What a missing or broken engine raises through docker-py."""
-    import docker.errors
-    import requests
-
-    return (docker.errors.DockerException, requests.RequestException, OSError)
+GONE = 404
+_NO_ANSWER = (OSError, http.client.HTTPException, ValueError)
 
 
 class EngineDown(Exception):
@@ -56,69 +53,61 @@ class EngineView:
         self.labels = {MANAGED: "1", **(labels or {})}
         self.required = required
         self.timeout = timeout
-        self._api: docker.APIClient | None = None
 
-    def _client(self) -> docker.APIClient:
-        if self._api is None:  # version "auto" asks the engine: fails fast when it is down
-            from mlfactory.spawner.engine import engine_client
-
-            self._api = engine_client(self.url, timeout=self.timeout).api
-        return self._api
-
-    def _reset(self) -> None:
-        api, self._api = self._api, None
-        if api is not None:
-            with contextlib.suppress(Exception):  # closing a dead connection: nothing to keep
-                api.close()
+    def _call(
+        self, method: str, path: str, ok: tuple[int, ...] = (200,), timeout: float | None = None
+    ) -> tuple[int, Any]:
+        try:
+            return engine_request(self.url, method, path, timeout or self.timeout, ok)
+        except _NO_ANSWER as e:
+            raise EngineDown(f"the container engine at {self.url} cannot be reached ({e})") from e
 
     def containers(self) -> list[dict[str, Any]]:
         """Every labelled container, running or not (blocking). A running one is its list
         entry; a stopped one its inspect dict, which alone says when it finished. Raises
         EngineDown when the engine does not give a complete answer."""
-        if problem := engine_problem(self.url, self.timeout):  # no docker-py loaded for that
-            raise EngineDown(problem)
-        import docker.errors
-        from mlfactory.spawner.engine import labels_filter
-
-        try:
-            api = self._client()
-            listed = api.containers(all=True, filters={"label": labels_filter(self.labels)})
-            out = []
-            for c in listed:
-                if c.get("State") != "running":
-                    try:
-                        c = api.inspect_container(c["Id"])
-                    except docker.errors.NotFound:
-                        pass  # removed since the list: its list entry says it stopped
-                out.append(c)
-            return out
-        except _engine_errors() as e:
-            self._reset()
-            raise EngineDown(f"the container engine at {self.url} did not answer ({e})") from e
+        query = urlencode(
+            {"all": "1", "filters": json.dumps({"label": labels_filter(self.labels)})}
+        )
+        status, listed = self._call("GET", f"/containers/json?{query}")
+        if status != 200 or not isinstance(listed, list):
+            raise EngineDown(f"the container engine at {self.url} answered {status} to a list")
+        out = []
+        for c in listed:
+            if c.get("State") != "running":
+                status, inspected = self._call("GET", f"/containers/{quote(c['Id'])}/json")
+                if status == 200 and isinstance(inspected, dict):
+                    c = inspected
+                elif status != GONE:  # gone: removed since the list, whose entry says it stopped
+                    raise EngineDown(
+                        f"the container engine at {self.url} answered {status} to an inspect"
+                    )
+            out.append(c)
+        return out
 
     def remove(self, container_id: str, wait: int = 10) -> bool:
         """Stop a container (TERM, then KILL after ``wait`` seconds) and remove it; its named
         volumes stay (the user's home). True once it is gone (blocking)."""
-        import docker.errors
-
+        where = f"/containers/{quote(container_id)}"
         try:
-            api = self._client()
-            try:
-                api.stop(container_id, timeout=wait)
-            except docker.errors.NotFound:
+            # the engine answers once the container has stopped: up to ``wait`` seconds
+            status, _ = self._call("POST", f"{where}/stop?t={wait}", timeout=self.timeout + wait)
+            if status == GONE:
                 return True  # already gone: what we wanted
-            except docker.errors.APIError as e:  # e.g. a state stop refuses: removal forces it
-                log.info("Stopping container %s failed (%s); removing it", container_id[:12], e)
-            with contextlib.suppress(docker.errors.NotFound):
-                api.remove_container(container_id, v=False, force=True)
-            return True
-        except _engine_errors() as e:
-            self._reset()
-            log.error("Cannot remove container %s at %s: %s", container_id[:12], self.url, e)
+            if status not in (204, 304):  # e.g. a state stop refuses: removal forces it
+                log.info(
+                    "Stopping container %s answered %s; removing it", container_id[:12], status
+                )
+            status, _ = self._call("DELETE", f"{where}?v=0&force=1")
+        except EngineDown as e:
+            log.error("Cannot remove container %s: %s", container_id[:12], e)
             return False
-
-    def close(self) -> None:
-        self._reset()
+        if status in (200, 204, GONE):
+            return True
+        log.error(
+            "Cannot remove container %s at %s: it answered %s", container_id[:12], self.url, status
+        )
+        return False
 
 
 def engine_view(

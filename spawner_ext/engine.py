@@ -23,14 +23,12 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import docker
-
-# docker-py and requests (~6 MiB resident) are imported by the functions that work with an
-# engine: the hub's config and the platform service import this module on every deployment,
-# and only the container backend uses them (``auto``'s probe is the standard library's).
+# docker-py and requests (~6 MiB resident) stay out of this module: the hub's config and the
+# platform service import it on every deployment. DockerSpawner loads them in the hub when
+# the container backend runs; ``auto``'s probe and the service's view are the standard
+# library's.
 
 PODMAN_SOCKET = "/run/podman/podman.sock"
 
@@ -57,13 +55,6 @@ def registries_conf(insecure: list[str]) -> str:
     return "\n".join(lines)
 
 
-def engine_client(url: str, timeout: float = 30) -> docker.DockerClient:
-    """A docker-py client for ``url`` (unix:// or tcp://); no request is made yet."""
-    import docker
-
-    return docker.DockerClient(base_url=url, timeout=timeout, version="auto")
-
-
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
@@ -75,21 +66,52 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.socket_path)
 
 
+def engine_connection(url: str, timeout: float) -> http.client.HTTPConnection | None:
+    """A standard-library connection to the Docker Engine API at ``url`` (``unix://``, plain
+    ``tcp://`` / ``http://``, or ``https://``); None for schemes only docker-py speaks
+    (``ssh://``). Nothing is sent yet."""
+    scheme, _, rest = url.partition("://")
+    if scheme in ("unix", "http+unix"):
+        return _UnixHTTPConnection(rest, timeout)
+    if scheme in ("tcp", "http", "https"):
+        where = urllib.parse.urlsplit(f"http://{rest}")
+        if scheme == "https":
+            return http.client.HTTPSConnection(
+                where.hostname or "", where.port or 2376, timeout=timeout
+            )
+        return http.client.HTTPConnection(where.hostname or "", where.port or 2375, timeout=timeout)
+    return None
+
+
+def engine_request(
+    url: str, method: str, path: str, timeout: float, ok: tuple[int, ...] = (200,)
+) -> tuple[int, Any]:
+    """One Docker Engine API call (blocking): the status and the decoded JSON body (None when
+    the status is not in ``ok`` or the body is empty). Raises OSError or HTTPException when
+    nothing answers, ValueError for a scheme without a standard-library connection."""
+    conn = engine_connection(url, timeout)
+    if conn is None:
+        raise ValueError(f"{url}: use a unix://, tcp://, http:// or https:// engine URL")
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status in ok and body:
+        return response.status, json.loads(body)
+    return response.status, None
+
+
 def engine_problem(url: str, timeout: float = 3) -> str | None:
     """None when the engine at ``url`` answers its ping, else what went wrong (blocking).
 
-    The ping (the Docker Engine API's ``GET /_ping``) goes through the standard library for
-    ``unix://`` and plain ``tcp://`` URLs: the hub asks at every start (``backend: auto``)
-    and the service at every accounting tick, and docker-py with requests would stay ~6 MiB
-    resident in both just to learn that no engine runs here. docker-py does the rest, and
-    the ping for TLS and ssh URLs."""
-    scheme, _, rest = url.partition("://")
-    if scheme in ("unix", "http+unix"):
-        conn: http.client.HTTPConnection = _UnixHTTPConnection(rest, timeout)
-    elif scheme in ("tcp", "http"):
-        where = urllib.parse.urlsplit(f"http://{rest}")
-        conn = http.client.HTTPConnection(where.hostname or "", where.port or 2375, timeout=timeout)
-    else:
+    The ping (the Docker Engine API's ``GET /_ping``) goes through the standard library: the
+    hub asks at every start (``backend: auto``) and the service at every accounting tick,
+    and docker-py with requests would stay ~6 MiB resident in both just to learn that no
+    engine runs here. docker-py pings the schemes the standard library does not speak."""
+    conn = engine_connection(url, timeout)
+    if conn is None:
         return _docker_py_ping_problem(url, timeout)
     try:
         conn.request("GET", "/_ping")

@@ -79,7 +79,6 @@ class Containers:
         vols = self.engine.podman("volume", "ls", "-q", "--filter", flt, check=False)
         if vols.stdout.split():
             self.engine.podman("volume", "rm", "-f", *vols.stdout.split(), check=False)
-        self.view.close()
 
 
 @pytest.fixture
