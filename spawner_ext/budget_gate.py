@@ -59,6 +59,15 @@ class ServiceGate:
         self._queue: list[tuple[dict[str, Any], asyncio.Future]] = []
         self._sender: asyncio.Task | None = None
 
+    # traitlets deep-copies a config value into every instance it configures: without these,
+    # each spawner got its own gate (its own queue, slots and client), so spawns were never
+    # batched and a storm opened a connection to the service per spawn (~650 at once).
+    def __copy__(self) -> ServiceGate:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ServiceGate:
+        return self
+
     async def _post(
         self, path: str, body: dict[str, Any], limit: float | None = None
     ) -> dict[str, Any]:

@@ -20,8 +20,10 @@ from mlfactory.service.app import make_app
 from mlfactory.service.db import make_engine, upgrade
 from mlfactory.service.store import Store
 from mlfactory.spawner.budget_gate import ServiceGate
+from mlfactory.spawner.local import MLFactoryLocalSpawner
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
+from traitlets.config import Config
 
 from tests.ports import free_port
 
@@ -173,6 +175,12 @@ async def test_the_spawners_gate_client_holds_the_storm_too(make_accountant, fak
     # two calls in flight: each waits for at most one other, far inside its 1 s timeout;
     # REQUESTS calls in a row take many times that
     gate = ServiceGate(url, SECRET, timeout=1.0, concurrency=2)
+    # as the hub config sets it: every spawner's gate must be this one (traitlets deep-copies
+    # config values into each instance, which once gave each spawner a gate of its own)
+    config = Config()
+    config.MLFactoryLocalSpawner.budget_check = gate
+    spawners = [MLFactoryLocalSpawner(config=config) for _ in range(3)]
+    assert all(s.budget_check is gate for s in spawners)
     batches: list[int] = []
     gate_many = accountant.gate_many
 
@@ -183,7 +191,10 @@ async def test_the_spawners_gate_client_holds_the_storm_too(make_accountant, fak
     accountant.gate_many = counted
     try:
         answers = await asyncio.gather(
-            *(gate(gate_spawner(i), SimpleNamespace(price_per_hour=1.0)) for i in range(REQUESTS))
+            *(
+                spawners[i % 3].budget_check(gate_spawner(i), SimpleNamespace(price_per_hour=1.0))
+                for i in range(REQUESTS)
+            )
         )
     finally:
         server.stop()
