@@ -1,11 +1,13 @@
 """The spawner's side of accounting: ask the platform service before a spawn, tell it when a
 server ends. Runs in the hub process, authenticated to the service by a shared secret.
 
-Gates are batched: while one ``/api/gates`` call is out, the spawns that arrive wait and go
-together in the next (up to ``batch_max``), and the service decides them in order as that
-many single calls would be. A storm of a thousand spawns then costs a few round trips, not a
-thousand, each of which a hub busy with the storm would answer late: one call per spawn with
-8 in flight left spawns refused as "cannot be reached" by a healthy service at 1,000 users.
+Gates are batched: up to ``concurrency`` ``/api/gates`` calls are out at once, and while they
+all are, the spawns that arrive wait and go together in the next free one (up to
+``batch_max``); the service decides a batch's gates in order as that many single calls would
+be. A storm of a thousand spawns then costs a few dozen round trips, not a thousand, each of
+which a hub busy with the storm would answer late: one call per spawn with 8 in flight left
+spawns refused as "cannot be reached" by a healthy service at 1,000 users, and one call at a
+time made every spawn wait for a chain of them.
 The timeout counts from when a call is sent, not while it waits for its turn, in the
 service's time rather than the busy hub's (``_within``), and grows with the batch.
 
@@ -57,7 +59,7 @@ class ServiceGate:
         self._slots = asyncio.Semaphore(concurrency)
         self._client: AsyncHTTPClient | None = None
         self._queue: list[tuple[dict[str, Any], asyncio.Future]] = []
-        self._sender: asyncio.Task | None = None
+        self._senders: set[asyncio.Task] = set()
 
     # traitlets deep-copies a config value into every instance it configures: without these,
     # each spawner got its own gate (its own queue, slots and client), so spawns were never
@@ -120,8 +122,11 @@ class ServiceGate:
         """The service's verdict on one gate, sent with whatever else is waiting."""
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.append((body, future))
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send_queued())
+        # done(), not a done callback: a sender whose queue just ran dry has returned, but
+        # its callbacks run later; counting it would leave this spawn with nobody to send it
+        self._senders = {t for t in self._senders if not t.done()}
+        if len(self._senders) < self.concurrency:
+            self._senders.add(asyncio.create_task(self._send_queued()))
         return await future
 
     async def _send_queued(self) -> None:

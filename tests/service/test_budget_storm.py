@@ -182,11 +182,17 @@ async def test_the_spawners_gate_client_holds_the_storm_too(make_accountant, fak
     spawners = [MLFactoryLocalSpawner(config=config) for _ in range(3)]
     assert all(s.budget_check is gate for s in spawners)
     batches: list[int] = []
+    in_flight = [0, 0]  # now, most at once
     gate_many = accountant.gate_many
 
     async def counted(reqs):
         batches.append(len(reqs))
-        return await gate_many(reqs)
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight)
+        try:
+            return await gate_many(reqs)
+        finally:
+            in_flight[0] -= 1
 
     accountant.gate_many = counted
     try:
@@ -198,8 +204,10 @@ async def test_the_spawners_gate_client_holds_the_storm_too(make_accountant, fak
         )
     finally:
         server.stop()
-    # the spawns that queued behind the first call went together: a few calls, not REQUESTS
+    # the spawns that queued went together, two calls at a time (the gate's concurrency): a
+    # few calls, not REQUESTS, and not one after the other
     assert sum(batches) == REQUESTS and len(batches) <= 1 + REQUESTS // gate.batch_max + 1
+    assert in_flight[1] == gate.concurrency
     assert not [a for a in answers if a and "cannot be reached" in a]
     assert answers.count(None) == ADMITS
     assert all(f"budget of group '{TEAM}'" in a for a in answers if a is not None)
