@@ -48,7 +48,7 @@ class ServiceGate:
         when_unreachable: str = "refuse-paid",
         timeout: float = 5.0,
         concurrency: int = 8,
-        batch_max: int = 100,
+        batch_max: int = 25,  # small: a batch's spawns wait for its slowest answer
     ) -> None:
         self.url = url.rstrip("/")
         self.secret = secret
