@@ -25,10 +25,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# docker-py and requests (~6 MiB resident) stay out of this module: the hub's config and the
-# platform service import it on every deployment. DockerSpawner loads them in the hub when
-# the container backend runs; ``auto``'s probe and the service's view are the standard
-# library's.
+# docker-py and requests (~6 MiB resident) are not imported here but to ping an ssh:// engine:
+# the hub's config and the platform service import this module on every deployment.
+# DockerSpawner loads them in the hub when the container backend runs; ``auto``'s probe and
+# the service's view speak the Engine API through the standard library.
 
 PODMAN_SOCKET = "/run/podman/podman.sock"
 

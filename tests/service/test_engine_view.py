@@ -110,7 +110,7 @@ def test_nothing_listening_is_an_outage(tmp_path: Path):
         EngineView(f"unix://{tmp_path / 'none.sock'}", timeout=2).containers()
 
 
-def test_a_scheme_only_docker_py_speaks_is_named(tmp_path: Path):
+def test_a_scheme_only_docker_py_speaks_is_named():
     with pytest.raises(EngineDown, match="unix://, tcp://, http:// or https://"):
         EngineView("ssh://engine.example.org").containers()
 
