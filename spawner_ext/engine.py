@@ -106,20 +106,16 @@ def engine_request(
 def engine_problem(url: str, timeout: float = 3) -> str | None:
     """None when the engine at ``url`` answers its ping, else what went wrong (blocking).
 
-    The ping (the Docker Engine API's ``GET /_ping``) goes through the standard library: the
-    hub asks at every start (``backend: auto``) and the service at every accounting tick,
-    and docker-py with requests would stay ~6 MiB resident in both just to learn that no
-    engine runs here. docker-py pings the schemes the standard library does not speak."""
-    conn = engine_connection(url, timeout)
-    if conn is None:
-        return _docker_py_ping_problem(url, timeout)
+    The ping (the Docker Engine API's ``GET /_ping``) goes through ``engine_request``: the
+    hub asks at every start (``backend: auto``), and docker-py with requests would stay
+    ~6 MiB resident just to learn that no engine runs here. docker-py pings the schemes the
+    standard library does not speak."""
     try:
-        conn.request("GET", "/_ping")
-        status = conn.getresponse().status
+        status, _ = engine_request(url, "GET", "/_ping", timeout, ok=())  # "OK", not JSON
+    except ValueError:
+        return _docker_py_ping_problem(url, timeout)
     except (OSError, http.client.HTTPException) as e:
         return f"the container engine at {url} cannot be reached ({e})"
-    finally:
-        conn.close()
     return None if status == 200 else f"the container engine at {url} answered {status} to a ping"
 
 
