@@ -129,14 +129,23 @@ class Accountant:
         by_period: dict[str, dict[str, list[Rule]]] = {}
         for r in rules:
             by_period.setdefault(r.period, {}).setdefault(r.scope.kind, []).append(r)
-        out = []
-        open_rows = self.store.open_rows(conn)  # once for every budget below
-        for period, kinds in by_period.items():
-            start, end = period_bounds(period, now, self.tz)
-            wanted = {
+        wanted_by_period = {
+            period: {
                 k: ([r.scope.name for r in batch] if len(batch) < 500 else None)
                 for k, batch in kinds.items()
             }
+            for period, kinds in by_period.items()
+        }
+        of: dict[str, list[str] | None] = {}
+        for wanted in wanted_by_period.values():
+            for kind, names in wanted.items():
+                have = of.setdefault(kind, [])
+                of[kind] = None if names is None or have is None else have + names
+        out = []
+        open_rows = self.store.open_rows(conn, of)  # once for every budget below
+        for period, kinds in by_period.items():
+            start, end = period_bounds(period, now, self.tz)
+            wanted = wanted_by_period[period]
             spend = self.store.spend_kinds(wanted, start, end, now, minimum_run, open_rows, conn)
             for kind, batch in kinds.items():
                 for r in batch:

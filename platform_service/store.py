@@ -8,6 +8,7 @@ one aggregate query per dimension rather than rows shipped to Python.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,21 @@ _GROUP_BY_KEY = G.insert().from_select(
     ["session_id", "group"],
     select(L.c.id, bindparam("g", type_=G.c.group.type)).where(L.c.key == bindparam("k")),
 )
+# PostgreSQL: sessions and their groups in one statement, the rows passed as arrays
+_INSERT_WITH_GROUPS_PG = text(
+    """WITH s AS (
+  INSERT INTO ledger_sessions
+    (key, "user", server_name, project, profile, resources, price_per_hour, started, last_seen)
+  SELECT * FROM unnest(
+    CAST(:key AS varchar[]), CAST(:user AS varchar[]), CAST(:server_name AS varchar[]),
+    CAST(:project AS varchar[]), CAST(:profile AS varchar[]), CAST(:resources AS json[]),
+    CAST(:price_per_hour AS float8[]), CAST(:started AS float8[]), CAST(:last_seen AS float8[]))
+  RETURNING id, key)
+INSERT INTO ledger_session_groups (session_id, "group")
+SELECT s.id, g.name
+FROM s JOIN unnest(CAST(:gkey AS varchar[]), CAST(:gname AS varchar[])) AS g(key, name)
+  ON g.key = s.key"""
+)
 # The gate's statements, built once: it runs them on every spawn, and building a select
 # (coercing each clause) costs more than SQLAlchemy's compiled-statement cache saves
 _SERIAL_PG = text(
@@ -63,6 +79,21 @@ _OPEN_ROWS = (
     select(L.c.id, L.c.user, L.c.project, L.c.profile, L.c.started, L.c.price_per_hour, G.c.group)
     .select_from(L.outerjoin(G, G.c.session_id == L.c.id))
     .where(L.c.ended.is_(None))
+)
+_IN_GROUPS = G.alias("in_groups")
+# the running sessions charged to some of these users, groups or projects (the gate's)
+_OPEN_ROWS_OF = _OPEN_ROWS.where(
+    or_(
+        L.c.user.in_(bindparam("users", expanding=True)),
+        L.c.project.in_(bindparam("projects", expanding=True)),
+        # correlated: looked up per running session, not every session the group ever had
+        select(_IN_GROUPS.c.session_id)
+        .where(
+            _IN_GROUPS.c.session_id == L.c.id,
+            _IN_GROUPS.c.group.in_(bindparam("groups", expanding=True)),
+        )
+        .exists(),
+    )
 )
 
 
@@ -162,7 +193,8 @@ class Store:
         self._insert_many(conn, [s], now)
 
     def _insert_many(self, conn: Connection, sightings: Sequence[Sighting], now: float) -> None:
-        """Insert running sessions and their groups: two statements whatever their number.
+        """Insert running sessions and their groups: two statements whatever their number
+        (one on PostgreSQL, where each is a round trip).
 
         A reconcile after a restart may open thousands at once (a pod listing nobody
         remembers): one cached statement run as ``executemany`` costs a fraction of building,
@@ -186,9 +218,17 @@ class Store:
             }
             for s in sightings
         ]
+        groups = [{"k": s.key, "g": g} for s in sightings for g in sorted(set(s.groups))]
+        if conn.dialect.name == "postgresql":  # one round trip, not two (the gate's path)
+            arrays = {c: [r[c] for r in rows] for c in rows[0] if c != "ended"}
+            arrays["resources"] = [json.dumps(r) for r in arrays["resources"]]
+            conn.execute(
+                _INSERT_WITH_GROUPS_PG,
+                {**arrays, "gkey": [g["k"] for g in groups], "gname": [g["g"] for g in groups]},
+            )
+            return
         conn.execute(L.insert(), rows)
         # each group row finds its session by key (unique, indexed): no ids to fetch back
-        groups = [{"k": s.key, "g": g} for s in sightings for g in sorted(set(s.groups))]
         if groups:
             conn.execute(_GROUP_BY_KEY, groups)
 
@@ -335,11 +375,20 @@ class Store:
                 out[name] = (spent, committed + extra)
         return out
 
-    def open_rows(self, c: Connection | None = None) -> list[Any]:
-        """Every running session with its groups, in one query through the open-sessions
-        index (they are few: they run now). The gate reads them once for all its budgets."""
+    def open_rows(
+        self, c: Connection | None = None, of: Mapping[str, Sequence[str] | None] | None = None
+    ) -> list[Any]:
+        """The running sessions with their groups (one row per session and group), in one
+        query through the open-sessions index; the gate reads them once for all its budgets.
+
+        ``of`` (kind → names, as ``spend_kinds``' ``wanted``): only the sessions charged to
+        one of these, so a gate in a class of a thousand running servers reads its user's,
+        groups' and project's few, not all of them. A kind with ``None`` names: all."""
         with self.connection(c) as conn:
-            return conn.execute(_OPEN_ROWS).all()
+            if of is None or any(names is None for names in of.values()):
+                return conn.execute(_OPEN_ROWS).all()
+            params = {f"{kind}s": list(of.get(kind) or ()) for kind in ("user", "group", "project")}
+            return conn.execute(_OPEN_ROWS_OF, params).all()
 
     # --- daily totals -------------------------------------------------------------------
 

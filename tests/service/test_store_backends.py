@@ -222,6 +222,33 @@ def test_a_user_in_two_groups_counts_once_per_group_and_once_for_the_user(db):
     assert {k: r["hours"] for k, r in by_group.items()} == {"ds": 2.5, "ml": 1.5}
 
 
+def test_a_gate_reads_only_the_running_sessions_of_its_budgets(db):
+    """The gate reads the running sessions charged to its user, groups and project, each
+    with all its groups; a kind asked with every name (``None``) reads them all."""
+    t = local(2026, 11, 3, 9, 0)
+    db.open_session(sighting("a1", "alice", t, groups=("ds", "ml"), project="p1"), t)
+    db.open_session(sighting("b1", "bob", t, groups=("ml",), project="p2"), t)
+    db.open_session(sighting("c1", "carol", t, groups=("ops",), project="p1"), t)
+    db.open_session(sighting("d1", "dave", t, groups=("ops",), project="p3"), t)
+    db.open_session(sighting("e1", "erin", t), t)
+    db.end_session("e1", t + 60, "stopped")
+
+    def read(of):
+        return sorted((r.user, r.group) for r in db.open_rows(of=of))
+
+    assert read({"user": ["alice"]}) == [("alice", "ds"), ("alice", "ml")]
+    assert read({"group": ["ml"]}) == [("alice", "ds"), ("alice", "ml"), ("bob", "ml")]
+    assert read({"project": ["p1"], "user": ["dave"]}) == [
+        ("alice", "ds"),
+        ("alice", "ml"),
+        ("carol", "ops"),
+        ("dave", "ops"),
+    ]
+    assert read({"user": ["erin"], "group": [], "project": []}) == []  # ended: not running
+    everyone = read(None)
+    assert len(everyone) == 5 and read({"user": ["x"], "group": None}) == everyone
+
+
 def test_a_session_across_the_turn_of_the_month_is_split_exactly(db):
     started = local(2026, 10, 31, 22, 30)
     ended = local(2026, 11, 1, 1, 30)  # 3 h: 1.5 h in October, 1.5 h in November
