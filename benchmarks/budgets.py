@@ -185,11 +185,10 @@ async def http_gate_bench(
     import socket
     from types import SimpleNamespace
 
-    from mlfactory.spawner.budget_gate import ServiceGate
-
     from jupyterhub.services.auth import HubOAuth
     from mlfactory.model_api import resolver
     from mlfactory.service.app import make_app
+    from mlfactory.spawner.budget_gate import ServiceGate
     from tornado.httpclient import AsyncHTTPClient
     from tornado.httpserver import HTTPServer
 
