@@ -16,7 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from aiohttp import ClientError
+from mlfactory.spawner.budget_gate import post_with_secret
 
 from .home_view import UNAVAILABLE, HomeView, home_view
 
@@ -55,22 +56,14 @@ class HomeSummary:
     async def answer(self, user: str, groups: list[str]) -> dict[str, Any] | None:
         """The service's ``/api/home`` answer for ``user``; None (logged) when it fails."""
         try:
-            resp = await AsyncHTTPClient().fetch(
-                HTTPRequest(
-                    f"{self.url}/api/home",
-                    method="POST",
-                    headers={
-                        "Authorization": f"secret {self.secret}",
-                        "Content-Type": "application/json",
-                    },
-                    body=json.dumps({"user": user, "groups": groups}),
-                    request_timeout=self.timeout,
-                    connect_timeout=self.timeout,
-                )
+            code, answer = await post_with_secret(
+                f"{self.url}/api/home", self.secret, {"user": user, "groups": groups}, self.timeout
             )
-            body = json.loads(resp.body)
-        except (HTTPClientError, OSError, ValueError) as e:
-            log.warning("The home page of %s has no platform summary: %s", user, e)
+            if code >= 400:
+                raise ValueError(f"HTTP {code}")
+            body = json.loads(answer)
+        except (ClientError, OSError, ValueError) as e:
+            log.warning("The home page of %s has no platform summary: %s", user, str(e) or repr(e))
             return None
         return body if isinstance(body, dict) else None
 

@@ -96,16 +96,7 @@ class ServiceGate:
         return json.loads(answer)
 
     async def _fetch(self, path: str, body: dict[str, Any], backstop: float) -> tuple[int, bytes]:
-        response = await hub_fetch(
-            f"{self.url}{path}",
-            method="POST",
-            raise_for_status=False,
-            headers={"Authorization": f"secret {self.secret}", "Content-Type": "application/json"},
-            data=json.dumps(body),
-            timeout=ClientTimeout(total=backstop),
-        )
-        async with response:
-            return response.status, await response.read()
+        return await post_with_secret(f"{self.url}{path}", self.secret, body, backstop)
 
     @staticmethod
     async def _within(call: asyncio.Future, limit: float) -> None:
@@ -222,6 +213,25 @@ class ServiceGate:
             await self._post(f"/api/sessions/{key}/end", body)
         except (ServiceAnswered, ClientError, OSError, ValueError) as e:
             log.warning("Could not tell the platform service that %s ended: %s", key, e)
+
+
+async def post_with_secret(
+    url: str, secret: str, body: dict[str, Any], limit: float
+) -> tuple[int, bytes]:
+    """POST ``body`` to the platform service as the hub (the shared secret), on the hub's
+    own HTTP client: aiohttp, connections kept alive, the hub's internal TLS when it is on.
+    Returns the status and the body; raises ``aiohttp.ClientError`` or ``TimeoutError`` when
+    no answer came within ``limit`` seconds."""
+    response = await hub_fetch(
+        url,
+        method="POST",
+        raise_for_status=False,
+        headers={"Authorization": f"secret {secret}", "Content-Type": "application/json"},
+        data=json.dumps(body),
+        timeout=ClientTimeout(total=limit),
+    )
+    async with response:
+        return response.status, await response.read()
 
 
 def ledger_body(ledger: dict[str, Any]) -> dict[str, Any]:
