@@ -12,7 +12,8 @@ user's Start goes in at once through the REST API (``POST /users/<u>/server``), 
 ``Retry-After`` on 429 and the progress stream on 202, as the spawn page does, while an
 admin pages through ``/users`` (and, on mlfactory, the service's ``/api/usage`` and
 ``/api/servers``). Recorded: time until all are ready, spawns/s, POST latency, 429 / 5xx
-counts, the gate as the spawner sees it (p50/p99), hub / service / proxy CPU and peak RSS
+counts, the gate as the spawner sees it (p50/p99) and as the service does (each call's
+time queued behind the others and deciding, from its log), hub / service / proxy CPU and peak RSS
 (from /proc), event-loop stalls in the hub (a 50 ms probe) and slow service answers.
 
 ``--team-budget N`` puts every user in one team whose hard budget admits exactly N
@@ -29,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import re
@@ -448,6 +450,12 @@ def _log_problems(log: Path) -> dict[str, Any]:
         for line in lines
         if (m := re.search(r"Event loop was unresponsive for at least ([0-9.]+)s", line))
     ]
+    # the service's own account of each gate call (``Accountant.gate_many``)
+    gates = [
+        (int(m.group(1)), float(m.group(2)), float(m.group(3)))
+        for line in lines
+        if (m := re.search(r"Gates: (\d+) decided in ([0-9.]+) ms after ([0-9.]+) ms", line))
+    ]
     return {
         "errors": sum(
             1
@@ -456,6 +464,7 @@ def _log_problems(log: Path) -> dict[str, Any]:
         ),
         "loop_warnings": len(stalls),
         "loop_worst_s": max(stalls, default=0.0),
+        "service_gates": gates,
     }
 
 
@@ -466,6 +475,10 @@ def summarise(variant: str, r: dict[str, Any], team_budget: int | None) -> dict[
     codes = [c for o in outs for c in o.codes]
     gates = [m["ms"] for m in r["metrics"]["gate"]]
     stalls = [m["ms"] for m in r["metrics"]["stall"]]
+    calls = r["log_errors"]["service_gates"]
+    # per spawn: its call's time in the service (queued behind other calls, then decided)
+    in_service = [took + waited for n, took, waited in calls for _ in range(n)]
+    decided = sum(n for n, _, _ in calls)
     s = {
         "variant": variant,
         "users": len(outs),
@@ -482,6 +495,10 @@ def summarise(variant: str, r: dict[str, Any], team_budget: int | None) -> dict[
         "n_5xx": sum(1 for c in codes if c >= 500),
         "gate_p50_ms": pct(gates, 50),
         "gate_p99_ms": pct(gates, 99),
+        "service_gate_calls": len(calls),
+        "service_gate_p50_ms": pct(in_service, 50),
+        "service_gate_p99_ms": pct(in_service, 99),
+        "service_ms_per_decision": sum(t for _, t, _ in calls) / decided if decided else math.nan,
         "hub_stalls": len(stalls),
         "hub_worst_stall_ms": max(stalls, default=0.0),
         "log_problems": r["log_errors"]["errors"],
@@ -515,6 +532,10 @@ FIGURES = [
     "n_5xx",
     "gate_p50_ms",
     "gate_p99_ms",
+    "service_gate_calls",
+    "service_gate_p50_ms",
+    "service_gate_p99_ms",
+    "service_ms_per_decision",
     "hub_stalls",
     "hub_worst_stall_ms",
     "log_problems",

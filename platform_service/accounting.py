@@ -160,9 +160,21 @@ class Accountant:
 
     async def gate_many(self, reqs: list[GateRequest]) -> list[Verdict]:
         """Decide ``reqs`` one after the other, in order, each seeing the sessions the ones
-        before it opened: a batch is the same as that many single calls, in one transaction."""
+        before it opened: a batch is the same as that many single calls, in one transaction.
+
+        Logs, per call, how long its gates took to decide and how long they waited for the
+        ones before them (a storm's latency is mostly that wait: decisions are serial)."""
+        asked = time.perf_counter()
         async with self.lock:
-            return await asyncio.to_thread(self._gate_many, reqs, self.clock())
+            began = time.perf_counter()
+            verdicts = await asyncio.to_thread(self._gate_many, reqs, self.clock())
+        log.info(
+            "Gates: %d decided in %.1f ms after %.1f ms waiting for the gates before them",
+            len(reqs),
+            1000 * (time.perf_counter() - began),
+            1000 * (began - asked),
+        )
+        return verdicts
 
     def _gate_many(self, reqs: list[GateRequest], now: float) -> list[Verdict]:
         # One transaction for the whole batch (a round trip to PostgreSQL per query

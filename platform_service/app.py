@@ -124,6 +124,17 @@ def log_request(handler: web.RequestHandler) -> None:
     )
 
 
+def log_through(log: logging.Logger) -> None:
+    """Send the platform's own loggers (``mlfactory.*``: the gate's verdicts, reconciles,
+    alerts) and tornado's (the access log, HubOAuth's messages) through the service's
+    handler at INFO, as JupyterHub hooks tornado's up to its own. Left to the root logger,
+    which has no handler, their INFO lines were lost and warnings printed bare."""
+    for name in ("mlfactory", "tornado"):
+        logger = logging.getLogger(name)
+        logger.parent = log
+        logger.setLevel(logging.INFO)
+
+
 def routes(prefix: str) -> list[tuple]:
     """Every handler module's ``default_handlers``, under the service's prefix."""
     p = prefix.rstrip("/")
@@ -186,12 +197,7 @@ class PlatformService(Application):
     def initialize(self, argv=None) -> None:
         super().initialize(argv)
         self.log.setLevel(logging.INFO)
-        logging.getLogger("mlfactory.service").setLevel(logging.INFO)
-        # tornado's loggers (the access log, HubOAuth's messages) write through the service's
-        # handler, as JupyterHub hooks them up to its own
-        tornado_log = logging.getLogger("tornado")
-        tornado_log.parent = self.log
-        tornado_log.setLevel(logging.INFO)
+        log_through(self.log)
         self.platform: PlatformConfig = load_platform_config(self.config_file)
         url = self.platform.accounting.database_url or platform_db_url()
         if url.startswith("sqlite:///"):

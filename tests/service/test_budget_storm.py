@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -127,13 +128,21 @@ def check(results: list[tuple[int, dict]], store: Store) -> None:
     assert len(store.open_sessions()) == ADMITS  # no reservation beyond the budget
 
 
-async def test_a_team_budget_admits_exactly_its_share_of_a_storm(make_accountant, fake_hub):
+async def test_a_team_budget_admits_exactly_its_share_of_a_storm(
+    make_accountant, fake_hub, caplog
+):
+    caplog.set_level(logging.INFO, logger="mlfactory.service")
     accountant = make_accountant(storm_platform(), fake_hub)
     url, server = await start_service(accountant, fake_hub)
     try:
         check(await storm([url]), accountant.store)
     finally:
         server.stop()
+    # each call says how long its gates took to decide and how long they queued behind the
+    # others (the storm benchmark reads these lines from the service's log)
+    logged = [r.args for r in caplog.records if r.getMessage().startswith("Gates: ")]
+    assert len(logged) == REQUESTS
+    assert all(n == 1 and took >= 0 and waited >= 0 for n, took, waited in logged)
 
 
 async def test_two_service_processes_on_one_database_still_admit_exactly_n(

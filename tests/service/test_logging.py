@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from jupyterhub.log import SCRUB_PARAM_KEYS as HUB_KEYS
 from jupyterhub.log import _scrub_uri as hub_scrub
+from mlfactory.service.app import log_through
 from mlfactory.service.base import SCRUB_PARAM_KEYS, scrub_uri
 
 URIS = [
@@ -35,3 +38,26 @@ def test_scrubbed_as_jupyterhub_scrubs(uri):
 def test_secrets_are_gone():
     out = scrub_uri("/services/mlfactory/oauth_callback?code=abc123&state=xyz&next=/home")
     assert "abc123" not in out and "xyz" not in out and "next=/home" in out
+
+
+def test_the_platforms_and_tornados_lines_reach_the_services_handler():
+    service_log = logging.getLogger("PlatformService-test")
+    service_log.propagate = False
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    service_log.addHandler(handler)
+    saved = {
+        n: (logging.getLogger(n).parent, logging.getLogger(n).level)
+        for n in ("mlfactory", "tornado")
+    }
+    try:
+        log_through(service_log)
+        logging.getLogger("mlfactory.service.accounting").info("Gates: 1 decided")
+        logging.getLogger("tornado.access").info("200 POST /api/gates")
+        logging.getLogger("mlfactory.service.accounting").debug("not at INFO")
+    finally:
+        for name, (parent, level) in saved.items():
+            logging.getLogger(name).parent = parent
+            logging.getLogger(name).setLevel(level)
+    assert [r.getMessage() for r in seen] == ["Gates: 1 decided", "200 POST /api/gates"]
