@@ -6,6 +6,7 @@ developer's running hub or the repo's .mlfactory/.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -133,7 +134,7 @@ def managed_services_of(hub_pid: int, timeout: float) -> list[int]:
         for proc in Path("/proc").iterdir():
             try:
                 if proc.name.isdigit() and marker in (proc / "environ").read_bytes().split(b"\0"):
-                    if (proc / "stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z":
+                    if not _zombie(int(proc.name)):
                         left.append(int(proc.name))
             except OSError:
                 continue  # gone meanwhile
@@ -154,11 +155,7 @@ def _server_running(pid: int, pid_start: str) -> bool:
     """``pid`` is still that server (not a reused pid) and not a zombie nobody reaps."""
     from mlfactory.spawner.journal import process_start
 
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z" and process_start(pid) == pid_start
+    return not _zombie(pid) and process_start(pid) == pid_start
 
 
 def stop_servers(data: Path, timeout: float = 30) -> None:
@@ -182,7 +179,41 @@ def stop_servers(data: Path, timeout: float = 30) -> None:
             if not running:
                 break
             time.sleep(0.2)  # waiting on real processes
+    stop_daemons(data)
     remove_accounts(data)
+
+
+def stop_daemons(data: Path, timeout: float = 10) -> None:
+    """Stop the daemons the hub started rooted in ``data`` (with the shipped config, a
+    registry on 127.0.0.1:5055 when none answered there: ``engine.start_local_daemons``).
+    They outlive a hub by design, as a container engine would; a test's hub folder is
+    deleted, so its registry would serve a deleted folder and hold the port."""
+    root = f"{data}/".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and root in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue  # gone meanwhile
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+        time.sleep(0.1)  # waiting on real processes
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that ended and that nobody reaps (this VM's init does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def hub_data_dir(name: str) -> Path:
