@@ -9,6 +9,7 @@ list, as JupyterHub's ``apihandlers`` do, and this app concatenates them.
 from __future__ import annotations
 
 import asyncio
+import gc
 import getpass
 import json
 import os
@@ -203,6 +204,7 @@ class MLFactoryServerApp(ExtensionApp):
         # before any client exists: calls to the hub and the service at IP literals skip
         # tornado's resolver thread
         resolver.install()
+        components.start_early(self)  # the catalog builds while the extensions load
         # linked before any extension loads: JupyterLab reads its paths when it loads
         prefer_labextensions(serverapp, ALIGNED_LABEXTENSIONS)
         # also before jupyter_server_ydoc loads: it reads these when it builds its handlers
@@ -216,6 +218,13 @@ class MLFactoryServerApp(ExtensionApp):
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         # runs once the event loop does (not under pytest-jupyter, which never starts it)
+        # What the server loaded to start (modules, extensions, the catalog) lives as long as
+        # it does: frozen, a full collection no longer walks it. Unfrozen, the first full
+        # collections after start-up paused the server 110-127 ms each (gc callbacks), once
+        # right under the first requests (JupyterLab loading, the components panel); frozen,
+        # 6 ms. What is frozen is never collected: at this point a full collection found
+        # 20-530 objects to free.
+        gc.freeze()
         if self.activity_reporter is not None:
             self.activity_reporter.start()
         settings = serverapp.web_app.settings

@@ -4,6 +4,7 @@ component, and the owner-only refresh."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -309,14 +310,38 @@ async def test_git_runs_only_through_the_library_settings(sources, jp_serverapp,
     assert git(remote.env, remote.work, "rev-parse", "--abbrev-ref", "HEAD") == "main"
 
 
-async def test_the_scan_cache_is_written_after_the_first_list(
-    tmp_path, jp_server_config, jp_serverapp, jp_fetch
-):
+@pytest.fixture
+def org_source(tmp_path, jp_server_config) -> Path:
+    """A directory source with one component, configured before the server starts."""
     folder = tmp_path / "org"
     make(folder, "comp_a", folder="comp_a")
-    library(jp_serverapp).sources = [{"name": "org", "path": str(folder)}]
-    library(jp_serverapp).cache_dir = str(tmp_path / "cache")
+    jp_server_config["ComponentLibrary"] = {
+        "sources": [{"name": "org", "path": str(folder)}],
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    return folder
+
+
+async def test_the_scan_cache_is_written_after_the_first_list(
+    tmp_path, org_source, jp_serverapp, jp_fetch
+):
     body = await get(jp_fetch, "search", source="org")
     assert [r["name"] for r in body["results"]] == ["comp_a"]
     await library(jp_serverapp)._saving  # in the background, after the swap
     assert (tmp_path / "cache" / ".scan" / "org.json").is_file()
+
+
+async def test_the_first_build_starts_with_the_server_and_serves_the_first_list(
+    org_source, jp_serverapp, jp_fetch
+):
+    """The catalog is built while the server still loads (``start_early``): the first list
+    is what the server found then, and a change on disk comes in at the next refresh."""
+    lib = library(jp_serverapp)
+    assert lib._early is not None  # started by the extension's setup, before any request
+    await asyncio.wrap_future(lib._early)
+    make(org_source, "comp_b", folder="comp_b")  # after the server's build
+    body = await get(jp_fetch, "search", source="org")
+    assert [r["name"] for r in body["results"]] == ["comp_a"]
+    await lib.refresh(fetch=False)
+    body = await get(jp_fetch, "search", source="org")
+    assert [r["name"] for r in body["results"]] == ["comp_a", "comp_b"]
