@@ -334,7 +334,7 @@ def mlfactory_config(users: list[str], team_budget: int | None) -> dict:
 
 
 def metrics_of(path: Path) -> dict[str, list]:
-    out: dict[str, list] = {"gate": [], "stall": []}
+    out: dict[str, list] = {"gate": [], "stall": [], "gc": []}
     if path.exists():
         for line in path.read_text().splitlines():
             m = json.loads(line)
@@ -475,6 +475,8 @@ def summarise(variant: str, r: dict[str, Any], team_budget: int | None) -> dict[
     codes = [c for o in outs for c in o.codes]
     gates = [m["ms"] for m in r["metrics"]["gate"]]
     stalls = [m["ms"] for m in r["metrics"]["stall"]]
+    collections = r["metrics"]["gc"]
+    full = [m["ms"] for m in collections if m["generation"] == 2]
     calls = r["log_errors"]["service_gates"]
     # per spawn: its call's time in the service (queued behind other calls, then decided)
     in_service = [took + waited for n, took, waited in calls for _ in range(n)]
@@ -501,6 +503,9 @@ def summarise(variant: str, r: dict[str, Any], team_budget: int | None) -> dict[
         "service_ms_per_decision": sum(t for _, t, _ in calls) / decided if decided else math.nan,
         "hub_stalls": len(stalls),
         "hub_worst_stall_ms": max(stalls, default=0.0),
+        "hub_gc_total_ms": sum(m["ms"] for m in collections),
+        "hub_full_gcs": len(full),
+        "hub_worst_full_gc_ms": max(full, default=0.0),
         "log_problems": r["log_errors"]["errors"],
         "hub_loop_warnings": r["log_errors"]["loop_warnings"],
         "hub_loop_worst_ms": r["log_errors"]["loop_worst_s"] * 1000,
@@ -538,6 +543,9 @@ FIGURES = [
     "service_ms_per_decision",
     "hub_stalls",
     "hub_worst_stall_ms",
+    "hub_gc_total_ms",
+    "hub_full_gcs",
+    "hub_worst_full_gc_ms",
     "log_problems",
     "hub_loop_warnings",
     "hub_loop_worst_ms",

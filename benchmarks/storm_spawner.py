@@ -17,6 +17,7 @@ how late it woke) and append one line per gate call / stall to ``$STORM_METRICS`
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -56,6 +57,17 @@ def _start_probe() -> None:
                 _record(kind="stall", at=time.time(), ms=late * 1000)
 
     asyncio.get_running_loop().create_task(probe())
+    gc_started: list[float] = []
+
+    def collected(phase: str, info: dict[str, int]) -> None:
+        # every collection's pause, in both hubs: how much of the stalls is the collector
+        if phase == "start":
+            gc_started[:] = [time.perf_counter()]
+        elif gc_started:
+            ms = (time.perf_counter() - gc_started[0]) * 1000
+            _record(kind="gc", generation=info["generation"], ms=ms)
+
+    gc.callbacks.append(collected)
     snapshot = os.environ.get("STORM_TRACEMALLOC")
     if snapshot:  # storm.py --tracemalloc: what the spawns allocate, dumped on SIGUSR2
         import signal
