@@ -128,9 +128,7 @@ def check(results: list[tuple[int, dict]], store: Store) -> None:
     assert len(store.open_sessions()) == ADMITS  # no reservation beyond the budget
 
 
-async def test_a_team_budget_admits_exactly_its_share_of_a_storm(
-    make_accountant, fake_hub, caplog
-):
+async def test_a_team_budget_admits_exactly_its_share_of_a_storm(make_accountant, fake_hub, caplog):
     caplog.set_level(logging.INFO, logger="mlfactory.service")
     accountant = make_accountant(storm_platform(), fake_hub)
     url, server = await start_service(accountant, fake_hub)
