@@ -83,20 +83,17 @@ class ServiceGate:
         self, path: str, body: dict[str, Any], limit: float | None = None
     ) -> dict[str, Any]:
         limit = limit or self.timeout
-        # the hub's own HTTP client (aiohttp): its connections are kept alive, so a call
-        # does not open one (~1 ms of the gate's time; a tornado client opens one per call),
-        # and it carries the hub's internal TLS when that is on. ``_slots`` bounds the calls
-        # in flight, so none waits in the client's queue with its timeout running.
+        # ``_slots`` bounds the calls in flight, so none waits in the client's queue with
+        # its timeout running; the client's own timeout is only a backstop
         async with self._slots:
-            call = asyncio.ensure_future(self._fetch(path, body, max(60.0, 12 * limit)))
+            call = asyncio.ensure_future(
+                post_with_secret(f"{self.url}{path}", self.secret, body, max(60.0, 12 * limit))
+            )
             await self._within(call, limit)
         code, answer = call.result()
         if code >= 400:
             raise ServiceAnswered(code, answer)
         return json.loads(answer)
-
-    async def _fetch(self, path: str, body: dict[str, Any], backstop: float) -> tuple[int, bytes]:
-        return await post_with_secret(f"{self.url}{path}", self.secret, body, backstop)
 
     @staticmethod
     async def _within(call: asyncio.Future, limit: float) -> None:
@@ -156,7 +153,7 @@ class ServiceGate:
         opening a second session."""
         try:
             return await self._post("/api/gates", body, limit)
-        except (TimeoutError, ClientConnectionError) as e:  # an answer (an error status) is not
+        except (TimeoutError, ClientConnectionError) as e:  # no answer (a status is an answer)
             log.warning("Budget gate: %s; asking the platform service once more", str(e) or repr(e))
         return await self._post("/api/gates", body, limit)
 
@@ -219,9 +216,10 @@ async def post_with_secret(
     url: str, secret: str, body: dict[str, Any], limit: float
 ) -> tuple[int, bytes]:
     """POST ``body`` to the platform service as the hub (the shared secret), on the hub's
-    own HTTP client: aiohttp, connections kept alive, the hub's internal TLS when it is on.
-    Returns the status and the body; raises ``aiohttp.ClientError`` or ``TimeoutError`` when
-    no answer came within ``limit`` seconds."""
+    own HTTP client (``jupyterhub.httpclient``, aiohttp): its connections are kept alive (a
+    tornado client opened one per call, ~0.4 ms of each) and it carries the hub's internal
+    TLS when that is on. Returns the status and the body; raises ``aiohttp.ClientError`` or
+    ``TimeoutError`` when no answer came within ``limit`` seconds."""
     response = await hub_fetch(
         url,
         method="POST",
