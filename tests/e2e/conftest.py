@@ -155,7 +155,11 @@ def _server_running(pid: int, pid_start: str) -> bool:
     """``pid`` is still that server (not a reused pid) and not a zombie nobody reaps."""
     from mlfactory.spawner.journal import process_start
 
-    return not _zombie(pid) and process_start(pid) == pid_start
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False  # gone, or no process at all (a container's record has pid 0)
+    return state != "Z" and process_start(pid) == pid_start
 
 
 def stop_servers(data: Path, timeout: float = 30) -> None:
@@ -166,7 +170,12 @@ def stop_servers(data: Path, timeout: float = 30) -> None:
     from mlfactory.spawner.journal import Journal
 
     records = Journal(data / "runtime" / "servers").records()
-    running = [r for r in records if r.stopped_at is None and _server_running(r.pid, r.pid_start)]
+    # pid 0 (a container's record) would make killpg signal this very process group
+    running = [
+        r
+        for r in records
+        if r.stopped_at is None and r.pid > 0 and _server_running(r.pid, r.pid_start)
+    ]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for r in running:
             try:
@@ -192,8 +201,9 @@ def stop_daemons(data: Path, timeout: float = 10) -> None:
     pids = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and root in (proc / "cmdline").read_bytes():
-                pids.append(int(proc.name))
+            pid = int(proc.name) if proc.name.isdigit() else 0
+            if pid and pid != os.getpid() and root in (proc / "cmdline").read_bytes():
+                pids.append(pid)
         except OSError:
             continue  # gone meanwhile
     for pid in pids:
