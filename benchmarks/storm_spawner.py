@@ -58,6 +58,7 @@ def _start_probe() -> None:
 
     asyncio.get_running_loop().create_task(probe())
     gc_started: list[float] = []
+    young: list[float] = []  # young collections' pauses, written in sums (they are many)
 
     def collected(phase: str, info: dict[str, int]) -> None:
         # every collection's pause, in both hubs: how much of the stalls is the collector
@@ -65,7 +66,13 @@ def _start_probe() -> None:
             gc_started[:] = [time.perf_counter()]
         elif gc_started:
             ms = (time.perf_counter() - gc_started[0]) * 1000
-            _record(kind="gc", generation=info["generation"], ms=ms)
+            if info["generation"] == 2:
+                _record(kind="gc", generation=2, ms=ms)
+            else:
+                young.append(ms)
+            if len(young) >= 200 or (young and info["generation"] == 2):
+                _record(kind="gc", generation=0, ms=sum(young))
+                young.clear()
 
     gc.callbacks.append(collected)
     snapshot = os.environ.get("STORM_TRACEMALLOC")
