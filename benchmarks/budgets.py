@@ -42,8 +42,9 @@ from mlfactory.hub.platform_config import PACKAGED_CONFIG, parse_platform_config
 from mlfactory.service.accounting import Accountant, GateRequest
 from mlfactory.service.alerts import Notifier
 from mlfactory.service.db import make_engine, upgrade
+from mlfactory.service.ledger_sql import G, L
 from mlfactory.service.periods import day_starts, period_bounds
-from mlfactory.service.store import G, L, Store, Visibility
+from mlfactory.service.store import Store, Visibility
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -11,7 +11,8 @@ from collections.abc import Collection, Sequence
 
 from sqlalchemy import Float, func, literal, select, union_all
 
-from .store import G, L, Store, Visibility, _overlap_cost, _overlaps
+from .ledger_sql import G, L, overlap_cost, overlaps
+from .store import Store, Visibility
 
 DAILY_DIMENSIONS = ("group", "project", "user")
 
@@ -51,14 +52,14 @@ def daily_by(
         ]
     ).cte("days")
     key = {"group": G.c.group, "project": L.c.project, "user": L.c.user}[dimension]
-    source = L.join(days, _overlaps(days.c.a, days.c.b, now))
+    source = L.join(days, overlaps(days.c.a, days.c.b, now))
     if dimension == "group":
         source = source.join(G, G.c.session_id == L.c.id)
-    where = [visibility.clause(), _overlaps(t0, t1, now)]
+    where = [visibility.clause(), overlaps(t0, t1, now)]
     if keys is not None:
         where.append(key.in_(sorted(keys)))
     q = (
-        select(key, days.c.i, func.sum(_overlap_cost(days.c.a, days.c.b, now)))
+        select(key, days.c.i, func.sum(overlap_cost(days.c.a, days.c.b, now)))
         .select_from(source)
         .where(*where)
         .group_by(key, days.c.i)

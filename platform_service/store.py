@@ -19,8 +19,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     Float,
     and_,
-    bindparam,
-    case,
     delete,
     func,
     literal,
@@ -38,63 +36,26 @@ from .budgets import DIMENSIONS, Charge, Rule, Scope, commitment, cost_in_window
 from .db import (
     AlertRow,
     BudgetRow,
-    LedgerSession,
-    SessionGroup,
-    SpendDaily,
     StopRow,
+)
+from .ledger_sql import (
+    GROUP_BY_KEY,
+    INSERT_WITH_GROUPS_PG,
+    KNOWN_KEYS,
+    OPEN_ROWS,
+    OPEN_ROWS_OF,
+    SERIAL_PG,
+    D,
+    G,
+    L,
+    hours,
+    overlap_cost,
+    overlaps,
+    spend_kinds_query,
 )
 from .reconcile import OpenSession, Plan, Sighting
 
-L = LedgerSession.__table__
-G = SessionGroup.__table__
-D = SpendDaily.__table__
 DAILY_KINDS = ("user", "group", "project", "profile")
-# a session's group rows, inserted by the session's key (see Store._insert_many)
-_GROUP_BY_KEY = G.insert().from_select(
-    ["session_id", "group"],
-    select(L.c.id, bindparam("g", type_=G.c.group.type)).where(L.c.key == bindparam("k")),
-)
-# PostgreSQL: sessions and their groups in one statement, the rows passed as arrays
-_INSERT_WITH_GROUPS_PG = text(
-    """WITH s AS (
-  INSERT INTO ledger_sessions
-    (key, "user", server_name, project, profile, resources, price_per_hour, started, last_seen)
-  SELECT * FROM unnest(
-    CAST(:key AS varchar[]), CAST(:user AS varchar[]), CAST(:server_name AS varchar[]),
-    CAST(:project AS varchar[]), CAST(:profile AS varchar[]), CAST(:resources AS json[]),
-    CAST(:price_per_hour AS float8[]), CAST(:started AS float8[]), CAST(:last_seen AS float8[]))
-  RETURNING id, key)
-INSERT INTO ledger_session_groups (session_id, "group")
-SELECT s.id, g.name
-FROM s JOIN unnest(CAST(:gkey AS varchar[]), CAST(:gname AS varchar[])) AS g(key, name)
-  ON g.key = s.key"""
-)
-# The gate's statements, built once: it runs them on every spawn, and building a select
-# (coercing each clause) costs more than SQLAlchemy's compiled-statement cache saves
-_SERIAL_PG = text(
-    "SELECT set_config('synchronous_commit', :durable, true), pg_advisory_xact_lock(:key)"
-)
-_KNOWN_KEYS = select(L.c.key).where(L.c.key.in_(bindparam("keys", expanding=True)))
-_OPEN_ROWS = (
-    select(L.c.id, L.c.user, L.c.project, L.c.profile, L.c.started, L.c.price_per_hour, G.c.group)
-    .select_from(L.outerjoin(G, G.c.session_id == L.c.id))
-    .where(L.c.ended.is_(None))
-)
-_IN_GROUPS = G.alias("in_groups")
-# the running sessions charged to some of these users, groups or projects (the gate's)
-_OPEN_ROWS_OF = _OPEN_ROWS.where(
-    or_(
-        L.c.user.in_(bindparam("users", expanding=True)),
-        L.c.project.in_(bindparam("projects", expanding=True)),
-        # correlated: looked up per running session, not every session the group ever had
-        select(_IN_GROUPS.c.session_id)
-        .where(
-            _IN_GROUPS.c.session_id == L.c.id,
-            _IN_GROUPS.c.group.in_(bindparam("groups", expanding=True)),
-        )
-        .exists(),
-    )
-)
 
 
 @dataclass(frozen=True)
@@ -116,15 +77,6 @@ class Visibility:
                 L.c.id.in_(select(G.c.session_id).where(G.c.group.in_(sorted(self.groups))))
             )
         return or_(*parts) if parts else literal(False)
-
-
-def _overlap_cost(start: Any, end: Any, now: float):
-    """SQL: cost of each session inside [start, end) (start/end may be columns)."""
-    return L.c.price_per_hour * _hours(start, end, now)
-
-
-def _overlaps(start: Any, end: Any, now: float):
-    return and_(L.c.started < end, func.coalesce(L.c.ended, now) > start)
 
 
 class Store:
@@ -160,7 +112,7 @@ class Store:
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 if serial is not None:
-                    conn.execute(_SERIAL_PG, {"durable": "on" if durable else "off", "key": serial})
+                    conn.execute(SERIAL_PG, {"durable": "on" if durable else "off", "key": serial})
                 elif not durable:
                     conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
             elif serial is not None and conn.dialect.name == "sqlite":
@@ -223,14 +175,14 @@ class Store:
             arrays = {c: [r[c] for r in rows] for c in rows[0] if c != "ended"}
             arrays["resources"] = [json.dumps(r) for r in arrays["resources"]]
             conn.execute(
-                _INSERT_WITH_GROUPS_PG,
+                INSERT_WITH_GROUPS_PG,
                 {**arrays, "gkey": [g["k"] for g in groups], "gname": [g["g"] for g in groups]},
             )
             return
         conn.execute(L.insert(), rows)
         # each group row finds its session by key (unique, indexed): no ids to fetch back
         if groups:
-            conn.execute(_GROUP_BY_KEY, groups)
+            conn.execute(GROUP_BY_KEY, groups)
 
     def end_session(self, key: str, ended: float, reason: str) -> bool:
         with self.engine.begin() as conn:
@@ -268,7 +220,7 @@ class Store:
         if not keys:
             return set()
         with self.connection(conn) as c:
-            return set(c.execute(_KNOWN_KEYS, {"keys": keys}).scalars())
+            return set(c.execute(KNOWN_KEYS, {"keys": keys}).scalars())
 
     def apply(self, plan: Plan, now: float) -> None:
         """Write a reconcile plan in one transaction."""
@@ -325,7 +277,7 @@ class Store:
                 params[f"names{i}"] = list(names)
         out: dict[str, dict[str, tuple[float, float]]] = {k: {} for k in wanted}
         with self.connection(conn) as c:
-            for kind, name, total in c.execute(_spend_kinds_query(shape), params):
+            for kind, name, total in c.execute(spend_kinds_query(shape), params):
                 out[kind][name] = (float(total or 0.0), float(total or 0.0))
             rows = self.open_rows(c) if open_rows is None else open_rows
             charges = _open_charges(wanted, end, rows)
@@ -355,11 +307,11 @@ class Store:
     ) -> dict[str, tuple[float, float]]:
         key = {"user": L.c.user, "project": L.c.project, "group": G.c.group}[kind]
         source = L.join(G, G.c.session_id == L.c.id) if kind == "group" else L
-        where = [_overlaps(start, end, now)]
+        where = [overlaps(start, end, now)]
         if names is not None:
             where.append(key.in_(list(names)))
         q = (
-            select(key, func.sum(_overlap_cost(start, end, now)))
+            select(key, func.sum(overlap_cost(start, end, now)))
             .select_from(source)
             .where(*where)
             .group_by(key)
@@ -386,9 +338,9 @@ class Store:
         groups' and project's few, not all of them. A kind with ``None`` names: all."""
         with self.connection(c) as conn:
             if of is None or any(names is None for names in of.values()):
-                return conn.execute(_OPEN_ROWS).all()
+                return conn.execute(OPEN_ROWS).all()
             params = {f"{kind}s": list(of.get(kind) or ()) for kind in ("user", "group", "project")}
-            return conn.execute(_OPEN_ROWS_OF, params).all()
+            return conn.execute(OPEN_ROWS_OF, params).all()
 
     # --- daily totals -------------------------------------------------------------------
 
@@ -432,10 +384,10 @@ class Store:
                     for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))
                 ]
             ).cte("days")
-            cost = _overlap_cost(days.c.a, days.c.b, now)
+            cost = overlap_cost(days.c.a, days.c.b, now)
             q = (
-                select(days.c.i, func.sum(cost), func.sum(_hours(days.c.a, days.c.b, now)))
-                .select_from(L.join(days, _overlaps(days.c.a, days.c.b, now)))
+                select(days.c.i, func.sum(cost), func.sum(hours(days.c.a, days.c.b, now)))
+                .select_from(L.join(days, overlaps(days.c.a, days.c.b, now)))
                 .where(visible.clause())
                 .group_by(days.c.i)
                 .order_by(days.c.i)
@@ -449,11 +401,11 @@ class Store:
                 "server": L.c.user + "/" + L.c.server_name,
             }[by]
             source = L.join(G, G.c.session_id == L.c.id) if by == "group" else L
-            total = func.sum(_overlap_cost(start, end, now))
+            total = func.sum(overlap_cost(start, end, now))
             q = (
-                select(key, total, func.sum(_hours(start, end, now)))
+                select(key, total, func.sum(hours(start, end, now)))
                 .select_from(source)
-                .where(_overlaps(start, end, now), visible.clause())
+                .where(overlaps(start, end, now), visible.clause())
                 .group_by(key)
                 .order_by(total.desc())
             )
@@ -535,7 +487,7 @@ class Store:
 
     def projects_of(self, user: str, start: float, now: float) -> list[str]:
         with self.engine.connect() as conn:
-            q = select(L.c.project).where(L.c.user == user, _overlaps(start, now, now)).distinct()
+            q = select(L.c.project).where(L.c.user == user, overlaps(start, now, now)).distinct()
             return sorted(conn.execute(q).scalars())
 
     def groups_of_sessions(self, ids: Sequence[int]) -> dict[int, list[str]]:
@@ -678,37 +630,6 @@ class Store:
                 )
                 .values(stopped_at=now, servers=servers)
             )
-
-
-def _hours(start: Any, end: Any, now: float):
-    stop = func.coalesce(L.c.ended, now)
-    stop = case((stop > end, end), else_=stop)
-    begin = case((L.c.started < start, start), else_=L.c.started)
-    seconds = stop - begin
-    # a session "started" after now (clocks apart) has run for no time yet, not less
-    return case((seconds > 0, seconds), else_=0.0) / 3600.0
-
-
-_SPEND_KINDS: dict[tuple[tuple[str, bool], ...], Any] = {}
-
-
-def _spend_kinds_query(shape: tuple[tuple[str, bool], ...]) -> Any:
-    """``Store.spend_kinds``'s query for kinds with (True) or without a list of names, built
-    once per shape (a handful: the gate's user, groups and project)."""
-    q = _SPEND_KINDS.get(shape)
-    if q is None:
-        clauses = []
-        for i, (_, named) in enumerate(shape):
-            clause = D.c.kind == bindparam(f"kind{i}")
-            if named:
-                clause = and_(clause, D.c.name.in_(bindparam(f"names{i}", expanding=True)))
-            clauses.append(clause)
-        q = _SPEND_KINDS[shape] = (
-            select(D.c.kind, D.c.name, func.sum(D.c.cost))
-            .where(D.c.day >= bindparam("start"), D.c.day < bindparam("end"), or_(*clauses))
-            .group_by(D.c.kind, D.c.name)
-        )
-    return q
 
 
 def _open_charges(

@@ -1,0 +1,101 @@
+"""The ledger's SQL, built once at import: the tables, the statements the budget gate runs on
+every spawn (building a select, coercing each clause, costs more than SQLAlchemy's
+compiled-statement cache saves) and the expressions that price a session inside a window,
+which the store and the reports share. No I/O here: `store.Store` runs them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, func, or_, select, text
+
+from .db import LedgerSession, SessionGroup, SpendDaily
+
+L = LedgerSession.__table__
+G = SessionGroup.__table__
+D = SpendDaily.__table__
+# a session's group rows, inserted by the session's key (see Store._insert_many)
+GROUP_BY_KEY = G.insert().from_select(
+    ["session_id", "group"],
+    select(L.c.id, bindparam("g", type_=G.c.group.type)).where(L.c.key == bindparam("k")),
+)
+# PostgreSQL: sessions and their groups in one statement, the rows passed as arrays
+INSERT_WITH_GROUPS_PG = text(
+    """WITH s AS (
+  INSERT INTO ledger_sessions
+    (key, "user", server_name, project, profile, resources, price_per_hour, started, last_seen)
+  SELECT * FROM unnest(
+    CAST(:key AS varchar[]), CAST(:user AS varchar[]), CAST(:server_name AS varchar[]),
+    CAST(:project AS varchar[]), CAST(:profile AS varchar[]), CAST(:resources AS json[]),
+    CAST(:price_per_hour AS float8[]), CAST(:started AS float8[]), CAST(:last_seen AS float8[]))
+  RETURNING id, key)
+INSERT INTO ledger_session_groups (session_id, "group")
+SELECT s.id, g.name
+FROM s JOIN unnest(CAST(:gkey AS varchar[]), CAST(:gname AS varchar[])) AS g(key, name)
+  ON g.key = s.key"""
+)
+# the gate's statements
+SERIAL_PG = text(
+    "SELECT set_config('synchronous_commit', :durable, true), pg_advisory_xact_lock(:key)"
+)
+KNOWN_KEYS = select(L.c.key).where(L.c.key.in_(bindparam("keys", expanding=True)))
+OPEN_ROWS = (
+    select(L.c.id, L.c.user, L.c.project, L.c.profile, L.c.started, L.c.price_per_hour, G.c.group)
+    .select_from(L.outerjoin(G, G.c.session_id == L.c.id))
+    .where(L.c.ended.is_(None))
+)
+_IN_GROUPS = G.alias("in_groups")
+# the running sessions charged to some of these users, groups or projects (the gate's)
+OPEN_ROWS_OF = OPEN_ROWS.where(
+    or_(
+        L.c.user.in_(bindparam("users", expanding=True)),
+        L.c.project.in_(bindparam("projects", expanding=True)),
+        # correlated: looked up per running session, not every session the group ever had
+        select(_IN_GROUPS.c.session_id)
+        .where(
+            _IN_GROUPS.c.session_id == L.c.id,
+            _IN_GROUPS.c.group.in_(bindparam("groups", expanding=True)),
+        )
+        .exists(),
+    )
+)
+
+
+def overlap_cost(start: Any, end: Any, now: float):
+    """SQL: cost of each session inside [start, end) (start/end may be columns)."""
+    return L.c.price_per_hour * hours(start, end, now)
+
+
+def overlaps(start: Any, end: Any, now: float):
+    return and_(L.c.started < end, func.coalesce(L.c.ended, now) > start)
+
+
+def hours(start: Any, end: Any, now: float):
+    stop = func.coalesce(L.c.ended, now)
+    stop = case((stop > end, end), else_=stop)
+    begin = case((L.c.started < start, start), else_=L.c.started)
+    seconds = stop - begin
+    # a session "started" after now (clocks apart) has run for no time yet, not less
+    return case((seconds > 0, seconds), else_=0.0) / 3600.0
+
+
+_SPEND_KINDS: dict[tuple[tuple[str, bool], ...], Any] = {}
+
+
+def spend_kinds_query(shape: tuple[tuple[str, bool], ...]) -> Any:
+    """``Store.spend_kinds``'s query for kinds with (True) or without a list of names, built
+    once per shape (a handful: the gate's user, groups and project)."""
+    q = _SPEND_KINDS.get(shape)
+    if q is None:
+        clauses = []
+        for i, (_, named) in enumerate(shape):
+            clause = D.c.kind == bindparam(f"kind{i}")
+            if named:
+                clause = and_(clause, D.c.name.in_(bindparam(f"names{i}", expanding=True)))
+            clauses.append(clause)
+        q = _SPEND_KINDS[shape] = (
+            select(D.c.kind, D.c.name, func.sum(D.c.cost))
+            .where(D.c.day >= bindparam("start"), D.c.day < bindparam("end"), or_(*clauses))
+            .group_by(D.c.kind, D.c.name)
+        )
+    return q
