@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,12 +26,15 @@ from sqlalchemy.engine import Connection
 
 from .alerts import Notifier
 from .budgets import (
+    Charge,
     Rule,
     Scope,
     Standing,
     Verdict,
     alert_message,
+    commitment,
     config_rules,
+    cost_in_window,
     crossed,
     effective_rule,
     gate,
@@ -181,27 +184,49 @@ class Accountant:
         # otherwise); it need not wait on an fsync: a lost admission is found again by the
         # next reconcile from the hub's and the backend's views.
         with self.store.transaction(durable=False, serial=GATE_LOCK_KEY) as conn:
-            verdicts = [self._gate(conn, req, now) for req in reqs]
+            verdicts, admitted = self._decide(conn, reqs, now)
+            self.store._insert_many(conn, admitted, now)
         for req, verdict in zip(reqs, verdicts, strict=True):
             self._log_verdict(req, verdict)
         return verdicts
 
-    def _gate(self, conn: Connection, req: GateRequest, now: float) -> Verdict:
-        if self.store.known_keys([req.key], conn):
-            return Verdict(True)  # a retried request: already admitted
-        scopes = scopes_of(req.user, req.groups, req.project)
-        rules = [r for s in scopes if (r := self.rule(s))]
-        standings = self.standings(rules, now, self.config.accounting.minimum_run, conn)
-        verdict = gate(
-            req.price_per_hour,
-            standings,
-            minimum_run=self.config.accounting.minimum_run,
-            currency=self.currency,
-        )
-        if verdict.allowed:
-            sighting = Sighting(**session_fields(req), started=now, source="gate")
-            self.store._insert(conn, sighting, now)
-        return verdict
+    def _decide(
+        self, conn: Connection, reqs: list[GateRequest], now: float
+    ) -> tuple[list[Verdict], list[Sighting]]:
+        """Each request in order, as that many single gates would decide it, from one read
+        of the batch's budgets: a storm's batch reads every running session of a class's
+        group once, not once per spawn. Each admission is added to the standings of its
+        budgets (``commitment``, the same rule the read applies to a running session), so
+        the requests after it see it."""
+        minimum_run = self.config.accounting.minimum_run
+        known = self.store.known_keys([r.key for r in reqs], conn)
+        scopes = [scopes_of(r.user, r.groups, r.project) for r in reqs]
+        rules = {s: rule for ss in scopes for s in ss if (rule := self.rule(s))}
+        standing = {s.rule.scope: s for s in self.standings(rules.values(), now, minimum_run, conn)}
+        verdicts: list[Verdict] = []
+        admitted: list[Sighting] = []
+        for req, its_scopes in zip(reqs, scopes, strict=True):
+            if req.key in known:
+                verdicts.append(Verdict(True))  # a retried request: already admitted
+                continue
+            mine = [standing[rules[s].scope] for s in its_scopes if s in rules]
+            verdict = gate(
+                req.price_per_hour, mine, minimum_run=minimum_run, currency=self.currency
+            )
+            verdicts.append(verdict)
+            if not verdict.allowed:
+                continue
+            known.add(req.key)
+            admitted.append(Sighting(**session_fields(req), started=now, source="gate"))
+            charge = Charge(now, None, req.price_per_hour)
+            for s in mine:
+                standing[s.rule.scope] = replace(
+                    s,
+                    spent=s.spent + cost_in_window(charge, s.period_start, s.period_end, now),
+                    committed=s.committed
+                    + commitment(charge, s.period_start, s.period_end, now, minimum_run),
+                )
+        return verdicts, admitted
 
     @staticmethod
     def _log_verdict(req: GateRequest, verdict: Verdict) -> None:

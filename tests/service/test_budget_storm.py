@@ -15,7 +15,7 @@ import pytest
 import yaml
 from jupyterhub.services.auth import HubOAuth
 from mlfactory.hub.platform_config import PACKAGED_CONFIG
-from mlfactory.service.accounting import Accountant
+from mlfactory.service.accounting import Accountant, GateRequest
 from mlfactory.service.alerts import Notifier
 from mlfactory.service.app import make_app
 from mlfactory.service.db import make_engine, upgrade
@@ -28,7 +28,7 @@ from traitlets.config import Config
 
 from tests.ports import free_port
 
-from .helpers import PREFIX, SECRET, empty_database, platform_with
+from .helpers import PREFIX, SECRET, Clock, empty_database, platform_with, service_store
 
 REQUESTS = 200
 ADMITS = 37  # the team budget admits exactly this many one-hour runs at 1.00/h
@@ -277,3 +277,86 @@ async def test_a_batch_is_decided_in_order_and_a_bad_entry_spoils_nothing(
     assert [v["allowed"] for v in decided] == [True] * ADMITS + [False] * 3
     assert len(accountant.store.open_sessions()) == ADMITS
     assert too_many.code == 400 and "1 to 200" in json.loads(too_many.body)["error"]
+
+
+def mixed_platform():
+    """Budgets of every kind and enforcement, small enough that a few dozen spawns reach
+    them: a blocking group, an alerting group (warnings), a stopping project and users'
+    own blocking budgets."""
+    shipped = yaml.safe_load(PACKAGED_CONFIG.read_text())
+    groups = {g["name"]: g for g in shipped["groups"]}
+    groups["data-science"]["budget"]["amount"] = 14
+    groups["ml-engineering"]["budget"]["amount"] = 6
+    projects = {p["name"]: p for p in shipped["projects"]}
+    projects["vision-research"]["budget"]["amount"] = 9
+    return platform_with(
+        groups=list(groups.values()),
+        projects=list(projects.values()),
+        default_budget={"amount": 5, "period": "monthly", "enforcement": "block"},
+    )
+
+
+def mixed_requests(rng, n: int, tag: str) -> list[GateRequest]:
+    out = []
+    for i in range(n):
+        groups = rng.choice(
+            [("data-science",), ("ml-engineering",), ("data-science", "ml-engineering"), ()]
+        )
+        out.append(
+            GateRequest(
+                key=f"{tag}-{i}",
+                user=f"u{rng.randrange(8)}",
+                server_name=rng.choice(["", "gpu"]),
+                project=rng.choice(["", "churn-model", "vision-research"]),
+                profile="cpu-small",
+                price_per_hour=rng.choice([0.0, 0.5, 1.0, 2.5]),
+                groups=groups,
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_batch_decides_exactly_as_the_same_gates_one_by_one(tmp_path, seed):
+    """``gate_many`` reads the batch's budgets once and adds each admission to them in
+    memory: on the same history (sessions ended and running, by users, groups and
+    projects), a batch of mixed spawns, repeated keys among them, gets the verdicts,
+    messages and sessions that the same spawns get one call at a time."""
+    import random
+
+    platform = mixed_platform()
+    rng = random.Random(seed)
+    history = mixed_requests(rng, 30, "past")
+    batch = mixed_requests(rng, 60, "now")
+    batch[10:10] = [batch[3], batch[0]]  # retried spawns
+    outcomes = []
+    for name in ("batch", "single"):
+        clock = Clock()
+        for store in service_store(f"sqlite:///{tmp_path / name}.sqlite"):
+            accountant = Accountant(
+                store, platform, clock=clock, notifier=Notifier(platform.alerts)
+            )
+            await accountant.start()
+            for req in history:  # a day of history: some ended, the others still running
+                await accountant.gate(req)
+                clock.advance(600)
+            for req in history[::3]:
+                await accountant.end(req.key, None, "stopped")
+            clock.advance(1800)
+            if name == "batch":
+                verdicts = await accountant.gate_many(batch)
+            else:
+                verdicts = [await accountant.gate(req) for req in batch]
+            sessions = sorted(s["key"] for s in store.open_sessions())
+            outcomes.append(
+                (
+                    [(v.allowed, v.message, v.warnings, v.standing and v.standing.rule.scope)
+                     for v in verdicts],
+                    sessions,
+                )
+            )  # fmt: skip
+    batched, single = outcomes
+    assert batched == single
+    allowed = [a for a, *_ in batched[0]]
+    assert 10 < allowed.count(True) < len(batch) - 10  # budgets bit: both outcomes occur
+    assert any(w for *_, w, _ in batched[0])  # an alerting budget warned
