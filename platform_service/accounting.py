@@ -126,30 +126,20 @@ class Accountant:
     def standings(
         self, rules: Iterable[Rule], now: float, minimum_run: int = 0, conn: Any = None
     ) -> list[Standing]:
-        """Where each rule stands in its current period (one query per kind and period;
-        ``conn``: the caller's transaction)."""
+        """Where each rule stands in its current period (one query per period; ``conn``:
+        the caller's transaction)."""
         rules = list(rules)
         by_period: dict[str, dict[str, list[Rule]]] = {}
         for r in rules:
             by_period.setdefault(r.period, {}).setdefault(r.scope.kind, []).append(r)
-        wanted_by_period = {
-            period: {
+        out = []
+        for period, kinds in by_period.items():
+            start, end = period_bounds(period, now, self.tz)
+            wanted = {
                 k: ([r.scope.name for r in batch] if len(batch) < 500 else None)
                 for k, batch in kinds.items()
             }
-            for period, kinds in by_period.items()
-        }
-        of: dict[str, list[str] | None] = {}
-        for wanted in wanted_by_period.values():
-            for kind, names in wanted.items():
-                have = of.setdefault(kind, [])
-                of[kind] = None if names is None or have is None else have + names
-        out = []
-        open_rows = self.store.open_rows(conn, of)  # once for every budget below
-        for period, kinds in by_period.items():
-            start, end = period_bounds(period, now, self.tz)
-            wanted = wanted_by_period[period]
-            spend = self.store.spend_kinds(wanted, start, end, now, minimum_run, open_rows, conn)
+            spend = self.store.spend_kinds(wanted, start, end, now, minimum_run, conn)
             for kind, batch in kinds.items():
                 for r in batch:
                     spent, committed = spend[kind].get(r.scope.name, (0.0, 0.0))

@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, text
+from sqlalchemy import (
+    Float,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+)
 
 from .db import LedgerSession, SessionGroup, SpendDaily
 
@@ -44,21 +55,6 @@ OPEN_ROWS = (
     .select_from(L.outerjoin(G, G.c.session_id == L.c.id))
     .where(L.c.ended.is_(None))
 )
-_IN_GROUPS = G.alias("in_groups")
-# the running sessions charged to some of these users, groups or projects (the gate's)
-OPEN_ROWS_OF = OPEN_ROWS.where(
-    or_(
-        L.c.user.in_(bindparam("users", expanding=True)),
-        L.c.project.in_(bindparam("projects", expanding=True)),
-        # correlated: looked up per running session, not every session the group ever had
-        select(_IN_GROUPS.c.session_id)
-        .where(
-            _IN_GROUPS.c.session_id == L.c.id,
-            _IN_GROUPS.c.group.in_(bindparam("groups", expanding=True)),
-        )
-        .exists(),
-    )
-)
 
 
 def overlap_cost(start: Any, end: Any, now: float):
@@ -80,11 +76,58 @@ def hours(start: Any, end: Any, now: float):
 
 
 _SPEND_KINDS: dict[tuple[tuple[str, bool], ...], Any] = {}
+_KEYS = {"user": L.c.user, "group": G.c.group, "project": L.c.project}
+
+
+def _greater(a: Any, b: Any) -> Any:
+    return case((a > b, a), else_=b)
+
+
+def _lesser(a: Any, b: Any) -> Any:
+    return case((a < b, a), else_=b)
+
+
+def _positive(x: Any) -> Any:
+    return case((x > 0, x), else_=0.0)
+
+
+def _running_spend(kind: str, named: bool, i: int) -> Any:
+    """Per scope name of ``kind``: what its running sessions cost in the window and what
+    they commit, as ``budgets.cost_in_window`` and ``budgets.commitment`` price one
+    (``stop`` = min(now, end), ``from`` = max(now, start); a test holds the two equal)."""
+    key = _KEYS[kind]
+    began = _greater(L.c.started, bindparam("start", type_=Float))
+    spent = _positive(bindparam("stop", type_=Float) - began)
+    first_run = _greater(
+        bindparam("now", type_=Float), L.c.started + bindparam("minrun", type_=Float)
+    )
+    extra = _positive(
+        _lesser(first_run, bindparam("end", type_=Float)) - bindparam("from", type_=Float)
+    )
+    where = [L.c.ended.is_(None), L.c.started < bindparam("end", type_=Float), key.is_not(None)]
+    if named:
+        where.append(key.in_(bindparam(f"names{i}", expanding=True)))
+    # a group's running sessions are found from the open ones (few), not from every
+    # session the group ever had
+    source = L.join(G, G.c.session_id == L.c.id) if kind == "group" else L
+    return (
+        select(
+            literal_column(f"'{kind}'").label("kind"),
+            key.label("name"),
+            func.sum(L.c.price_per_hour * spent / 3600.0),
+            func.sum(L.c.price_per_hour * (spent + extra) / 3600.0),
+        )
+        .select_from(source)
+        .where(*where)
+        .group_by(key)
+    )
 
 
 def spend_kinds_query(shape: tuple[tuple[str, bool], ...]) -> Any:
     """``Store.spend_kinds``'s query for kinds with (True) or without a list of names, built
-    once per shape (a handful: the gate's user, groups and project)."""
+    once per shape (a handful: the gate's user, groups and project): (kind, name, spent,
+    committed) from the daily totals of ended sessions and, priced in the database, the
+    running ones, in one round trip whatever the number of servers running."""
     q = _SPEND_KINDS.get(shape)
     if q is None:
         clauses = []
@@ -93,9 +136,12 @@ def spend_kinds_query(shape: tuple[tuple[str, bool], ...]) -> Any:
             if named:
                 clause = and_(clause, D.c.name.in_(bindparam(f"names{i}", expanding=True)))
             clauses.append(clause)
-        q = _SPEND_KINDS[shape] = (
-            select(D.c.kind, D.c.name, func.sum(D.c.cost))
+        total = func.sum(D.c.cost)
+        ended = (
+            select(D.c.kind, D.c.name, total, total)
             .where(D.c.day >= bindparam("start"), D.c.day < bindparam("end"), or_(*clauses))
             .group_by(D.c.kind, D.c.name)
         )
+        running = [_running_spend(kind, named, i) for i, (kind, named) in enumerate(shape)]
+        q = _SPEND_KINDS[shape] = union_all(ended, *running)
     return q

@@ -43,7 +43,6 @@ from .ledger_sql import (
     INSERT_WITH_GROUPS_PG,
     KNOWN_KEYS,
     OPEN_ROWS,
-    OPEN_ROWS_OF,
     SERIAL_PG,
     D,
     G,
@@ -244,18 +243,17 @@ class Store:
         now: float,
         names: Sequence[str] | None = None,
         minimum_run: int = 0,
-        open_rows: Sequence[Any] | None = None,
         conn: Connection | None = None,
     ) -> dict[str, tuple[float, float]]:
         """{scope name: (spent, committed)} in ``[start, end)`` for users, groups or projects.
 
         When ``start`` and ``end`` are local midnights (period edges, report ranges) closed
-        sessions come from the daily totals and running ones from the ledger (few), priced
-        here; any other window is summed from the ledger.
+        sessions come from the daily totals and running ones from the ledger, priced in the
+        same query; any other window is summed from the ledger.
         """
         if not (self.midnight(start) and self.midnight(end)):
-            return self._spend_ledger(kind, start, end, now, names, minimum_run, open_rows)
-        return self.spend_kinds({kind: names}, start, end, now, minimum_run, open_rows, conn)[kind]
+            return self._spend_ledger(kind, start, end, now, names, minimum_run)
+        return self.spend_kinds({kind: names}, start, end, now, minimum_run, conn)[kind]
 
     def spend_kinds(
         self,
@@ -264,31 +262,31 @@ class Store:
         end: float,
         now: float,
         minimum_run: int = 0,
-        open_rows: Sequence[Any] | None = None,
         conn: Connection | None = None,
     ) -> dict[str, dict[str, tuple[float, float]]]:
         """``spend`` for several kinds over one period in a single query (the gate's user,
         groups and project budgets); ``start``/``end`` must be local midnights."""
         shape = tuple((kind, names is not None) for kind, names in wanted.items())
-        params: dict[str, Any] = {"start": start, "end": end}
+        params: dict[str, Any] = {
+            "start": start,
+            "end": end,
+            "now": now,
+            "stop": min(now, end),
+            "from": max(now, start),
+            "minrun": float(minimum_run),
+        }
         for i, (kind, names) in enumerate(wanted.items()):
             params[f"kind{i}"] = kind
             if names is not None:
                 params[f"names{i}"] = list(names)
         out: dict[str, dict[str, tuple[float, float]]] = {k: {} for k in wanted}
         with self.connection(conn) as c:
-            for kind, name, total in c.execute(spend_kinds_query(shape), params):
-                out[kind][name] = (float(total or 0.0), float(total or 0.0))
-            rows = self.open_rows(c) if open_rows is None else open_rows
-            charges = _open_charges(wanted, end, rows)
-            for kind in wanted:
-                for name, started, price in charges[kind]:
-                    charge = Charge(started, None, price)
-                    spent, committed = out[kind].get(name, (0.0, 0.0))
-                    out[kind][name] = (
-                        spent + cost_in_window(charge, start, end, now),
-                        committed + commitment(charge, start, end, now, minimum_run),
-                    )
+            for kind, name, spent, committed in c.execute(spend_kinds_query(shape), params):
+                before = out[kind].get(name, (0.0, 0.0))
+                out[kind][name] = (
+                    before[0] + float(spent or 0.0),
+                    before[1] + float(committed or 0.0),
+                )
         return out
 
     def midnight(self, t: float) -> bool:
@@ -303,7 +301,6 @@ class Store:
         now: float,
         names: Sequence[str] | None,
         minimum_run: int,
-        open_rows: Sequence[Any] | None = None,
     ) -> dict[str, tuple[float, float]]:
         key = {"user": L.c.user, "project": L.c.project, "group": G.c.group}[kind]
         source = L.join(G, G.c.session_id == L.c.id) if kind == "group" else L
@@ -318,8 +315,7 @@ class Store:
         )
         with self.engine.connect() as c:
             out = {n: (float(t or 0.0), float(t or 0.0)) for n, t in c.execute(q)}
-            rows = self.open_rows(c) if open_rows is None else open_rows
-            for name, started, price in _open_charges({kind: names}, end, rows)[kind]:
+            for name, started, price in _open_charges({kind: names}, end, self.open_rows(c))[kind]:
                 charge = Charge(started, None, price)
                 extra = commitment(charge, start, end, now, minimum_run)
                 extra -= cost_in_window(charge, start, end, now)
@@ -327,20 +323,10 @@ class Store:
                 out[name] = (spent, committed + extra)
         return out
 
-    def open_rows(
-        self, c: Connection | None = None, of: Mapping[str, Sequence[str] | None] | None = None
-    ) -> list[Any]:
-        """The running sessions with their groups (one row per session and group), in one
-        query through the open-sessions index; the gate reads them once for all its budgets.
-
-        ``of`` (kind → names, as ``spend_kinds``' ``wanted``): only the sessions charged to
-        one of these, so a gate in a class of a thousand running servers reads its user's,
-        groups' and project's few, not all of them. A kind with ``None`` names: all."""
+    def open_rows(self, c: Connection | None = None) -> list[Any]:
+        """The running sessions with their groups (one row per session and group)."""
         with self.connection(c) as conn:
-            if of is None or any(names is None for names in of.values()):
-                return conn.execute(OPEN_ROWS).all()
-            params = {f"{kind}s": list(of.get(kind) or ()) for kind in ("user", "group", "project")}
-            return conn.execute(OPEN_ROWS_OF, params).all()
+            return conn.execute(OPEN_ROWS).all()
 
     # --- daily totals -------------------------------------------------------------------
 

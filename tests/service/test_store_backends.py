@@ -222,31 +222,24 @@ def test_a_user_in_two_groups_counts_once_per_group_and_once_for_the_user(db):
     assert {k: r["hours"] for k, r in by_group.items()} == {"ds": 2.5, "ml": 1.5}
 
 
-def test_a_gate_reads_only_the_running_sessions_of_its_budgets(db):
-    """The gate reads the running sessions charged to its user, groups and project, each
-    with all its groups; a kind asked with every name (``None``) reads them all."""
+def test_the_gates_named_budgets_are_priced_as_everyones(db):
+    """The gate asks for its user, groups and project by name, in one query with the
+    running sessions priced in the database: each named budget gets what the whole ledger
+    gives it (a session in two groups counts in each, an ended one only for its run)."""
     t = local(2026, 11, 3, 9, 0)
-    db.open_session(sighting("a1", "alice", t, groups=("ds", "ml"), project="p1"), t)
-    db.open_session(sighting("b1", "bob", t, groups=("ml",), project="p2"), t)
-    db.open_session(sighting("c1", "carol", t, groups=("ops",), project="p1"), t)
-    db.open_session(sighting("d1", "dave", t, groups=("ops",), project="p3"), t)
-    db.open_session(sighting("e1", "erin", t), t)
-    db.end_session("e1", t + 60, "stopped")
-
-    def read(of):
-        return sorted((r.user, r.group) for r in db.open_rows(of=of))
-
-    assert read({"user": ["alice"]}) == [("alice", "ds"), ("alice", "ml")]
-    assert read({"group": ["ml"]}) == [("alice", "ds"), ("alice", "ml"), ("bob", "ml")]
-    assert read({"project": ["p1"], "user": ["dave"]}) == [
-        ("alice", "ds"),
-        ("alice", "ml"),
-        ("carol", "ops"),
-        ("dave", "ops"),
-    ]
-    assert read({"user": ["erin"], "group": [], "project": []}) == []  # ended: not running
-    everyone = read(None)
-    assert len(everyone) == 5 and read({"user": ["x"], "group": None}) == everyone
+    db.open_session(sighting("a1", "alice", t, 2.0, groups=("ds", "ml"), project="p1"), t)
+    db.open_session(sighting("b1", "bob", t + 600, 1.0, groups=("ml",), project="p2"), t)
+    db.open_session(sighting("c1", "carol", t, 0.5, groups=("ops",), project="p1"), t)
+    db.open_session(sighting("e1", "erin", t, 3.0, groups=("ds",)), t)
+    db.end_session("e1", t + HOUR, "stopped")
+    now = t + 2 * HOUR
+    start, end = period_bounds("monthly", now, TZ)
+    wanted = {"user": ["alice", "erin"], "group": ["ml", "ds"], "project": ["p1"]}
+    named = db.spend_kinds(wanted, start, end, now, 4 * 3600)
+    everyone = db.spend_kinds(dict.fromkeys(wanted), start, end, now, 4 * 3600)
+    assert named == {k: {n: everyone[k][n] for n in names} for k, names in wanted.items()}
+    assert named["group"] == {"ds": (7.0, 11.0), "ml": (pytest.approx(4.0 + 11 / 6), 12.0)}
+    assert named["user"]["erin"] == (3.0, 3.0)  # ended: its hour only, no commitment
 
 
 def test_a_session_across_the_turn_of_the_month_is_split_exactly(db):
