@@ -440,6 +440,12 @@ def _create_users(base: str, token: str, users: list[str]) -> None:
             raise RuntimeError(f"creating users answered {r.status_code}: {r.text[:300]}")
 
 
+# ``Accountant.gate_many``'s line per call: its gates, its batch's decision and its wait
+GATES_LINE = re.compile(
+    r"Gates: (\d+) decided in ([0-9.]+) ms after ([0-9.]+) ms.*?(?:\(a batch of (\d+)\))?$"
+)
+
+
 def _log_problems(log: Path) -> dict[str, Any]:
     """Tracebacks and 5xx lines in a hub's log (the service's output goes there too), and
     JupyterHub's own event-loop monitor ("Event loop was unresponsive for at least …")."""
@@ -452,9 +458,9 @@ def _log_problems(log: Path) -> dict[str, Any]:
     ]
     # the service's own account of each gate call (``Accountant.gate_many``)
     gates = [
-        (int(m.group(1)), float(m.group(2)), float(m.group(3)))
+        (int(m.group(1)), float(m.group(2)), float(m.group(3)), int(m.group(4) or m.group(1)))
         for line in lines
-        if (m := re.search(r"Gates: (\d+) decided in ([0-9.]+) ms after ([0-9.]+) ms", line))
+        if (m := GATES_LINE.search(line))
     ]
     return {
         "errors": sum(
@@ -479,8 +485,10 @@ def summarise(variant: str, r: dict[str, Any], team_budget: int | None) -> dict[
     full = [m["ms"] for m in collections if m["generation"] == 2]
     calls = r["log_errors"]["service_gates"]
     # per spawn: its call's time in the service (queued behind other calls, then decided)
-    in_service = [took + waited for n, took, waited in calls for _ in range(n)]
-    decided = sum(n for n, _, _ in calls)
+    in_service = [took + waited for n, took, waited, _ in calls for _ in range(n)]
+    decided = sum(n for n, _, _, _ in calls)
+    # calls waiting together are decided as one batch; each logs the batch's time and size
+    batch_ms = sum(took * n / together for n, took, _, together in calls)
     s = {
         "variant": variant,
         "users": len(outs),
@@ -500,7 +508,8 @@ def summarise(variant: str, r: dict[str, Any], team_budget: int | None) -> dict[
         "service_gate_calls": len(calls),
         "service_gate_p50_ms": pct(in_service, 50),
         "service_gate_p99_ms": pct(in_service, 99),
-        "service_ms_per_decision": sum(t for _, t, _ in calls) / decided if decided else math.nan,
+        "service_ms_per_decision": batch_ms / decided if decided else math.nan,
+        "service_batches": round(sum(n / together for n, _, _, together in calls)),
         "hub_stalls": len(stalls),
         "hub_worst_stall_ms": max(stalls, default=0.0),
         "hub_gc_total_ms": sum(m["ms"] for m in collections),
@@ -538,6 +547,7 @@ FIGURES = [
     "gate_p50_ms",
     "gate_p99_ms",
     "service_gate_calls",
+    "service_batches",
     "service_gate_p50_ms",
     "service_gate_p99_ms",
     "service_ms_per_decision",

@@ -13,6 +13,7 @@ processes, so concurrent spawns cannot both take the last of a budget.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -93,6 +94,8 @@ class Accountant:
         store.tz = self.tz  # the daily totals are kept in the platform's zone
         self.currency = config.platform.currency
         self.lock = asyncio.Lock()
+        # gate calls waiting for the lock, decided together by the first to get it
+        self._waiting: list[tuple[list[GateRequest], asyncio.Future]] = []
         self.stored: dict[Scope, Rule] = {}
         self.user_groups: dict[str, list[str]] = {}  # from the hub's last answer
         self.last_tick: float | None = None
@@ -155,19 +158,53 @@ class Accountant:
         """Decide ``reqs`` one after the other, in order, each seeing the sessions the ones
         before it opened: a batch is the same as that many single calls, in one transaction.
 
-        Logs, per call, how long its gates took to decide and how long they waited for the
-        ones before them (a storm's latency is mostly that wait: decisions are serial)."""
+        Calls that arrive while a decision is under way wait together, and the first of them
+        to get the lock decides all of them as one batch, in the order they came: one read
+        of the budgets for them all, not one per call.
+
+        Logs, per call, how long its batch took to decide and how long it waited for the
+        batch before it (a storm's latency is mostly that wait: decisions are serial)."""
         asked = time.perf_counter()
+        mine: asyncio.Future[tuple[list[Verdict], float, float, int]]
+        mine = asyncio.get_running_loop().create_future()
+        self._waiting.append((reqs, mine))
         async with self.lock:
-            began = time.perf_counter()
-            verdicts = await asyncio.to_thread(self._gate_many, reqs, self.clock())
+            if not mine.done():  # nobody took ours with theirs: decide every waiting call
+                with contextlib.suppress(Exception):  # set on ``mine`` too, raised below
+                    await self._decide_waiting(mine)
+        verdicts, began, took, together = await mine
         log.info(
-            "Gates: %d decided in %.1f ms after %.1f ms waiting for the gates before them",
+            "Gates: %d decided in %.1f ms after %.1f ms waiting for the gates before them "
+            "(a batch of %d)",
             len(reqs),
-            1000 * (time.perf_counter() - began),
+            1000 * took,
             1000 * (began - asked),
+            together,
         )
+        for req, verdict in zip(reqs, verdicts, strict=True):
+            self._log_verdict(req, verdict)
         return verdicts
+
+    async def _decide_waiting(self, mine: asyncio.Future) -> None:
+        calls, self._waiting = self._waiting, []
+        batch = [req for reqs, _ in calls for req in reqs]
+        began = time.perf_counter()
+        try:
+            verdicts = await asyncio.to_thread(self._gate_many, batch, self.clock())
+        except BaseException as e:  # every waiting call gets the failure, none waits forever
+            for _, future in calls:
+                if isinstance(e, Exception):
+                    future.set_exception(e)
+                elif future is mine:
+                    future.cancel()
+                else:  # the task deciding for them was cancelled: the service is stopping
+                    future.set_exception(RuntimeError("the budget gate was interrupted"))
+            raise
+        took = time.perf_counter() - began
+        at = 0
+        for reqs, future in calls:
+            future.set_result((verdicts[at : at + len(reqs)], began, took, len(batch)))
+            at += len(reqs)
 
     def _gate_many(self, reqs: list[GateRequest], now: float) -> list[Verdict]:
         # One transaction for the whole batch (a round trip to PostgreSQL per query
@@ -176,8 +213,6 @@ class Accountant:
         with self.store.transaction(durable=False, serial=GATE_LOCK_KEY) as conn:
             verdicts, admitted = self._decide(conn, reqs, now)
             self.store._insert_many(conn, admitted, now)
-        for req, verdict in zip(reqs, verdicts, strict=True):
-            self._log_verdict(req, verdict)
         return verdicts
 
     def _decide(

@@ -140,7 +140,51 @@ async def test_a_team_budget_admits_exactly_its_share_of_a_storm(make_accountant
     # others (the storm benchmark reads these lines from the service's log)
     logged = [r.args for r in caplog.records if r.getMessage().startswith("Gates: ")]
     assert len(logged) == REQUESTS
-    assert all(n == 1 and took >= 0 and waited >= 0 for n, took, waited in logged)
+    assert all(n == 1 and took >= 0 and waited >= 0 for n, took, waited, _ in logged)
+
+
+async def test_calls_that_wait_for_a_decision_are_decided_together(make_accountant, caplog):
+    """While one call is being decided, the calls that arrive wait together and the first
+    of them to get the lock decides them all as one batch, in their order: ADMITS + 20
+    single gates at once are two decisions (the first call alone, then everyone who
+    queued behind it), and the budget still admits exactly ADMITS, the first ones."""
+    caplog.set_level(logging.INFO, logger="mlfactory.service")
+    accountant = make_accountant(storm_platform())
+    await accountant.start()
+    reqs = [
+        GateRequest(**{**gate_spawner(i).ledger, "groups": (TEAM,)}) for i in range(ADMITS + 20)
+    ]
+    verdicts = await asyncio.gather(*(accountant.gate(r) for r in reqs))
+    assert [v.allowed for v in verdicts] == [True] * ADMITS + [False] * 20
+    batches = [r.args[3] for r in caplog.records if r.getMessage().startswith("Gates: ")]
+    assert batches == [1] + [ADMITS + 19] * (ADMITS + 19)
+    assert len(accountant.store.open_sessions()) == ADMITS
+    assert not accountant._waiting
+
+
+async def test_a_failed_decision_fails_every_call_that_waited_for_it(make_accountant):
+    accountant = make_accountant(storm_platform())
+    await accountant.start()
+    decide = accountant._gate_many
+    failing = [False]
+
+    def flaky(reqs, now):
+        if failing[0]:
+            raise RuntimeError("database is locked")
+        failing[0] = True  # the first call passes, the batch behind it fails
+        return decide(reqs, now)
+
+    accountant._gate_many = flaky
+    reqs = [GateRequest(**{**gate_spawner(i).ledger, "groups": (TEAM,)}) for i in range(5)]
+    calls = asyncio.gather(*(accountant.gate(r) for r in reqs), return_exceptions=True)
+    results = await asyncio.wait_for(calls, 30)  # none left waiting for ever
+    assert results[0].allowed
+    assert all(isinstance(r, RuntimeError) and "locked" in str(r) for r in results[1:])
+    assert not accountant._waiting
+    accountant._gate_many = decide  # and the next call is decided as usual
+    assert (
+        await accountant.gate(GateRequest(**{**gate_spawner(9).ledger, "groups": (TEAM,)}))
+    ).allowed
 
 
 async def test_two_service_processes_on_one_database_still_admit_exactly_n(
