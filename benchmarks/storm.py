@@ -462,12 +462,14 @@ def _log_problems(log: Path) -> dict[str, Any]:
         for line in lines
         if (m := GATES_LINE.search(line))
     ]
+    problems = [
+        line
+        for line in lines
+        if "Traceback" in line or re.search(r"\b5\d\d (GET|POST|PUT|DELETE) ", line)
+    ]
     return {
-        "errors": sum(
-            1
-            for line in lines
-            if "Traceback" in line or re.search(r"\b5\d\d (GET|POST|PUT|DELETE) ", line)
-        ),
+        "errors": len(problems),
+        "first_errors": problems[:3],  # the proxy's 503 lines say why it gave up
         "loop_warnings": len(stalls),
         "loop_worst_s": max(stalls, default=0.0),
         "service_gates": gates,
@@ -516,6 +518,7 @@ def summarise(variant: str, r: dict[str, Any], team_budget: int | None) -> dict[
         "hub_full_gcs": len(full),
         "hub_worst_full_gc_ms": max(full, default=0.0),
         "log_problems": r["log_errors"]["errors"],
+        "first_errors": r["log_errors"]["first_errors"],
         "hub_loop_warnings": r["log_errors"]["loop_warnings"],
         "hub_loop_worst_ms": r["log_errors"]["loop_worst_s"] * 1000,
         "admin_users_page_p50_ms": pct(r["admin"]["users_page"], 50) * 1000,
@@ -604,6 +607,7 @@ def report(results: list[dict[str, Any]]) -> None:
     for r in results:
         if r["failures"]:
             print(f"{r['variant']} failures: {r['failures']}")
+            print(f"{r['variant']} log: {r['first_errors']}")
 
 
 def main() -> None:
