@@ -22,6 +22,7 @@ from mlfactory.model_api import resolver
 from mlfactory.model_api.lifeline import hub_env
 from mlfactory.spawner.engine import containers_problem
 
+from . import listen_backlog
 from .group_shares import install as install_group_shares
 from .home import HomeSummary
 from .platform_config import (
@@ -67,6 +68,8 @@ def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os
         c.JupyterHub.cleanup_servers = False
     # Workspace shares with a group: JupyterHub 6.1 leaves group shares out of tokens.
     install_group_shares()
+    # A class pressing Start at once overflows tornado's 128-connection listen queue.
+    listen_backlog.install()
     apply_platform_service(c, platform, env)
     apply_model_service(c, platform)
     if platform.platform.backend == "kubernetes":

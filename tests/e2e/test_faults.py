@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from mlfactory.hub import listen_backlog
 
 from ..pg import PostgresCluster, PostgresUnavailable
 from ..service.pg_fixture import unavailable
@@ -116,6 +118,25 @@ def test_a_killed_proxy_is_restarted_with_every_route(proxy_hub, running):
     poll(lambda: routes_answer(admin, names), 60, "a new proxy with every route")
     assert proxy_pid(proxy_hub) != old
     assert all(admin.ready(name) for name in names)  # the servers ran on
+
+
+def hub_backlogs(hub: RealHub) -> set[int]:
+    """The backlogs of the hub process's listening TCP sockets (``ss``: a listening socket's
+    Send-Q is its backlog)."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    return {int(line.split()[2]) for line in out.splitlines() if f"pid={hub.proc.pid}," in line}
+
+
+def test_the_hubs_listen_queue_holds_a_class_pressing_start(proxy_hub):
+    """tornado listens with a backlog of 128, which a thousand spawns at once overflow (the
+    proxy then answers 503, ECONNRESET); the hub's config widens the hub's own queue once
+    it listens."""
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    want = {min(listen_backlog.BACKLOG, somaxconn)}
+    poll(
+        lambda: hub_backlogs(proxy_hub) == want, 30, lambda: f"{hub_backlogs(proxy_hub)} != {want}"
+    )
+    assert "The hub's listen backlog is 2048 connections" in proxy_hub.log()
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------

@@ -1,0 +1,66 @@
+"""The hub's listening socket, widened for a class that presses Start at once.
+
+JupyterHub listens through tornado, whose backlog is 128 connections. When a thousand
+spawn requests arrive within a second and the hub's event loop is busy for seconds at a
+time (it is, in both a vanilla hub and ours), the proxy's connections overflow that queue:
+the kernel drops them, and configurable-http-proxy answers the user ``503 … read
+ECONNRESET`` (measured by ``benchmarks/storm.py``: ``ss -ltn`` showed the hub's queue at
+129 of 128 while 22 of 1,000 spawns failed so). Linux lets a listening socket's backlog
+be changed by calling ``listen`` again, so once the hub listens, its sockets are given
+``BACKLOG`` (the kernel caps it at ``net.core.somaxconn``, 4096 by default).
+
+JupyterHub has no setting for this and binds in the middle of ``JupyterHub.start``, so the
+hub's config starts a small task that waits for the hub's server to exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+log = logging.getLogger("mlfactory.hub")
+
+BACKLOG = 2048
+WAIT_S = 600.0  # a hub still not listening after this has other problems
+_tasks: set[asyncio.Task] = set()  # referenced until done (the loop keeps weak ones)
+
+
+def listening_sockets(app: Any) -> list[Any]:
+    """The hub's listening sockets once ``JupyterHub.start`` has bound them, else []."""
+    server = getattr(app, "http_server", None)
+    # tornado's TCPServer keeps them by file descriptor (a private but long-stable name)
+    return list(getattr(server, "_sockets", {}).values())
+
+
+async def widen_when_listening(app: Any, backlog: int = BACKLOG, poll_s: float = 0.05) -> int:
+    """Give ``app``'s listening sockets ``backlog`` as soon as it has any; returns how
+    many were widened (0 if it never listened within WAIT_S)."""
+    for _ in range(int(WAIT_S / poll_s)):
+        sockets = listening_sockets(app)
+        if sockets:
+            for sock in sockets:
+                sock.listen(backlog)
+            # the hub's own logger: ``mlfactory.*`` has no handler in the hub below WARNING
+            getattr(app, "log", log).info(
+                "The hub's listen backlog is %d connections (tornado's default: 128)", backlog
+            )
+            return len(sockets)
+        await asyncio.sleep(poll_s)
+    return 0
+
+
+def install() -> None:
+    """From the hub's config: widen the backlog of the JupyterHub now starting. Nothing
+    happens where no hub is starting (a test that builds a config, ``--generate-config``)."""
+    from jupyterhub.app import JupyterHub
+
+    if not JupyterHub.initialized():
+        return
+    try:
+        loop = asyncio.get_running_loop()  # JupyterHub loads its config inside its loop
+    except RuntimeError:
+        return
+    task = loop.create_task(widen_when_listening(JupyterHub.instance()))
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
