@@ -79,32 +79,20 @@ _SPEND_KINDS: dict[tuple[tuple[str, bool], ...], Any] = {}
 _KEYS = {"user": L.c.user, "group": G.c.group, "project": L.c.project}
 
 
-def _greater(a: Any, b: Any) -> Any:
-    return case((a > b, a), else_=b)
-
-
-def _lesser(a: Any, b: Any) -> Any:
-    return case((a < b, a), else_=b)
-
-
-def _positive(x: Any) -> Any:
-    return case((x > 0, x), else_=0.0)
-
-
 def _running_spend(kind: str, named: bool, i: int) -> Any:
     """Per scope name of ``kind``: what its running sessions cost in the window and what
     they commit, as ``budgets.cost_in_window`` and ``budgets.commitment`` price one
-    (``stop`` = min(now, end), ``from`` = max(now, start); a test holds the two equal)."""
+    (``from`` = max(now, start); a test holds the two equal)."""
     key = _KEYS[kind]
-    began = _greater(L.c.started, bindparam("start", type_=Float))
-    spent = _positive(bindparam("stop", type_=Float) - began)
-    first_run = _greater(
-        bindparam("now", type_=Float), L.c.started + bindparam("minrun", type_=Float)
-    )
-    extra = _positive(
-        _lesser(first_run, bindparam("end", type_=Float)) - bindparam("from", type_=Float)
-    )
-    where = [L.c.ended.is_(None), L.c.started < bindparam("end", type_=Float), key.is_not(None)]
+    end = bindparam("end", type_=Float)
+    now = bindparam("now", type_=Float)
+    spent = hours(bindparam("start", type_=Float), end, now)
+    # what is left of the first ``minrun`` seconds, from ``from`` to the window's end
+    run_end = L.c.started + bindparam("minrun", type_=Float)
+    first_run = case((now > run_end, now), else_=run_end)
+    until = case((first_run > end, end), else_=first_run) - bindparam("from", type_=Float)
+    extra = case((until > 0, until), else_=0.0) / 3600.0
+    where = [L.c.ended.is_(None), L.c.started < end, key.is_not(None)]
     if named:
         # ``|| ''`` keeps the name's indexes out of the plan, in SQLite and PostgreSQL
         # alike: the running sessions (few, ``ix_ledger_open``) are read and their groups
@@ -117,8 +105,8 @@ def _running_spend(kind: str, named: bool, i: int) -> Any:
         select(
             literal_column(f"'{kind}'").label("kind"),
             key.label("name"),
-            func.sum(L.c.price_per_hour * spent / 3600.0),
-            func.sum(L.c.price_per_hour * (spent + extra) / 3600.0),
+            func.sum(L.c.price_per_hour * spent),
+            func.sum(L.c.price_per_hour * (spent + extra)),
         )
         .select_from(source)
         .where(*where)
