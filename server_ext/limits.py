@@ -70,3 +70,13 @@ def current_limits(root: Path = CGROUP_ROOT) -> dict:
         "memory_limit": memory_limit(paths, root),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
+
+
+def usable_cpus(paths: dict[str, str] | None = None, root: Path = CGROUP_ROOT) -> float:
+    """How many CPUs this process can keep busy at once: its affinity, capped by its cgroup's
+    quota (a pod's or container's CPU limit, which ``os.cpu_count()`` does not see)."""
+    if paths is None:
+        paths = parse_proc_cgroup(_read(Path("/proc/self/cgroup")) or "")
+    cpus = len(os.sched_getaffinity(0))
+    quota = cpu_quota(paths, root)
+    return min(cpus, quota) if quota else cpus

@@ -50,6 +50,8 @@ def jp_server_config():
             "allow_unauthenticated_access": False,
             "identity_provider_class": NamedTokenIdentityProvider,
         },
+        # not a fork of the test runner per server: the worker has tests of its own
+        "ComponentLibrary": {"early_build": "thread"},
     }
 
 

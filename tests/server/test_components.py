@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from mlfactory.components.catalog import Source
 from mlfactory.components.sources import CACHE_ENV, read_manifest
-from mlfactory.server.components import SETTINGS_KEY, ComponentLibrary
+from mlfactory.server import components
+from mlfactory.server.components import SETTINGS_KEY, ComponentLibrary, build_catalog
 from tornado.httpclient import HTTPClientError
 
 from ..components.test_catalog import make
@@ -58,7 +59,7 @@ def sources(tmp_path, remote, jp_server_config):
     make(folder, "churn_labels", "0.3.0", stability="experimental", folder="churn_labels")
     broken = make(folder, "broken", folder="broken")
     (broken / "README.md").unlink()
-    jp_server_config["ComponentLibrary"] = {
+    jp_server_config["ComponentLibrary"] |= {
         "cache_dir": str(tmp_path / "cache"),
         "refresh_interval": 0,
         "sources": [
@@ -315,7 +316,7 @@ def org_source(tmp_path, jp_server_config) -> Path:
     """A directory source with one component, configured before the server starts."""
     folder = tmp_path / "org"
     make(folder, "comp_a", folder="comp_a")
-    jp_server_config["ComponentLibrary"] = {
+    jp_server_config["ComponentLibrary"] |= {
         "sources": [{"name": "org", "path": str(folder)}],
         "cache_dir": str(tmp_path / "cache"),
     }
@@ -331,17 +332,57 @@ async def test_the_scan_cache_is_written_after_the_first_list(
     assert (tmp_path / "cache" / ".scan" / "org.json").is_file()
 
 
+@pytest.fixture
+def early_build(request, jp_server_config) -> str:
+    """Where the first build runs (`ComponentLibrary.early_build`), set before the server starts."""
+    jp_server_config["ComponentLibrary"]["early_build"] = request.param
+    return request.param
+
+
+@pytest.fixture
+def dying_worker(monkeypatch) -> None:
+    """The forked worker's build raises; the server's own builds do not."""
+    server = os.getpid()
+
+    def dies_in_the_worker(*args: object) -> object:
+        if os.getpid() != server:
+            raise RuntimeError("the worker died")
+        return build_catalog(*args)
+
+    monkeypatch.setattr(components, "build_catalog", dies_in_the_worker)
+
+
+@pytest.mark.parametrize("early_build", ["process", "thread"], indirect=True)
 async def test_the_first_build_starts_with_the_server_and_serves_the_first_list(
-    org_source, jp_serverapp, jp_fetch
+    tmp_path, org_source, early_build, jp_serverapp, jp_fetch
 ):
-    """The catalog is built while the server still loads (``start_early``): the first list
-    is what the server found then, and a change on disk comes in at the next refresh."""
+    """The catalog is built while the server still loads (``start_early``), in a forked
+    worker or on a thread: the first list is what the server found then, the first scan's
+    cache is written once the catalog is in use, and a change on disk comes in at the next
+    refresh."""
     lib = library(jp_serverapp)
     assert lib._early is not None  # started by the extension's setup, before any request
+    assert (lib._early_saving is not None) == (early_build == "process")
     await asyncio.wrap_future(lib._early)
     make(org_source, "comp_b", folder="comp_b")  # after the server's build
     body = await get(jp_fetch, "search", source="org")
     assert [r["name"] for r in body["results"]] == ["comp_a"]
+    await lib._saving  # by the worker, or by the server after the swap
+    assert (tmp_path / "cache" / ".scan" / "org.json").is_file()
     await lib.refresh(fetch=False)
     body = await get(jp_fetch, "search", source="org")
     assert [r["name"] for r in body["results"]] == ["comp_a", "comp_b"]
+
+
+@pytest.mark.parametrize("early_build", ["process"], indirect=True)
+async def test_a_worker_that_fails_leaves_the_first_list_to_a_thread(
+    tmp_path, org_source, early_build, dying_worker, jp_serverapp, jp_fetch
+):
+    """A forked first build that dies costs only time: the first request builds again."""
+    lib = library(jp_serverapp)
+    with pytest.raises(RuntimeError, match="the worker died"):
+        await asyncio.wrap_future(lib._early)
+    body = await get(jp_fetch, "search", source="org")
+    assert [r["name"] for r in body["results"]] == ["comp_a"]
+    await lib._saving
+    assert (tmp_path / "cache" / ".scan" / "org.json").is_file()

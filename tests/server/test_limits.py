@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import os
 
-from mlfactory.server.limits import cpu_quota, current_limits, memory_limit, parse_proc_cgroup
+from mlfactory.server.limits import (
+    cpu_quota,
+    current_limits,
+    memory_limit,
+    parse_proc_cgroup,
+    usable_cpus,
+)
 
 V1 = "9:name=systemd:/\n4:memory:/mlfactory/alice\n1:cpu:/mlfactory/alice\n2:cpuacct:/\n"
 V2 = "0::/mlfactory/alice\n"
@@ -59,3 +65,17 @@ def test_current_limits_reports_this_process_affinity(monkeypatch):
     limits = current_limits()
     assert limits["cpus"] == sorted(os.sched_getaffinity(0))
     assert limits["cuda_visible_devices"] == ""
+
+
+def test_usable_cpus_are_the_affinity_capped_by_the_quota(tmp_path):
+    group = tmp_path / "mlfactory" / "alice"
+    group.mkdir(parents=True)
+    paths = parse_proc_cgroup(V2)
+    affinity = len(os.sched_getaffinity(0))
+    (group / "cpu.max").write_text("50000 100000\n")  # a pod limited to half a CPU
+    assert usable_cpus(paths, tmp_path) == 0.5
+    (group / "cpu.max").write_text(f"{(affinity + 3) * 100000} 100000\n")  # more than it has
+    assert usable_cpus(paths, tmp_path) == affinity
+    (group / "cpu.max").write_text("max 100000\n")
+    assert usable_cpus(paths, tmp_path) == affinity
+    assert usable_cpus({}, tmp_path) == affinity  # no cgroup known: the affinity alone
