@@ -171,6 +171,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+FORKED: list[str] = []  # the runs whose first build ran in a worker (`early_build`)
+EARLY_BUILD = ["auto"]  # --early-build
+
+
 def http_bench(
     root: Path,
     tmp: Path,
@@ -200,6 +204,7 @@ def http_bench(
     cmd = [sys.executable, "-m", "jupyter_server", f"--ServerApp.port={port}",
            "--ServerApp.ip=127.0.0.1", "--ServerApp.open_browser=False",
            f"--ServerApp.root_dir={tmp}", "--ComponentLibrary.refresh_interval=0",
+           f"--ComponentLibrary.early_build={EARLY_BUILD[0]}",
            *(["--allow-root"] if os.geteuid() == 0 else [])]  # fmt: skip
     log = (tmp / f"server-{run}.log").open("w")
     t0 = time.perf_counter()
@@ -242,6 +247,8 @@ def http_bench(
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+        if "(in a worker process)" in (tmp / f"server-{run}.log").read_text():
+            FORKED.append(run)
 
 
 def main() -> None:
@@ -263,7 +270,14 @@ def main() -> None:
         help="seconds JupyterLab takes to show its side bar, before anyone can open the panel "
         "(1.6-1.9 s measured here with Chromium on a running server)",
     )
+    ap.add_argument(
+        "--early-build",
+        choices=["auto", "process", "thread"],
+        default="auto",
+        help="the servers' c.ComponentLibrary.early_build (thread: the build before the worker)",
+    )
     args = ap.parse_args()
+    EARLY_BUILD[0] = args.early_build
 
     with tempfile.TemporaryDirectory(prefix="mlf-components-") as tmp_name:
         tmp = Path(tmp_name)
@@ -345,6 +359,8 @@ def main() -> None:
           f"jupyter server up in {startup:.1f} s")  # fmt: skip
     print(f"python {pyplatform.python_version()} on {pyplatform.machine()}, {os.cpu_count()} CPUs,"
           f" load average {os.getloadavg()[0]:.1f} at the end")  # fmt: skip
+    print(f"first builds in a worker process (ComponentLibrary.early_build): {len(FORKED)} of "
+          f"{args.first_rounds + 2} servers")  # fmt: skip
     print(f"{'measure':58} {'ms':>9}")
     for label, ms in rows:
         print(f"{label:58} {ms:9.2f}" if isinstance(ms, float) else f"{label:58} {ms:>17}")
