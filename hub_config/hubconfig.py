@@ -9,6 +9,8 @@ processes). The shipped ``jupyterhub_config.py`` calls both; on Kubernetes
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import secrets
 import shutil
@@ -68,8 +70,15 @@ def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os
         c.JupyterHub.cleanup_servers = False
     # Workspace shares with a group: JupyterHub 6.1 leaves group shares out of tokens.
     install_group_shares()
-    # A class pressing Start at once overflows tornado's 128-connection listen queue.
-    listen_backlog.install()
+    hub = starting_hub()
+    if hub is not None:
+        # A class pressing Start at once overflows tornado's 128-connection listen queue.
+        listen_backlog.install(hub)
+        # The platform's own loggers in the hub (``mlfactory.*``: the spawner's budget gate,
+        # the local host's detection, the listen backlog) write through JupyterHub's handler
+        # at its level, as JupyterHub hooks tornado's. Left to the root logger, which has
+        # no handler in the hub, their INFO lines were lost and warnings printed bare.
+        logging.getLogger("mlfactory").parent = hub.log
     apply_platform_service(c, platform, env)
     apply_model_service(c, platform)
     if platform.platform.backend == "kubernetes":
@@ -81,6 +90,20 @@ def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os
             from .sso import apply_sso  # oauthenticator and PyJWT: only with a provider
 
             apply_sso(c, platform.auth.oidc, env, [g.name for g in platform.groups])
+
+
+def starting_hub() -> Any | None:
+    """The JupyterHub now loading this config (it does so inside its event loop), else None:
+    a test that builds a config, ``--generate-config``."""
+    from jupyterhub.app import JupyterHub
+
+    if not JupyterHub.initialized():
+        return None
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return JupyterHub.instance()
 
 
 SERVICE_NAME = "mlfactory"

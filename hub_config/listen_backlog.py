@@ -10,7 +10,8 @@ be changed by calling ``listen`` again, so once the hub listens, its sockets are
 ``BACKLOG`` (the kernel caps it at ``net.core.somaxconn``, 4096 by default).
 
 JupyterHub has no setting for this and binds in the middle of ``JupyterHub.start``, so the
-hub's config starts a small task that waits for the hub's server to exist.
+hub's config (`hubconfig.apply_platform`) starts a small task that waits for the hub's
+server to exist.
 """
 
 from __future__ import annotations
@@ -41,26 +42,14 @@ async def widen_when_listening(app: Any, backlog: int = BACKLOG, poll_s: float =
         if sockets:
             for sock in sockets:
                 sock.listen(backlog)
-            # the hub's own logger: ``mlfactory.*`` has no handler in the hub below WARNING
-            getattr(app, "log", log).info(
-                "The hub's listen backlog is %d connections (tornado's default: 128)", backlog
-            )
+            log.info("The hub's listen backlog is %d connections (tornado's default: 128)", backlog)
             return len(sockets)
         await asyncio.sleep(poll_s)
     return 0
 
 
-def install() -> None:
-    """From the hub's config: widen the backlog of the JupyterHub now starting. Nothing
-    happens where no hub is starting (a test that builds a config, ``--generate-config``)."""
-    from jupyterhub.app import JupyterHub
-
-    if not JupyterHub.initialized():
-        return
-    try:
-        loop = asyncio.get_running_loop()  # JupyterHub loads its config inside its loop
-    except RuntimeError:
-        return
-    task = loop.create_task(widen_when_listening(JupyterHub.instance()))
+def install(app: Any) -> None:
+    """Widen the backlog of ``app``, a JupyterHub starting in the running loop."""
+    task = asyncio.get_running_loop().create_task(widen_when_listening(app))
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)

@@ -130,7 +130,8 @@ def hub_backlogs(hub: RealHub) -> set[int]:
 def test_the_hubs_listen_queue_holds_a_class_pressing_start(proxy_hub):
     """tornado listens with a backlog of 128, which a thousand spawns at once overflow (the
     proxy then answers 503, ECONNRESET); the hub's config widens the hub's own queue once
-    it listens."""
+    it listens, and says so at INFO through an ``mlfactory`` logger, which the hub's config
+    routes to JupyterHub's handler (the line was lost before)."""
     somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
     want = {min(listen_backlog.BACKLOG, somaxconn)}
     poll(
