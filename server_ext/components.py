@@ -129,8 +129,9 @@ class ComponentLibrary(LoggingConfigurable):
         "auto",
         help="""Where the first build of the catalog runs while the server starts. "process": in a
         worker forked from the server, on another CPU, so that it does not share the Python
-        interpreter with the extensions loading (at 1,000 components this brings the first
-        list of a first start from ~340 ms to ~200 ms on 2 CPUs); "thread": on a thread;
+        interpreter with the extensions loading (at 1,000 components, on 2 CPUs, a first
+        start's first list took a median of 150-250 ms instead of 345-550 ms, measured by
+        benchmarks/components.py); "thread": on a thread;
         "auto": a process when this server may use two CPUs or more (its affinity and its
         cgroup's CPU limit) and runs no other thread yet, else a thread.
         Example: c.ComponentLibrary.early_build = "thread"
