@@ -24,7 +24,7 @@ from mlfactory.model_api import resolver
 from mlfactory.model_api.lifeline import hub_env
 from mlfactory.spawner.engine import containers_problem
 
-from . import listen_backlog
+from . import collector, listen_backlog
 from .group_shares import install as install_group_shares
 from .home import HomeSummary
 from .platform_config import (
@@ -74,6 +74,8 @@ def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os
     if hub is not None:
         # A class pressing Start at once overflows tornado's 128-connection listen queue.
         listen_backlog.install(hub)
+        # Full collections in a storm walked everything the hub loaded to start.
+        collector.install(hub)
         # The platform's own loggers in the hub (``mlfactory.*``: the spawner's budget gate,
         # the local host's detection, the listen backlog) write through JupyterHub's handler
         # at its level, as JupyterHub hooks tornado's. Left to the root logger, which has

@@ -24,7 +24,7 @@ log = logging.getLogger("mlfactory.hub")
 
 BACKLOG = 2048
 WAIT_S = 600.0  # a hub still not listening after this has other problems
-_tasks: set[asyncio.Task] = set()  # referenced until done (the loop keeps weak ones)
+_tasks: set[asyncio.Task] = set()  # see run_soon
 
 
 def listening_sockets(app: Any) -> list[Any]:
@@ -34,22 +34,36 @@ def listening_sockets(app: Any) -> list[Any]:
     return list(getattr(server, "_sockets", {}).values())
 
 
-async def widen_when_listening(app: Any, backlog: int = BACKLOG, poll_s: float = 0.05) -> int:
-    """Give ``app``'s listening sockets ``backlog`` as soon as it has any; returns how
-    many were widened (0 if it never listened within WAIT_S)."""
+async def listening(app: Any, poll_s: float = 0.05) -> list[Any]:
+    """``app``'s listening sockets, once ``JupyterHub.start`` has bound them ([] if it did
+    not within WAIT_S): the moment the hub has started."""
     for _ in range(int(WAIT_S / poll_s)):
         sockets = listening_sockets(app)
         if sockets:
-            for sock in sockets:
-                sock.listen(backlog)
-            log.info("The hub's listen backlog is %d connections (tornado's default: 128)", backlog)
-            return len(sockets)
+            return sockets
         await asyncio.sleep(poll_s)
-    return 0
+    return []
+
+
+async def widen_when_listening(app: Any, backlog: int = BACKLOG, poll_s: float = 0.05) -> int:
+    """Give ``app``'s listening sockets ``backlog`` as soon as it has any; returns how
+    many were widened (0 if it never listened within WAIT_S)."""
+    sockets = await listening(app, poll_s)
+    for sock in sockets:
+        sock.listen(backlog)
+    if sockets:
+        log.info("The hub's listen backlog is %d connections (tornado's default: 128)", backlog)
+    return len(sockets)
 
 
 def install(app: Any) -> None:
     """Widen the backlog of ``app``, a JupyterHub starting in the running loop."""
-    task = asyncio.get_running_loop().create_task(widen_when_listening(app))
+    run_soon(widen_when_listening(app))
+
+
+def run_soon(coro: Any) -> None:
+    """Run ``coro`` on the running loop, kept referenced until done (the loop keeps tasks
+    only weakly)."""
+    task = asyncio.get_running_loop().create_task(coro)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)

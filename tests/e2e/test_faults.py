@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -138,6 +139,14 @@ def test_the_hubs_listen_queue_holds_a_class_pressing_start(proxy_hub):
         lambda: hub_backlogs(proxy_hub) == want, 30, lambda: f"{hub_backlogs(proxy_hub)} != {want}"
     )
     assert "The hub's listen backlog is 2048 connections" in proxy_hub.log()
+
+
+def test_the_hubs_collector_skips_what_it_started_with(proxy_hub):
+    """Once the hub listens, what it loaded to start is frozen out of its full garbage
+    collections (``hub_config/collector.py``), which walked it all in a storm."""
+    pattern = re.compile(r"The hub's garbage collections skip the (\d+) objects it started with")
+    poll(lambda: pattern.search(proxy_hub.log()), 30, lambda: "no such line in the hub's log")
+    assert int(pattern.search(proxy_hub.log()).group(1)) > 100_000  # all of JupyterHub's
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
