@@ -13,26 +13,15 @@ from __future__ import annotations
 
 import gc
 import logging
-from typing import Any
-
-from .listen_backlog import listening, run_soon
 
 log = logging.getLogger("mlfactory.hub")
 
 
-async def freeze_when_started(app: Any) -> int:
-    """Once ``app`` listens, move what it holds out of the collector's reach (``gc.freeze``:
-    the objects are kept, never collected); returns how many were frozen (0 if it never
-    started)."""
-    if not await listening(app):
-        return 0
+def freeze_start_up() -> int:
+    """Move what the hub holds now out of the collector's reach (``gc.freeze``: the objects
+    are kept, never collected); called once it listens (`hubconfig.when_listening`).
+    Returns how many were frozen."""
     gc.freeze()
     frozen = gc.get_freeze_count()
     log.info("The hub's garbage collections skip the %d objects it started with", frozen)
     return frozen
-
-
-def install(app: Any) -> None:
-    """From the hub's config: ``freeze_when_started`` for ``app``, a JupyterHub starting in
-    the running loop."""
-    run_soon(freeze_when_started(app))

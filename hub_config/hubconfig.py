@@ -72,10 +72,9 @@ def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os
     install_group_shares()
     hub = starting_hub()
     if hub is not None:
-        # A class pressing Start at once overflows tornado's 128-connection listen queue.
-        listen_backlog.install(hub)
-        # Full collections in a storm walked everything the hub loaded to start.
-        collector.install(hub)
+        task = asyncio.get_running_loop().create_task(when_listening(hub))
+        _hub_tasks.add(task)  # the loop keeps tasks only weakly
+        task.add_done_callback(_hub_tasks.discard)
         # The platform's own loggers in the hub (``mlfactory.*``: the spawner's budget gate,
         # the local host's detection, the listen backlog) write through JupyterHub's handler
         # at its level, as JupyterHub hooks tornado's. Left to the root logger, which has
@@ -92,6 +91,20 @@ def apply_platform(c: Any, platform: PlatformConfig, env: Mapping[str, str] = os
             from .sso import apply_sso  # oauthenticator and PyJWT: only with a provider
 
             apply_sso(c, platform.auth.oidc, env, [g.name for g in platform.groups])
+
+
+_hub_tasks: set[asyncio.Task] = set()
+
+
+async def when_listening(hub: Any) -> None:
+    """Once ``hub`` has bound its sockets in ``JupyterHub.start`` (it has started): widen
+    their listen queue, which a class pressing Start at once overflows at tornado's 128,
+    and freeze what the hub loaded to start out of the collector, whose full collections
+    walked it all in a storm."""
+    sockets = await listen_backlog.listening(hub)
+    if sockets:
+        listen_backlog.widen(sockets)
+        collector.freeze_start_up()
 
 
 def starting_hub() -> Any | None:

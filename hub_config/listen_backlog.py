@@ -10,8 +10,8 @@ be changed by calling ``listen`` again, so once the hub listens, its sockets are
 ``BACKLOG`` (the kernel caps it at ``net.core.somaxconn``, 4096 by default).
 
 JupyterHub has no setting for this and binds in the middle of ``JupyterHub.start``, so the
-hub's config (`hubconfig.apply_platform`) starts a small task that waits for the hub's
-server to exist.
+hub's config (`hubconfig.when_listening`) waits for the hub's server to exist (`listening`)
+and then calls `widen`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ log = logging.getLogger("mlfactory.hub")
 
 BACKLOG = 2048
 WAIT_S = 600.0  # a hub still not listening after this has other problems
-_tasks: set[asyncio.Task] = set()  # see run_soon
 
 
 def listening_sockets(app: Any) -> list[Any]:
@@ -45,25 +44,8 @@ async def listening(app: Any, poll_s: float = 0.05) -> list[Any]:
     return []
 
 
-async def widen_when_listening(app: Any, backlog: int = BACKLOG, poll_s: float = 0.05) -> int:
-    """Give ``app``'s listening sockets ``backlog`` as soon as it has any; returns how
-    many were widened (0 if it never listened within WAIT_S)."""
-    sockets = await listening(app, poll_s)
+def widen(sockets: list[Any], backlog: int = BACKLOG) -> None:
+    """Give the hub's listening ``sockets`` ``backlog``."""
     for sock in sockets:
         sock.listen(backlog)
-    if sockets:
-        log.info("The hub's listen backlog is %d connections (tornado's default: 128)", backlog)
-    return len(sockets)
-
-
-def install(app: Any) -> None:
-    """Widen the backlog of ``app``, a JupyterHub starting in the running loop."""
-    run_soon(widen_when_listening(app))
-
-
-def run_soon(coro: Any) -> None:
-    """Run ``coro`` on the running loop, kept referenced until done (the loop keeps tasks
-    only weakly)."""
-    task = asyncio.get_running_loop().create_task(coro)
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
+    log.info("The hub's listen backlog is %d connections (tornado's default: 128)", backlog)
