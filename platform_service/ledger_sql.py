@@ -20,11 +20,15 @@ from sqlalchemy import (
     union_all,
 )
 
-from .db import LedgerSession, SessionGroup, SpendDaily
+from .db import LedgerOpen, LedgerSession, SessionGroup, SpendDaily
 
 L = LedgerSession.__table__
 G = SessionGroup.__table__
 D = SpendDaily.__table__
+# "this session runs": its id is one of the few in ``ledger_open``. A subquery, not a join:
+# SQLite then reads the sessions by those ids (with a join it chose to scan a whole index of
+# the ledger and probe ``ledger_open`` for each row).
+RUNNING = L.c.id.in_(select(LedgerOpen.__table__.c.session_id))
 # a session's group rows, inserted by the session's key (see Store._insert_many)
 GROUP_BY_KEY = G.insert().from_select(
     ["session_id", "group"],
@@ -53,7 +57,7 @@ KNOWN_KEYS = select(L.c.key).where(L.c.key.in_(bindparam("keys", expanding=True)
 OPEN_ROWS = (
     select(L.c.id, L.c.user, L.c.project, L.c.profile, L.c.started, L.c.price_per_hour, G.c.group)
     .select_from(L.outerjoin(G, G.c.session_id == L.c.id))
-    .where(L.c.ended.is_(None))
+    .where(RUNNING)
 )
 
 
@@ -92,10 +96,10 @@ def _running_spend(kind: str, named: bool, i: int) -> Any:
     first_run = case((now > run_end, now), else_=run_end)
     until = case((first_run > end, end), else_=first_run) - bindparam("from", type_=Float)
     extra = case((until > 0, until), else_=0.0) / 3600.0
-    where = [L.c.ended.is_(None), L.c.started < end, key.is_not(None)]
+    where = [RUNNING, L.c.started < end, key.is_not(None)]
     if named:
         # ``|| ''`` keeps the name's indexes out of the plan, in SQLite and PostgreSQL
-        # alike: the running sessions (few, ``ix_ledger_open``) are read and their groups
+        # alike: the running sessions (few, ``ledger_open``) are read and their groups
         # looked up by key, rather than every session the user, project or group ever had
         # (SQLite chose those indexes: 60 ms a gate on a 1M-session ledger)
         unindexed = key.op("||")(literal_column("''"))

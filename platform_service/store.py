@@ -43,6 +43,7 @@ from .ledger_sql import (
     INSERT_WITH_GROUPS_PG,
     KNOWN_KEYS,
     OPEN_ROWS,
+    RUNNING,
     SERIAL_PG,
     D,
     G,
@@ -211,7 +212,7 @@ class Store:
 
     def open_sessions(self) -> list[dict]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(L).where(L.c.ended.is_(None))).mappings().all()
+            rows = conn.execute(select(L).where(RUNNING)).mappings().all()
         return [dict(r) for r in rows]
 
     def known_keys(self, keys: Iterable[str], conn: Connection | None = None) -> set[str]:
@@ -455,7 +456,7 @@ class Store:
     def running(self, visible: Visibility) -> list[dict]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(L).where(L.c.ended.is_(None), visible.clause()).order_by(L.c.started)
+                select(L).where(RUNNING, visible.clause()).order_by(L.c.started)
             ).mappings()
             return [dict(r) for r in rows]
 
@@ -466,9 +467,7 @@ class Store:
         else:
             cond = (L.c.user if scope.kind == "user" else L.c.project) == scope.name
         with self.engine.connect() as conn:
-            return [
-                dict(r) for r in conn.execute(select(L).where(L.c.ended.is_(None), cond)).mappings()
-            ]
+            return [dict(r) for r in conn.execute(select(L).where(RUNNING, cond)).mappings()]
 
     def projects_of(self, user: str, start: float, now: float) -> list[str]:
         with self.engine.connect() as conn:
