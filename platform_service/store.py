@@ -272,6 +272,7 @@ class Store:
             "start": start,
             "end": end,
             "now": now,
+            "stop": min(now, end),
             "from": max(now, start),
             "minrun": float(minimum_run),
         }
