@@ -86,14 +86,16 @@ _KEYS = {"user": L.c.user, "group": G.c.group, "project": L.c.project}
 
 
 class greatest(FunctionElement):
-    """The largest of its arguments: ``greatest()`` on PostgreSQL, ``max()`` on SQLite."""
+    """The largest of its arguments: ``greatest()`` on PostgreSQL, ``max()`` on SQLite
+    (give it two or more: SQLite's ``max`` of one argument is the aggregate)."""
 
     type = Float()
     inherit_cache = True
 
 
 class least(FunctionElement):
-    """The smallest of its arguments: ``least()`` on PostgreSQL, ``min()`` on SQLite."""
+    """The smallest of its arguments: ``least()`` on PostgreSQL, ``min()`` on SQLite (two
+    or more, as ``greatest``)."""
 
     type = Float()
     inherit_cache = True
@@ -123,7 +125,9 @@ def _running_spend(kind: str, named: bool, i: int) -> Any:
     begin = greatest(L.c.started, bindparam("start", type_=Float))
     spent = greatest(bindparam("stop", type_=Float) - begin, zero) / hour
     # what is left of the first ``minrun`` seconds, from ``from`` to the window's end
-    first_run = greatest(bindparam("now", type_=Float), L.c.started + bindparam("minrun"))
+    first_run = greatest(
+        bindparam("now", type_=Float), L.c.started + bindparam("minrun", type_=Float)
+    )
     extra = greatest(least(first_run, end) - bindparam("from", type_=Float), zero) / hour
     where = [RUNNING, L.c.started < end, key.is_not(None)]
     if named:
