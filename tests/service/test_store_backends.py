@@ -158,6 +158,42 @@ def test_open_and_end_sessions_and_the_unique_key(db):
     assert db.spend("user", t - HOUR, t + 5 * HOUR, t + 5 * HOUR)["carol"] == (0.0, 0.0)
 
 
+def running_ids(db: Store) -> tuple[set[int], set[int]]:
+    """The ids ``ledger_open`` lists, and those whose ``ended`` is NULL."""
+    with db.engine.connect() as conn:
+        listed = set(conn.execute(text("SELECT session_id FROM ledger_open")).scalars())
+        open_ = conn.execute(text("SELECT id FROM ledger_sessions WHERE ended IS NULL"))
+        return listed, set(open_.scalars())
+
+
+def test_the_running_list_follows_every_write_to_the_ledger(db):
+    """Whoever writes ``ledger_sessions`` (the gate, a reconcile, an operator's SQL), the
+    triggers keep ``ledger_open`` to the sessions whose ``ended`` is NULL."""
+    t = local(2026, 11, 3, 9, 0)
+    db.open_session(sighting("gate", "alice", t), t)
+    db.apply(Plan(open=[sighting(f"r{i}", "bob", t) for i in range(3)]), t)
+    db.end_session("r0", t + HOUR, "stopped")
+    db.apply(Plan(close=[("r1", t + HOUR, "gone")]), t + HOUR)
+    with db.engine.begin() as conn:
+        conn.execute(  # a session recorded already ended: never listed
+            text(
+                'INSERT INTO ledger_sessions (key, "user", server_name, project, profile,'
+                " resources, price_per_hour, started, ended, last_seen)"
+                " VALUES ('old', 'carol', '', '', '', '{}', 1, 0, 60, 60)"
+            )
+        )
+        conn.execute(text("UPDATE ledger_sessions SET ended = NULL WHERE key = 'r0'"))
+        conn.execute(text("UPDATE ledger_sessions SET ended = ended WHERE key = 'old'"))
+        conn.execute(text("UPDATE ledger_sessions SET last_seen = 1 WHERE key = 'gate'"))
+    listed, open_ = running_ids(db)
+    assert listed == open_
+    assert sorted(r["key"] for r in db.open_sessions()) == ["gate", "r0", "r2"]
+    with db.engine.begin() as conn:  # deleting a session removes it from the list too
+        conn.execute(text("DELETE FROM ledger_sessions WHERE key = 'r2'"))
+    listed, open_ = running_ids(db)
+    assert listed == open_ and len(listed) == 2
+
+
 @pytest.mark.parametrize("durable", [True, False])
 def test_a_serial_transaction_holds_the_lock_and_keeps_its_durability(db, durable):
     """The gate's transaction: one critical section across service processes, and a commit
@@ -511,42 +547,6 @@ def expected_usage(sessions, key, bounds, now):
                 acc[0] += s.price * seconds / 3600
                 acc[1] += seconds / 3600
     return out
-
-
-def running_ids(db: Store) -> tuple[set[int], set[int]]:
-    """The ids ``ledger_open`` lists, and those whose ``ended`` is NULL."""
-    with db.engine.connect() as conn:
-        listed = set(conn.execute(text("SELECT session_id FROM ledger_open")).scalars())
-        open_ = conn.execute(text("SELECT id FROM ledger_sessions WHERE ended IS NULL"))
-        return listed, set(open_.scalars())
-
-
-def test_the_running_list_follows_every_write_to_the_ledger(db):
-    """Whoever writes ``ledger_sessions`` (the gate, a reconcile, an operator's SQL), the
-    triggers keep ``ledger_open`` to the sessions whose ``ended`` is NULL."""
-    t = local(2026, 11, 3, 9, 0)
-    db.open_session(sighting("gate", "alice", t), t)
-    db.apply(Plan(open=[sighting(f"r{i}", "bob", t) for i in range(3)]), t)
-    db.end_session("r0", t + HOUR, "stopped")
-    db.apply(Plan(close=[("r1", t + HOUR, "gone")]), t + HOUR)
-    with db.engine.begin() as conn:
-        conn.execute(  # a session recorded already ended: never listed
-            text(
-                'INSERT INTO ledger_sessions (key, "user", server_name, project, profile,'
-                " resources, price_per_hour, started, ended, last_seen)"
-                " VALUES ('old', 'carol', '', '', '', '{}', 1, 0, 60, 60)"
-            )
-        )
-        conn.execute(text("UPDATE ledger_sessions SET ended = NULL WHERE key = 'r0'"))
-        conn.execute(text("UPDATE ledger_sessions SET ended = ended WHERE key = 'old'"))
-        conn.execute(text("UPDATE ledger_sessions SET last_seen = 1 WHERE key = 'gate'"))
-    listed, open_ = running_ids(db)
-    assert listed == open_
-    assert sorted(r["key"] for r in db.open_sessions()) == ["gate", "r0", "r2"]
-    with db.engine.begin() as conn:  # deleting a session removes it from the list too
-        conn.execute(text("DELETE FROM ledger_sessions WHERE key = 'r2'"))
-    listed, open_ = running_ids(db)
-    assert listed == open_ and len(listed) == 2
 
 
 @settings(
