@@ -272,7 +272,6 @@ class Store:
             "start": start,
             "end": end,
             "now": now,
-            "stop": min(now, end),
             "from": max(now, start),
             "minrun": float(minimum_run),
         }
