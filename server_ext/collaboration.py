@@ -67,13 +67,44 @@ def configure(serverapp: Any, realtime: bool, paths: Mapping[str, str]) -> bool:
     return bool(apps)
 
 
+async def put_in_open_room(serverapp: Any, path: str, notebook: Any) -> bool:
+    """Make ``notebook`` (as the contents manager loads it) the content of the open
+    collaborative document of ``path`` (an API path): History's restore, which has just
+    written the file.
+
+    The file alone is not enough: a room save of an edit that was already under way lands
+    after the restore's write, and the room, which keeps the edit, would never load the
+    restore (its own write is not a change from outside). In the room, the restore is what
+    every later save of the room writes, and everyone editing the notebook sees it at once
+    (the room's watcher waits up to ``YDocExtension.file_poll_interval``, never when that
+    is 0). Uses jupyter-server-ydoc's ``get_document(copy=False)``, which opens no room
+    and waits for no save of the room: it may run inside the notebook's lock. Returns
+    whether a room took it; never raises (the file is written).
+    """
+    took = False
+    for ydoc in serverapp.extension_manager.extension_apps.get(YDOC_EXTENSION, ()):
+        try:
+            document = await ydoc.get_document(
+                path=path, content_type="notebook", file_format="json", copy=False
+            )
+            # the same test as the room's own reload: no needless replacement of every cell
+            if document is not None and await document.aget() != notebook:
+                await document.aset(notebook)
+                took = True
+        except Exception as e:  # the room's watcher still loads the file
+            serverapp.log.warning("Could not restore %s in its collaboration room: %s", path, e)
+    return took
+
+
 async def reload_from_disk(serverapp: Any, path: str) -> bool:
     """Make the open collaborative document of ``path`` (an API path) take the file on disk
     now, as jupyter-server-ydoc's own watcher would at its next poll: for History's restore,
-    which writes the notebook behind the room. Without this, everyone in the room waits up to
-    ``YDocExtension.file_poll_interval`` (never, when an admin sets it to 0) and an autosave
-    from the room in between is refused as an out-of-band change. Returns whether a room
-    was told; never raises (the restore itself has succeeded)."""
+    after ``put_in_open_room``. The watcher replaces every cell when the room's document and
+    the loaded file differ at all (a room fills in an empty ``language_info``, for one):
+    done before the restore answers, that happens before anyone types into the restored
+    notebook, not a second later over what they typed. Must not run inside the notebook's
+    lock: it waits for a room save under way, which may be waiting for that lock. Returns
+    whether a room was told; never raises (the restore itself has succeeded)."""
     told = False
     for ydoc in serverapp.extension_manager.extension_apps.get(YDOC_EXTENSION, ()):
         loaders = getattr(ydoc, "file_loaders", None)

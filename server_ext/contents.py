@@ -82,6 +82,7 @@ def serialize_notebook_io(contents_manager: Any) -> bool:
     contents_manager.get = serialized_get
     contents_manager.save = serialized_save
     contents_manager._mlfactory_notebook_lock = lock_for
+    contents_manager._mlfactory_unlocked = (get, save)
     return True
 
 
@@ -92,6 +93,19 @@ def notebook_lock(contents_manager: Any, path: str) -> contextlib.AbstractAsyncC
     hardened (a synchronous one, or none)."""
     lock_for = getattr(contents_manager, "_mlfactory_notebook_lock", None)
     return lock_for(path) if lock_for is not None else contextlib.nullcontext()
+
+
+async def save_and_read_back(
+    contents_manager: Any, model: dict[str, Any], path: str
+) -> dict[str, Any]:
+    """Save a notebook and read it back as every reader of it gets it (jupytext merges its
+    pair), from inside ``notebook_lock(path)`` (the lock is not re-entrant): no other save of
+    it lands between the two."""
+    get, save = getattr(
+        contents_manager, "_mlfactory_unlocked", (contents_manager.get, contents_manager.save)
+    )
+    await ensure_async(save(model, path))
+    return await ensure_async(get(path, content=True, type="notebook", format="json"))
 
 
 def relist_vanished_entries(contents_manager: Any) -> bool:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import getpass
 import os
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Float, Unicode, default, validate
 from traitlets.config import Configurable
 
+from .. import collaboration
 from . import pairing
 from .credentials import CredentialStore
 from .git import GitRunner
@@ -140,7 +142,12 @@ class NotebookHistory(Configurable):
             raise ValueError("timeouts are a positive number of seconds")
         return proposal["value"]
 
-    def workspace(self, root: str, contents_manager: Any = None) -> Workspace:
+    def workspace(
+        self,
+        root: str,
+        contents_manager: Any = None,
+        open_room: Callable[[str, Any], Awaitable[Any]] | None = None,
+    ) -> Workspace:
         runner = GitRunner(
             root,
             git=self.git_command,
@@ -155,6 +162,7 @@ class NotebookHistory(Configurable):
             default_settings=Settings(self.pairing, self.autosave_minutes),
             diff_timeout=self.diff_timeout,
             contents_manager=contents_manager,
+            open_room=open_room,
         )
 
 
@@ -171,8 +179,11 @@ def setup(app: Any) -> None:
     def contents_manager() -> Any:
         return serverapp.contents_manager
 
+    async def open_room(path: str, notebook: Any) -> None:
+        await collaboration.put_in_open_room(serverapp, path, notebook)
+
     cm = contents_manager()
-    workspace = config.workspace(cm.root_dir, contents_manager)
+    workspace = config.workspace(cm.root_dir, contents_manager, open_room)
     pairing.guard_contents_manager(cm)
     workspace.apply_pairing()
     cm.register_post_save_hook(workspace.on_save)

@@ -138,7 +138,7 @@ class RestoreHandler(HistoryHandler):
 
         async def restore() -> Any:
             version = await self.workspace.restore(path, body.get("version"))
-            # before answering: everyone editing it, this page too, sees the restored notebook
+            # before answering: the room's reload, if it comes, comes before anyone types
             await collaboration.reload_from_disk(self.serverapp, path)
             return version
 

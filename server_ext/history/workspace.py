@@ -13,13 +13,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
-from jupyter_core.utils import ensure_async
 
 from .. import contents
 from . import diffing, pairing, paths, wording
@@ -104,6 +103,7 @@ class Workspace:
         default_settings: Settings,
         diff_timeout: float = 30.0,
         contents_manager: Callable[[], Any] | None = None,
+        open_room: Callable[[str, Any], Awaitable[Any]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = Path(os.path.realpath(root))
@@ -114,6 +114,8 @@ class Workspace:
         self.default_settings = default_settings
         self.diff_timeout = diff_timeout
         self.contents_manager = contents_manager or (lambda: None)
+        # (path, notebook): put a restored notebook into its open collaboration room
+        self.open_room = open_room
         self.clock = clock
         self.lock = asyncio.Lock()
         self.last_version: dict[str, float] = {}
@@ -216,14 +218,22 @@ class Workspace:
         async with self.lock:
             return await self._save_version(rel, text, automatic)
 
-    async def _save_version(self, rel: str, message: str, automatic: bool) -> Version:
+    async def _save_version(
+        self, rel: str, message: str, automatic: bool, content: dict[str, Any] | None = None
+    ) -> Version:
+        """Commit the notebook and its pair; with ``content``, write that first (a restore)."""
         await self._init()
         settings = self.settings()
         files = self._files(rel, settings.pairing)
+        cm = self.contents_manager()
         # A save under way (jupytext writes the .ipynb, then its pair) must not interleave:
         # a notebook read before it and a pair written after it from that stale read would
-        # put old inputs on disk, and the room would load them as an outside change.
-        async with contents.notebook_lock(self.contents_manager(), rel):
+        # put old inputs on disk, and the room would load them as an outside change. A
+        # restore writes and reads back in the same hold: a room's save queued behind it
+        # lands after the version is taken, not between the write and the read.
+        async with contents.notebook_lock(cm, rel):
+            if content is not None:
+                await self._write_notebook(cm, rel, content)
             notebook = await self._settled(rel)
             pinned = {rel: notebook} if notebook is not None else {}
             if settings.pairing != "none" and notebook is not None:
@@ -357,19 +367,25 @@ class Workspace:
                     )
                 except NothingChanged:
                     pass
-            await self._write_notebook(rel, content)
             return await self._save_version(
-                rel, wording.restore_message(old.message, old.time), False
+                rel, wording.restore_message(old.message, old.time), False, content
             )
 
-    async def _write_notebook(self, rel: str, content: dict[str, Any]) -> None:
-        cm = self.contents_manager()
+    async def _write_notebook(self, cm: Any, rel: str, content: dict[str, Any]) -> None:
+        """Write a restored notebook, inside the notebook's lock, and put it in its open
+        collaboration room: the room saves its document a moment after each edit, and a
+        save of an edit that was waiting for this lock would otherwise write the edit back
+        over the restore, for good."""
         if cm is None:
-            nbformat.write(content, self.root / rel)
+            await asyncio.to_thread(nbformat.write, content, self.root / rel)
             return
         # through the contents manager: jupytext (when installed) rewrites the paired file
         model = {"type": "notebook", "format": "json", "content": content}
-        await ensure_async(cm.save(model, rel))
+        loaded = await contents.save_and_read_back(cm, model, rel)
+        if self.open_room is not None:
+            # as the room's own load of the file would have it: its watcher, seeing the
+            # file newer, then finds nothing to replace (a cell added meanwhile would go)
+            await self.open_room(rel, loaded["content"])
 
     # --- automatic versions ----------------------------------------------------------
 

@@ -14,6 +14,7 @@ from jupyter_server.services.contents.largefilemanager import AsyncLargeFileMana
 from mlfactory.server import collaboration
 from nbformat.v4 import new_code_cell, new_notebook
 
+from ..history.conftest import git
 from .conftest import NamedTokenIdentityProvider
 
 
@@ -96,10 +97,15 @@ async def test_an_admins_store_path_wins(admin_store_path, jp_serverapp):
 
 
 def _notebook(source: str) -> str:
-    return nbformat.writes(new_notebook(cells=[new_code_cell(source, id="c1")]))
+    # a kernel's metadata, as every notebook JupyterLab has saved carries (a room's
+    # document fills in empty ones where a notebook has none)
+    metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    }
+    return nbformat.writes(new_notebook(cells=[new_code_cell(source, id="c1")], metadata=metadata))
 
 
-@pytest.mark.asyncio
 def _source(ydoc) -> str:
     return "".join(ydoc.get()["cells"][0]["source"])
 
@@ -133,8 +139,90 @@ async def test_a_restore_reaches_the_open_room_at_once(
         body=json.dumps({"path": "nb.ipynb", "version": first}),
     )  # fmt: skip
     assert r.code == 201
-    # no poll runs (file_poll_interval 0): only the restore's reload can have done this
+    # no poll runs (file_poll_interval 0): only the restore can have done this
     assert "first" in _source(room)
+    # as the room's own load of the file would have it: its watcher finds nothing to redo
+    # (it replaced every cell again a second later, taking a cell added meanwhile with it)
+    on_disk = await jp_serverapp.contents_manager.get("nb.ipynb")
+    assert room.get() == on_disk["content"]
+
+
+class RestoreSignals(AsyncLargeFileManager):
+    """A contents manager that says when a save has written the notebook ``x = 'first'``."""
+
+    wrote_first: asyncio.Event
+
+    async def save(self, model, path=""):
+        saved = await super().save(model, path)
+        if "'first'" in str(model.get("content", {}).get("cells", [{}])[0].get("source")):
+            self.wrote_first.set()
+        return saved
+
+
+@pytest.fixture
+def quick_room_saves(jp_server_config):
+    jp_server_config["ServerApp"]["contents_manager_class"] = RestoreSignals
+    jp_server_config["YDocExtension"]["document_save_delay"] = 0.05
+
+
+async def _version(jp_fetch, message: str) -> str:
+    r = await jp_fetch(
+        "mlfactory", "history", "versions", method="POST",
+        body=json.dumps({"path": "nb.ipynb", "message": message}),
+    )  # fmt: skip
+    return json.loads(r.body)["version"]["id"]
+
+
+async def test_a_room_save_under_way_does_not_undo_a_restore(
+    quick_room_saves, jp_serverapp, jp_fetch, jp_root_dir, tmp_path, monkeypatch
+):
+    """The room's save of an edit had checked the file and was waiting to write when the
+    restore wrote the file: it wrote the edit back before the version was read, and the
+    restore committed the edit (or answered 409 "Nothing changed") while the room kept it."""
+    monkeypatch.chdir(tmp_path)  # see test_a_restore_reaches_the_open_room_at_once
+    (jp_root_dir / "nb.ipynb").write_text(_notebook("x = 'first'"))
+    await jp_fetch("mlfactory", "history", "init", method="POST", body="{}")
+    first = await _version(jp_fetch, "first")
+    (jp_root_dir / "nb.ipynb").write_text(_notebook("x = 'second'"))
+    await _version(jp_fetch, "second")
+    room = await _ydoc(jp_serverapp).get_document(
+        path="nb.ipynb", content_type="notebook", file_format="json", copy=False, create=True
+    )
+    cm = jp_serverapp.contents_manager
+    cm.wrote_first = asyncio.Event()
+    room_save_waits, room_save_wrote = asyncio.Event(), asyncio.Event()
+    hardened = cm.save
+
+    async def hold_the_rooms_save(model, path=""):
+        cm.save = hardened  # the room's save only: it waits until the restore has written
+        room_save_waits.set()
+        await cm.wrote_first.wait()
+        try:
+            return await hardened(model, path)
+        finally:
+            room_save_wrote.set()
+
+    cm.save = hold_the_rooms_save
+    await room.aset(nbformat.reads(_notebook("x = 'edited'"), as_version=4))
+    await asyncio.wait_for(room_save_waits.wait(), 30)  # past its check of the file's time
+
+    r = await jp_fetch(
+        "mlfactory", "history", "restore", method="POST",
+        body=json.dumps({"path": "nb.ipynb", "version": first}),
+    )  # fmt: skip
+    assert r.code == 201
+    restored = json.loads(r.body)["version"]["id"]
+    assert "'first'" in git(jp_root_dir, "show", f"{restored}:nb.ipynb")
+    assert "'first'" in _source(room)
+    # the held save wrote the edit after the version was taken; the room's next save (its
+    # document is the restore) writes the restore back
+    await asyncio.wait_for(room_save_wrote.wait(), 30)
+    cm.wrote_first.clear()
+    while "'first'" not in (jp_root_dir / "nb.ipynb").read_text():
+        await asyncio.wait_for(cm.wrote_first.wait(), 30)
+        cm.wrote_first.clear()
+    assert "'first'" in git(jp_root_dir, "show", "HEAD:nb.ipynb")
+    assert room.get() == (await cm.get("nb.ipynb"))["content"]
 
 
 def test_the_doorkeeper_sees_collaboration_rooms():
