@@ -30,10 +30,24 @@ D = SpendDaily.__table__
 # SQLite then reads the sessions by those ids (with a join it chose to scan a whole index of
 # the ledger and probe ``ledger_open`` for each row).
 RUNNING = L.c.id.in_(select(LedgerOpen.__table__.c.session_id))
-# a session's group rows, inserted by the session's key (see Store._insert_many)
-GROUP_BY_KEY = G.insert().from_select(
-    ["session_id", "group"],
-    select(L.c.id, bindparam("g", type_=G.c.group.type)).where(L.c.key == bindparam("k")),
+# SQLite: sessions, then their groups, each statement taking its rows as one JSON array.
+# One step of the driver for all rows: executemany steps once a row, and gives Python's
+# interpreter lock up and takes it back at each, so a storm's gate batch, in a worker
+# thread, waited for the event loop's thread at every row (see Store._insert_many).
+INSERT_SESSIONS_SQLITE = text(
+    """INSERT INTO ledger_sessions
+  (key, "user", server_name, project, profile, resources, price_per_hour, started, last_seen)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+  json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+  json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]')
+FROM json_each(:rows)"""
+)
+# each group row finds its session by key (unique, indexed): no ids to fetch back
+INSERT_GROUPS_SQLITE = text(
+    """INSERT INTO ledger_session_groups (session_id, "group")
+SELECT l.id, json_extract(g.value, '$[1]')
+FROM json_each(:groups) AS g CROSS JOIN ledger_sessions AS l
+WHERE l.key = json_extract(g.value, '$[0]')"""
 )
 # PostgreSQL: sessions and their groups in one statement, the rows passed as arrays
 INSERT_WITH_GROUPS_PG = text(

@@ -39,7 +39,8 @@ from .db import (
     StopRow,
 )
 from .ledger_sql import (
-    GROUP_BY_KEY,
+    INSERT_GROUPS_SQLITE,
+    INSERT_SESSIONS_SQLITE,
     INSERT_WITH_GROUPS_PG,
     KNOWN_KEYS,
     OPEN_ROWS,
@@ -146,43 +147,46 @@ class Store:
 
     def _insert_many(self, conn: Connection, sightings: Sequence[Sighting], now: float) -> None:
         """Insert running sessions and their groups: two statements whatever their number
-        (one on PostgreSQL, where each is a round trip).
+        (one on PostgreSQL, where each is a round trip), the rows passed as arrays.
 
         A reconcile after a restart may open thousands at once (a pod listing nobody
-        remembers): one cached statement run as ``executemany`` costs a fraction of building,
-        compiling and running an INSERT (and a RETURNING) per row.
+        remembers), and the gate opens a storm's spawns a batch at a time: one statement
+        over all rows costs a fraction of one per row, or of ``executemany``, which SQLite's
+        driver runs a row at a time.
         """
         if not sightings:
             return
+        # the gate's session is not confirmed running yet: reconcile must see it first
         rows = [
-            {
-                "key": s.key,
-                "user": s.user,
-                "server_name": s.server_name,
-                "project": s.project,
-                "profile": s.profile,
-                "resources": dict(s.resources),
-                "price_per_hour": s.price_per_hour,
-                "started": s.started,
-                "ended": None,
-                # the gate's session is not confirmed running yet: reconcile must see it first
-                "last_seen": max(s.started, now) if s.source != "gate" else s.started,
-            }
+            (
+                s.key,
+                s.user,
+                s.server_name,
+                s.project,
+                s.profile,
+                json.dumps(dict(s.resources)),  # as the JSON column writes it
+                s.price_per_hour,
+                s.started,
+                max(s.started, now) if s.source != "gate" else s.started,
+            )
             for s in sightings
         ]
-        groups = [{"k": s.key, "g": g} for s in sightings for g in sorted(set(s.groups))]
+        groups = [(s.key, g) for s in sightings for g in sorted(set(s.groups))]
         if conn.dialect.name == "postgresql":  # one round trip, not two (the gate's path)
-            arrays = {c: [r[c] for r in rows] for c in rows[0] if c != "ended"}
-            arrays["resources"] = [json.dumps(r) for r in arrays["resources"]]
+            columns = (
+                "key", "user", "server_name", "project", "profile", "resources",
+                "price_per_hour", "started", "last_seen",
+            )  # fmt: skip
+            values = zip(*rows, strict=True)
+            arrays = {c: list(v) for c, v in zip(columns, values, strict=True)}
             conn.execute(
                 INSERT_WITH_GROUPS_PG,
-                {**arrays, "gkey": [g["k"] for g in groups], "gname": [g["g"] for g in groups]},
+                {**arrays, "gkey": [k for k, _ in groups], "gname": [g for _, g in groups]},
             )
             return
-        conn.execute(L.insert(), rows)
-        # each group row finds its session by key (unique, indexed): no ids to fetch back
+        conn.execute(INSERT_SESSIONS_SQLITE, {"rows": json.dumps(rows)})
         if groups:
-            conn.execute(GROUP_BY_KEY, groups)
+            conn.execute(INSERT_GROUPS_SQLITE, {"groups": json.dumps(groups)})
 
     def end_session(self, key: str, ended: float, reason: str) -> bool:
         with self.engine.begin() as conn:

@@ -8,6 +8,7 @@ generated ledgers (hypothesis).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -138,6 +139,68 @@ def sighting(key: str, user: str, started: float, price: float = 1.0, **kw) -> S
         price_per_hour=price,
         **kw,
     )
+
+
+def test_a_batch_of_sessions_is_two_statements_and_every_value_round_trips(db):
+    """The gate and the reconcile open many sessions at once: one statement for the sessions
+    and one for their groups, never a statement or a driver step per row (``executemany``
+    runs a row at a time on SQLite, and gave the interpreter lock up at each: a storm's
+    gate waited for the event loop at every row). What is read back is what was written."""
+    t = local(2026, 11, 3, 9, 0) + 0.123456789
+    batch = [
+        sighting(
+            f"k{i}",
+            f"ü{i}'\"",
+            t + i / 7,
+            0.1 * i,
+            server_name="gpu's" if i % 2 else "",
+            project='p"1',
+            profile="cpu-small",
+            resources={"cpu": 2.5, "gpu": {"kind": "a100", "count": i}, "tags": ["x", None]},
+            groups=("ds", "ml", "ds")[: i % 4],
+            source="gate" if i % 3 else "hub",
+        )
+        for i in range(60)
+    ]
+    executed: list[bool] = []
+
+    def grab(conn, cursor, statement, parameters, context, executemany):
+        executed.append(executemany)
+
+    event.listen(db.engine, "before_cursor_execute", grab)
+    try:
+        with db.engine.begin() as conn:
+            db._insert_many(conn, batch, t + 100)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", grab)
+    sqlite = db.engine.dialect.name == "sqlite"
+    assert executed == ([False, False] if sqlite else [False])
+    with db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT * FROM ledger_sessions ORDER BY id")).mappings().all()
+        groups = conn.execute(
+            text(
+                'SELECT s.key, g."group" FROM ledger_session_groups g '
+                "JOIN ledger_sessions s ON s.id = g.session_id"
+            )
+        ).all()
+    assert [r["key"] for r in rows] == [s.key for s in batch]  # in the order given
+    for r, s in zip(rows, batch, strict=True):
+        assert (r["user"], r["server_name"], r["project"], r["profile"]) == (
+            s.user, s.server_name, s.project, s.profile,
+        )  # fmt: skip
+        assert (r["price_per_hour"], r["started"], r["ended"]) == (
+            s.price_per_hour,
+            s.started,
+            None,
+        )
+        resources = (
+            r["resources"] if isinstance(r["resources"], dict) else json.loads(r["resources"])
+        )
+        assert resources == s.resources
+        # the gate's session is not confirmed running yet: last seen when it started
+        assert r["last_seen"] == (s.started if s.source == "gate" else t + 100)
+    assert sorted(groups) == sorted((s.key, g) for s in batch for g in set(s.groups))
+    assert db.open_sessions() and len(db.running(Visibility(everyone=True))) == 60
 
 
 def test_open_and_end_sessions_and_the_unique_key(db):
