@@ -5,6 +5,7 @@ which the store and the reports share. No I/O here: `store.Store` runs them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -64,6 +65,20 @@ SELECT s.id, g.name
 FROM s JOIN unnest(CAST(:gkey AS varchar[]), CAST(:gname AS varchar[])) AS g(key, name)
   ON g.key = s.key"""
 )
+
+
+def in_list(values: Sequence[str]) -> list[str]:
+    """``values`` for an expanding ``IN`` parameter, the last repeated up to a power of two
+    (the same rows match). Each length is its own statement text, and the drivers keep one
+    prepared statement per text per connection (SQLite's 128, each holding its plan: a
+    gate batch's spend query in 200 lengths held 8.8 MiB); now a few lengths, the same few
+    whatever the batch sizes. Empty stays empty."""
+    values = list(values)
+    if len(values) > 1:
+        values += values[-1:] * ((1 << (len(values) - 1).bit_length()) - len(values))
+    return values
+
+
 # the gate's statements
 SERIAL_PG = text(
     "SELECT set_config('synchronous_commit', :durable, true), pg_advisory_xact_lock(:key)"
