@@ -50,7 +50,6 @@ from .ledger_sql import (
     G,
     L,
     hours,
-    in_list,
     overlap_cost,
     overlaps,
     spend_kinds_query,
@@ -225,7 +224,7 @@ class Store:
         if not keys:
             return set()
         with self.connection(conn) as c:
-            return set(c.execute(KNOWN_KEYS, {"keys": in_list(keys)}).scalars())
+            return set(c.execute(KNOWN_KEYS, {"keys": keys}).scalars())
 
     def apply(self, plan: Plan, now: float) -> None:
         """Write a reconcile plan in one transaction."""
@@ -283,7 +282,7 @@ class Store:
         for i, (kind, names) in enumerate(wanted.items()):
             params[f"kind{i}"] = kind
             if names is not None:
-                params[f"names{i}"] = in_list(names)
+                params[f"names{i}"] = names
         out: dict[str, dict[str, tuple[float, float]]] = {k: {} for k in wanted}
         with self.connection(conn) as c:
             for kind, name, spent, committed in c.execute(spend_kinds_query(shape), params):

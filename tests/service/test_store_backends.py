@@ -203,6 +203,36 @@ def test_a_batch_of_sessions_is_two_statements_and_every_value_round_trips(db):
     assert db.open_sessions() and len(db.running(Visibility(everyone=True))) == 60
 
 
+def test_a_list_of_keys_or_names_is_one_parameter_whatever_its_length(db):
+    """Keys and scope names go to the database as one list parameter: every length finds
+    exactly its rows (none, one, a storm's batch, quotes and non-ASCII kept), and the
+    statement's text is the same for all of them, so the drivers prepare it once."""
+    t = local(2026, 11, 3, 9, 0)
+    names = [f"ü{i}'\"" for i in range(300)]
+    with db.engine.begin() as conn:
+        db._insert_many(
+            conn, [sighting(f"k{i}", names[i], t, 1.0, groups=("ds",)) for i in range(300)], t
+        )
+    texts: set[str] = set()
+
+    def grab(conn, cursor, statement, parameters, context, executemany):
+        texts.add(statement)
+
+    start, end = period_bounds("monthly", t, TZ)
+    event.listen(db.engine, "before_cursor_execute", grab)
+    try:
+        for n in (0, 1, 2, 3, 200, 300):
+            wanted = [f"k{i}" for i in range(0, 2 * n, 2)] + ["missing", "k'"]
+            assert db.known_keys(wanted) == {f"k{i}" for i in range(0, 2 * n, 2) if i < 300}
+            spend = db.spend_kinds({"user": names[:n], "group": []}, start, end, t + HOUR)
+            assert set(spend["user"]) == set(names[:n])
+            assert all(spent == pytest.approx(1.0) for spent, _ in spend["user"].values())
+            assert spend["group"] == {}
+    finally:
+        event.remove(db.engine, "before_cursor_execute", grab)
+    assert len(texts) == 2  # the known keys' statement and the spend query, once each
+
+
 def test_open_and_end_sessions_and_the_unique_key(db):
     t = local(2026, 11, 3, 9, 0)
     assert db.open_session(sighting("k1", "alice", t, 2.0, groups=("a", "b", "a")), t)
