@@ -622,8 +622,11 @@ class Accountant:
 
     async def running(self, v: Visibility) -> list[dict]:
         now = self.clock()
-        rows = await asyncio.to_thread(self.store.running, v)
-        return [self._server_json(r, now) for r in rows]
+
+        def work() -> list[dict]:  # shaped in the worker too: 1,000 rows are ~5 ms of Python
+            return [self._server_json(r, now) for r in self.store.running(v)]
+
+        return await asyncio.to_thread(work)
 
     def _server_json(self, row: dict, now: float) -> dict[str, Any]:
         out = _server_json(row, now)

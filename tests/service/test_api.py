@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from mlfactory.service.base import dumps
+
 from .helpers import SECRET
 
 
@@ -248,3 +250,41 @@ async def test_non_finite_numbers_are_refused_in_every_json_body(service, hub_st
     code, body, _ = await svc.call("POST", "/api/gate", secret=SECRET, raw=raw)
     assert code == 400 and "NaN" in body["error"]
     assert svc.accountant.store.open_sessions() == []
+
+
+async def test_running_servers_list_every_field_oldest_first(service, hub_state, clock):
+    """``/api/servers`` (the dashboard's running list): what each server costs so far, in
+    the order they started, with the names as typed."""
+    svc = await service()
+    admin = hub_state.add_user("root", admin=True)
+    for i, (user, project) in enumerate((("zoë", "café"), ("ann", ""))):
+        body = gate_body(
+            f"{i}" * 16, user, 2.0, project=project, resources={"cpu": 2, "mem_gib": 4.5}
+        )
+        code, answer, _ = await svc.call("POST", "/api/gate", secret=SECRET, body=body)
+        assert code == 200 and answer["allowed"], answer
+        clock.advance(1800)
+    code, body, headers = await svc.call("GET", "/api/servers", token=admin)
+    assert code == 200 and headers["Content-Type"] == "application/json"
+    first, second = body["servers"]
+    assert first == {
+        "user": "zoë",
+        "server_name": "",
+        "project": "café",
+        "profile": "cpu-small",
+        "resources": {"cpu": 2, "mem_gib": 4.5},
+        "price_per_hour": 2.0,
+        "started": first["started"],
+        "hours": 1.0,
+        "cost_so_far": 2.0,
+        "orphaned": False,
+    }
+    assert (second["user"], second["hours"], second["cost_so_far"]) == ("ann", 0.5, 1.0)
+    assert first["started"] < second["started"]
+
+
+def test_a_response_body_is_valid_utf8_json_whatever_it_holds():
+    """Never ``NaN`` (not JSON: browsers' ``JSON.parse`` throws on it), names as UTF-8, and
+    keys that are numbers as strings, as JSON has them."""
+    body = dumps({"spent": float("nan"), "left": float("inf"), 3: "café", "by": ("zoë",)})
+    assert body == '{"spent":null,"left":null,"3":"café","by":["zoë"]}'.encode()
