@@ -74,8 +74,8 @@ FROM s JOIN unnest(CAST(:gkey AS varchar[]), CAST(:gname AS varchar[])) AS g(key
 class NameList(TypeDecorator):
     """A list of strings bound as one parameter: a JSON array on SQLite (read back with
     ``json_each``), a ``varchar[]`` on PostgreSQL. One statement text whatever the list's
-    length: an expanding ``IN`` is re-rendered at every execution (a third of a gate
-    batch's time in SQLAlchemy) and is a new prepared statement per length."""
+    length: an expanding ``IN`` is re-rendered into the statement at every execution, and
+    each length is another statement the drivers prepare and keep per connection."""
 
     impl = String
     cache_ok = True
@@ -91,7 +91,8 @@ class NameList(TypeDecorator):
 
 
 class one_of(FunctionElement):
-    """``expr`` equals one of the list parameter ``names``: ``one_of(col, "keys")``."""
+    """``expr`` is one of the strings in the list parameter called ``name``:
+    ``one_of(L.c.key, "keys")``, executed with ``{"keys": [...]}`` (any length, even 0)."""
 
     type = Boolean()
     inherit_cache = True
